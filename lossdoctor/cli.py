@@ -1,0 +1,199 @@
+"""The command line: a thin typer layer; every command delegates at once.
+
+Only this module prints or exits.  Heavy modules (pandas, numpy, scipy) are
+imported inside the commands so that ``lossdoctor --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lossdoctor import __version__
+from lossdoctor.errors import ExitCode, LossdoctorError
+
+FAIL_ON = ("error", "warning", "info", "never")
+FORMATS = ("text", "json")
+
+app = typer.Typer(
+    name="lossdoctor",
+    help="Diagnose training runs from their loss logs: a verdict, the evidence, the fixes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+rules_app = typer.Typer(help="List and explain the rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lossdoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Diagnose training runs from their loss logs."""
+
+
+def _error(message: str) -> None:
+    typer.echo(f"lossdoctor: {message}", err=True)
+
+
+def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for value in values or ["text"]:
+        name, _, path = value.partition(":")
+        if name not in FORMATS:
+            raise typer.BadParameter(
+                f"unknown format '{name}' (choose from {', '.join(FORMATS)})",
+                param_hint="'--format'",
+            )
+        out.append((name, path or None))
+    if sum(1 for _, p in out if p is None) > 1:
+        raise typer.BadParameter(
+            "only one format can go to standard output; give the others a path (NAME:PATH)",
+            param_hint="'--format'",
+        )
+    return out
+
+
+@app.command()
+def check(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Loss logs to diagnose (CSV, TSV, JSON, JSONL); '-' reads stdin."),
+    ],
+    fmt: Annotated[
+        list[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format NAME or NAME:PATH (text, json); repeatable.",
+        ),
+    ] = [],  # noqa: B006 - typer needs a list default
+    fail_on: Annotated[
+        str,
+        typer.Option(help="Exit 1 when a finding reaches this severity: error, warning, info, never."),
+    ] = "error",
+    train_col: Annotated[
+        str | None, typer.Option(help="Column (or key) holding the training loss.")
+    ] = None,
+    val_col: Annotated[
+        str | None, typer.Option(help="Column (or key) holding the validation loss.")
+    ] = None,
+    step_col: Annotated[str | None, typer.Option(help="Column (or key) holding the step.")] = None,
+) -> None:
+    """Diagnose loss logs: verdict, evidence and fixes for each path, in order.
+
+    Exit codes: 0 no run reaches --fail-on, 1 one does, 2 usage error or unreadable input.
+    """
+    if fail_on not in FAIL_ON:
+        raise typer.BadParameter(
+            f"'{fail_on}' is not one of {', '.join(FAIL_ON)}", param_hint="'--fail-on'"
+        )
+    outputs = _parse_formats(fmt)
+    from lossdoctor.api import diagnose_many
+    from lossdoctor.ingest.columns import ColumnHints
+
+    stdin = sys.stdin.buffer.read() if "-" in paths else None
+    hints = None
+    if train_col or val_col or step_col:
+        hints = ColumnHints(train=train_col, val=val_col, step=step_col)
+    report = diagnose_many(paths, stdin=stdin, hints=hints)
+    doc = report.to_dict()
+    for name, path in outputs:
+        _write(name, path, doc)
+    for run in report.runs:
+        if run.error is not None:
+            _error(run.error)
+    if any(run.error is not None for run in report.runs):
+        raise typer.Exit(ExitCode.USAGE)
+    if any(run.reaches(fail_on) for run in report.runs):
+        raise typer.Exit(ExitCode.FINDINGS)
+
+
+def _write(name: str, path: str | None, doc: dict[str, object]) -> None:
+    """Render ``doc`` in format ``name`` to ``path`` (stdout when None)."""
+    if name == "json":
+        from lossdoctor.reporters import json_report
+
+        text = json_report.render(doc)
+        if path is None:
+            sys.stdout.write(text)
+        else:
+            _save(path, text)
+        return
+    from lossdoctor.reporters import terminal
+
+    if path is None:
+        terminal.render(doc)
+        return
+    import io
+
+    buffer = io.StringIO()
+    terminal.render(doc, buffer, width=100)
+    _save(path, buffer.getvalue())
+
+
+def _save(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LossdoctorError(f"cannot write report ({exc.strerror})", path=path) from None
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List every rule: code, name, group, severities, summary."""
+    from lossdoctor.engine.loader import load_rules
+    from lossdoctor.reporters import rule_docs
+
+    rule_docs.print_list(load_rules())
+
+
+@rules_app.command("explain")
+def rules_explain(
+    rule: Annotated[str, typer.Argument(help="A rule name (spikes) or code (LD201).")],
+) -> None:
+    """Explain a rule: what it finds, why it matters, when it fires, what to do."""
+    from lossdoctor.engine.loader import load_rules
+    from lossdoctor.reporters import rule_docs
+
+    pack = load_rules()
+    found = [r for r in pack if rule in (r.name, r.code)]
+    if not found:
+        from difflib import get_close_matches
+
+        close = get_close_matches(rule, [r.name for r in pack] + [r.code for r in pack], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _error(f"no rule '{rule}'{hint} (see 'lossdoctor rules list')")
+        raise typer.Exit(ExitCode.USAGE)
+    rule_docs.print_explain(found[0])
+
+
+def main() -> None:
+    """Run the CLI; turn lossdoctor errors into one line on stderr and exit code 2."""
+    try:
+        app()
+    except LossdoctorError as exc:
+        _error(exc.one_line())
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - never show a traceback to a user
+        if os.environ.get("LOSSDOCTOR_DEBUG"):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (set LOSSDOCTOR_DEBUG=1 for details)")
+        sys.exit(ExitCode.USAGE)

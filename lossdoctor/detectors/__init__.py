@@ -1,0 +1,107 @@
+"""Detectors: pure functions from series views to measurements with evidence.
+
+A detector is registered with :func:`register_detector`.  Its positional
+parameters are the series roles it reads (``train``, ``val``); its keyword-only
+parameters are tunables that rules may set; it returns a frozen dataclass whose
+numeric and boolean fields rules compare against thresholds.  Detectors do no
+I/O, never print, and work on whole numpy arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossdoctor.features import SeriesView
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a measurement points: the series, a step range, the source line, numbers."""
+
+    series: str
+    column: str
+    start_step: float | None = None
+    end_step: float | None = None
+    line: int | None = None
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the evidence as a JSON-ready dict."""
+        out: dict[str, Any] = {"series": self.series, "column": self.column}
+        if self.start_step is not None:
+            out["start_step"] = _plain(self.start_step)
+        if self.end_step is not None:
+            out["end_step"] = _plain(self.end_step)
+        if self.line is not None:
+            out["line"] = self.line
+        out.update({k: _plain(v) for k, v in self.numbers.items()})
+        return out
+
+
+def _plain(value: float) -> float | int | str:
+    """Return ``value`` as an int when whole, a float otherwise, a string when not finite."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector: the function, the roles it reads, its tunables and fields."""
+
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[str, ...]
+    optional: frozenset[str]
+    params: dict[str, Any]
+    fields: tuple[str, ...]
+
+
+DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a decorator that registers a detector under ``name``."""
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func)
+        inputs = tuple(p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD)
+        params = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+        annotations = inspect.get_annotations(func, eval_str=True)
+        result_type = annotations["return"]
+        optional = frozenset(
+            name for name in inputs if type(None) in typing.get_args(annotations.get(name))
+        )
+        fields = tuple(f.name for f in dataclasses.fields(result_type) if f.name != "evidence")
+        DETECTORS[name] = DetectorSpec(name, func, inputs, optional, params, fields)
+        return func
+
+    return wrap
+
+
+def measure(name: str, views: list[SeriesView], params: dict[str, Any]) -> Any:
+    """Return the measurement of detector ``name`` on ``views`` with ``params``."""
+    return DETECTORS[name].func(*views, **params)
+
+
+def load_builtin_detectors() -> dict[str, DetectorSpec]:
+    """Import the built-in detector modules and return the registry."""
+    from lossdoctor.detectors import (  # noqa: F401
+        coverage,
+        decline,
+        divergence,
+        flatline,
+        negative,
+        nonfinite,
+        oscillation,
+        overfitting,
+        plateau,
+        spikes,
+    )
+
+    return DETECTORS

@@ -1,0 +1,59 @@
+"""A loss that falls steadily without large disturbances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView, spearman
+
+MIN_POINTS = 5
+MIN_PROGRESS = 0.01
+
+
+@dataclass(frozen=True)
+class Decline:
+    """How much the loss fell, how steadily, and how noisy it was doing so."""
+
+    drop: float
+    drop_pct: float
+    steadiness: float
+    swing_to_progress: float
+    rise_from_best: float
+    evidence: Evidence
+
+
+@register_detector("decline")
+def decline(series: SeriesView) -> Decline:
+    """Return the fall from start to end level (nats; ``drop_pct`` in %), its steadiness
+    (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
+    the swing-to-progress ratio and the rise of the end above the best level (nats)."""
+    if series.n < MIN_POINTS or not series.log_space:
+        empty = Evidence(series=series.series.role, column=series.series.column)
+        nan = float("nan")
+        return Decline(nan, nan, nan, nan, nan, empty)
+    steps, levels = series.coarse
+    drop = series.start_level - series.end_level
+    steadiness = -spearman(steps, levels)
+    progress = max(series.start_level - series.best_level, MIN_PROGRESS)
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=float(series.steps[0]),
+        end_step=float(series.steps[-1]),
+        numbers={
+            "start_value": series.value_at(series.start_level),
+            "end_value": series.value_at(series.end_level),
+            "drop_pct": round(100 * (1 - float(np.exp(-drop))), 1),
+        },
+    )
+    return Decline(
+        drop=drop,
+        drop_pct=100 * (1 - float(np.exp(-drop))),
+        steadiness=steadiness,
+        swing_to_progress=series.noise / progress,
+        rise_from_best=series.end_level - series.best_level,
+        evidence=evidence,
+    )

@@ -1,0 +1,63 @@
+"""A loss that rises steadily, or explodes, after having been lower."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView, spearman
+
+MIN_POINTS = 10
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The rise from the best level to the end, how steady it is, how long it lasts."""
+
+    rise: float
+    rise_ratio: float
+    rise_share: float
+    steadiness: float
+    best_step: float
+    evidence: Evidence
+
+
+@register_detector("divergence")
+def divergence(series: SeriesView) -> Divergence:
+    """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
+    as a multiple), the share of the run (0-1, steps) since the best level, and the
+    steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1)."""
+    if series.n < MIN_POINTS or series.span <= 0:
+        empty = Evidence(series=series.series.role, column=series.series.column)
+        nan = float("nan")
+        return Divergence(nan, nan, nan, nan, nan, empty)
+    steps, levels = series.coarse
+    best = int(np.argmin(levels))
+    rise = series.end_level - float(levels[best])
+    best_step = float(steps[best])
+    after_steps, after_levels = steps[best:], levels[best:]
+    steadiness = spearman(after_steps, after_levels)
+    rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
+    end_line = series.series.line_of(int(series.index[-1]))
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=best_step,
+        end_step=float(series.steps[-1]),
+        line=end_line,
+        numbers={
+            "best_value": series.value_at(float(levels[best])),
+            "end_value": series.value_at(series.end_level),
+            "last_value": float(series.values[-1]),
+        },
+    )
+    return Divergence(
+        rise=rise,
+        rise_ratio=rise_ratio,
+        rise_share=float((series.steps[-1] - best_step) / series.span),
+        steadiness=steadiness,
+        best_step=best_step,
+        evidence=evidence,
+    )

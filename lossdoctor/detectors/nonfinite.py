@@ -1,0 +1,60 @@
+"""NaN and infinite values in a loss series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Counts of non-finite points (NaN, +Inf, -Inf) and where they start."""
+
+    count: int
+    share: float
+    nan_count: int
+    inf_count: int
+    first_step: float
+    first_line: int
+    to_the_end: bool
+    evidence: Evidence
+
+
+@register_detector("non_finite")
+def non_finite(series: SeriesView) -> NonFinite:
+    """Return how many values are NaN or infinite (points), their share (0-1), the first.
+
+    ``to_the_end`` is True when every point from the first non-finite one on is
+    non-finite (the run died rather than hiccuped).
+    """
+    values = series.series.values
+    bad = ~np.isfinite(values)
+    count = int(bad.sum())
+    n = values.shape[0]
+    first = int(np.argmax(bad)) if count else -1
+    first_step = float(series.series.steps[first]) if count else float("nan")
+    line = series.series.line_of(first) if count else None
+    last_good = np.flatnonzero(~bad)
+    last_good_step = float(series.series.steps[last_good[-1]]) if last_good.size else float("nan")
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=first_step if count else None,
+        end_step=float(series.series.steps[-1]) if count else None,
+        line=line,
+        numbers={"count": count, "points": n, "last_finite_step": last_good_step},
+    )
+    return NonFinite(
+        count=count,
+        share=count / n if n else 0.0,
+        nan_count=int(np.isnan(values).sum()),
+        inf_count=int(np.isinf(values).sum()),
+        first_step=first_step,
+        first_line=line or 0,
+        to_the_end=bool(count and bad[first:].all()),
+        evidence=evidence,
+    )

@@ -1,0 +1,63 @@
+"""A loss that fell and then stayed flat for the final stretch of the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView
+
+MIN_POINTS = 10
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The final flat stretch: where it starts and how much of the run it covers."""
+
+    improvement: float
+    flat_share: float
+    flatten_step: float
+    tail_change: float
+    evidence: Evidence
+
+
+@register_detector("plateau")
+def plateau(series: SeriesView, *, band_share: float = 0.1) -> Plateau:
+    """Return the share of the run (0-1, in steps) since the trend came within
+    ``band_share`` of the total improvement of its final level and stayed there,
+    the step where that happened, the improvement (nats) and the change over the
+    flat stretch (nats, positive = rising)."""
+    if series.n < MIN_POINTS or not series.log_space or series.span <= 0:
+        empty = Evidence(series=series.series.role, column=series.series.column)
+        nan = float("nan")
+        return Plateau(nan, nan, nan, nan, empty)
+    steps, levels = series.coarse
+    improvement = series.start_level - series.best_level
+    final = series.end_level
+    band = max(band_share * max(improvement, 0.0), series.noise / np.sqrt(len(levels)))
+    outside = np.flatnonzero(np.abs(levels - final) > band)
+    first_flat = int(outside[-1]) + 1 if outside.size else 0
+    first_flat = min(first_flat, len(levels) - 1)
+    flatten_step = float(steps[first_flat])
+    flat_share = float((series.steps[-1] - flatten_step) / series.span)
+    tail_change = float(levels[-1] - levels[first_flat])
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=flatten_step,
+        end_step=float(series.steps[-1]),
+        numbers={
+            "flat_share_pct": round(100 * flat_share, 1),
+            "level_value": series.value_at(final),
+            "start_value": series.value_at(series.start_level),
+        },
+    )
+    return Plateau(
+        improvement=improvement,
+        flat_share=flat_share,
+        flatten_step=flatten_step,
+        tail_change=tail_change,
+        evidence=evidence,
+    )

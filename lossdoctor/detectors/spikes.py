@@ -1,0 +1,108 @@
+"""Upward bursts above the local trend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView
+
+#: Smallest noise assumed, as a relative change (log space): 1%.
+NOISE_FLOOR = 0.01
+#: Fewest points on which spikes are judged.
+MIN_POINTS = 8
+#: Points after a spike within which the loss should be back near its trend.
+RECOVERY_POINTS = 10
+
+
+@dataclass(frozen=True)
+class Spikes:
+    """Spike events: how many, how big (x the local trend), how often."""
+
+    count: int
+    big_count: int
+    max_ratio: float
+    max_z: float
+    spike_rate: float
+    worst_step: float
+    recovered: bool
+    evidence: Evidence
+
+
+def _ratio(series: SeriesView, resid: np.ndarray, trend: np.ndarray) -> np.ndarray:
+    if series.log_space:
+        return np.exp(resid)
+    base = np.where(np.abs(trend) > 0, np.abs(trend), 1.0)
+    return 1.0 + resid / base
+
+
+@register_detector("spikes")
+def spikes(
+    series: SeriesView, *, z: float = 6.0, min_ratio: float = 1.1, big_ratio: float = 1.5
+) -> Spikes:
+    """Return the spike events of a series.
+
+    A point is in a spike when it stands above the rolling-median trend by more
+    than ``z`` robust deviations and by at least ``min_ratio`` times the trend;
+    consecutive such points make one event.  ``max_ratio`` is the peak of the
+    worst event as a multiple of the local trend; ``spike_rate`` is the share
+    of points (0-1) beyond ``z`` deviations; ``big_count`` counts events of at
+    least ``big_ratio`` x.
+    """
+    empty = Evidence(series=series.series.role, column=series.series.column)
+    if series.n < MIN_POINTS:
+        return Spikes(0, 0, float("nan"), float("nan"), 0.0, float("nan"), True, empty)
+    scale = max(
+        series.noise,
+        NOISE_FLOOR if series.log_space else NOISE_FLOOR * abs(float(np.median(series.values))),
+    )
+    resid, trend = series.resid, series.trend
+    ratio = _ratio(series, resid, trend)
+    zscore = resid / scale
+    beyond = zscore > z
+    hot = beyond & (ratio >= min_ratio)
+    starts = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
+    ends = np.flatnonzero(hot & ~np.r_[hot[1:], False])
+    count = int(starts.shape[0])
+    if count == 0:
+        return Spikes(
+            0,
+            0,
+            float(ratio.max()),
+            float(zscore.max()),
+            float(beyond.mean()),
+            float("nan"),
+            True,
+            empty,
+        )
+    peak_ratio = np.maximum.reduceat(np.where(hot, ratio, -np.inf), starts)
+    worst = int(np.argmax(peak_ratio))
+    worst_start, worst_end = int(starts[worst]), int(ends[worst])
+    after = resid[worst_end + 1 : worst_end + 1 + RECOVERY_POINTS]
+    recovered = bool(after.size == 0 or (after < z * scale).any())
+    peak_index = worst_start + int(np.argmax(ratio[worst_start : worst_end + 1]))
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=float(series.steps[worst_start]),
+        end_step=float(series.steps[worst_end]),
+        line=series.series.line_of(int(series.index[peak_index])),
+        numbers={
+            "peak_value": float(series.values[peak_index]),
+            "trend_value": series.value_at(float(trend[peak_index])),
+            "peak_ratio": float(peak_ratio[worst]),
+            "events": count,
+        },
+    )
+    return Spikes(
+        count=count,
+        big_count=int((peak_ratio >= big_ratio).sum()),
+        max_ratio=float(peak_ratio[worst]),
+        max_z=float(zscore[worst_start : worst_end + 1].max()),
+        spike_rate=float(beyond.mean()),
+        worst_step=float(series.steps[peak_index]),
+        recovered=recovered,
+        evidence=evidence,
+    )

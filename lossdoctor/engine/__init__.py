@@ -1,0 +1,1 @@
+"""The judge stage: rules (data) applied to detector measurements -> findings -> verdict."""

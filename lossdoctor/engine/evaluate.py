@@ -1,0 +1,158 @@
+"""Apply rules to a run: measure with each rule's detector, pick the first level that holds."""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
+from lossdoctor.engine.schema import Rule
+from lossdoctor.features import SeriesView
+from lossdoctor.model import LOSS_ROLES, Run, Series
+from lossdoctor.report import Finding, RunReport, SeriesSummary
+from lossdoctor.reporters.sparkline import sparkline
+
+#: Losses whose best value is below this are shown with perplexity e^loss.
+PERPLEXITY_MAX_LOSS = 20.0
+
+
+class _SafeFormatter(string.Formatter):
+    """A formatter that only substitutes plain names (no attribute or index access)."""
+
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if not field_name.isidentifier():
+            raise KeyError(field_name)
+        return kwargs[field_name], field_name
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):
+            return str(value)
+
+
+_FORMATTER = _SafeFormatter()
+
+
+def _render(template: str, values: dict[str, Any]) -> str:
+    try:
+        return _FORMATTER.vformat(template, (), values)
+    except (KeyError, ValueError, IndexError):
+        return template
+
+
+def summarise(series: Series, view: SeriesView) -> SeriesSummary:
+    """Return the at-a-glance summary of a series (first/best/last in the series' units)."""
+    nan = float("nan")
+    if view.n:
+        best_i = int(np.argmin(view.values))
+        first, best, last = (
+            float(view.values[0]),
+            float(view.values[best_i]),
+            float(series.values[-1]),
+        )
+        best_step = float(view.steps[best_i])
+    else:
+        first = best = best_step = nan
+        last = float(series.values[-1]) if len(series) else nan
+    return SeriesSummary(
+        role=series.role,
+        column=series.column,
+        x_kind=series.x_kind,
+        points=len(series),
+        non_finite=series.n_nonfinite,
+        first_step=float(series.steps[0]) if len(series) else nan,
+        last_step=float(series.steps[-1]) if len(series) else nan,
+        first=first,
+        best=best,
+        best_step=best_step,
+        last=last,
+        perplexity=series.role in LOSS_ROLES and view.log_space and best < PERPLEXITY_MAX_LOSS,
+        sparkline=sparkline(series.values, log=view.log_space),
+    )
+
+
+def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
+    for level in rule.levels:
+        if all(c.holds(getattr(measured, c.field), rule.thresholds) for c in level.when):
+            evidence: Evidence = measured.evidence
+            values: dict[str, Any] = {
+                name: getattr(measured, name) for name in DETECTORS[rule.detector].fields
+            }
+            values.update(rule.thresholds)
+            values.update(series=evidence.series, column=evidence.column)
+            values.update(start_step=evidence.start_step, end_step=evidence.end_step)
+            ev = evidence.to_dict()
+            ev["thresholds"] = {c.field: c.value(rule.thresholds) for c in level.when}
+            return Finding(
+                rule=rule.name,
+                code=rule.code,
+                severity=level.severity,
+                message=_render(level.message, values),
+                series=role,
+                evidence=ev,
+                fixes=tuple({"title": f.title, "why": f.why} for f in rule.fixes),
+            )
+    return None
+
+
+def evaluate(run: Run, rules: Sequence[Rule]) -> RunReport:
+    """Return the report of ``run`` judged by ``rules``: findings in rule order, supersession
+    applied, series summaries and the reader's notes."""
+    load_builtin_detectors()
+    views = {role: SeriesView(series) for role, series in run.series.items()}
+    findings: list[Finding] = []
+    for rule in rules:
+        spec = DETECTORS[rule.detector]
+        params = {**spec.params, **rule.params}
+        if rule.series:
+            for role in rule.series:
+                if role in views:
+                    measured = spec.func(views[role], **params)
+                    found = _finding(rule, measured, role)
+                    if found:
+                        findings.append(found)
+            continue
+        args: list[SeriesView | None] = []
+        for role, name in zip(rule.inputs, spec.inputs, strict=True):
+            if role not in views and name not in spec.optional:
+                break
+            args.append(views.get(role))
+        else:
+            measured = spec.func(*args, **params)
+            found = _finding(rule, measured, rule.inputs[0])
+            if found:
+                findings.append(found)
+    findings = _apply_supersession(findings, rules)
+    return RunReport(
+        source=run.source,
+        reader=run.reader,
+        findings=findings,
+        series={role: summarise(s, views[role]) for role, s in run.series.items()},
+        columns=run.columns,
+        notes=list(run.notes),
+    )
+
+
+def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[Finding]:
+    """Return findings with ``superseded_by`` set where a problem finding explains another."""
+    by_name = {r.name: r for r in rules}
+    explains: dict[tuple[str, str], str] = {}
+    for f in findings:
+        if f.severity == "info":
+            continue
+        for other in by_name[f.rule].supersedes:
+            explains.setdefault((other, f.series), f.rule)
+    out = []
+    for f in findings:
+        by = explains.get((f.rule, f.series))
+        if by and by != f.rule:
+            f = Finding(**{**f.__dict__, "superseded_by": by})
+        out.append(f)
+    return out

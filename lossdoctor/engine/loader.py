@@ -1,0 +1,253 @@
+"""Load and check rule files (TOML) against the detector registry.
+
+A malformed rule file is a :class:`~lossdoctor.errors.RulePackError` naming the
+file and the key; nothing in a rule file is executed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from difflib import get_close_matches
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
+from lossdoctor.engine.conditions import parse_condition
+from lossdoctor.engine.schema import SEVERITIES, Docs, Fix, Level, Rule
+from lossdoctor.errors import RulePackError
+
+ALLOWED_KEYS = frozenset(
+    {
+        "code",
+        "name",
+        "group",
+        "summary",
+        "detector",
+        "series",
+        "inputs",
+        "params",
+        "thresholds",
+        "levels",
+        "fixes",
+        "docs",
+        "supersedes",
+    }
+)
+REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
+_CODE = re.compile(r"^[A-Z]{2,6}[0-9]{3}$")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^{}]*)?\}")
+
+
+def builtin_rules_dir() -> Path:
+    """Return the folder of the built-in rule pack (installed wheel or source checkout)."""
+    packaged = resources.files("lossdoctor") / "_rules"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[2] / "rules"
+    if checkout.is_dir():
+        return checkout
+    raise RulePackError("the built-in rule pack is missing (no lossdoctor/_rules, no rules/)")
+
+
+def _fail(path: Path, key: str, problem: str) -> RulePackError:
+    return RulePackError(f"rule key '{key}': {problem}", path=str(path))
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = get_close_matches(word, choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _str(data: dict[str, Any], key: str, path: Path) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, key, "must be a non-empty string")
+    return value.strip()
+
+
+def _roles(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, key, "must be a list of series roles")
+    return tuple(value)
+
+
+def _levels(
+    data: dict[str, Any], path: Path, rule_fields: set[str], thresholds: dict[str, Any]
+) -> tuple[Level, ...]:
+    raw = data["levels"]
+    if not isinstance(raw, list) or not raw:
+        raise _fail(path, "levels", "must be a non-empty array of tables")
+    levels = []
+    for i, item in enumerate(raw):
+        key = f"levels[{i}]"
+        if not isinstance(item, dict):
+            raise _fail(path, key, "must be a table")
+        unknown = set(item) - {"severity", "when", "message"}
+        if unknown:
+            raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
+        severity = item.get("severity")
+        if severity not in SEVERITIES:
+            raise _fail(path, f"{key}.severity", f"must be one of {', '.join(SEVERITIES)}")
+        when_raw = item.get("when", [])
+        if isinstance(when_raw, str):
+            when_raw = [when_raw]
+        if not isinstance(when_raw, list) or not all(isinstance(w, str) for w in when_raw):
+            raise _fail(path, f"{key}.when", "must be a list of conditions")
+        conditions = []
+        for text in when_raw:
+            try:
+                cond = parse_condition(text)
+            except ValueError as exc:
+                raise _fail(path, f"{key}.when", str(exc)) from None
+            if cond.field not in rule_fields:
+                raise _fail(
+                    path,
+                    f"{key}.when",
+                    f"unknown field '{cond.field}'{_suggest(cond.field, sorted(rule_fields))}",
+                )
+            if isinstance(cond.operand, str) and cond.operand not in thresholds:
+                raise _fail(
+                    path,
+                    f"{key}.when",
+                    f"unknown threshold '{cond.operand}'{_suggest(cond.operand, sorted(thresholds))}",
+                )
+            conditions.append(cond)
+        message = item.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise _fail(path, f"{key}.message", "must be a non-empty string")
+        levels.append(Level(severity=severity, when=tuple(conditions), message=message.strip()))
+    return tuple(levels)
+
+
+def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
+    known = set(spec.fields) | set(rule.thresholds) | {"series", "column", "start_step", "end_step"}
+    for i, level in enumerate(rule.levels):
+        for name in _PLACEHOLDER.findall(level.message):
+            if name not in known:
+                raise _fail(
+                    path,
+                    f"levels[{i}].message",
+                    f"unknown placeholder '{{{name}}}'{_suggest(name, sorted(known))}",
+                )
+
+
+def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSpec]) -> Rule:
+    """Return the rule described by ``data`` (a parsed TOML table) read from ``path``."""
+    unknown = sorted(set(data) - ALLOWED_KEYS)
+    if unknown:
+        raise _fail(path, unknown[0], f"unknown key{_suggest(unknown[0], sorted(ALLOWED_KEYS))}")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise _fail(path, key, "is required")
+    code, name = _str(data, "code", path), _str(data, "name", path)
+    if not _CODE.match(code):
+        raise _fail(path, "code", "must be letters then three digits, e.g. LD201")
+    if not _NAME.match(name):
+        raise _fail(path, "name", "must be kebab-case, e.g. high-flatline")
+    detector = _str(data, "detector", path)
+    if detector not in detectors:
+        raise _fail(
+            path,
+            "detector",
+            f"unknown detector '{detector}'{_suggest(detector, sorted(detectors))}",
+        )
+    spec = detectors[detector]
+    series, inputs = _roles(data, "series", path), _roles(data, "inputs", path)
+    if bool(series) == bool(inputs):
+        raise _fail(
+            path, "series", "give exactly one of 'series' (one finding per role) or 'inputs'"
+        )
+    if series and len(spec.inputs) != 1:
+        raise _fail(
+            path, "series", f"detector '{detector}' reads {len(spec.inputs)} series: use 'inputs'"
+        )
+    if inputs and len(inputs) != len(spec.inputs):
+        raise _fail(path, "inputs", f"detector '{detector}' reads {len(spec.inputs)} series")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise _fail(path, "params", "must be a table")
+    for key in params:
+        if key not in spec.params:
+            raise _fail(
+                path,
+                f"params.{key}",
+                f"not a parameter of '{detector}'{_suggest(key, sorted(spec.params))}",
+            )
+    thresholds = data.get("thresholds", {})
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(v, int | float | bool) for v in thresholds.values()
+    ):
+        raise _fail(path, "thresholds", "must be a table of numbers")
+    levels = _levels(data, path, set(spec.fields), thresholds)
+    fixes_raw = data["fixes"]
+    if not isinstance(fixes_raw, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("title"), str) and isinstance(f.get("why"), str)
+        for f in fixes_raw
+    ):
+        raise _fail(path, "fixes", "must be an array of tables with 'title' and 'why'")
+    docs_raw = data["docs"]
+    if not isinstance(docs_raw, dict) or not all(
+        isinstance(docs_raw.get(k), str) and docs_raw.get(k) for k in ("what", "why")
+    ):
+        raise _fail(path, "docs", "must be a table with 'what' and 'why'")
+    supersedes = data.get("supersedes", [])
+    if not isinstance(supersedes, list) or not all(isinstance(s, str) for s in supersedes):
+        raise _fail(path, "supersedes", "must be a list of rule names")
+    rule = Rule(
+        code=code,
+        name=name,
+        group=_str(data, "group", path),
+        summary=_str(data, "summary", path),
+        detector=detector,
+        series=series,
+        inputs=inputs,
+        params=dict(params),
+        thresholds={k: v for k, v in thresholds.items()},
+        levels=levels,
+        fixes=tuple(Fix(title=f["title"].strip(), why=f["why"].strip()) for f in fixes_raw),
+        docs=Docs(
+            what=docs_raw["what"].strip(),
+            why=docs_raw["why"].strip(),
+            problems=str(docs_raw.get("problems", "")).strip(),
+            references=tuple(str(r) for r in docs_raw.get("references", [])),
+        ),
+        supersedes=tuple(supersedes),
+        path=str(path),
+    )
+    _check_placeholders(rule, spec, path)
+    return rule
+
+
+def load_rule_file(path: Path, detectors: dict[str, DetectorSpec] | None = None) -> Rule:
+    """Return the rule in the TOML file at ``path``."""
+    detectors = detectors if detectors is not None else load_builtin_detectors()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RulePackError(f"invalid TOML ({exc})", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
+    return parse_rule(data, path, detectors)
+
+
+def load_rules(folders: list[Path] | None = None) -> list[Rule]:
+    """Return the rules in ``folders`` (default: the built-in pack), sorted by code.
+
+    Raises :class:`RulePackError` on a malformed file or a duplicate code or name.
+    """
+    detectors = load_builtin_detectors()
+    rules: list[Rule] = []
+    for folder in folders or [builtin_rules_dir()]:
+        for path in sorted(folder.rglob("*.toml")):
+            rules.append(load_rule_file(path, detectors))
+    seen: dict[str, str] = {}
+    for rule in rules:
+        for ident in (rule.code, rule.name):
+            if ident in seen:
+                raise RulePackError(f"'{ident}' is also defined in {seen[ident]}", path=rule.path)
+            seen[ident] = rule.path
+    return sorted(rules, key=lambda r: r.code)

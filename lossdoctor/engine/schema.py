@@ -1,0 +1,66 @@
+"""Rules as values: what a rule file in ``rules/`` holds once loaded and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lossdoctor.engine.conditions import Condition
+
+Severity = Literal["info", "warning", "error"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "error": 3}
+
+
+@dataclass(frozen=True)
+class Level:
+    """One severity level of a rule: it applies when every condition holds."""
+
+    severity: Severity
+    when: tuple[Condition, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A recommended fix: a short imperative title and why it helps."""
+
+    title: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Docs:
+    """A rule's documentation sections."""
+
+    what: str
+    why: str
+    problems: str = ""
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A loaded rule: identity, the detector it binds, thresholds, levels, fixes, docs."""
+
+    code: str
+    name: str
+    group: str
+    summary: str
+    detector: str
+    series: tuple[str, ...]
+    inputs: tuple[str, ...]
+    params: dict[str, Any]
+    thresholds: dict[str, float | bool]
+    levels: tuple[Level, ...]
+    fixes: tuple[Fix, ...]
+    docs: Docs
+    supersedes: tuple[str, ...] = ()
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def default_severity(self) -> str:
+        """Return the severities this rule can report, most severe first, joined by ' / '."""
+        seen = sorted({lv.severity for lv in self.levels}, key=lambda s: -SEVERITY_RANK[s])
+        return " / ".join(seen)

@@ -1,0 +1,46 @@
+"""The error hierarchy and the process exit codes.
+
+Library code raises these; only the CLI turns them into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, stable across releases."""
+
+    OK = 0
+    FINDINGS = 1
+    USAGE = 2
+
+
+class LossdoctorError(Exception):
+    """Base of every error lossdoctor reports to the user as one line."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+
+    def one_line(self) -> str:
+        """Return the error as one line: ``path:line: message`` (path and line when known)."""
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
+        text = " ".join(self.message.split())
+        return f"{where}{text}"
+
+
+class InputError(LossdoctorError):
+    """A log could not be read or holds no loss series."""
+
+
+class RulePackError(LossdoctorError):
+    """A rule file is malformed (names the file and the key)."""
+
+
+class ConfigError(LossdoctorError):
+    """A configuration value or command-line option is invalid."""

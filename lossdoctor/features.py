@@ -1,0 +1,172 @@
+"""The per-series view detectors share: finite points, log space, robust trend, noise.
+
+Everything is computed once, lazily, and in numpy (no per-point Python loops).
+Units: ``y`` is log(loss) in nats when every finite value is positive ("log
+space"), else the raw value; residuals and noise are in the same space, so in
+log space a residual of 0.69 means "twice the local trend".
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
+
+#: Rolling-median window, as a share of the number of points ...
+TREND_WINDOW_SHARE = 0.04
+#: ... bounded to this many points.
+TREND_WINDOW_MIN = 5
+TREND_WINDOW_MAX = 401
+#: MAD -> standard deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+#: Share of points at each end used for "start level" and "end level".
+EDGE_SHARE = 0.1
+EDGE_MIN_POINTS = 3
+#: Buckets of the coarse trend.
+COARSE_BUCKETS = 200
+#: Fewest points a rank correlation is computed on.
+MIN_RANK_POINTS = 3
+
+
+def robust_sigma(values: FloatArray) -> float:
+    """Return 1.4826 x the median absolute deviation of ``values`` (0.0 when empty)."""
+    if values.shape[0] == 0:
+        return 0.0
+    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+
+
+def rolling_median(values: FloatArray, window: int) -> FloatArray:
+    """Return the centred rolling median of ``values`` over ``window`` points (edges shrink)."""
+    if values.shape[0] == 0:
+        return values.copy()
+    rolled = pd.Series(values).rolling(window, center=True, min_periods=1).median()
+    return rolled.to_numpy(dtype=np.float64)
+
+
+class SeriesView:
+    """Cached features of one series; build it once per run and share it."""
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
+
+    @cached_property
+    def finite(self) -> BoolArray:
+        """Return the mask of finite values."""
+        return np.isfinite(self.series.values)
+
+    @cached_property
+    def index(self) -> IntArray:
+        """Return the positions (in the series) of the finite points."""
+        return np.flatnonzero(self.finite)
+
+    @cached_property
+    def steps(self) -> FloatArray:
+        """Return the steps of the finite points."""
+        return self.series.steps[self.finite]
+
+    @cached_property
+    def values(self) -> FloatArray:
+        """Return the finite values."""
+        return self.series.values[self.finite]
+
+    @property
+    def n(self) -> int:
+        """Return the number of finite points."""
+        return int(self.values.shape[0])
+
+    @cached_property
+    def log_space(self) -> bool:
+        """Return True when every finite value is positive, so ``y`` is log(value)."""
+        return self.n > 0 and bool((self.values > 0).all())
+
+    @cached_property
+    def y(self) -> FloatArray:
+        """Return log(values) in log space, else the values."""
+        return np.log(self.values) if self.log_space else self.values.astype(np.float64)
+
+    @cached_property
+    def window(self) -> int:
+        """Return the rolling-median window in points (odd)."""
+        size = int(round(self.n * TREND_WINDOW_SHARE))
+        size = max(TREND_WINDOW_MIN, min(TREND_WINDOW_MAX, size))
+        return size if size % 2 else size + 1
+
+    @cached_property
+    def trend(self) -> FloatArray:
+        """Return the robust local level of ``y`` (centred rolling median)."""
+        return rolling_median(self.y, self.window)
+
+    @cached_property
+    def resid(self) -> FloatArray:
+        """Return ``y - trend``: positive above the local level."""
+        return self.y - self.trend
+
+    @cached_property
+    def noise(self) -> float:
+        """Return the robust spread of the residuals (same units as ``y``)."""
+        return robust_sigma(self.resid)
+
+    def edge_points(self) -> int:
+        """Return how many points make up the start or the end of the run."""
+        return max(EDGE_MIN_POINTS, int(self.n * EDGE_SHARE))
+
+    @cached_property
+    def start_level(self) -> float:
+        """Return the median of ``y`` over the first points."""
+        return float(np.median(self.y[: self.edge_points()])) if self.n else float("nan")
+
+    @cached_property
+    def end_level(self) -> float:
+        """Return the median of ``y`` over the last points."""
+        return float(np.median(self.y[-self.edge_points() :])) if self.n else float("nan")
+
+    def value_at(self, level: float) -> float:
+        """Return a level of ``y`` as a loss value (undoing the log in log space)."""
+        return float(np.exp(level)) if self.log_space else level
+
+    @cached_property
+    def coarse(self) -> tuple[FloatArray, FloatArray]:
+        """Return (steps, levels) of a coarse trend: bucket medians smoothed over 10% of the run.
+
+        At most 200 buckets, so the cost is independent of the run's length after
+        one pass; each level summarises about a tenth of the run.
+        """
+        if self.n == 0:
+            return np.empty(0), np.empty(0)
+        buckets = min(self.n, COARSE_BUCKETS)
+        edges = np.linspace(0, self.n, buckets + 1).astype(np.int64)
+        if buckets == self.n:
+            levels, steps = self.y.copy(), self.steps.copy()
+        else:
+            order = np.repeat(np.arange(buckets), np.diff(edges))
+            frame = pd.DataFrame({"b": order, "y": self.y, "s": self.steps})
+            grouped = frame.groupby("b", sort=True).median()
+            levels = grouped["y"].to_numpy(dtype=np.float64)
+            steps = grouped["s"].to_numpy(dtype=np.float64)
+        window = max(3, int(round(buckets * EDGE_SHARE)))
+        window = window if window % 2 else window + 1
+        return steps, rolling_median(levels, window)
+
+    @cached_property
+    def best_level(self) -> float:
+        """Return the lowest level of the coarse trend (``y`` units)."""
+        return float(self.coarse[1].min()) if self.n else float("nan")
+
+    @cached_property
+    def span(self) -> float:
+        """Return the number of steps between the first and the last finite point."""
+        return float(self.steps[-1] - self.steps[0]) if self.n > 1 else 0.0
+
+
+def spearman(x: FloatArray, y: FloatArray) -> float:
+    """Return Spearman's rank correlation of ``x`` and ``y`` (-1..1; NaN when undefined)."""
+    if x.shape[0] < MIN_RANK_POINTS:
+        return float("nan")
+    rank_x = pd.Series(x).rank().to_numpy(dtype=np.float64)
+    rank_y = pd.Series(y).rank().to_numpy(dtype=np.float64)
+    if rank_x.std() == 0 or rank_y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rank_x, rank_y)[0, 1])

@@ -1,0 +1,179 @@
+"""Role inference: which column of a table is the training loss, the validation loss, ...
+
+Names are matched after normalisation (lower case, surrounding spaces removed,
+a W&B export's ``"<run> - "`` prefix dropped).  Exact names are tried in order of
+preference, then a loose match on the word ``loss``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from lossdoctor.model import GRAD_NORM, LR, TRAIN, VAL, XKind
+
+STEP_NAMES = (
+    "step",
+    "global_step",
+    "trainer/global_step",
+    "train/global_step",
+    "iter",
+    "iteration",
+    "iterations",
+    "_step",
+    "steps",
+    "num_steps",
+)
+EPOCH_NAMES = ("epoch", "epochs")
+TRAIN_NAMES = (
+    "loss",
+    "train_loss",
+    "training_loss",
+    "train/loss",
+    "train_loss_step",
+    "train/loss_step",
+    "trl",
+    "total_loss",
+    "lm_loss",
+    "lm loss",
+    "train/total_loss",
+    "train_loss_epoch",
+    "train/loss_epoch",
+    "loss_step",
+    "loss_epoch",
+    "train",
+    "value",
+)
+VAL_NAMES = (
+    "val_loss",
+    "eval_loss",
+    "valid_loss",
+    "validation_loss",
+    "val/loss",
+    "eval/loss",
+    "valid/loss",
+    "validation/loss",
+    "val_loss_epoch",
+    "val_loss_step",
+    "tel",
+    "val",
+)
+LR_NAMES = (
+    "lr",
+    "learning_rate",
+    "train/learning_rate",
+    "train/lr",
+    "learning-rate",
+    "lr_0",
+)
+GRAD_NORM_NAMES = ("grad_norm", "train/grad_norm", "gradient_norm", "grad-norm", "grad norm")
+
+_VAL_WORD = re.compile(r"(^|[^a-z])(val|valid|validation|eval|evaluation|test|dev)([^a-z]|$)")
+
+
+def normalise(name: str) -> str:
+    """Return ``name`` lower-cased, stripped, without a W&B ``"<run> - "`` prefix."""
+    text = name.strip()
+    if " - " in text:
+        text = text.rsplit(" - ", 1)[1]
+    return text.strip().lower()
+
+
+def looks_like_validation(name: str) -> bool:
+    """Return True when a metric name says it is measured on held-out data."""
+    return bool(_VAL_WORD.search(normalise(name)))
+
+
+@dataclass(frozen=True)
+class ColumnHints:
+    """Column names the user forced with ``--train-col``, ``--val-col``, ``--step-col``."""
+
+    train: str | None = None
+    val: str | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """The columns chosen for each role, and the kind of x axis."""
+
+    roles: dict[str, str]
+    step: str | None
+    x_kind: XKind
+
+
+def _find(names: Mapping[str, str], wanted: Iterable[str]) -> str | None:
+    for candidate in wanted:
+        if candidate in names:
+            return names[candidate]
+    return None
+
+
+def _resolve_hint(hint: str, columns: list[str], what: str) -> str:
+    if hint in columns:
+        return hint
+    by_norm = {normalise(c): c for c in columns}
+    if normalise(hint) in by_norm:
+        return by_norm[normalise(hint)]
+    from difflib import get_close_matches
+
+    close = get_close_matches(hint, columns, n=1)
+    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    listed = ", ".join(columns[:20])
+    raise KeyError(f"{what} '{hint}' is not a column (columns: {listed}){suggestion}")
+
+
+def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> ColumnChoice:
+    """Return the role -> column mapping for a table with these column names.
+
+    Raises ``KeyError`` with a readable message when a hinted column does not exist.
+    """
+    hints = hints or ColumnHints()
+    usable = [c for c in columns if not normalise(c).endswith(("__min", "__max"))]
+    names: dict[str, str] = {}
+    for column in usable:
+        names.setdefault(normalise(column), column)
+
+    step = _resolve_hint(hints.step, columns, "--step-col") if hints.step else None
+    x_kind: XKind = "step"
+    if step is None:
+        step = _find(names, STEP_NAMES)
+    if step is None:
+        step = _find(names, EPOCH_NAMES)
+        x_kind = "epoch" if step is not None else "index"
+    elif normalise(step) in EPOCH_NAMES:
+        x_kind = "epoch"
+
+    roles: dict[str, str] = {}
+    taken = {step} if step else set()
+    train = _resolve_hint(hints.train, columns, "--train-col") if hints.train else None
+    val = _resolve_hint(hints.val, columns, "--val-col") if hints.val else None
+    if val is None:
+        val = _find(names, VAL_NAMES)
+    if val is None:
+        val = next((c for c in usable if "loss" in normalise(c) and looks_like_validation(c)), None)
+    if train is None:
+        train = _find({k: v for k, v in names.items() if v != val}, TRAIN_NAMES)
+    if train is None:
+        train = next(
+            (
+                c
+                for c in usable
+                if "loss" in normalise(c) and not looks_like_validation(c) and c not in taken
+            ),
+            None,
+        )
+    if train is not None:
+        roles[TRAIN] = train
+    if val is not None and val != train:
+        roles[VAL] = val
+    lr = _find(names, LR_NAMES) or next(
+        (c for c in usable if normalise(c).startswith("lr-") or normalise(c).endswith("/lr")), None
+    )
+    if lr is not None:
+        roles[LR] = lr
+    grad = _find(names, GRAD_NORM_NAMES)
+    if grad is not None:
+        roles[GRAD_NORM] = grad
+    return ColumnChoice(roles=roles, step=step, x_kind=x_kind)

@@ -1,0 +1,232 @@
+"""From a table of cells to a :class:`~lossdoctor.model.Run`.
+
+Every table-shaped reader (CSV, TSV, JSONL, JSON records) produces a :class:`Table`:
+per column, float values and a ``present`` mask that tells an empty cell (no
+point) from a logged NaN (a point whose value is NaN).  :func:`table_to_run`
+then picks the columns, aligns steps, resolves restarts and builds the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lossdoctor.errors import InputError
+from lossdoctor.ingest.columns import ColumnHints, choose_columns
+from lossdoctor.model import LOSS_ROLES, TRAIN, VAL, BoolArray, FloatArray, IntArray, Run, Series
+
+#: Cell texts that mean "no value here" (not NaN).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "#n/a", "-"})
+#: Cell texts that mean a logged NaN.
+NAN_TOKENS = frozenset({"nan", "-nan", "+nan"})
+#: Below this share of parseable cells a column is not numeric at all.
+MIN_NUMERIC_SHARE = 0.5
+#: Above this share of backward steps the step column is not a counter.
+MAX_BACKWARD_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: float values and which cells held a value."""
+
+    values: FloatArray
+    present: BoolArray
+    garbage: int = 0
+
+
+@dataclass
+class Table:
+    """Columns in source order, with the source line of each row when known."""
+
+    columns: dict[str, Column]
+    lines: IntArray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        """Return the number of rows."""
+        first = next(iter(self.columns.values()), None)
+        return 0 if first is None else int(first.values.shape[0])
+
+
+def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:  # type: ignore[type-arg]
+    """Return a :class:`Column` from raw cells (numbers, strings, None).
+
+    Strings are parsed as floats (``nan``, ``inf``, ``Infinity`` understood);
+    missing tokens and None are absent; a float NaN cell is absent when
+    ``nan_is_missing`` (a CSV reader's empty cell) and a logged NaN otherwise
+    (JSON); anything else (lists, words) is absent and counted as garbage.
+    """
+    if pd.api.types.is_numeric_dtype(cells.dtype) and not pd.api.types.is_bool_dtype(cells.dtype):
+        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+        if nan_is_missing:
+            return Column(values=values, present=~np.isnan(values))
+        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
+    as_obj = cells.astype(object)
+    is_str = as_obj.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    lowered = as_obj.where(is_str, "").astype(str).str.strip().str.lower()
+    if nan_is_missing:
+        absent = as_obj.isna().to_numpy(dtype=bool) & ~is_str
+    else:
+        absent = as_obj.map(lambda v: v is None).to_numpy(dtype=bool)
+    absent = absent | is_str & lowered.isin(MISSING_TOKENS).to_numpy(dtype=bool)
+    is_bool = as_obj.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
+    numeric = pd.to_numeric(as_obj.where(~is_bool & ~absent, None), errors="coerce")
+    values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    nan_text = is_str & lowered.isin(NAN_TOKENS).to_numpy(dtype=bool)
+    real_nan = ~is_str & ~absent & ~is_bool & np.isnan(values)
+    # a float NaN that came from a number cell is a logged NaN
+    number_nan = real_nan & as_obj.map(lambda v: isinstance(v, float)).to_numpy(dtype=bool)
+    garbage = np.isnan(values) & ~absent & ~nan_text & ~number_nan
+    present = ~absent & ~garbage
+    values = np.where(present, values, np.nan)
+    return Column(values=values, present=present, garbage=int(garbage.sum()))
+
+
+def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
+    """Return one step per row (forward-filled) and whether it is the row index."""
+    n = table.n_rows
+    if step_col is None:
+        return np.arange(n, dtype=np.float64), True
+    col = table.columns[step_col]
+    steps = pd.Series(np.where(col.present, col.values, np.nan)).ffill().bfill()
+    out = steps.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isnan(out).all() or not np.isfinite(out).all():
+        return np.arange(n, dtype=np.float64), True
+    return out, False
+
+
+def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[BoolArray, list[str]]:
+    """Return the rows to keep when steps go backwards, and notes saying what happened.
+
+    A backward step starts a new segment; rows of earlier segments at or beyond
+    the new segment's first step are superseded (TensorBoard's purge rule).  A
+    segment that starts at or before the very first step is a new run.
+    """
+    n = steps.shape[0]
+    backward = np.zeros(n, dtype=bool)
+    backward[1:] = steps[1:] < steps[:-1]
+    if not backward.any():
+        return np.ones(n, dtype=bool), []
+    seg = np.cumsum(backward)
+    starts_at = np.flatnonzero(np.r_[True, backward[1:]])
+    starts = steps[starts_at]
+    later_min = np.full(starts.shape[0], np.inf)
+    if starts.shape[0] > 1:
+        later_min[:-1] = np.minimum.accumulate(starts[::-1])[::-1][1:]
+    keep = steps < later_min[seg]
+    notes: list[str] = []
+    first_step = steps[0]
+    for idx in starts_at[1:][:5]:
+        where = f"line {int(lines[idx])}" if lines is not None else f"row {int(idx) + 1}"
+        if steps[idx] <= first_step:
+            notes.append(
+                f"step counter restarted at {where} (step {steps[idx]:g}): a new run in the "
+                "same file; the earlier run's points are not mixed in"
+            )
+        else:
+            notes.append(
+                f"run resumed at {where} (step {steps[idx]:g}): later points replace the "
+                "earlier ones from that step on"
+            )
+    if starts_at.shape[0] - 1 > len(notes):
+        notes.append(f"{starts_at.shape[0] - 1} restarts in all")
+    return keep, notes
+
+
+def table_to_run(
+    table: Table,
+    *,
+    source: str,
+    reader: str,
+    hints: ColumnHints | None = None,
+) -> Run:
+    """Return the run a table holds.
+
+    Raises :class:`InputError` when no loss column can be found.
+    """
+    names = list(table.columns)
+    numeric = [
+        c
+        for c in names
+        if table.columns[c].present.any()
+        and table.columns[c].present.sum()
+        >= MIN_NUMERIC_SHARE * (table.columns[c].present.sum() + table.columns[c].garbage)
+    ]
+    try:
+        choice = choose_columns(numeric if not hints else names, hints)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]), path=source) from None
+    if not any(role in choice.roles for role in LOSS_ROLES):
+        shown = ", ".join(names[:20]) or "none"
+        raise InputError(
+            f"no loss column found (columns: {shown}); name it with --train-col",
+            path=source,
+        )
+    for role, column in choice.roles.items():
+        col = table.columns[column]
+        if role in LOSS_ROLES and not col.present.any():
+            raise InputError(f"column '{column}' holds no numbers", path=source)
+
+    notes = list(table.notes)
+    row_steps, is_index = _row_steps(table, choice.step)
+    series: dict[str, Series] = {}
+    roles = dict(choice.roles)
+    if TRAIN not in roles and VAL in roles:
+        roles = {TRAIN: roles.pop(VAL), **roles}
+        notes.append(f"the only loss series ('{roles[TRAIN]}') is judged as the main curve")
+    for role, column in roles.items():
+        col = table.columns[column]
+        if col.garbage:
+            notes.append(f"'{column}': {col.garbage} cells that are not numbers were skipped")
+        mask = col.present
+        steps = row_steps[mask]
+        lines = None if table.lines is None else table.lines[mask]
+        x_kind = "index" if is_index else choice.x_kind
+        if not is_index and steps.shape[0] > 1:
+            backward_share = float(np.mean(steps[1:] < steps[:-1]))
+            if backward_share > MAX_BACKWARD_SHARE:
+                notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
+                steps, x_kind = np.arange(steps.shape[0], dtype=np.float64), "index"
+                keep = np.ones(steps.shape[0], dtype=bool)
+            else:
+                keep, restart_notes = _keep_after_restarts(steps, lines)
+                notes.extend(f"{role}: {note}" for note in restart_notes)
+        else:
+            keep = np.ones(steps.shape[0], dtype=bool)
+        series[role] = Series(
+            role=role,
+            column=column,
+            steps=steps[keep],
+            values=col.values[mask][keep],
+            x_kind=x_kind,  # type: ignore[arg-type]
+            lines=None if lines is None else lines[keep],
+        )
+    used = ", ".join(f"{role}={column}" for role, column in roles.items())
+    step_text = choice.step if not is_index else "row order"
+    notes.insert(0, f"columns: {used}; x: {step_text}")
+    return Run(source=source, reader=reader, series=series, notes=tuple(notes))
+
+
+def tensorboard_export_run(
+    steps: Column,
+    values: Column,
+    *,
+    tag: str,
+    lines: IntArray | None,
+    source: str,
+    reader: str,
+) -> Run:
+    """Return the run of a TensorBoard export: one series, named after its tag.
+
+    The export holds one run x one tag, so the series is judged as the main
+    curve whatever the tag says.
+    """
+    table = Table(columns={"Step": steps, tag: values}, lines=lines)
+    run = table_to_run(
+        table, source=source, reader=reader, hints=ColumnHints(train=tag, step="Step")
+    )
+    notes = (f"columns: train=Value (tag '{tag}'); x: Step", *run.notes[1:])
+    return Run(source=run.source, reader=run.reader, series=run.series, notes=notes)

@@ -1,0 +1,86 @@
+"""The canonical run every reader produces: named series of (step, value) points.
+
+This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+XKind = Literal["step", "epoch", "index"]
+
+#: Roles a series can play in a run.  Other metrics keep their own name as role.
+TRAIN = "train"
+VAL = "val"
+LR = "lr"
+GRAD_NORM = "grad_norm"
+LOSS_ROLES = (TRAIN, VAL)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One logged metric: parallel arrays of steps and values.
+
+    ``values`` keeps NaN and +-Inf exactly as logged; readers never drop them.
+    ``lines`` holds the 1-based line in the source file of each point, or is
+    ``None`` when the format has no lines.
+    """
+
+    role: str
+    column: str
+    steps: FloatArray
+    values: FloatArray
+    x_kind: XKind = "step"
+    lines: IntArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps.shape != self.values.shape:
+            raise ValueError("steps and values must have the same length")
+        if self.lines is not None and self.lines.shape != self.values.shape:
+            raise ValueError("lines and values must have the same length")
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Return the number of NaN or infinite values."""
+        return int((~np.isfinite(self.values)).sum())
+
+    def line_of(self, index: int) -> int | None:
+        """Return the source line of point ``index`` (1-based), or None when unknown."""
+        if self.lines is None or not 0 <= index < len(self):
+            return None
+        return int(self.lines[index])
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run as read from one source.
+
+    ``series`` maps a role (``train``, ``val``, ``lr``, ``grad_norm``) to its series.
+    ``reader`` names the reader that produced it; ``notes`` say what the reader
+    decided (columns it used, restarts it found, rows it skipped).
+    """
+
+    source: str
+    reader: str
+    series: dict[str, Series]
+    notes: tuple[str, ...] = field(default=())
+
+    def get(self, role: str) -> Series | None:
+        """Return the series playing ``role``, or None."""
+        return self.series.get(role)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Return role -> source column (or key) for every series."""
+        return {role: s.column for role, s in self.series.items()}

@@ -1,0 +1,166 @@
+"""Findings, per-run reports and the verdict; the one versioned dict every reporter renders."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lossdoctor import __version__
+
+#: Version of the JSON report layout; bumped on any incompatible change.
+SCHEMA_VERSION = 1
+
+Verdict = Literal["healthy", "warning", "failing", "error"]
+SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "error": 3}
+FAIL_ON_CHOICES = ("error", "warning", "info", "never")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's conclusion about one series of a run."""
+
+    rule: str
+    code: str
+    severity: str
+    message: str
+    series: str
+    evidence: dict[str, Any]
+    fixes: tuple[dict[str, str], ...]
+    superseded_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the finding as a JSON-ready dict."""
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "series": self.series,
+            "evidence": self.evidence,
+            "fixes": [dict(f) for f in self.fixes],
+        }
+        if self.superseded_by:
+            out["superseded_by"] = self.superseded_by
+        return out
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What a series looks like at a glance (loss values in the series' own units)."""
+
+    role: str
+    column: str
+    x_kind: str
+    points: int
+    non_finite: int
+    first_step: float
+    last_step: float
+    first: float
+    best: float
+    best_step: float
+    last: float
+    perplexity: bool
+    sparkline: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary as a JSON-ready dict (non-finite numbers as strings)."""
+        out: dict[str, Any] = {
+            "column": self.column,
+            "x": self.x_kind,
+            "points": self.points,
+            "non_finite": self.non_finite,
+            "first_step": _num(self.first_step),
+            "last_step": _num(self.last_step),
+            "first": _num(self.first),
+            "best": _num(self.best),
+            "best_step": _num(self.best_step),
+            "last": _num(self.last),
+            "sparkline": self.sparkline,
+        }
+        if self.perplexity:
+            out["perplexity_last"] = _num(math.exp(self.last)) if math.isfinite(self.last) else None
+            out["perplexity_best"] = _num(math.exp(self.best))
+        return out
+
+
+def _num(value: float) -> float | int | str | None:
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(f"{value:.6g}")
+
+
+@dataclass
+class RunReport:
+    """The diagnosis of one source: findings, verdict, series summaries, reader notes."""
+
+    source: str
+    reader: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    series: dict[str, SeriesSummary] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def active(self) -> list[Finding]:
+        """Return the findings that count for the verdict (not superseded)."""
+        return [f for f in self.findings if not f.superseded_by]
+
+    @property
+    def verdict(self) -> Verdict:
+        """Return error (unreadable), failing (an error finding), warning, or healthy."""
+        if self.error is not None:
+            return "error"
+        worst = max((SEVERITY_RANK[f.severity] for f in self.active), default=0)
+        if worst >= SEVERITY_RANK["error"]:
+            return "failing"
+        if worst >= SEVERITY_RANK["warning"]:
+            return "warning"
+        return "healthy"
+
+    @property
+    def drivers(self) -> list[str]:
+        """Return the rule names of the findings at the verdict's severity."""
+        wanted = {"failing": "error", "warning": "warning"}.get(self.verdict)
+        names = [f.rule for f in self.active if f.severity == wanted]
+        return list(dict.fromkeys(names))
+
+    def reaches(self, fail_on: str) -> bool:
+        """Return True when a counted finding is at or above ``fail_on`` severity."""
+        if fail_on == "never":
+            return False
+        floor = SEVERITY_RANK[fail_on]
+        return any(SEVERITY_RANK[f.severity] >= floor for f in self.active)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the run report as a JSON-ready dict."""
+        if self.error is not None:
+            return {"source": self.source, "verdict": "error", "error": self.error}
+        return {
+            "source": self.source,
+            "reader": self.reader,
+            "verdict": self.verdict,
+            "drivers": self.drivers,
+            "columns": self.columns,
+            "series": {role: s.to_dict() for role, s in self.series.items()},
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Report:
+    """The diagnosis of every source given, in order."""
+
+    runs: list[RunReport]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the versioned report dict every output format renders from."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "version": __version__,
+            "runs": [r.to_dict() for r in self.runs],
+        }

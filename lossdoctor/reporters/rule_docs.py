@@ -1,0 +1,60 @@
+"""Rule documentation rendered from the rule files: the list, one rule explained, the
+README table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from lossdoctor.engine.schema import Rule
+
+
+def print_list(rules: Sequence[Rule]) -> None:
+    """Print a table of the rules: code, name, group, severities, summary."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for header in ("code", "name", "group", "severity", "summary"):
+        table.add_column(header, overflow="fold")
+    for rule in rules:
+        table.add_row(rule.code, rule.name, rule.group, rule.default_severity, escape(rule.summary))
+    Console(highlight=False).print(table)
+
+
+def explain_text(rule: Rule) -> str:
+    """Return the full explanation of a rule as Markdown-ish plain text."""
+    lines = [f"{rule.code} {rule.name} ({rule.group})", "", rule.summary, ""]
+    lines += ["What it finds", f"  {rule.docs.what}", "", "Why it matters", f"  {rule.docs.why}", ""]
+    lines.append("When it fires (first matching level wins)")
+    for level in rule.levels:
+        conds = " and ".join(
+            f"{c.field} {c.op} {c.operand}"
+            + (f" (= {rule.thresholds[c.operand]:g})" if isinstance(c.operand, str) else "")
+            for c in level.when
+        )
+        lines.append(f"  {level.severity:<8} when {conds or 'always'}")
+    lines.append("")
+    lines.append("What to do")
+    lines += [f"  - {fix.title}: {fix.why}" for fix in rule.fixes]
+    if rule.docs.problems:
+        lines += ["", "Known limits", f"  {rule.docs.problems}"]
+    if rule.docs.references:
+        lines += ["", "References"] + [f"  - {ref}" for ref in rule.docs.references]
+    if rule.supersedes:
+        lines += ["", f"Explains (supersedes): {', '.join(rule.supersedes)}"]
+    return "\n".join(lines) + "\n"
+
+
+def print_explain(rule: Rule) -> None:
+    """Print the full explanation of a rule."""
+    Console(highlight=False).print(escape(explain_text(rule)), end="")
+
+
+def markdown_table(rules: Sequence[Rule]) -> str:
+    """Return the README's rule table (Markdown), generated from the rule files."""
+    rows = ["| code | name | severity | fires when |", "|---|---|---|---|"]
+    for rule in rules:
+        summary = rule.summary.replace("|", "\\|")
+        rows.append(f"| {rule.code} | `{rule.name}` | {rule.default_severity} | {summary} |")
+    return "\n".join(rows) + "\n"

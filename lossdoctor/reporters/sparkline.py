@@ -1,0 +1,42 @@
+"""A one-line sparkline of a series, bucketed so spikes and NaN survive downsampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossdoctor.model import FloatArray
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+NAN_MARK = "×"
+
+
+def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
+    """Return ``values`` drawn as at most ``width`` block characters.
+
+    Each character is one bucket of points, drawn at the bucket's maximum (so a
+    one-point spike shows); a bucket holding NaN or Inf is drawn as ``×``.
+    """
+    n = values.shape[0]
+    if n == 0:
+        return ""
+    buckets = min(width, n)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    finite = np.isfinite(values)
+    shown = np.log(np.where(finite & (values > 0), values, np.nan)) if log else np.where(
+        finite, values, np.nan
+    )
+    has_bad = np.logical_or.reduceat(~finite, edges[:-1])
+    with np.errstate(all="ignore"):
+        filled = np.where(np.isnan(shown), -np.inf, shown)
+        tops = np.maximum.reduceat(filled, edges[:-1])
+    good = np.isfinite(tops)
+    if not good.any():
+        return NAN_MARK * buckets
+    low, high = float(tops[good].min()), float(tops[good].max())
+    scale = (high - low) or 1.0
+    levels = np.clip(((tops - low) / scale * (len(BLOCKS) - 1)).round(), 0, len(BLOCKS) - 1)
+    chars = [
+        NAN_MARK if bad or not ok else BLOCKS[int(level)]
+        for bad, ok, level in zip(has_bad, good, levels, strict=True)
+    ]
+    return "".join(chars)

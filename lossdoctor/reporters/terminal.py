@@ -1,0 +1,143 @@
+"""The terminal report (rich): verdict, series table, findings with evidence, fixes.
+
+The only module that imports rich.  Colour follows rich's terminal detection
+(none when piped; ``NO_COLOR`` honoured).
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+VERDICT_STYLE = {
+    "healthy": "bold green",
+    "warning": "bold yellow",
+    "failing": "bold red",
+    "error": "bold red",
+}
+SEVERITY_MARK = {"error": ("✖", "red"), "warning": ("▲", "yellow"), "info": ("●", "cyan")}
+#: Fixes listed per run at the most.
+MAX_FIXES = 6
+EVIDENCE_HIDDEN = {"series", "column", "thresholds"}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "–" if value is None else str(value)
+
+
+def _steps(summary: dict[str, Any]) -> str:
+    return f"{_fmt(summary['first_step'])}–{_fmt(summary['last_step'])}"
+
+
+def _series_table(run: dict[str, Any]) -> Table:
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_edge=False)
+    for header in ("series", "column", "points", "steps", "first", "best (step)", "last", "ppl"):
+        table.add_column(header, justify="left" if header in ("series", "column") else "right")
+    table.add_column("curve", justify="left", no_wrap=True)
+    for role, s in run["series"].items():
+        bad = f" ({s['non_finite']} NaN/Inf)" if s["non_finite"] else ""
+        ppl = _fmt(s.get("perplexity_last")) if "perplexity_last" in s else ""
+        table.add_row(
+            role,
+            s["column"],
+            f"{s['points']}{bad}",
+            _steps(s),
+            _fmt(s["first"]),
+            f"{_fmt(s['best'])} (@{_fmt(s['best_step'])})",
+            _fmt(s["last"]),
+            ppl,
+            s.get("sparkline", ""),
+        )
+    return table
+
+
+def _evidence_line(evidence: dict[str, Any]) -> str:
+    parts = []
+    if "start_step" in evidence:
+        end = evidence.get("end_step")
+        span = f"{evidence['start_step']}" + (
+            f"–{end}" if end is not None and end != evidence["start_step"] else ""
+        )
+        parts.append(f"steps {span}")
+    if "line" in evidence:
+        parts.append(f"line {evidence['line']}")
+    for key, value in evidence.items():
+        if key in EVIDENCE_HIDDEN or key in ("start_step", "end_step", "line"):
+            continue
+        parts.append(f"{key}={_fmt(value)}")
+    limits = evidence.get("thresholds") or {}
+    if limits:
+        parts.append("rule: " + ", ".join(f"{k} vs {_fmt(v)}" for k, v in limits.items()))
+    return "; ".join(parts)
+
+
+def _render_run(console: Console, run: dict[str, Any]) -> None:
+    verdict = run["verdict"]
+    head = Text()
+    head.append(run["source"], style="bold")
+    if verdict == "error":
+        head.append("  ERROR  ", style=VERDICT_STYLE[verdict])
+        head.append(run["error"])
+        console.print(head)
+        return
+    head.append(f"  [{run['reader']}]  ", style="dim")
+    head.append(verdict.upper(), style=VERDICT_STYLE[verdict])
+    if run["drivers"]:
+        head.append(f"  ({', '.join(run['drivers'])})")
+    console.print(head)
+    console.print(_series_table(run))
+    findings = run["findings"]
+    if findings:
+        console.print(Text("findings", style="bold"))
+    for f in findings:
+        mark, style = SEVERITY_MARK[f["severity"]]
+        line = Text("  ")
+        dim = bool(f.get("superseded_by"))
+        line.append(f"{mark} {f['severity']:<7} ", style="dim" if dim else style)
+        line.append(f"{f['code']} {f['rule']}", style="dim" if dim else "bold")
+        line.append(f"  {f['message']}", style="dim" if dim else "")
+        if dim:
+            line.append(f"  (explained by {f['superseded_by']})", style="dim")
+        console.print(line)
+        evidence = _evidence_line(f["evidence"])
+        if evidence and f["severity"] != "info":
+            console.print(Text(f"      evidence: {evidence}", style="dim"))
+    fixes: dict[str, str] = {}
+    for f in findings:
+        if f["severity"] == "info" and run["verdict"] != "healthy":
+            continue
+        if f.get("superseded_by") or f["rule"] in ("no-validation", "smooth-decline"):
+            continue
+        for fix in f["fixes"]:
+            fixes.setdefault(fix["title"], fix["why"])
+    if fixes:
+        console.print(Text("what to do", style="bold"))
+        for i, (title, why) in enumerate(list(fixes.items())[:MAX_FIXES], start=1):
+            line = Text(f"  {i}. ")
+            line.append(title, style="bold")
+            line.append(f" — {why}")
+            console.print(line)
+    for note in run["notes"]:
+        console.print(Text(f"  note: {note}", style="dim"))
+
+
+def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None) -> None:
+    """Write the human-readable report of every run to ``out`` (stdout by default)."""
+    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+    runs = report["runs"]
+    for i, run in enumerate(runs):
+        if i:
+            console.print()
+        _render_run(console, run)
+    if len(runs) > 1:
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run["verdict"]] = counts.get(run["verdict"], 0) + 1
+        summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+        console.print()
+        console.print(Text(f"{len(runs)} runs: {summary}", style="bold"))
