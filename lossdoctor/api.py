@@ -39,7 +39,5 @@ def diagnose_many(
 ) -> Report:
     """Return the report of every source in order (``-`` reads ``stdin``)."""
     pack = list(rules) if rules is not None else load_rules()
-    runs = [
-        diagnose(s, data=stdin if s == "-" else None, hints=hints, rules=pack) for s in sources
-    ]
+    runs = [diagnose(s, data=stdin if s == "-" else None, hints=hints, rules=pack) for s in sources]
     return Report(runs=runs)

@@ -85,7 +85,9 @@ def check(
     ] = [],  # noqa: B006 - typer needs a list default
     fail_on: Annotated[
         str,
-        typer.Option(help="Exit 1 when a finding reaches this severity: error, warning, info, never."),
+        typer.Option(
+            help="Exit 1 when a finding reaches this severity: error, warning, info, never."
+        ),
     ] = "error",
     train_col: Annotated[
         str | None, typer.Option(help="Column (or key) holding the training loss.")

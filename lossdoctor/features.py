@@ -111,7 +111,10 @@ class SeriesView:
 
     def edge_points(self) -> int:
         """Return how many points make up the start or the end of the run."""
-        return max(EDGE_MIN_POINTS, int(self.n * EDGE_SHARE))
+        share = int(self.n * EDGE_SHARE)
+        if share >= EDGE_MIN_POINTS:
+            return share
+        return max(1, min(EDGE_MIN_POINTS, self.n // 4))
 
     @cached_property
     def start_level(self) -> float:
@@ -154,6 +157,30 @@ class SeriesView:
     def best_level(self) -> float:
         """Return the lowest level of the coarse trend (``y`` units)."""
         return float(self.coarse[1].min()) if self.n else float("nan")
+
+    @cached_property
+    def linear_swing_to_progress(self) -> float:
+        """Return the robust swing of the values around the trend divided by the progress
+        (start level minus best level), both measured on the loss values themselves.
+
+        Near zero, log space magnifies harmless wobbles; this ratio does not.
+        """
+        if not self.log_space or self.n == 0:
+            return float("nan")
+        swing = robust_sigma(self.values - np.exp(self.trend))
+        progress = float(np.exp(self.start_level) - np.exp(self.best_level))
+        return swing / progress if progress > 0 else float("inf")
+
+    @cached_property
+    def giveback(self) -> float:
+        """Return the share of the progress (start to best) given back by the end (0 = none,
+        1 = back at the start), on the loss values themselves."""
+        if self.n == 0:
+            return float("nan")
+        start, best, end = (
+            self.value_at(v) for v in (self.start_level, self.best_level, self.end_level)
+        )
+        return (end - best) / (start - best) if start > best else float("inf")
 
     @cached_property
     def span(self) -> float:

@@ -21,7 +21,8 @@ class Decline:
     drop_pct: float
     steadiness: float
     swing_to_progress: float
-    rise_from_best: float
+    linear_swing_to_progress: float
+    giveback: float
     evidence: Evidence
 
 
@@ -29,11 +30,12 @@ class Decline:
 def decline(series: SeriesView) -> Decline:
     """Return the fall from start to end level (nats; ``drop_pct`` in %), its steadiness
     (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
-    the swing-to-progress ratio and the rise of the end above the best level (nats)."""
+    the swing-to-progress ratios (log space and values) and the share of the progress
+    given back by the end (0-1)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Decline(nan, nan, nan, nan, nan, empty)
+        return Decline(nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     drop = series.start_level - series.end_level
     steadiness = -spearman(steps, levels)
@@ -54,6 +56,7 @@ def decline(series: SeriesView) -> Decline:
         drop_pct=100 * (1 - float(np.exp(-drop))),
         steadiness=steadiness,
         swing_to_progress=series.noise / progress,
-        rise_from_best=series.end_level - series.best_level,
+        linear_swing_to_progress=series.linear_swing_to_progress,
+        giveback=series.giveback,
         evidence=evidence,
     )

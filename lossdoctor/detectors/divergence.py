@@ -10,6 +10,8 @@ from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView, spearman
 
 MIN_POINTS = 10
+#: Smallest swing assumed when comparing the rise with the noise (nats).
+SWING_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Divergence:
     rise_ratio: float
     rise_share: float
     steadiness: float
+    rise_to_swing: float
     best_step: float
     evidence: Evidence
 
@@ -28,11 +31,12 @@ class Divergence:
 def divergence(series: SeriesView) -> Divergence:
     """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
     as a multiple), the share of the run (0-1, steps) since the best level, and the
-    steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1)."""
+    steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1),
+    and the rise as a multiple of the typical swing around the trend."""
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, empty)
+        return Divergence(nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
@@ -58,6 +62,7 @@ def divergence(series: SeriesView) -> Divergence:
         rise_ratio=rise_ratio,
         rise_share=float((series.steps[-1] - best_step) / series.span),
         steadiness=steadiness,
+        rise_to_swing=rise / max(series.noise, SWING_FLOOR),
         best_step=best_step,
         evidence=evidence,
     )

@@ -22,17 +22,19 @@ class Oscillation:
     swing_pct: float
     progress: float
     swing_to_progress: float
+    linear_swing_to_progress: float
     evidence: Evidence
 
 
 @register_detector("oscillation")
 def oscillation(series: SeriesView) -> Oscillation:
     """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %),
-    the progress (start level minus best level, nats) and their ratio."""
+    the progress (start level minus best level, nats) and their ratio, in log space and
+    on the loss values themselves."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Oscillation(nan, nan, nan, nan, empty)
+        return Oscillation(nan, nan, nan, nan, nan, empty)
     swing = series.noise
     progress = max(series.start_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
@@ -52,5 +54,6 @@ def oscillation(series: SeriesView) -> Oscillation:
         swing_pct=100 * (float(np.exp(swing)) - 1),
         progress=progress,
         swing_to_progress=ratio,
+        linear_swing_to_progress=series.linear_swing_to_progress,
         evidence=evidence,
     )

@@ -31,6 +31,11 @@ class Spikes:
     evidence: Evidence
 
 
+def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
+    """Return the measurement of a series without spike events."""
+    return Spikes(0, 0, 1.0, 0.0, rate, float("nan"), True, evidence)
+
+
 def _ratio(series: SeriesView, resid: np.ndarray, trend: np.ndarray) -> np.ndarray:
     if series.log_space:
         return np.exp(resid)
@@ -40,7 +45,13 @@ def _ratio(series: SeriesView, resid: np.ndarray, trend: np.ndarray) -> np.ndarr
 
 @register_detector("spikes")
 def spikes(
-    series: SeriesView, *, z: float = 6.0, min_ratio: float = 1.1, big_ratio: float = 1.5
+    series: SeriesView,
+    *,
+    z: float = 6.0,
+    min_ratio: float = 1.1,
+    big_ratio: float = 1.5,
+    huge_ratio: float = 3.0,
+    huge_z: float = 2.5,
 ) -> Spikes:
     """Return the spike events of a series.
 
@@ -49,11 +60,12 @@ def spikes(
     consecutive such points make one event.  ``max_ratio`` is the peak of the
     worst event as a multiple of the local trend; ``spike_rate`` is the share
     of points (0-1) beyond ``z`` deviations; ``big_count`` counts events of at
-    least ``big_ratio`` x.
+    least ``big_ratio`` x.  In a very noisy series a jump of ``huge_ratio`` x the
+    trend counts once it is beyond ``huge_z`` deviations.
     """
     empty = Evidence(series=series.series.role, column=series.series.column)
     if series.n < MIN_POINTS:
-        return Spikes(0, 0, float("nan"), float("nan"), 0.0, float("nan"), True, empty)
+        return _no_spikes(0.0, empty)
     scale = max(
         series.noise,
         NOISE_FLOOR if series.log_space else NOISE_FLOOR * abs(float(np.median(series.values))),
@@ -62,9 +74,14 @@ def spikes(
     ratio = _ratio(series, resid, trend)
     zscore = resid / scale
     beyond = zscore > z
-    hot = beyond & (ratio >= min_ratio)
+    hot = (beyond & (ratio >= min_ratio)) | ((zscore > huge_z) & (ratio >= huge_ratio))
+    # a burst rises from what came before it: the first point of a series cannot
+    # be one, and the peak is measured against the higher of the previous point
+    # and its trend (a steep early fall leaves the first points above a lagging trend)
+    hot[0] = False
     starts = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
     ends = np.flatnonzero(hot & ~np.r_[hot[1:], False])
+    before = np.maximum(series.y[starts - 1], trend[starts - 1]) if starts.size else starts
     count = int(starts.shape[0])
     if count == 0:
         return Spikes(
@@ -78,6 +95,26 @@ def spikes(
             empty,
         )
     peak_ratio = np.maximum.reduceat(np.where(hot, ratio, -np.inf), starts)
+    peak_y = np.maximum.reduceat(np.where(hot, series.y, -np.inf), starts)
+    rise = peak_y - before
+    rise_ratio = (
+        np.exp(rise) if series.log_space else 1.0 + rise / np.maximum(np.abs(before), 1e-12)
+    )
+    peak_ratio = np.minimum(peak_ratio, rise_ratio)
+    real = peak_ratio >= min_ratio
+    starts, ends, peak_ratio = starts[real], ends[real], peak_ratio[real]
+    count = int(starts.shape[0])
+    if count == 0:
+        return Spikes(
+            0,
+            0,
+            float(ratio.max()),
+            float(zscore.max()),
+            float(beyond.mean()),
+            float("nan"),
+            True,
+            empty,
+        )
     worst = int(np.argmax(peak_ratio))
     worst_start, worst_end = int(starts[worst]), int(ends[worst])
     after = resid[worst_end + 1 : worst_end + 1 + RECOVERY_POINTS]

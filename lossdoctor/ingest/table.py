@@ -186,14 +186,15 @@ def table_to_run(
         lines = None if table.lines is None else table.lines[mask]
         x_kind = "index" if is_index else choice.x_kind
         if not is_index and steps.shape[0] > 1:
-            backward_share = float(np.mean(steps[1:] < steps[:-1]))
-            if backward_share > MAX_BACKWARD_SHARE:
+            backward = steps[1:] < steps[:-1]
+            resets_only = bool((steps[1:][backward] <= steps[0]).all())
+            if float(np.mean(backward)) > MAX_BACKWARD_SHARE and not resets_only:
                 notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
                 steps, x_kind = np.arange(steps.shape[0], dtype=np.float64), "index"
                 keep = np.ones(steps.shape[0], dtype=bool)
             else:
                 keep, restart_notes = _keep_after_restarts(steps, lines)
-                notes.extend(f"{role}: {note}" for note in restart_notes)
+                notes.extend(restart_notes)
         else:
             keep = np.ones(steps.shape[0], dtype=bool)
         series[role] = Series(
@@ -204,6 +205,7 @@ def table_to_run(
             x_kind=x_kind,  # type: ignore[arg-type]
             lines=None if lines is None else lines[keep],
         )
+    notes = list(dict.fromkeys(notes))
     used = ", ".join(f"{role}={column}" for role, column in roles.items())
     step_text = choice.step if not is_index else "row order"
     notes.insert(0, f"columns: {used}; x: {step_text}")
@@ -222,11 +224,19 @@ def tensorboard_export_run(
     """Return the run of a TensorBoard export: one series, named after its tag.
 
     The export holds one run x one tag, so the series is judged as the main
-    curve whatever the tag says.
+    curve whatever the tag says.  Points are put in step order, as TensorBoard
+    draws them (an export of several event files interleaves them).
     """
+    notes: list[str] = []
+    if steps.values.shape[0] > 1 and (np.diff(steps.values) < 0).any():
+        order = np.argsort(steps.values, kind="stable")
+        steps = Column(steps.values[order], steps.present[order], steps.garbage)
+        values = Column(values.values[order], values.present[order], values.garbage)
+        lines = None if lines is None else lines[order]
+        notes.append("steps were out of order (several sessions in one export): sorted by step")
     table = Table(columns={"Step": steps, tag: values}, lines=lines)
     run = table_to_run(
         table, source=source, reader=reader, hints=ColumnHints(train=tag, step="Step")
     )
-    notes = (f"columns: train=Value (tag '{tag}'); x: Step", *run.notes[1:])
+    notes = (f"columns: train=Value (tag '{tag}'); x: Step", *notes, *run.notes[1:])
     return Run(source=run.source, reader=run.reader, series=run.series, notes=notes)

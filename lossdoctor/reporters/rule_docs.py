@@ -25,7 +25,14 @@ def print_list(rules: Sequence[Rule]) -> None:
 def explain_text(rule: Rule) -> str:
     """Return the full explanation of a rule as Markdown-ish plain text."""
     lines = [f"{rule.code} {rule.name} ({rule.group})", "", rule.summary, ""]
-    lines += ["What it finds", f"  {rule.docs.what}", "", "Why it matters", f"  {rule.docs.why}", ""]
+    lines += [
+        "What it finds",
+        f"  {rule.docs.what}",
+        "",
+        "Why it matters",
+        f"  {rule.docs.why}",
+        "",
+    ]
     lines.append("When it fires (first matching level wins)")
     for level in rule.levels:
         conds = " and ".join(

@@ -22,8 +22,10 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
     buckets = min(width, n)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     finite = np.isfinite(values)
-    shown = np.log(np.where(finite & (values > 0), values, np.nan)) if log else np.where(
-        finite, values, np.nan
+    shown = (
+        np.log(np.where(finite & (values > 0), values, np.nan))
+        if log
+        else np.where(finite, values, np.nan)
     )
     has_bad = np.logical_or.reduceat(~finite, edges[:-1])
     with np.errstate(all="ignore"):
