@@ -194,7 +194,7 @@ def main() -> None:
         sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - never show a traceback to a user
+    except Exception as exc:
         if os.environ.get("LOSSDOCTOR_DEBUG"):
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (set LOSSDOCTOR_DEBUG=1 for details)")

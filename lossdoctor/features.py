@@ -90,7 +90,7 @@ class SeriesView:
     @cached_property
     def window(self) -> int:
         """Return the rolling-median window in points (odd)."""
-        size = int(round(self.n * TREND_WINDOW_SHARE))
+        size = round(self.n * TREND_WINDOW_SHARE)
         size = max(TREND_WINDOW_MIN, min(TREND_WINDOW_MAX, size))
         return size if size % 2 else size + 1
 
@@ -149,7 +149,7 @@ class SeriesView:
             grouped = frame.groupby("b", sort=True).median()
             levels = grouped["y"].to_numpy(dtype=np.float64)
             steps = grouped["s"].to_numpy(dtype=np.float64)
-        window = max(3, int(round(buckets * EDGE_SHARE)))
+        window = max(3, round(buckets * EDGE_SHARE))
         window = window if window % 2 else window + 1
         return steps, rolling_median(levels, window)
 

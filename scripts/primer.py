@@ -22,8 +22,14 @@ from lossdoctor.api import diagnose
 from lossdoctor.engine.loader import load_rules
 
 SCORED = [
-    "smooth-decline", "spikes", "oscillation", "high-flatline",
-    "plateau", "overfitting", "divergence", "non-finite",
+    "smooth-decline",
+    "spikes",
+    "oscillation",
+    "high-flatline",
+    "plateau",
+    "overfitting",
+    "divergence",
+    "non-finite",
 ]
 ANY_SEVERITY = {"smooth-decline", "plateau"}
 HERE = Path(__file__).resolve().parent.parent
@@ -66,8 +72,10 @@ def score(root: Path, verbose: bool) -> None:
             healthy += 1
             false_alarms += run["verdict"] != "healthy"
         if verbose and (not ok or not must <= got or not got <= must | allow):
-            print(f"  miss: {case['file']} must={sorted(must)} fired={sorted(got)} "
-                  f"verdict={run['verdict']} want={case['verdicts']}")
+            print(
+                f"  miss: {case['file']} must={sorted(must)} fired={sorted(got)} "
+                f"verdict={run['verdict']} want={case['verdicts']}"
+            )
     print(f"{root}: {len(labels)} cases, {errors} unreadable")
     print(f"{'rule':16} {'prec':>6} {'recall':>6} {'f1':>6}  tp fp fn")
     f1s = []
@@ -79,8 +87,10 @@ def score(root: Path, verbose: bool) -> None:
             f1s.append(f1)
         print(f"{rule:16} {p:6.3f} {r:6.3f} {f1:6.3f}  {tp[rule]} {fp[rule]} {fn[rule]}")
     n = len(labels) - errors
-    print(f"macro_f1={sum(f1s) / max(len(f1s), 1):.3f} verdict={verdict_ok / max(n, 1):.3f} "
-          f"false_alarms_on_healthy={false_alarms}/{healthy}\n")
+    print(
+        f"macro_f1={sum(f1s) / max(len(f1s), 1):.3f} verdict={verdict_ok / max(n, 1):.3f} "
+        f"false_alarms_on_healthy={false_alarms}/{healthy}\n"
+    )
 
 
 def main() -> int:

@@ -10,11 +10,14 @@ I/O, never print, and work on whole numpy arrays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from lossdoctor.features import SeriesView
 
@@ -78,8 +81,15 @@ def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[...,
             name for name in inputs if type(None) in typing.get_args(annotations.get(name))
         )
         fields = tuple(f.name for f in dataclasses.fields(result_type) if f.name != "evidence")
-        DETECTORS[name] = DetectorSpec(name, func, inputs, optional, params, fields)
-        return func
+
+        @functools.wraps(func)
+        def quiet(*args: Any, **kwargs: Any) -> Any:
+            # overflow to inf and 0/0 to NaN are answers here, not events to warn about
+            with np.errstate(all="ignore"):
+                return func(*args, **kwargs)
+
+        DETECTORS[name] = DetectorSpec(name, quiet, inputs, optional, params, fields)
+        return quiet
 
     return wrap
 

@@ -36,13 +36,6 @@ def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
     return Spikes(0, 0, 1.0, 0.0, rate, float("nan"), True, evidence)
 
 
-def _ratio(series: SeriesView, resid: np.ndarray, trend: np.ndarray) -> np.ndarray:
-    if series.log_space:
-        return np.exp(resid)
-    base = np.where(np.abs(trend) > 0, np.abs(trend), 1.0)
-    return 1.0 + resid / base
-
-
 @register_detector("spikes")
 def spikes(
     series: SeriesView,
@@ -53,7 +46,8 @@ def spikes(
     huge_ratio: float = 3.0,
     huge_z: float = 2.5,
 ) -> Spikes:
-    """Return the spike events of a series.
+    """Return the spike events of a series (judged in log space; a series with values
+    at or below zero has none).
 
     A point is in a spike when it stands above the rolling-median trend by more
     than ``z`` robust deviations and by at least ``min_ratio`` times the trend;
@@ -64,14 +58,11 @@ def spikes(
     trend counts once it is beyond ``huge_z`` deviations.
     """
     empty = Evidence(series=series.series.role, column=series.series.column)
-    if series.n < MIN_POINTS:
+    if series.n < MIN_POINTS or not series.log_space:
         return _no_spikes(0.0, empty)
-    scale = max(
-        series.noise,
-        NOISE_FLOOR if series.log_space else NOISE_FLOOR * abs(float(np.median(series.values))),
-    )
+    scale = max(series.noise, NOISE_FLOOR)
     resid, trend = series.resid, series.trend
-    ratio = _ratio(series, resid, trend)
+    ratio = np.exp(resid)
     zscore = resid / scale
     beyond = zscore > z
     hot = (beyond & (ratio >= min_ratio)) | ((zscore > huge_z) & (ratio >= huge_ratio))
@@ -84,37 +75,16 @@ def spikes(
     before = np.maximum(series.y[starts - 1], trend[starts - 1]) if starts.size else starts
     count = int(starts.shape[0])
     if count == 0:
-        return Spikes(
-            0,
-            0,
-            float(ratio.max()),
-            float(zscore.max()),
-            float(beyond.mean()),
-            float("nan"),
-            True,
-            empty,
-        )
+        return _no_spikes(float(beyond.mean()), empty)
     peak_ratio = np.maximum.reduceat(np.where(hot, ratio, -np.inf), starts)
     peak_y = np.maximum.reduceat(np.where(hot, series.y, -np.inf), starts)
     rise = peak_y - before
-    rise_ratio = (
-        np.exp(rise) if series.log_space else 1.0 + rise / np.maximum(np.abs(before), 1e-12)
-    )
-    peak_ratio = np.minimum(peak_ratio, rise_ratio)
+    peak_ratio = np.minimum(peak_ratio, np.exp(rise))
     real = peak_ratio >= min_ratio
     starts, ends, peak_ratio = starts[real], ends[real], peak_ratio[real]
     count = int(starts.shape[0])
     if count == 0:
-        return Spikes(
-            0,
-            0,
-            float(ratio.max()),
-            float(zscore.max()),
-            float(beyond.mean()),
-            float("nan"),
-            True,
-            empty,
-        )
+        return _no_spikes(float(beyond.mean()), empty)
     worst = int(np.argmax(peak_ratio))
     worst_start, worst_end = int(starts[worst]), int(ends[worst])
     after = resid[worst_end + 1 : worst_end + 1 + RECOVERY_POINTS]

@@ -24,6 +24,7 @@ class _SafeFormatter(string.Formatter):
     """A formatter that only substitutes plain names (no attribute or index access)."""
 
     def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        del args  # positional fields are not used
         if not field_name.isidentifier():
             raise KeyError(field_name)
         return kwargs[field_name], field_name

@@ -113,7 +113,8 @@ def _levels(
                 raise _fail(
                     path,
                     f"{key}.when",
-                    f"unknown threshold '{cond.operand}'{_suggest(cond.operand, sorted(thresholds))}",
+                    f"unknown threshold '{cond.operand}'"
+                    + _suggest(cond.operand, sorted(thresholds)),
                 )
             conditions.append(cond)
         message = item.get("message")
@@ -206,7 +207,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         series=series,
         inputs=inputs,
         params=dict(params),
-        thresholds={k: v for k, v in thresholds.items()},
+        thresholds=dict(thresholds),
         levels=levels,
         fixes=tuple(Fix(title=f["title"].strip(), why=f["why"].strip()) for f in fixes_raw),
         docs=Docs(

@@ -27,7 +27,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _load(path: Path, source: str) -> bytes:
-    """Return the bytes of the file at ``path``; raise :class:`InputError` when it cannot be read."""
+    """Return the bytes of the file at ``path``; raise :class:`InputError` if unreadable."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -81,6 +81,12 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         if isinstance(obj, dict) and "\n" in text.strip() and _one_object_per_line(text):
             return read_jsonl(text, source=source, hints=hints)
         return read_json(obj, source=source, hints=hints)
+    try:
+        scalar = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        return read_json(scalar, source=source, hints=hints)
     lines = text.split("\n", 40)[:40]
     delimiter = sniff_delimiter([ln for ln in lines if not ln.lstrip().startswith("#")])
     if delimiter is not None:

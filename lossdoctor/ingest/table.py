@@ -15,7 +15,17 @@ import pandas as pd
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints, choose_columns
-from lossdoctor.model import LOSS_ROLES, TRAIN, VAL, BoolArray, FloatArray, IntArray, Run, Series
+from lossdoctor.model import (
+    LOSS_ROLES,
+    TRAIN,
+    VAL,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Run,
+    Series,
+    XKind,
+)
 
 #: Cell texts that mean "no value here" (not NaN).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "#n/a", "-"})
@@ -25,6 +35,8 @@ NAN_TOKENS = frozenset({"nan", "-nan", "+nan"})
 MIN_NUMERIC_SHARE = 0.5
 #: Above this share of backward steps the step column is not a counter.
 MAX_BACKWARD_SHARE = 0.1
+#: ... and more than this many backward jumps (a few are resumes).
+MIN_BACKWARD_JUMPS = 3
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class Column:
     values: FloatArray
     present: BoolArray
     garbage: int = 0
+    first_garbage: int = -1
 
 
 @dataclass
@@ -51,7 +64,7 @@ class Table:
         return 0 if first is None else int(first.values.shape[0])
 
 
-def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:  # type: ignore[type-arg]
+def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:
     """Return a :class:`Column` from raw cells (numbers, strings, None).
 
     Strings are parsed as floats (``nan``, ``inf``, ``Infinity`` understood);
@@ -82,7 +95,8 @@ def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:  # type: 
     garbage = np.isnan(values) & ~absent & ~nan_text & ~number_nan
     present = ~absent & ~garbage
     values = np.where(present, values, np.nan)
-    return Column(values=values, present=present, garbage=int(garbage.sum()))
+    first = int(np.argmax(garbage)) if garbage.any() else -1
+    return Column(values=values, present=present, garbage=int(garbage.sum()), first_garbage=first)
 
 
 def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
@@ -92,7 +106,7 @@ def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
         return np.arange(n, dtype=np.float64), True
     col = table.columns[step_col]
     steps = pd.Series(np.where(col.present, col.values, np.nan)).ffill().bfill()
-    out = steps.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.asarray(steps.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     if np.isnan(out).all() or not np.isfinite(out).all():
         return np.arange(n, dtype=np.float64), True
     return out, False
@@ -148,6 +162,8 @@ def table_to_run(
     Raises :class:`InputError` when no loss column can be found.
     """
     names = list(table.columns)
+    if table.n_rows == 0 or not any(c.present.any() or c.garbage for c in table.columns.values()):
+        raise InputError("no data rows (header only)", path=source)
     numeric = [
         c
         for c in names
@@ -160,6 +176,19 @@ def table_to_run(
     except KeyError as exc:
         raise InputError(str(exc.args[0]), path=source) from None
     if not any(role in choice.roles for role in LOSS_ROLES):
+        wanted = choose_columns(names).roles
+        for role in LOSS_ROLES:
+            if role in wanted:
+                col = table.columns[wanted[role]]
+                line = None
+                if table.lines is not None and col.first_garbage >= 0:
+                    line = int(table.lines[col.first_garbage])
+                raise InputError(
+                    f"column '{wanted[role]}' holds no numbers "
+                    f"({col.garbage} cells that are not numbers)",
+                    path=source,
+                    line=line,
+                )
         shown = ", ".join(names[:20]) or "none"
         raise InputError(
             f"no loss column found (columns: {shown}); name it with --train-col",
@@ -184,11 +213,15 @@ def table_to_run(
         mask = col.present
         steps = row_steps[mask]
         lines = None if table.lines is None else table.lines[mask]
-        x_kind = "index" if is_index else choice.x_kind
+        x_kind: XKind = "index" if is_index else choice.x_kind
         if not is_index and steps.shape[0] > 1:
             backward = steps[1:] < steps[:-1]
             resets_only = bool((steps[1:][backward] <= steps[0]).all())
-            if float(np.mean(backward)) > MAX_BACKWARD_SHARE and not resets_only:
+            jumps = int(backward.sum())
+            if (
+                jumps > max(MIN_BACKWARD_JUMPS, MAX_BACKWARD_SHARE * steps.shape[0])
+                and not resets_only
+            ):
                 notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
                 steps, x_kind = np.arange(steps.shape[0], dtype=np.float64), "index"
                 keep = np.ones(steps.shape[0], dtype=bool)
@@ -202,7 +235,7 @@ def table_to_run(
             column=column,
             steps=steps[keep],
             values=col.values[mask][keep],
-            x_kind=x_kind,  # type: ignore[arg-type]
+            x_kind=x_kind,
             lines=None if lines is None else lines[keep],
         )
     notes = list(dict.fromkeys(notes))
@@ -238,5 +271,6 @@ def tensorboard_export_run(
     run = table_to_run(
         table, source=source, reader=reader, hints=ColumnHints(train=tag, step="Step")
     )
-    notes = (f"columns: train=Value (tag '{tag}'); x: Step", *notes, *run.notes[1:])
-    return Run(source=run.source, reader=run.reader, series=run.series, notes=notes)
+    header = f"columns: train=Value (tag '{tag}'); x: Step"
+    all_notes = (header, *notes, *run.notes[1:])
+    return Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)

@@ -11,6 +11,9 @@ from rich.table import Table
 
 from lossdoctor.engine.schema import Rule
 
+#: Width used when the output is not a terminal.
+WIDE = 160
+
 
 def print_list(rules: Sequence[Rule]) -> None:
     """Print a table of the rules: code, name, group, severities, summary."""
@@ -19,7 +22,10 @@ def print_list(rules: Sequence[Rule]) -> None:
         table.add_column(header, overflow="fold")
     for rule in rules:
         table.add_row(rule.code, rule.name, rule.group, rule.default_severity, escape(rule.summary))
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, WIDE)  # no folding in pipes and logs
+    console.print(table)
 
 
 def explain_text(rule: Rule) -> str:

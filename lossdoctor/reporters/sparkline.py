@@ -33,12 +33,12 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
         tops = np.maximum.reduceat(filled, edges[:-1])
     good = np.isfinite(tops)
     if not good.any():
-        return NAN_MARK * buckets
+        return str(NAN_MARK * buckets)
     low, high = float(tops[good].min()), float(tops[good].max())
     scale = (high - low) or 1.0
     levels = np.clip(((tops - low) / scale * (len(BLOCKS) - 1)).round(), 0, len(BLOCKS) - 1)
-    chars = [
+    chars: list[str] = [
         NAN_MARK if bad or not ok else BLOCKS[int(level)]
-        for bad, ok, level in zip(has_bad, good, levels, strict=True)
+        for bad, ok, level in zip(has_bad.tolist(), good.tolist(), levels.tolist(), strict=True)
     ]
     return "".join(chars)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 VERDICT_STYLE = {
@@ -34,26 +33,22 @@ def _steps(summary: dict[str, Any]) -> str:
     return f"{_fmt(summary['first_step'])}–{_fmt(summary['last_step'])}"
 
 
-def _series_table(run: dict[str, Any]) -> Table:
-    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_edge=False)
-    for header in ("series", "column", "points", "steps", "first", "best (step)", "last", "ppl"):
-        table.add_column(header, justify="left" if header in ("series", "column") else "right")
-    table.add_column("curve", justify="left", no_wrap=True)
+def _series_lines(run: dict[str, Any]) -> list[Text]:
+    lines = []
     for role, s in run["series"].items():
-        bad = f" ({s['non_finite']} NaN/Inf)" if s["non_finite"] else ""
-        ppl = _fmt(s.get("perplexity_last")) if "perplexity_last" in s else ""
-        table.add_row(
-            role,
-            s["column"],
-            f"{s['points']}{bad}",
-            _steps(s),
-            _fmt(s["first"]),
-            f"{_fmt(s['best'])} (@{_fmt(s['best_step'])})",
-            _fmt(s["last"]),
-            ppl,
-            s.get("sparkline", ""),
+        bad = f", {s['non_finite']} NaN/Inf" if s["non_finite"] else ""
+        ppl = f" (ppl {_fmt(s['perplexity_last'])})" if s.get("perplexity_last") else ""
+        line = Text("  ")
+        line.append(f"{role:<6}", style="bold")
+        line.append(f" {s['column']}: {s['points']} points{bad}, {s['x']} {_steps(s)}; ")
+        line.append(
+            f"first {_fmt(s['first'])}, best {_fmt(s['best'])} @{_fmt(s['best_step'])}, "
+            f"last {_fmt(s['last'])}{ppl}"
         )
-    return table
+        lines.append(line)
+        if s.get("sparkline"):
+            lines.append(Text(f"         {s['sparkline']}", style="cyan"))
+    return lines
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:
@@ -72,7 +67,7 @@ def _evidence_line(evidence: dict[str, Any]) -> str:
         parts.append(f"{key}={_fmt(value)}")
     limits = evidence.get("thresholds") or {}
     if limits:
-        parts.append("rule: " + ", ".join(f"{k} vs {_fmt(v)}" for k, v in limits.items()))
+        parts.append("thresholds: " + ", ".join(f"{k} {_fmt(v)}" for k, v in limits.items()))
     return "; ".join(parts)
 
 
@@ -90,7 +85,8 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
     if run["drivers"]:
         head.append(f"  ({', '.join(run['drivers'])})")
     console.print(head)
-    console.print(_series_table(run))
+    for line in _series_lines(run):
+        console.print(line)
     findings = run["findings"]
     if findings:
         console.print(Text("findings", style="bold"))
@@ -128,7 +124,9 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
 
 def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None) -> None:
     """Write the human-readable report of every run to ``out`` (stdout by default)."""
-    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+    console = Console(file=out, width=width, highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True  # one finding per line in logs and pipes: grep-able
     runs = report["runs"]
     for i, run in enumerate(runs):
         if i:

@@ -1,0 +1,56 @@
+"""Shared helpers: write curves to files, run the CLI, find ../shared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lossdoctor.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def write_csv(path: Path, columns: dict[str, Any]) -> Path:
+    """Write ``columns`` (name -> sequence) as a CSV; None and NaN-free gaps become empty cells."""
+    names = list(columns)
+    length = max(len(v) for v in columns.values())
+    lines = [",".join(names)]
+    for i in range(length):
+        cells = []
+        for name in names:
+            seq = columns[name]
+            value = seq[i] if i < len(seq) else None
+            cells.append(
+                "" if value is None else repr(float(value)) if not isinstance(value, str) else value
+            )
+        lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_curve(path: Path, steps: np.ndarray, values: np.ndarray, name: str = "loss") -> Path:
+    """Write one curve as ``step,<name>``."""
+    return write_csv(path, {"step": steps, name: values})
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run_json(runner: CliRunner, *args: str, input: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Run ``lossdoctor check --format json ARGS``; return (exit code, parsed JSON)."""
+    result = runner.invoke(app, ["check", "--format", "json", *args], input=input)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def fired(run: dict[str, Any]) -> dict[str, str]:
+    """Return rule name -> severity of a run's findings that drive the verdict (not superseded)."""
+    return {f["rule"]: f["severity"] for f in run["findings"] if not f.get("superseded_by")}

@@ -1,0 +1,153 @@
+"""The command line: JSON report shape, exit codes, stdin, formats, error lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lossdoctor.cli import app
+
+import curves
+from conftest import FIXTURES, fired, run_json, write_csv, write_curve
+
+
+def test_json_report_has_the_versioned_shape(runner, tmp_path):
+    path = write_curve(tmp_path / "run.csv", *curves.healthy())
+    code, doc = run_json(runner, str(path))
+    assert code == 0
+    assert doc["schema_version"] == 1
+    assert doc["version"]
+    (run,) = doc["runs"]
+    assert run["source"] == str(path)
+    assert run["verdict"] == "healthy"
+    assert run["columns"] == {"train": "loss"}
+    assert run["series"]["train"]["points"] == 500
+    finding = next(f for f in run["findings"] if f["rule"] == "smooth-decline")
+    assert set(finding) >= {"rule", "code", "severity", "message", "evidence", "fixes"}
+    assert finding["code"] == "LD303"
+
+
+def test_runs_are_in_argument_order_and_unreadable_is_an_error_run(runner, tmp_path):
+    good = write_curve(tmp_path / "a.csv", *curves.healthy())
+    result = runner.invoke(app, ["check", "-f", "json", str(tmp_path / "missing.csv"), str(good)])
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert [r["source"] for r in doc["runs"]] == [str(tmp_path / "missing.csv"), str(good)]
+    assert doc["runs"][0] == {
+        "source": str(tmp_path / "missing.csv"),
+        "verdict": "error",
+        "error": f"{tmp_path / 'missing.csv'}: no such file",
+    }
+    assert f"lossdoctor: {tmp_path / 'missing.csv'}: no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "expected"), [("error", 0), ("warning", 1), ("info", 1), ("never", 0)]
+)
+def test_fail_on_sets_the_exit_code(runner, tmp_path, fail_on, expected):
+    path = write_curve(tmp_path / "spiky.csv", *curves.spiky(ratio=4.0))
+    result = runner.invoke(app, ["check", "--fail-on", fail_on, str(path)])
+    assert result.exit_code == expected
+
+
+def test_failing_run_exits_1_by_default(runner, tmp_path):
+    path = write_curve(tmp_path / "nan.csv", *curves.with_nan())
+    code, doc = run_json(runner, str(path))
+    assert code == 1
+    assert doc["runs"][0]["verdict"] == "failing"
+    assert fired(doc["runs"][0])["non-finite"] == "error"
+
+
+def test_bad_fail_on_is_a_usage_error(runner, tmp_path):
+    path = write_curve(tmp_path / "a.csv", *curves.healthy())
+    result = runner.invoke(app, ["check", "--fail-on", "sometimes", str(path)])
+    assert result.exit_code == 2
+
+
+def test_text_report_shows_verdict_evidence_and_fixes(runner, tmp_path):
+    path = write_curve(tmp_path / "nan.csv", *curves.with_nan())
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "FAILING" in out
+    assert "LD101 non-finite" in out
+    assert "evidence: steps 2410" in out
+    assert "what to do" in out
+    assert "Lower the learning rate" in out
+    assert "columns: train=loss" in out
+
+
+def test_columns_can_be_forced(runner, tmp_path):
+    path = write_csv(tmp_path / "odd.csv", {"k": [1, 2, 3, 4], "objective": [4.0, 3.0, 2.5, 2.0]})
+    code, doc = run_json(runner, "--train-col", "objective", "--step-col", "k", str(path))
+    assert code == 0
+    assert doc["runs"][0]["columns"] == {"train": "objective"}
+
+
+def test_format_to_a_file_and_text_to_stdout(runner, tmp_path):
+    path = write_curve(tmp_path / "a.csv", *curves.healthy())
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["check", "-f", "text", "-f", f"json:{out}", str(path)])
+    assert result.exit_code == 0
+    assert "HEALTHY" in result.stdout
+    assert json.loads(out.read_text())["runs"][0]["verdict"] == "healthy"
+
+
+def test_unknown_format_is_a_usage_error(runner, tmp_path):
+    path = write_curve(tmp_path / "a.csv", *curves.healthy())
+    result = runner.invoke(app, ["check", "-f", "xml", str(path)])
+    assert result.exit_code == 2
+    assert "unknown format 'xml'" in result.output
+
+
+def test_rules_list_and_explain(runner):
+    listing = runner.invoke(app, ["rules", "list"])
+    assert listing.exit_code == 0
+    for name in ("non-finite", "spikes", "oscillation", "overfitting", "plateau"):
+        assert name in listing.stdout
+    explained = runner.invoke(app, ["rules", "explain", "LD201"])
+    assert explained.exit_code == 0
+    assert "LD201 spikes" in explained.stdout
+    assert "max_ratio >= large_ratio (= 1.5)" in explained.stdout
+    missing = runner.invoke(app, ["rules", "explain", "spikez"])
+    assert missing.exit_code == 2
+    assert "did you mean 'spikes'" in missing.stderr
+
+
+def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "lossdoctor", *args], input=stdin, capture_output=True, env=env
+    )
+
+
+def test_stdin_is_read_and_sniffed():
+    data = (FIXTURES / "records.jsonl").read_bytes()
+    proc = _cli("check", "-f", "json", "--fail-on", "never", "-", stdin=data)
+    assert proc.returncode == 0
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["source"] == "-"
+    assert run["reader"] == "jsonl"
+
+
+def test_bad_input_in_a_subprocess_is_one_line_exit_2_no_traceback():
+    proc = _cli("check", str(FIXTURES / "ragged.csv"))
+    assert proc.returncode == 2
+    err = proc.stderr.decode().strip().splitlines()
+    assert err == [
+        f"lossdoctor: {FIXTURES / 'ragged.csv'}:3: malformed row "
+        "(C error: Expected 2 fields in line 3, saw 4)"
+    ]
+    assert b"Traceback" not in proc.stderr
+
+
+def test_help_and_version():
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    assert b"check" in proc.stdout
+    proc = _cli("--version")
+    assert proc.stdout.startswith(b"lossdoctor ")

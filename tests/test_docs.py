@@ -1,0 +1,28 @@
+"""The README's rule table is generated from the rule files and must not be stale."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from conftest import ROOT
+
+
+def test_readme_rule_table_is_current():
+    spec = importlib.util.spec_from_file_location(
+        "update_readme", ROOT / "scripts" / "update_readme.py"
+    )
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert module.render(text) == text, "README rule table is stale: run scripts/update_readme.py"
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
+    assert block[0].startswith("pip install . && lossdoctor check examples/")
+    assert block[1] == "pip install '.[test]' && python -m pytest"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert block[1] in ci

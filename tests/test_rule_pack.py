@@ -1,0 +1,123 @@
+"""The rule pack: it loads, every rule is documented, malformed rule files are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lossdoctor.detectors import load_builtin_detectors
+from lossdoctor.engine.conditions import parse_condition
+from lossdoctor.engine.loader import builtin_rules_dir, load_rule_file, load_rules
+from lossdoctor.errors import RulePackError
+
+PUBLIC_NAMES = {
+    "smooth-decline",
+    "spikes",
+    "oscillation",
+    "high-flatline",
+    "plateau",
+    "overfitting",
+    "divergence",
+    "non-finite",
+    "negative-loss",
+}
+
+
+def test_pack_loads_with_the_public_rule_names():
+    rules = load_rules()
+    assert {r.name for r in rules} >= PUBLIC_NAMES
+    assert len({r.code for r in rules}) == len(rules)
+
+
+def test_every_rule_has_docs_fixes_and_levels():
+    for rule in load_rules():
+        assert rule.docs.what, rule.name
+        assert rule.docs.why, rule.name
+        assert rule.fixes, rule.name
+        assert rule.levels, rule.name
+        assert (
+            rule.code[2]
+            == {"integrity": "1", "stability": "2", "progress": "3", "generalization": "4"}[
+                rule.group
+            ]
+        ), rule.name
+
+
+def test_rule_files_sit_in_their_group_folder():
+    for rule in load_rules():
+        path = Path(rule.path)
+        assert path.parent.name == rule.group
+        assert path.name == f"{rule.code}-{rule.name}.toml"
+        assert path.is_relative_to(builtin_rules_dir())
+
+
+BASE = """
+code = "XX901"
+name = "my-rule"
+group = "custom"
+summary = "s"
+detector = "spikes"
+series = ["train"]
+[[levels]]
+severity = "warning"
+when = ["max_ratio >= 2"]
+message = "m {max_ratio}"
+[[fixes]]
+title = "t"
+why = "w"
+[docs]
+what = "w"
+why = "y"
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "hint"),
+    [
+        (('detector = "spikes"', 'detector = "spike"'), "detector", "did you mean 'spikes'"),
+        (('"max_ratio >= 2"', '"max_ration >= 2"'), "levels[0].when", "did you mean 'max_ratio'"),
+        (('"max_ratio >= 2"', '"max_ratio >= big"'), "levels[0].when", "unknown threshold"),
+        (('"max_ratio >= 2"', '"max_ratio ~ 2"'), "levels[0].when", "field op value"),
+        (('severity = "warning"', 'severity = "fatal"'), "levels[0].severity", "one of"),
+        (('summary = "s"', 'sumary = "s"'), "sumary", "did you mean 'summary'"),
+        (("m {max_ratio}", "m {__class__}"), "levels[0].message", "unknown placeholder"),
+        (('code = "XX901"', 'code = "rule1"'), "code", "three digits"),
+    ],
+)
+def test_malformed_rule_file_names_file_and_key(tmp_path, change, key, hint):
+    path = tmp_path / "XX901-my-rule.toml"
+    path.write_text(BASE.replace(*change))
+    with pytest.raises(RulePackError) as info:
+        load_rule_file(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}: rule key '{key}'")
+    assert hint in text
+
+
+def test_invalid_toml_is_an_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("code = ")
+    with pytest.raises(RulePackError, match="invalid TOML"):
+        load_rule_file(path)
+
+
+def test_a_valid_user_rule_loads(tmp_path):
+    path = tmp_path / "XX901-my-rule.toml"
+    path.write_text(BASE)
+    rule = load_rule_file(path)
+    assert rule.name == "my-rule"
+    assert rule.levels[0].when[0].field == "max_ratio"
+
+
+def test_conditions_compare_and_never_hold_on_nan():
+    cond = parse_condition("rise >= limit")
+    assert cond.holds(0.5, {"limit": 0.4})
+    assert not cond.holds(0.3, {"limit": 0.4})
+    assert not cond.holds(float("nan"), {"limit": 0.4})
+    assert parse_condition("to_the_end == true").holds(True, {})
+
+
+def test_every_detector_field_is_numeric_or_bool():
+    for spec in load_builtin_detectors().values():
+        assert spec.fields, spec.name

@@ -1,0 +1,216 @@
+"""Every rule: curves that must fire at a given severity, and near misses that must not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossdoctor.engine.evaluate import evaluate
+from lossdoctor.engine.loader import load_rules
+from lossdoctor.model import Run, Series
+from lossdoctor.report import RunReport
+
+import curves
+
+RULES = load_rules()
+
+
+def judge(steps, values, val=None) -> RunReport:
+    series = {"train": Series("train", "loss", np.asarray(steps, float), np.asarray(values, float))}
+    if val is not None:
+        series["val"] = Series(
+            "val", "val_loss", np.asarray(val[0], float), np.asarray(val[1], float)
+        )
+    return evaluate(Run("test.csv", "test", series), RULES)
+
+
+def severities(report: RunReport) -> dict[str, str]:
+    return {f.rule: f.severity for f in report.active}
+
+
+def test_healthy_curve_is_healthy_with_smooth_decline():
+    report = judge(*curves.healthy())
+    assert report.verdict == "healthy"
+    assert severities(report)["smooth-decline"] == "info"
+    assert "spikes" not in severities(report)
+
+
+@pytest.mark.parametrize("ratio", [2.5, 4.0])
+def test_large_spikes_warn_with_the_worst_ratio(ratio):
+    report = judge(*curves.spiky(ratio=ratio))
+    finding = next(f for f in report.findings if f.rule == "spikes")
+    assert finding.severity == "warning"
+    assert finding.evidence["peak_ratio"] == pytest.approx(ratio, rel=0.15)
+    assert report.verdict == "warning"
+
+
+def test_small_spikes_are_info_only():
+    report = judge(*curves.spiky(ratio=1.3))
+    assert severities(report)["spikes"] == "info"
+    assert report.verdict == "healthy"
+
+
+def test_spike_evidence_points_at_the_step():
+    steps, values = curves.healthy(400)
+    values[200] *= 5
+    finding = next(f for f in judge(steps, values).findings if f.rule == "spikes")
+    assert finding.evidence["start_step"] == steps[200]
+    assert "step 2010" in finding.message
+
+
+def test_steep_early_fall_is_not_a_spike():
+    steps = np.arange(1, 31, dtype=float)
+    values = np.r_[8.25, 4.62, np.linspace(4.15, 3.5, 28)]
+    assert "spikes" not in severities(judge(steps, values))
+
+
+@pytest.mark.parametrize(("swing", "severity"), [(0.2, "warning"), (0.5, "error")])
+def test_oscillation_fires_by_swing(swing, severity):
+    report = judge(*curves.oscillating(swing=swing))
+    assert severities(report)["oscillation"] == severity
+    assert "smooth-decline" not in severities(report)
+
+
+def test_ordinary_noise_is_not_oscillation():
+    report = judge(*curves.oscillating(swing=0.05))
+    assert "oscillation" not in severities(report)
+
+
+def test_noise_near_zero_loss_is_not_oscillation():
+    # a loss that fell from 3 to ~0.005 wobbling x3 at the bottom: tiny on the loss scale
+    steps = np.arange(1, 1001, dtype=float)
+    rng = np.random.default_rng(3)
+    values = 0.005 + 3.0 * np.exp(-steps / 60)
+    values = values * np.exp(rng.normal(0, 0.8, 1000) * (steps > 400))
+    assert "oscillation" not in severities(judge(steps, values))
+
+
+def test_flat_loss_is_high_flatline_error():
+    report = judge(*curves.flat())
+    finding = next(f for f in report.findings if f.rule == "high-flatline")
+    assert finding.severity == "error"
+    assert report.verdict == "failing"
+    assert "smooth-decline" not in severities(report)
+
+
+def test_slow_but_real_fall_is_not_a_flatline():
+    steps, values = curves.flat()
+    values = values * np.linspace(1.0, 0.8, values.shape[0])
+    assert "high-flatline" not in severities(judge(steps, values))
+
+
+def test_plateau_is_info_with_the_flattening_step():
+    steps, values = curves.plateau()
+    report = judge(steps, values)
+    finding = next(f for f in report.findings if f.rule == "plateau")
+    assert finding.severity == "info"
+    assert 0 < finding.evidence["start_step"] < steps[-1] * 0.5
+    assert report.verdict == "healthy"
+
+
+def test_curve_still_falling_has_no_long_plateau():
+    steps = np.arange(1, 501, dtype=float)
+    values = 5.0 - 3.5 * steps / 500  # linear fall to the end
+    assert "plateau" not in severities(judge(steps, values))
+
+
+@pytest.mark.parametrize(("factor", "severity"), [(2.0, "error"), (20.0, "error")])
+def test_divergence_is_an_error(factor, severity):
+    report = judge(*curves.diverging(factor=factor))
+    assert severities(report)["divergence"] == severity
+    assert report.verdict == "failing"
+    assert "smooth-decline" not in severities(report)
+
+
+def test_small_late_uptick_is_not_divergence():
+    report = judge(*curves.diverging(factor=1.1))
+    assert "divergence" not in severities(report)
+
+
+def test_nan_tail_is_non_finite_error_with_first_step():
+    steps, values = curves.with_nan()
+    report = judge(steps, values)
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    assert finding.severity == "error"
+    assert finding.evidence["start_step"] == steps[240]
+    assert finding.evidence["count"] == 60
+    assert "never recovered" in finding.message
+
+
+def test_single_inf_is_non_finite_and_supersedes_divergence():
+    steps, values = curves.diverging(factor=3)
+    values[100] = np.inf
+    report = judge(steps, values)
+    assert severities(report)["non-finite"] == "error"
+    div = next(f for f in report.findings if f.rule == "divergence")
+    assert div.superseded_by == "non-finite"
+    assert report.drivers == ["non-finite"]
+
+
+def test_finite_curve_has_no_non_finite_finding():
+    assert "non-finite" not in severities(judge(*curves.healthy()))
+
+
+@pytest.mark.parametrize(("rise", "severity"), [(0.1, "warning"), (0.3, "error")])
+def test_overfitting_reports_best_validation_step(rise, severity):
+    steps, train, val_steps, val = curves.overfitting_pair(rise=rise)
+    report = judge(steps, train, (val_steps, val))
+    finding = next(f for f in report.findings if f.rule == "overfitting")
+    assert finding.severity == severity
+    best = finding.evidence["start_step"]
+    assert val_steps[9] <= best <= val_steps[14]
+    assert f"step {best:g}" in finding.message
+
+
+def test_validation_tracking_training_is_not_overfitting():
+    steps, train, val_steps, val = curves.tracking_pair()
+    report = judge(steps, train, (val_steps, val))
+    assert "overfitting" not in severities(report)
+    assert report.verdict == "healthy"
+
+
+def test_tiny_validation_uptick_at_the_very_end_is_not_overfitting():
+    steps, train, val_steps, val = curves.tracking_pair()
+    val = val.copy()
+    val[-1] *= 1.15
+    assert "overfitting" not in severities(judge(steps, train, (val_steps, val)))
+
+
+def test_negative_loss_warns():
+    steps, values = curves.healthy()
+    report = judge(steps, values - 2.0)
+    finding = next(f for f in report.findings if f.rule == "negative-loss")
+    assert finding.severity == "warning"
+    assert finding.evidence["count"] > 0
+
+
+def test_positive_loss_has_no_negative_finding():
+    assert "negative-loss" not in severities(judge(*curves.healthy()))
+
+
+def test_no_validation_and_too_few_points_are_info_only():
+    report = judge([1, 2, 3], [3.0, 2.0, 1.0])
+    assert severities(report) == {"too-few-points": "info", "no-validation": "info"}
+    assert report.verdict == "healthy"
+
+
+def test_enough_points_and_validation_give_no_coverage_notes():
+    steps, train, val_steps, val = curves.tracking_pair()
+    found = severities(judge(steps, train, (val_steps, val)))
+    assert "no-validation" not in found
+    assert "too-few-points" not in found
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_rules_are_scale_free(scale):
+    steps, values = curves.spiky(ratio=3.0)
+    assert severities(judge(steps, values * scale))["spikes"] == "warning"
+    steps, values = curves.healthy()
+    assert judge(steps, values * scale).verdict == "healthy"
+
+
+@pytest.mark.parametrize("n", [60, 3000, 60000])
+def test_rules_hold_across_run_lengths(n):
+    assert judge(*curves.healthy(n)).verdict == "healthy"
+    assert severities(judge(*curves.diverging(n)))["divergence"] == "error"
+    assert severities(judge(*curves.flat(n)))["high-flatline"] == "error"
