@@ -8,8 +8,29 @@ from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import InputError
-from lossdoctor.ingest import ColumnHints, read_run
+from lossdoctor.ingest import ColumnHints, read_runs
 from lossdoctor.report import Report, RunReport
+
+
+def diagnose_source(
+    source: str,
+    *,
+    data: bytes | None = None,
+    hints: ColumnHints | None = None,
+    rules: Sequence[Rule] | None = None,
+    run: str | None = None,
+) -> list[RunReport]:
+    """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
+    MLflow database, or ``data`` read from standard input).
+
+    An unreadable source gives one report whose ``error`` holds the one-line reason.
+    """
+    pack = rules if rules is not None else load_rules()
+    try:
+        runs = read_runs(source, data=data, hints=hints, run=run)
+    except InputError as exc:
+        return [RunReport(source=source, error=exc.one_line())]
+    return [evaluate(r, pack) for r in runs]
 
 
 def diagnose(
@@ -19,15 +40,8 @@ def diagnose(
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
 ) -> RunReport:
-    """Return the diagnosis of the log at ``source`` (or of ``data`` read from it).
-
-    An unreadable source gives a report whose ``error`` holds the one-line reason.
-    """
-    try:
-        run = read_run(source, data=data, hints=hints)
-    except InputError as exc:
-        return RunReport(source=source, error=exc.one_line())
-    return evaluate(run, rules if rules is not None else load_rules())
+    """Return the diagnosis of the first run at ``source`` (see :func:`diagnose_source`)."""
+    return diagnose_source(source, data=data, hints=hints, rules=rules)[0]
 
 
 def diagnose_many(

@@ -40,9 +40,9 @@ def test_runs_are_in_argument_order_and_unreadable_is_an_error_run(runner, tmp_p
     assert doc["runs"][0] == {
         "source": str(tmp_path / "missing.csv"),
         "verdict": "error",
-        "error": f"{tmp_path / 'missing.csv'}: no such file",
+        "error": f"{tmp_path / 'missing.csv'}: no such file or folder",
     }
-    assert f"lossdoctor: {tmp_path / 'missing.csv'}: no such file" in result.stderr
+    assert f"lossdoctor: {tmp_path / 'missing.csv'}: no such file or folder" in result.stderr
 
 
 @pytest.mark.parametrize(

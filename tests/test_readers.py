@@ -163,9 +163,9 @@ def test_bad_input_is_one_line_error_with_file_and_line(name, message, line):
 
 
 def test_missing_file_directory_empty_and_binary(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="no such file or folder"):
         read_run(str(tmp_path / "nope.csv"))
-    with pytest.raises(InputError, match="is a directory"):
+    with pytest.raises(InputError, match="no loss logs found in this folder"):
         read_run(str(tmp_path))
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(InputError, match="file is empty"):

@@ -1,7 +1,9 @@
-"""Read any supported log into a :class:`~lossdoctor.model.Run`.
+"""Read any supported log into :class:`~lossdoctor.model.Run` objects.
 
-The one entry point is :func:`read_run`; the format is sniffed from the content
-(the file name only breaks ties), so ``-`` (standard input) works for every format.
+The entry points are :func:`read_runs` (a path may be a folder of several runs)
+and :func:`read_run` (exactly one run).  The format is sniffed from the content
+(the file name only names a TensorBoard export's tag), so ``-`` (standard
+input) works for every text format.
 """
 
 from __future__ import annotations
@@ -15,27 +17,29 @@ from pathlib import Path
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.delimited import read_delimited, sniff_delimiter
+from lossdoctor.ingest.delimited import looks_like_table, read_delimited, sniff_delimiter
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
 from lossdoctor.model import Run
 
-__all__ = ["ColumnHints", "read_bytes", "read_run"]
+__all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs"]
 
 #: Bytes looked at to tell text from binary.
 BINARY_PROBE_BYTES = 8192
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _load(path: Path, source: str) -> bytes:
-    """Return the bytes of the file at ``path``; raise :class:`InputError` if unreadable."""
+def _stat(path: Path, source: str) -> os.stat_result:
     try:
-        mode = path.stat().st_mode
+        return path.stat()
     except FileNotFoundError:
-        raise InputError("no such file", path=source) from None
+        raise InputError("no such file or folder", path=source) from None
     except OSError as exc:
         raise InputError(exc.strerror or "cannot be read", path=source) from None
-    if stat.S_ISDIR(mode):
-        raise InputError("is a directory, not a log file", path=source)
+
+
+def _load(path: Path, source: str) -> bytes:
+    """Return the bytes of the file at ``path``; raise :class:`InputError` if unreadable."""
+    mode = _stat(path, source).st_mode
     if not stat.S_ISREG(mode):
         raise InputError("is not a regular file (pipe or device): use '-' for a pipe", path=source)
     if not os.access(path, os.R_OK):
@@ -46,17 +50,21 @@ def _load(path: Path, source: str) -> bytes:
         raise InputError(exc.strerror or "cannot be read", path=source) from None
 
 
-def _decode(data: bytes, source: str) -> str:
-    """Return the text of ``data`` (gunzipped when compressed), or raise for binary input."""
-    if data.startswith(_GZIP_MAGIC):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error):
-            raise InputError("corrupt gzip file", path=source) from None
+def _gunzip(data: bytes, source: str) -> bytes:
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        raise InputError("corrupt gzip file", path=source) from None
+
+
+def _text(data: bytes, source: str) -> str:
+    """Return the text of ``data``, or raise for empty and binary input."""
     if not data.strip():
         raise InputError("file is empty", path=source)
     if b"\x00" in data[:BINARY_PROBE_BYTES]:
-        raise InputError("binary file, not a text log", path=source)
+        raise InputError("binary file, not a loss log", path=source)
     text = data.decode("utf-8-sig", errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -66,19 +74,34 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
 
     Raises :class:`InputError` with a one-line reason when it holds no loss log.
     """
-    text = _decode(data, source)
+    from lossdoctor.ingest.tfevents import (
+        EventScalars,
+        looks_like_tfrecord,
+        read_event_bytes,
+        scalars_to_run,
+    )
+
+    data = _gunzip(data, source)
+    if looks_like_tfrecord(data):
+        scalars = EventScalars()
+        read_event_bytes(data, scalars, source=source)
+        return scalars_to_run(scalars, source=source, hints=hints)
+    text = _text(data, source)
     head = text.lstrip()
     if head[:1] in ("{", "["):
         try:
             obj = json.loads(text)
         except ValueError as exc:
             first_line = head.split("\n", 1)[0].strip()
-            if first_line.startswith("{") and first_line.endswith("}"):
+            if _is_json_object(first_line):
                 return read_jsonl(text, source=source, hints=hints)
-            line = getattr(exc, "lineno", None)
-            reason = getattr(exc, "msg", str(exc))
-            raise InputError(f"invalid JSON ({reason})", path=source, line=line) from None
-        if isinstance(obj, dict) and "\n" in text.strip() and _one_object_per_line(text):
+            try:
+                return _read_text(text, source=source, hints=hints)
+            except InputError:
+                line = getattr(exc, "lineno", None)
+                reason = getattr(exc, "msg", str(exc))
+                raise InputError(f"invalid JSON ({reason})", path=source, line=line) from None
+        if isinstance(obj, dict) and _one_object_per_line(text):
             return read_jsonl(text, source=source, hints=hints)
         return read_json(obj, source=source, hints=hints)
     try:
@@ -87,31 +110,72 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         pass
     else:
         return read_json(scalar, source=source, hints=hints)
-    lines = text.split("\n", 40)[:40]
-    delimiter = sniff_delimiter([ln for ln in lines if not ln.lstrip().startswith("#")])
-    if delimiter is not None:
+    from lossdoctor.ingest.mlflow import looks_like_metric_file, read_metric_file
+
+    if looks_like_metric_file(text):
+        return read_metric_file(text, source=source, hints=hints)
+    lines = [ln for ln in text.split("\n", 40)[:40] if not ln.lstrip().startswith("#")]
+    delimiter = sniff_delimiter(lines)
+    if delimiter is not None and looks_like_table(lines, delimiter):
         return read_delimited(text, source=source, delimiter=delimiter, hints=hints)
     single = [ln.strip() for ln in lines if ln.strip()]
-    if len(single) >= 2 and all(" " not in ln for ln in single):
+    if len(single) >= 2 and all(" " not in ln and ":" not in ln for ln in single):
         return read_delimited(text, source=source, delimiter=",", hints=hints)
-    raise InputError(
-        "not a table, JSON or JSON Lines log (no delimiter, no JSON object found)", path=source
-    )
+    return _read_text(text, source=source, hints=hints)
+
+
+def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:
+    from lossdoctor.ingest.textlog import read_text_log
+
+    return read_text_log(text, source=source, hints=hints)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _one_object_per_line(text: str) -> bool:
-    """Return True when ``text`` parsed as one JSON object only because it has one line."""
-    return sum(1 for ln in text.split("\n") if ln.strip()) > 1 and all(
-        ln.strip().startswith("{") and ln.strip().endswith("}")
-        for ln in text.split("\n")
-        if ln.strip()
+    """Return True when ``text`` is several lines that are each a JSON object."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    return len(lines) > 1 and all(
+        ln.strip().startswith("{") and ln.strip().endswith("}") for ln in lines
     )
 
 
-def read_run(source: str, *, data: bytes | None = None, hints: ColumnHints | None = None) -> Run:
-    """Return the run read from the file ``source``, or from ``data`` when given (stdin).
+def read_runs(
+    source: str,
+    *,
+    data: bytes | None = None,
+    hints: ColumnHints | None = None,
+    run: str | None = None,
+) -> list[Run]:
+    """Return every run at ``source``: one for a log file or ``data`` (stdin), one per run
+    for a folder of runs or an MLflow database.
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """
-    raw = data if data is not None else _load(Path(source), source)
-    return read_bytes(raw, source=source, hints=hints)
+    if data is not None:
+        return [read_bytes(data, source=source, hints=hints)]
+    path = Path(source)
+    mode = _stat(path, source).st_mode
+    if stat.S_ISDIR(mode):
+        from lossdoctor.ingest.runfolder import read_folder
+
+        return read_folder(path, source=source, hints=hints, run=run)
+    raw = _load(path, source)
+    if raw.startswith(b"SQLite format 3\x00"):
+        from lossdoctor.ingest.mlflow import read_sqlite
+
+        return read_sqlite(path, source=source, hints=hints, run=run)
+    return [read_bytes(raw, source=source, hints=hints)]
+
+
+def read_run(source: str, *, data: bytes | None = None, hints: ColumnHints | None = None) -> Run:
+    """Return the one run at ``source`` (the first, for a folder of several).
+
+    Raises :class:`InputError` with a one-line reason naming ``source``.
+    """
+    return read_runs(source, data=data, hints=hints)[0]

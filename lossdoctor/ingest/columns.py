@@ -24,6 +24,7 @@ STEP_NAMES = (
     "_step",
     "steps",
     "num_steps",
+    "num_updates",
 )
 EPOCH_NAMES = ("epoch", "epochs")
 TRAIN_NAMES = (
@@ -44,6 +45,11 @@ TRAIN_NAMES = (
     "loss_epoch",
     "train",
     "value",
+    "train loss",
+    "epoch_loss",
+    "train/epoch_loss",
+    "training/epoch_loss",
+    "loss/train",
 )
 VAL_NAMES = (
     "val_loss",
@@ -58,6 +64,14 @@ VAL_NAMES = (
     "val_loss_step",
     "tel",
     "val",
+    "val loss",
+    "valid loss",
+    "validation loss",
+    "eval loss",
+    "validation/epoch_loss",
+    "val/epoch_loss",
+    "loss/val",
+    "loss/validation",
 )
 LR_NAMES = (
     "lr",

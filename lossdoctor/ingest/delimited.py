@@ -47,6 +47,16 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     return None if best is None else best[1]
 
 
+def looks_like_table(lines: list[str], delimiter: str) -> bool:
+    """Return True when the rows after the first are mostly numbers (or empty cells)."""
+    rows = [ln for ln in lines[1:] if ln.strip()][:10]
+    if not rows:
+        return True
+    cells = [c.strip().strip('"') for row in rows for c in row.split(delimiter)]
+    numeric = sum(1 for c in cells if not c or _is_number(c) or c.lower() in MISSING_TOKENS)
+    return numeric >= 0.5 * len(cells)
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)

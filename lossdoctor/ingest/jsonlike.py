@@ -20,7 +20,7 @@ from lossdoctor.model import Run
 HF_SUMMARY_KEYS = frozenset({"train_runtime", "train_samples_per_second", "total_flos"})
 
 
-def _records_table(records: Sequence[Mapping[str, Any]], lines: list[int] | None) -> Table:
+def records_table(records: Sequence[Mapping[str, Any]], lines: list[int] | None) -> Table:
     """Return a table with one column per key seen in ``records`` (first-seen order)."""
     keys: dict[str, None] = {}
     for record in records:
@@ -59,7 +59,7 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
         lines.append(number)
     if not records:
         raise InputError("no line holds a JSON object", path=source, line=bad_first)
-    table = _records_table(records, lines)
+    table = records_table(records, lines)
     if bad:
         table.notes.append(
             f"{bad} lines that are not JSON objects were skipped (first: {bad_first})"
@@ -81,7 +81,7 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         points = [e for e in entries if not HF_SUMMARY_KEYS & e.keys()]
         if not points:
             raise InputError("trainer_state.json has an empty log_history", path=source)
-        table = _records_table(points, None)
+        table = records_table(points, None)
         return table_to_run(table, source=source, reader="hf-trainer-state", hints=hints)
     if isinstance(obj, list) and _is_tb_export(obj):
         steps = coerce_cells(pd.Series([r[1] for r in obj], dtype=object), nan_is_missing=False)
@@ -92,14 +92,14 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         )
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         return table_to_run(
-            _records_table(obj, None), source=source, reader="json-records", hints=hints
+            records_table(obj, None), source=source, reader="json-records", hints=hints
         )
     if isinstance(obj, dict):
         lists = {k: v for k, v in obj.items() if isinstance(v, list)}
         record_lists = [v for v in lists.values() if v and all(isinstance(r, dict) for r in v)]
         if len(record_lists) == 1:
             return table_to_run(
-                _records_table(record_lists[0], None),
+                records_table(record_lists[0], None),
                 source=source,
                 reader="json-records",
                 hints=hints,

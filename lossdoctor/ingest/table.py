@@ -274,3 +274,43 @@ def tensorboard_export_run(
     header = f"columns: train=Value (tag '{tag}'); x: Step"
     all_notes = (header, *notes, *run.notes[1:])
     return Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)
+
+
+def series_run(
+    columns: dict[str, tuple[FloatArray, FloatArray]],
+    *,
+    source: str,
+    reader: str,
+    hints: ColumnHints | None = None,
+    notes: list[str] | None = None,
+) -> Run:
+    """Return the run made of named series that each carry their own steps (event-file
+    tags, MLflow metric keys).  Roles are chosen from the names as for table columns;
+    steps that go backwards are resolved per series as in :func:`table_to_run`.
+
+    Raises :class:`InputError` when no name is a loss.
+    """
+    names = list(columns)
+    try:
+        choice = choose_columns(names, hints)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]), path=source) from None
+    roles = dict(choice.roles)
+    out_notes = list(notes or [])
+    if TRAIN not in roles and VAL in roles:
+        roles = {TRAIN: roles.pop(VAL), **roles}
+        out_notes.append(f"the only loss series ('{roles[TRAIN]}') is judged as the main curve")
+    if TRAIN not in roles:
+        shown = ", ".join(names[:20]) or "none"
+        raise InputError(
+            f"no loss series found (series: {shown}); name it with --train-col", path=source
+        )
+    series: dict[str, Series] = {}
+    for role, name in roles.items():
+        steps, values = columns[name]
+        keep, restart_notes = _keep_after_restarts(steps, None)
+        out_notes.extend(f"'{name}': {note}" for note in restart_notes)
+        series[role] = Series(role=role, column=name, steps=steps[keep], values=values[keep])
+    used = ", ".join(f"{role}={name}" for role, name in roles.items())
+    out_notes.insert(0, f"series: {used}")
+    return Run(source=source, reader=reader, series=series, notes=tuple(dict.fromkeys(out_notes)))

@@ -1,0 +1,104 @@
+"""Run folders: find the runs a framework left under a directory.
+
+Recognised, per run: TensorBoard event files (a folder of them is one run; its
+``train``/``validation`` sub-folders are merged the way TensorBoard shows them),
+Lightning ``version_*/metrics.csv``, Hugging Face ``trainer_state.json`` (the
+latest ``checkpoint-*`` when there is no final one), and MLflow file-store runs
+(``mlruns/<experiment>/<run>/metrics``).  One folder holding several runs gives
+several runs, never one merged series.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Folders below the one given that are searched at the most.
+MAX_DEPTH = 8
+#: Sub-folder names TensorBoard-style loggers use for one split of one run.
+SPLIT_DIRS = frozenset(
+    {"train", "training", "validation", "val", "valid", "eval", "evaluation", "test"}
+)
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class RunUnit:
+    """One run found in a folder: its kind, its root folder and the files to read."""
+
+    kind: str  # "tfevents", "lightning-csv", "hf-trainer-state", "mlflow-file"
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+
+
+def _walk(top: Path) -> list[tuple[Path, list[str], list[str]]]:
+    out = []
+    base_depth = len(top.parts)
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if len(here.parts) - base_depth >= MAX_DEPTH:
+            dirnames[:] = []
+        out.append((here, dirnames, sorted(filenames)))
+    return out
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def find_runs(top: Path) -> list[RunUnit]:
+    """Return the runs under ``top``, in path order."""
+    tree = _walk(top)
+    units: list[RunUnit] = []
+
+    # Hugging Face: output_dir/trainer_state.json or output_dir/checkpoint-N/trainer_state.json
+    hf: dict[Path, tuple[int, Path]] = {}
+    for here, _, files in tree:
+        if "trainer_state.json" not in files:
+            continue
+        match = _CHECKPOINT.match(here.name)
+        root = here.parent if match else here
+        rank = int(match.group(1)) if match else 1 << 62  # a final save beats checkpoints
+        if root not in hf or rank > hf[root][0]:
+            hf[root] = (rank, here / "trainer_state.json")
+    for root, (_, path) in sorted(hf.items()):
+        units.append(RunUnit("hf-trainer-state", root, [path]))
+    taken = [u.root for u in units]
+
+    # MLflow file store: <run>/metrics/<key...>
+    for here, dirs, _ in tree:
+        is_mlflow = (here / "meta.yaml").is_file() or "mlruns" in here.parts
+        if "metrics" in dirs and is_mlflow and not _under(here, taken):
+            units.append(RunUnit("mlflow-file", here, [here / "metrics"]))
+    taken = [u.root for u in units]
+
+    # Lightning CSVLogger: version_N/metrics.csv
+    for here, _, files in tree:
+        if "metrics.csv" in files and not _under(here, taken):
+            units.append(RunUnit("lightning-csv", here, [here / "metrics.csv"]))
+    taken = [u.root for u in units]
+
+    # TensorBoard: every folder holding event files; split sub-folders join their parent
+    event_dirs: dict[Path, list[Path]] = {}
+    for here, _, files in tree:
+        events = [here / f for f in files if "tfevents" in f]
+        if events and not _under(here, taken):
+            event_dirs[here] = events
+    tb_units: dict[Path, RunUnit] = {}
+    for here in sorted(event_dirs):
+        parent = here.parent
+        is_split = here.name.lower() in SPLIT_DIRS or parent in event_dirs
+        if is_split and here != top:
+            root, prefix = parent, f"{here.name}/"
+        else:
+            root, prefix = here, ""
+        unit = tb_units.setdefault(root, RunUnit("tfevents", root))
+        for path in event_dirs[here]:
+            unit.files.append(path)
+            unit.prefixes.append(prefix)
+    units.extend(tb_units.values())
+    return sorted(units, key=lambda u: str(u.root))

@@ -1,0 +1,127 @@
+"""MLflow tracking data: the file store (``mlruns``) and the SQLite store (``mlflow.db``)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lossdoctor.errors import InputError
+from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.table import series_run
+from lossdoctor.model import FloatArray, Run
+
+#: A metric file line: ``<timestamp_ms> <value> <step>`` (old files omit the step).
+METRIC_LINE = re.compile(r"^\s*(\d+)\s+(\S+)(?:\s+(-?\d+))?\s*$")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_FLOAT_MAX = sys.float_info.max
+
+
+def parse_metric_text(text: str, *, source: str) -> tuple[FloatArray, FloatArray]:
+    """Return (steps, values) of one MLflow metric file's text.
+
+    Raises :class:`InputError` naming the first line that is not ``ts value [step]``.
+    """
+    steps: list[float] = []
+    values: list[float] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = METRIC_LINE.match(line)
+        if not match:
+            raise InputError(
+                "not an MLflow metric line ('<ts> <value> <step>')", path=source, line=number
+            )
+        try:
+            values.append(float(match.group(2)))
+        except ValueError:
+            raise InputError(
+                f"'{match.group(2)}' is not a number", path=source, line=number
+            ) from None
+        steps.append(float(match.group(3) or 0))
+    return np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+
+
+def looks_like_metric_file(text: str) -> bool:
+    """Return True when every non-empty line of the first ones is ``ts value [step]``."""
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    return bool(lines) and all(METRIC_LINE.match(ln) for ln in lines)
+
+
+def read_metric_file(text: str, *, source: str, hints: ColumnHints | None) -> Run:
+    """Return the run of a single MLflow metric file (the series is named after the file)."""
+    name = Path(source).name if source != "-" else "value"
+    steps, values = parse_metric_text(text, source=source)
+    columns = {name: (steps, values)}
+    hints = hints or ColumnHints(train=name)
+    return series_run(columns, source=source, reader="mlflow-metric", hints=hints)
+
+
+def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None) -> Run:
+    """Return the run of an MLflow file-store run folder (``<run>/metrics/<key>``)."""
+    metrics = run_dir / "metrics"
+    columns: dict[str, tuple[FloatArray, FloatArray]] = {}
+    for path in sorted(p for p in metrics.rglob("*") if p.is_file()):
+        key = path.relative_to(metrics).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InputError(exc.strerror or "cannot be read", path=str(path)) from None
+        columns[key] = parse_metric_text(text, source=str(path))
+    if not columns:
+        raise InputError("MLflow run has no metrics", path=source)
+    return series_run(columns, source=source, reader="mlflow-file", hints=hints)
+
+
+def read_sqlite(
+    path: Path, *, source: str, hints: ColumnHints | None, run: str | None
+) -> list[Run]:
+    """Return one run per MLflow run in a SQLite tracking store (``--run`` picks one).
+
+    Raises :class:`InputError` when the file is not an MLflow store or ``run`` matches none.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise InputError(f"cannot open SQLite database ({exc})", path=source) from None
+    try:
+        try:
+            names = dict(
+                conn.execute("SELECT run_uuid, COALESCE(name, run_uuid) FROM runs").fetchall()
+            )
+            rows = conn.execute(
+                "SELECT run_uuid, key, step, value, is_nan FROM metrics "
+                "ORDER BY run_uuid, key, timestamp, step"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise InputError(f"not an MLflow tracking database ({exc})", path=source) from None
+    finally:
+        conn.close()
+    by_run: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for run_id, key, step, value, is_nan in rows:
+        series = by_run.setdefault(run_id, {}).setdefault(key, ([], []))
+        number = float("nan") if is_nan else float(value)
+        if abs(number) >= _FLOAT_MAX:
+            number = float("inf") if number > 0 else float("-inf")
+        series[0].append(float(step or 0))
+        series[1].append(number)
+    wanted = sorted(by_run, key=lambda r: str(names.get(r, r)))
+    if run is not None:
+        wanted = [r for r in wanted if run in (r, names.get(r)) or r.startswith(run)]
+        if not wanted:
+            choices = ", ".join(str(names.get(r, r)) for r in sorted(by_run)) or "none"
+            raise InputError(f"no run '{run}' in this store (runs: {choices})", path=source)
+    if not wanted:
+        raise InputError("the MLflow store holds no metrics", path=source)
+    runs = []
+    for run_id in wanted:
+        columns = {
+            key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
+            for key, (s, v) in by_run[run_id].items()
+        }
+        label = source if len(wanted) == 1 else f"{source}#{names.get(run_id, run_id)}"
+        runs.append(series_run(columns, source=label, reader="mlflow-sqlite", hints=hints))
+    return runs

@@ -1,0 +1,274 @@
+"""Text logs and stdout captures: one record per line that carries values.
+
+Understood: nanoGPT (``iter N: loss X``, ``step N: train loss X, val loss Y``),
+llm.c (``step 1/N | loss X``, ``s:N trl:X``, ``s:N tel:X``), Hugging Face Trainer
+printed dicts (``{'loss': 2.1, 'grad_norm': nan, ...}``, values possibly quoted),
+Megatron-LM (``iteration N/ M | ... lm loss: X |``, ``validation loss at iteration
+N | lm loss value: X``), fairseq, mmengine/mmcv (``Epoch(train) [1][240/735] ...
+loss: X``), detectron2's console, Keras progress bars (epoch-end lines with
+``val_loss``), and generic ``key=value`` / ``key: value`` / ``key value |`` lines.
+Logging prefixes (time stamps, levels, logger names) and ANSI colours are
+stripped; carriage returns split lines.  Lines without values are skipped and
+counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossdoctor.errors import InputError
+from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
+from lossdoctor.ingest.table import table_to_run
+from lossdoctor.model import Run
+
+NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
+_NUM_RE = re.compile(rf"^(?:{NUM})$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_PREFIXES = (
+    re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[^\s:]*:"),
+    re.compile(r"^\s*\[?\d{2,4}[-/]\d\d[-/]\d\d[ T_]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?\s*[|,-]?\s*"),
+    re.compile(r"^\s*\d\d/\d\d \d\d:\d\d:\d\d - \S+ - \w+ - "),
+    re.compile(r"^\s*\[?(?:DEBUG|INFO|WARNING|WARN|ERROR)\]?\s*[|:-]?\s*"),
+)
+_NANOGPT_ITER = re.compile(rf"^iter (\d+): loss ({NUM})")
+_NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})")
+_HF_DICT = re.compile(r"^\{'.*\}\s*$")
+_HF_PAIR = re.compile(r"'([^']+)':\s*(?:'([^']*)'|([^,}]+))")
+_MM_EPOCH = re.compile(r"Epoch(?:\((train|val|test)\))?\s*\[(\d+)\]\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
+_MM_ITER = re.compile(r"Iter\((train|val|test)\)\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
+_KERAS_EPOCH = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
+_KERAS_BAR = re.compile(r"^\s*\d+/\d+ .*\b(?:step|ETA)\b.* - [\w ]+: ")
+_AT_STEP = re.compile(r"\b(?:at|@)\s+(?:iteration|iter|step)\s+(\d+)", re.IGNORECASE)
+_KEY = r"[A-Za-z_][\w./()-]*(?: [A-Za-z_][\w./()-]*){0,4}"
+_PAIR = re.compile(rf"(?<![\w./-])({_KEY})\s*[:=]\s*({NUM})(?![\w.])")
+_SEGMENT = re.compile(rf"^\s*({_KEY})\s+({NUM})(?:\s*/\s*(\d+))?\s*(?:\(.*\))?\s*%?$")
+_LOSS_LINE = re.compile(rf"^\s*([A-Za-z][\w ]*loss)\s+({NUM})\s*$", re.IGNORECASE)
+_VAL_WORD = re.compile(r"\b(?:val|valid|validation|eval|evaluation|dev)\b", re.IGNORECASE)
+_BLOCK_HEADER = re.compile(r"^(?:[^\w\s]+\s*)?([\w ]+):\s*$")
+STEP_KEYS = (
+    "step", "global_step", "global step", "iteration", "iter", "iterations", "it",
+    "num_updates", "update", "updates", "s", "train/global_step",
+)  # fmt: skip
+
+
+@dataclass
+class ParsedLine:
+    """Values found on one line, whether they are validation values, and the dialect."""
+
+    values: dict[str, Any]
+    dialect: str
+    is_val: bool = False
+    keras_bar: bool = False
+
+
+@dataclass
+class _State:
+    keras_epoch: int | None = None
+    val_block: bool = False
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    dialects: Counter[str] = field(default_factory=Counter)
+    keras_bar: list[bool] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _number(text: str) -> float | None:
+    text = text.strip().strip("'\"")
+    match = re.search(NUM, text)
+    if match is None:
+        return None
+    try:
+        return float(match.group(0))
+    except ValueError:
+        return None
+
+
+def strip_prefix(line: str) -> str:
+    """Return ``line`` without ANSI colours and leading time stamps, levels, logger names."""
+    line = _ANSI.sub("", line)
+    for pattern in _PREFIXES:
+        line = pattern.sub("", line, count=1)
+    return line
+
+
+def _generic(line: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in _PAIR.findall(line):
+        values.setdefault(key.strip().lower(), float(raw))
+    if "|" in line:
+        for segment in line.split("|"):
+            match = _SEGMENT.match(segment)
+            if match and ":" not in segment and "=" not in segment:
+                key = match.group(1).strip().lower()
+                values.setdefault(key, float(match.group(2)))
+                if match.group(3):
+                    values.setdefault(f"{key}__total", float(match.group(3)))
+    if not values:
+        match = _LOSS_LINE.match(line)
+        if match:
+            values[match.group(1).strip().lower()] = float(match.group(2))
+    return values
+
+
+def parse_line(line: str, state: _State) -> ParsedLine | None:
+    """Return the values on one (prefix-stripped) line, or None."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if m := _NANOGPT_ITER.match(stripped):
+        return ParsedLine({"step": float(m.group(1)), "loss": float(m.group(2))}, "nanogpt")
+    if m := _NANOGPT_EVAL.match(stripped):
+        values = {"step": float(m.group(1)), "val_loss": float(m.group(3))}
+        return ParsedLine(values, "nanogpt")
+    if _HF_DICT.match(stripped):
+        pairs = {k: (q if q else v) for k, q, v in _HF_PAIR.findall(stripped)}
+        if HF_SUMMARY_KEYS & pairs.keys():
+            return None
+        numbers = {k: _number(v) for k, v in pairs.items()}
+        values = {k: v for k, v in numbers.items() if v is not None}
+        return ParsedLine(dict(values), "hf-printed")
+    if m := _KERAS_EPOCH.match(stripped):
+        state.keras_epoch = int(m.group(1))
+        return None
+    values = _generic(stripped)
+    dialect = "generic"
+    is_val = False
+    if m := _MM_EPOCH.search(stripped):
+        epoch, it, per_epoch = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        values["step"] = (
+            float((epoch - 1) * per_epoch + it) if m.group(1) != "val" else float(epoch)
+        )
+        values["epoch"] = float(epoch)
+        is_val = m.group(1) == "val"
+        dialect = "mmengine"
+    elif m := _MM_ITER.search(stripped):
+        values["step"] = float(m.group(2))
+        is_val = m.group(1) == "val"
+        dialect = "mmengine"
+    if m := _AT_STEP.search(stripped):
+        values.setdefault("step", float(m.group(1)))
+    keras_bar = bool(_KERAS_BAR.match(stripped))
+    if keras_bar:
+        dialect = "keras"
+        if state.keras_epoch is not None:
+            values["epoch"] = float(state.keras_epoch)
+    if not values:
+        header = _BLOCK_HEADER.match(stripped)
+        state.val_block = bool(header and _VAL_WORD.search(header.group(1)))
+        return None
+    indented = line[:1].isspace()
+    if state.val_block and not indented:
+        state.val_block = False
+    remainder = _PAIR.sub(" ", stripped)
+    is_val = is_val or state.val_block or bool(_VAL_WORD.search(remainder))
+    if any(k in values for k in ("lm loss", "lm loss value")):
+        dialect = "megatron"
+    elif "trl" in values or "tel" in values:
+        dialect = "llm.c"
+    elif "num_updates" in values:
+        dialect = "fairseq"
+    return ParsedLine(values, dialect, is_val=is_val, keras_bar=keras_bar)
+
+
+def _canonical(parsed: ParsedLine) -> dict[str, Any]:
+    """Return the values with step keys unified and validation losses named ``val_*``."""
+    values = dict(parsed.values)
+    for key in STEP_KEYS:
+        if key in values and key != "step":
+            values.setdefault("step", values[key])
+            values.setdefault("step__total", values.get(f"{key}__total"))
+            values.pop(key)
+    if "step__total" not in values and "step" not in values:
+        values.pop("step__total", None)
+    if parsed.is_val:
+        renamed: dict[str, Any] = {}
+        first = True
+        for key, value in values.items():
+            if (
+                "loss" in key
+                and "scale" not in key
+                and not key.startswith(("val", "eval", "valid"))
+            ):
+                renamed["val_loss" if first else f"val_{key}"] = value
+                first = False
+            else:
+                renamed[key] = value
+        values = renamed
+    return {k: v for k, v in values.items() if v is not None and not k.endswith("__total")} | (
+        {"step__total": values["step__total"]} if values.get("step__total") else {}
+    )
+
+
+def _globalise_steps(records: list[dict[str, Any]]) -> bool:
+    """Turn per-epoch step counters (``Epoch 1 | Step 10/6501``) into global steps.
+
+    Returns True when it did.
+    """
+    with_total = [r for r in records if "step" in r and "epoch" in r and r.get("step__total")]
+    if not with_total:
+        return False
+    resets = sum(
+        1 for a, b in itertools.pairwise(with_total)
+        if b["step"] < a["step"] and b["epoch"] > a["epoch"]
+    )  # fmt: skip
+    if not resets:
+        return False
+    first_epoch = min(r["epoch"] for r in with_total)
+    for r in with_total:
+        r["step"] = (r["epoch"] - first_epoch) * r["step__total"] + r["step"]
+    return True
+
+
+def read_text_log(text: str, *, source: str, hints: ColumnHints | None = None) -> Run:
+    """Return the run in a text log.
+
+    Raises :class:`InputError` when no line carries a loss value.
+    """
+    state = _State()
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = strip_prefix(raw)
+        parsed = parse_line(line, state)
+        if parsed is None or not parsed.values:
+            if raw.strip():
+                state.skipped += 1
+            continue
+        state.records.append(_canonical(parsed))
+        state.lines.append(number)
+        state.dialects[parsed.dialect] += 1
+        state.keras_bar.append(parsed.keras_bar)
+    records, lines = state.records, state.lines
+    notes: list[str] = []
+    # Keras: per-batch progress lines are running means; keep the epoch-end lines
+    epoch_ends = [
+        i
+        for i, r in enumerate(records)
+        if state.keras_bar[i] and any(k.startswith("val_") for k in r)
+    ]
+    if epoch_ends:
+        keep = [i for i in range(len(records)) if not state.keras_bar[i] or i in set(epoch_ends)]
+        dropped = len(records) - len(keep)
+        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
+        notes.append(
+            f"Keras: used the {len(epoch_ends)} epoch-end lines, not {dropped} progress-bar lines"
+        )
+    if _globalise_steps(records):
+        notes.append("per-epoch step counters turned into global steps")
+    for r in records:
+        r.pop("step__total", None)
+    if not any(any("loss" in k or k in ("trl", "tel") for k in r) for r in records):
+        raise InputError(
+            f"no loss values found in this text ({len(text.splitlines())} lines; "
+            "no line matched a known log format)",
+            path=source,
+        )
+    table = records_table(records, lines)
+    table.notes.extend(notes)
+    if state.skipped:
+        table.notes.append(f"{state.skipped} lines without values were skipped")
+    dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
+    return table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)

@@ -1,0 +1,84 @@
+"""A minimal protobuf schema for TensorBoard event files, built at run time.
+
+Only the fields lossdoctor reads are declared (field numbers from TensorBoard's
+``event.proto``, ``summary.proto`` and ``tensor.proto``); everything else in a
+record is skipped as unknown fields.  No generated code, no ``protoc``, no
+TensorFlow: the schema is a ``FileDescriptorProto`` handed to the protobuf runtime.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_F = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "lossdoctor.tfevents"
+
+
+def _field(
+    message: Any,
+    name: str,
+    number: int,
+    kind: int,
+    *,
+    repeated: bool = False,
+    type_name: str | None = None,
+    oneof: int | None = None,
+) -> None:
+    field = message.field.add(name=name, number=number, type=kind)
+    field.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
+    if type_name:
+        field.type_name = f".{_PACKAGE}.{type_name}"
+    if oneof is not None:
+        field.oneof_index = oneof
+
+
+@cache
+def event_class() -> Any:
+    """Return the generated ``Event`` message class (built once per process)."""
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="lossdoctor_tfevents.proto", package=_PACKAGE, syntax="proto3"
+    )
+    tensor = fdp.message_type.add(name="TensorProto")
+    _field(tensor, "dtype", 1, _F.TYPE_INT32)
+    _field(tensor, "tensor_content", 4, _F.TYPE_BYTES)
+    _field(tensor, "float_val", 5, _F.TYPE_FLOAT, repeated=True)
+    _field(tensor, "double_val", 6, _F.TYPE_DOUBLE, repeated=True)
+    _field(tensor, "int_val", 7, _F.TYPE_INT32, repeated=True)
+    _field(tensor, "int64_val", 10, _F.TYPE_INT64, repeated=True)
+    _field(tensor, "half_val", 13, _F.TYPE_INT32, repeated=True)
+
+    plugin = fdp.message_type.add(name="PluginData")
+    _field(plugin, "plugin_name", 1, _F.TYPE_STRING)
+    _field(plugin, "content", 2, _F.TYPE_BYTES)
+
+    metadata = fdp.message_type.add(name="SummaryMetadata")
+    _field(metadata, "plugin_data", 1, _F.TYPE_MESSAGE, type_name="PluginData")
+    _field(metadata, "data_class", 4, _F.TYPE_INT32)
+
+    value = fdp.message_type.add(name="Value")
+    value.oneof_decl.add(name="value")
+    _field(value, "tag", 1, _F.TYPE_STRING)
+    _field(value, "simple_value", 2, _F.TYPE_FLOAT, oneof=0)
+    _field(value, "tensor", 8, _F.TYPE_MESSAGE, type_name="TensorProto", oneof=0)
+    _field(value, "metadata", 9, _F.TYPE_MESSAGE, type_name="SummaryMetadata")
+
+    summary = fdp.message_type.add(name="Summary")
+    _field(summary, "value", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Value")
+
+    session_log = fdp.message_type.add(name="SessionLog")
+    _field(session_log, "status", 1, _F.TYPE_INT32)
+
+    event = fdp.message_type.add(name="Event")
+    event.oneof_decl.add(name="what")
+    _field(event, "wall_time", 1, _F.TYPE_DOUBLE)
+    _field(event, "step", 2, _F.TYPE_INT64)
+    _field(event, "file_version", 3, _F.TYPE_STRING, oneof=0)
+    _field(event, "summary", 5, _F.TYPE_MESSAGE, type_name="Summary", oneof=0)
+    _field(event, "session_log", 7, _F.TYPE_MESSAGE, type_name="SessionLog", oneof=0)
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Event"))
