@@ -50,8 +50,12 @@ def diagnose_many(
     stdin: bytes | None = None,
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
+    run: str | None = None,
 ) -> Report:
-    """Return the report of every source in order (``-`` reads ``stdin``)."""
+    """Return the report of every run of every source, in order (``-`` reads ``stdin``)."""
     pack = list(rules) if rules is not None else load_rules()
-    runs = [diagnose(s, data=stdin if s == "-" else None, hints=hints, rules=pack) for s in sources]
-    return Report(runs=runs)
+    reports: list[RunReport] = []
+    for source in sources:
+        data = stdin if source == "-" else None
+        reports.extend(diagnose_source(source, data=data, hints=hints, rules=pack, run=run))
+    return Report(runs=reports)

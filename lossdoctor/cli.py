@@ -73,7 +73,9 @@ def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
 def check(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Loss logs to diagnose (CSV, TSV, JSON, JSONL); '-' reads stdin."),
+        typer.Argument(
+            help="Loss logs or run folders to diagnose (see 'lossdoctor formats'); '-' is stdin."
+        ),
     ],
     fmt: Annotated[
         list[str],
@@ -96,6 +98,12 @@ def check(
         str | None, typer.Option(help="Column (or key) holding the validation loss.")
     ] = None,
     step_col: Annotated[str | None, typer.Option(help="Column (or key) holding the step.")] = None,
+    run_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="In a folder of runs or an MLflow store, only the runs matching this."
+        ),
+    ] = None,
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each path, in order.
 
@@ -113,7 +121,7 @@ def check(
     hints = None
     if train_col or val_col or step_col:
         hints = ColumnHints(train=train_col, val=val_col, step=step_col)
-    report = diagnose_many(paths, stdin=stdin, hints=hints)
+    report = diagnose_many(paths, stdin=stdin, hints=hints, run=run_filter)
     doc = report.to_dict()
     for name, path in outputs:
         _write(name, path, doc)
@@ -154,6 +162,17 @@ def _save(path: str, text: str) -> None:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise LossdoctorError(f"cannot write report ({exc.strerror})", path=path) from None
+
+
+@app.command()
+def formats() -> None:
+    """List every log format lossdoctor reads, with an example of each."""
+    from lossdoctor.ingest.catalog import READERS
+    from lossdoctor.reporters import rule_docs
+
+    rule_docs.print_rows(
+        ("reader", "reads", "example"), [(r.name, r.reads, r.example) for r in READERS]
+    )
 
 
 @rules_app.command("list")

@@ -5,7 +5,7 @@ This module imports nothing from the rest of the package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -40,6 +40,9 @@ class Series:
     values: FloatArray
     x_kind: XKind = "step"
     lines: IntArray | None = None
+    #: What the reader knows about how the values were produced, e.g.
+    #: ``{"export": "tensorboard"}`` or ``{"smoothed": "median of 20 iterations"}``.
+    meta: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.steps.shape != self.values.shape:
@@ -79,6 +82,14 @@ class Run:
     def get(self, role: str) -> Series | None:
         """Return the series playing ``role``, or None."""
         return self.series.get(role)
+
+    def with_meta(self, role: str, **meta: str) -> Run:
+        """Return a copy whose ``role`` series carries ``meta`` (no-op without that series)."""
+        if role not in self.series:
+            return self
+        old = self.series[role]
+        new = replace(old, meta={**old.meta, **meta})
+        return replace(self, series={**self.series, role: new})
 
     @property
     def columns(self) -> dict[str, str]:

@@ -7,17 +7,23 @@ import sys
 from pathlib import Path
 
 from lossdoctor.engine.loader import load_rules
+from lossdoctor.ingest.catalog import markdown_table as formats_table
 from lossdoctor.reporters.rule_docs import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- rules-table:start -->\n", "<!-- rules-table:end -->"
+
+
+def _replace(text: str, name: str, table: str) -> str:
+    start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + start + table + end + tail
 
 
 def render(text: str) -> str:
-    """Return ``text`` with the block between the markers replaced by the current table."""
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return head + START + markdown_table(load_rules()) + END + tail
+    """Return ``text`` with the generated tables (rules, formats) brought up to date."""
+    text = _replace(text, "rules-table", markdown_table(load_rules()))
+    return _replace(text, "formats-table", formats_table())
 
 
 def main() -> int:

@@ -26,3 +26,19 @@ def test_readme_starts_with_the_two_commands():
     assert block[1] == "pip install '.[test]' && python -m pytest"
     ci = (ROOT / ".ci" / "run").read_text()
     assert block[1] in ci
+
+
+def test_readme_formats_table_matches_the_readers():
+    from lossdoctor.ingest.catalog import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_formats_command_lists_every_reader(runner):
+    from lossdoctor.cli import app
+    from lossdoctor.ingest.catalog import READERS
+
+    result = runner.invoke(app, ["formats"])
+    assert result.exit_code == 0
+    for info in READERS:
+        assert info.name in result.stdout

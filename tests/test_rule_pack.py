@@ -38,9 +38,13 @@ def test_every_rule_has_docs_fixes_and_levels():
         assert rule.levels, rule.name
         assert (
             rule.code[2]
-            == {"integrity": "1", "stability": "2", "progress": "3", "generalization": "4"}[
-                rule.group
-            ]
+            == {
+                "integrity": "1",
+                "stability": "2",
+                "progress": "3",
+                "generalization": "4",
+                "source": "5",
+            }[rule.group]
         ), rule.name
 
 

@@ -214,3 +214,58 @@ def test_rules_hold_across_run_lengths(n):
     assert judge(*curves.healthy(n)).verdict == "healthy"
     assert severities(judge(*curves.diverging(n)))["divergence"] == "error"
     assert severities(judge(*curves.flat(n)))["high-flatline"] == "error"
+
+
+def _run_with_grad(values, grad):
+    steps = np.arange(len(values), dtype=float)
+    series = {
+        "train": Series("train", "loss", steps, np.asarray(values, float)),
+        "grad_norm": Series("grad_norm", "grad_norm", steps, np.asarray(grad, float)),
+    }
+    return evaluate(Run("x.json", "test", series), RULES)
+
+
+def test_nan_grad_norm_to_the_end_is_a_masked_non_finite_error():
+    values = np.linspace(3, 2, 100)
+    grad = np.r_[np.ones(60), np.full(40, np.nan)]
+    report = _run_with_grad(values, grad)
+    finding = next(f for f in report.findings if f.rule == "masked-non-finite")
+    assert finding.severity == "error"
+    assert finding.evidence["start_step"] == 60
+    assert finding.evidence["grad_norm_nonfinite"] == 40
+
+
+def test_loss_stuck_at_zero_after_nonzero_is_an_error():
+    values = np.r_[np.linspace(3, 2, 50), np.zeros(10)]
+    report = judge(np.arange(60.0), values)
+    assert severities(report)["masked-non-finite"] == "error"
+
+
+def test_an_occasional_nan_grad_norm_only_warns():
+    grad = np.ones(100)
+    grad[40] = np.nan
+    report = _run_with_grad(np.linspace(3, 2, 100), grad)
+    assert severities(report)["masked-non-finite"] == "warning"
+
+
+def test_clean_grad_norm_has_no_masked_finding():
+    report = _run_with_grad(np.linspace(3, 2, 100), np.ones(100))
+    assert "masked-non-finite" not in severities(report)
+
+
+def test_source_caveats_are_info():
+    steps, values = curves.healthy(1000)
+    train = Series("train", "loss", steps, values, meta={"export": "TensorBoard"})
+    found = severities(evaluate(Run("x.csv", "tensorboard-csv", {"train": train}), RULES))
+    assert found["sampled-export"] == "info"
+    smoothed = Series("train", "total_loss", steps, values, meta={"smoothed": "median"})
+    found = severities(evaluate(Run("m.json", "jsonl", {"train": smoothed}), RULES))
+    assert found["smoothed-source"] == "info"
+    epochs = Series("train", "loss", np.arange(30.0), values[:30], x_kind="epoch")
+    found = severities(evaluate(Run("e.csv", "csv", {"train": epochs}), RULES))
+    assert found["per-epoch"] == "info"
+
+
+def test_plain_step_log_has_no_source_caveats():
+    found = severities(judge(*curves.healthy(1000)))
+    assert not {"sampled-export", "smoothed-source", "per-epoch"} & set(found)

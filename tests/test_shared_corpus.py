@@ -41,9 +41,9 @@ def fired(run):
     }
 
 
-def test_bench_cases_in_table_formats_are_diagnosed_right():
+def test_bench_cases_are_diagnosed_right():
     rules = load_rules()
-    cases = [c for c in labels(BENCH) if c["format"] in TABLE_FORMATS]
+    cases = labels(BENCH)
     assert cases
     wrong = []
     for case in cases:
@@ -67,15 +67,32 @@ def test_bench_cases_in_table_formats_are_diagnosed_right():
             or (got & scored) - must - allow
         ):
             wrong.append(case["file"])
-    # the benchmark asks for macro F1 and verdict accuracy >= 0.85; hold the table formats to 95%
+    # the benchmark asks for macro F1 and verdict accuracy >= 0.85; hold every case to 95%
     assert len(wrong) <= len(cases) * 0.05, wrong
 
 
-def test_real_logs_in_table_formats_are_read_without_error():
+def _plain(name):
+    return name is not None and " " not in name and "(" not in name
+
+
+def test_every_real_log_is_read_with_the_labelled_series():
     rules = load_rules()
     for case in labels(REAL):
-        if case["file"].split("/")[0] not in REAL_TABLE_DIRS:
-            continue
         run = diagnose(str(REAL / case["file"]), rules=rules).to_dict()
         assert run["verdict"] != "error", (case["file"], run.get("error"))
-        assert run["verdict"] in case["verdicts"], (case["file"], run["verdict"])
+        for role in ("train", "val"):
+            if _plain(case.get(role)):
+                assert run["columns"][role].lower() == case[role].lower(), (case["file"], role)
+            if case.get(role) is None and role == "val":
+                assert "val" not in run["columns"], case["file"]
+
+
+def test_real_logs_get_an_acceptable_verdict():
+    rules = load_rules()
+    wrong = []
+    for case in labels(REAL):
+        run = diagnose(str(REAL / case["file"]), rules=rules).to_dict()
+        if run["verdict"] not in case["verdicts"]:
+            wrong.append((case["file"], run["verdict"]))
+    # one known miss: tfevents/fashion-mnist (per-batch noise of +-30% read as oscillation)
+    assert len(wrong) <= 1, wrong

@@ -106,11 +106,13 @@ def load_builtin_detectors() -> dict[str, DetectorSpec]:
         decline,
         divergence,
         flatline,
+        masked,
         negative,
         nonfinite,
         oscillation,
         overfitting,
         plateau,
+        provenance,
         spikes,
     )
 

@@ -80,8 +80,17 @@ LR_NAMES = (
     "train/lr",
     "learning-rate",
     "lr_0",
+    "learning rate",
 )
-GRAD_NORM_NAMES = ("grad_norm", "train/grad_norm", "gradient_norm", "grad-norm", "grad norm")
+GRAD_NORM_NAMES = (
+    "grad_norm",
+    "train/grad_norm",
+    "gradient_norm",
+    "grad-norm",
+    "grad norm",
+    "gnorm",
+    "norm",
+)
 
 _VAL_WORD = re.compile(r"(^|[^a-z])(val|valid|validation|eval|evaluation|test|dev)([^a-z]|$)")
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Table, coerce_cells, table_to_run, tensorboard_export_run
 from lossdoctor.model import Run
 
@@ -64,7 +65,8 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
         table.notes.append(
             f"{bad} lines that are not JSON objects were skipped (first: {bad_first})"
         )
-    return table_to_run(table, source=source, reader="jsonl", hints=hints)
+    run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    return mark_smoothing(run, set(table.columns))
 
 
 def _is_tb_export(obj: list[Any]) -> bool:

@@ -273,7 +273,8 @@ def tensorboard_export_run(
     )
     header = f"columns: train=Value (tag '{tag}'); x: Step"
     all_notes = (header, *notes, *run.notes[1:])
-    return Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)
+    run = Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)
+    return run.with_meta(TRAIN, export="TensorBoard")
 
 
 def series_run(

@@ -23,6 +23,7 @@ from typing import Any
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
+from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import table_to_run
 from lossdoctor.model import Run
 
@@ -271,4 +272,5 @@ def read_text_log(text: str, *, source: str, hints: ColumnHints | None = None) -
     if state.skipped:
         table.notes.append(f"{state.skipped} lines without values were skipped")
     dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
-    return table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+    run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+    return mark_smoothing(run, set(table.columns))

@@ -17,6 +17,7 @@ import numpy as np
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import Run
 
@@ -199,4 +200,5 @@ def scalars_to_run(scalars: EventScalars, *, source: str, hints: ColumnHints | N
         notes.append("the last record is cut off (file still being written?): read up to it")
     if scalars.bad_records:
         notes.append(f"{scalars.bad_records} records with a bad checksum were skipped")
-    return series_run(columns, source=source, reader="tfevents", hints=hints, notes=notes)
+    run = series_run(columns, source=source, reader="tfevents", hints=hints, notes=notes)
+    return mark_smoothing(run, set(columns))

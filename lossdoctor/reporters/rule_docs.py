@@ -17,11 +17,17 @@ WIDE = 160
 
 def print_list(rules: Sequence[Rule]) -> None:
     """Print a table of the rules: code, name, group, severities, summary."""
+    rows = [(r.code, r.name, r.group, r.default_severity, r.summary) for r in rules]
+    print_rows(("code", "name", "group", "severity", "summary"), rows)
+
+
+def print_rows(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a plain table (wide, unfolded when not a terminal)."""
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for header in ("code", "name", "group", "severity", "summary"):
+    for header in headers:
         table.add_column(header, overflow="fold")
-    for rule in rules:
-        table.add_row(rule.code, rule.name, rule.group, rule.default_severity, escape(rule.summary))
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, WIDE)  # no folding in pipes and logs

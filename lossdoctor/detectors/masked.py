@@ -1,0 +1,65 @@
+"""Non-finite values hidden from the loss column: NaN gradient norms, a loss stuck at 0.0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView
+
+
+@dataclass(frozen=True)
+class MaskedNonFinite:
+    """Signs of NaN that the logger filtered out of the loss."""
+
+    grad_nonfinite: int
+    grad_share: float
+    grad_to_the_end: bool
+    zero_after_nonzero: int
+    first_step: float
+    evidence: Evidence
+
+
+@register_detector("masked_non_finite")
+def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) -> MaskedNonFinite:
+    """Return the number (points) and share (0-1) of non-finite gradient norms, whether they
+    last to the end of the run, and how many loss values are exactly 0.0 after a non-zero
+    loss (Hugging Face's NaN filter and broken fp16 runs log that)."""
+    losses = train.series.values
+    nonzero_seen = (
+        np.maximum.accumulate(np.abs(np.nan_to_num(losses)) > 0) if losses.size else losses
+    )
+    zeros = (
+        (losses == 0.0) & np.r_[False, nonzero_seen[:-1].astype(bool)] if losses.size else losses
+    )
+    zero_count = int(np.sum(zeros))
+    grad_bad = 0
+    share = 0.0
+    to_end = False
+    first_step = float("nan")
+    if grad_norm is not None and len(grad_norm.series):
+        bad = ~np.isfinite(grad_norm.series.values)
+        grad_bad = int(bad.sum())
+        share = grad_bad / bad.shape[0]
+        if grad_bad:
+            first = int(np.argmax(bad))
+            to_end = bool(bad[first:].all())
+            first_step = float(grad_norm.series.steps[first])
+    if np.isnan(first_step) and zero_count:
+        first_step = float(train.series.steps[int(np.argmax(zeros))])
+    evidence = Evidence(
+        series=train.series.role,
+        column=train.series.column,
+        start_step=None if np.isnan(first_step) else first_step,
+        numbers={"grad_norm_nonfinite": grad_bad, "loss_exactly_zero": zero_count},
+    )
+    return MaskedNonFinite(
+        grad_nonfinite=grad_bad,
+        grad_share=share,
+        grad_to_the_end=to_end,
+        zero_after_nonzero=zero_count,
+        first_step=first_step,
+        evidence=evidence,
+    )
