@@ -204,6 +204,37 @@ def rules_explain(
     rule_docs.print_explain(found[0])
 
 
+@rules_app.command("test")
+def rules_test(
+    folder: Annotated[Path, typer.Argument(help="A folder of rule case files (*.toml).")],
+    rule_path: Annotated[
+        list[Path],
+        typer.Option("--rules", help="Rule folders to test instead of the built-in pack."),
+    ] = [],  # noqa: B006 - typer needs a list default
+) -> None:
+    """Run rule case files: each case's curve must make the rules do what it expects.
+
+    Exit codes: 0 every expectation met, 1 one failed, 2 a malformed file.
+    """
+    from lossdoctor.casefile import run_case_dir
+    from lossdoctor.engine.loader import load_rules
+
+    if not folder.is_dir():
+        _error(f"{folder}: not a folder")
+        raise typer.Exit(ExitCode.USAGE)
+    pack = load_rules(list(rule_path) or None)
+    results = run_case_dir(folder, pack)
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        mark = "ok  " if r.ok else "FAIL"
+        typer.echo(
+            f"{mark} {Path(r.file).name} [{r.case}] {r.rule}: expected {r.expected}, got {r.got}"
+        )
+    typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(ExitCode.FINDINGS)
+
+
 def main() -> None:
     """Run the CLI; turn lossdoctor errors into one line on stderr and exit code 2."""
     try:

@@ -27,6 +27,11 @@ EDGE_SHARE = 0.1
 EDGE_MIN_POINTS = 3
 #: Buckets of the coarse trend.
 COARSE_BUCKETS = 200
+#: A warmup starts below this share of the peak learning rate ...
+WARMUP_START_SHARE = 0.5
+#: ... and reaches the peak within this share of the run.
+WARMUP_MAX_SHARE = 0.3
+WARMUP_MIN_POINTS = 3
 #: Fewest points a rank correlation is computed on.
 MIN_RANK_POINTS = 3
 
@@ -159,6 +164,23 @@ class SeriesView:
         return float(self.coarse[1].min()) if self.n else float("nan")
 
     @cached_property
+    def coarse_at_points(self) -> FloatArray:
+        """Return the coarse trend interpolated at every finite point (``y`` units)."""
+        steps, levels = self.coarse
+        if self.n == 0:
+            return np.empty(0)
+        return np.asarray(np.interp(self.steps, steps, levels), dtype=np.float64)
+
+    @cached_property
+    def swing(self) -> float:
+        """Return the typical swing of ``y`` around its trend: the larger of the spread
+        around the local trend and around the coarse trend (which also catches waves
+        slower than the local window)."""
+        if self.n == 0:
+            return float("nan")
+        return max(self.noise, robust_sigma(self.y - self.coarse_at_points))
+
+    @cached_property
     def linear_swing_to_progress(self) -> float:
         """Return the robust swing of the values around the trend divided by the progress
         (start level minus best level), both measured on the loss values themselves.
@@ -167,7 +189,10 @@ class SeriesView:
         """
         if not self.log_space or self.n == 0:
             return float("nan")
-        swing = robust_sigma(self.values - np.exp(self.trend))
+        swing = max(
+            robust_sigma(self.values - np.exp(self.trend)),
+            robust_sigma(self.values - np.exp(self.coarse_at_points)),
+        )
         progress = float(np.exp(self.start_level) - np.exp(self.best_level))
         return swing / progress if progress > 0 else float("inf")
 
@@ -186,6 +211,21 @@ class SeriesView:
     def span(self) -> float:
         """Return the number of steps between the first and the last finite point."""
         return float(self.steps[-1] - self.steps[0]) if self.n > 1 else 0.0
+
+
+def warmup_end_step(lr: SeriesView | None) -> float | None:
+    """Return the step where a learning-rate warmup ends (the LR reaches its peak), or None
+    when the LR does not start with a ramp up."""
+    if lr is None or lr.n < WARMUP_MIN_POINTS:
+        return None
+    values = lr.values
+    peak = int(np.argmax(values))
+    peak_value = float(values[peak])
+    if peak_value <= 0 or values[0] > WARMUP_START_SHARE * peak_value:
+        return None
+    if lr.steps[peak] - lr.steps[0] > WARMUP_MAX_SHARE * lr.span:
+        return None
+    return float(lr.steps[peak])
 
 
 def spearman(x: FloatArray, y: FloatArray) -> float:

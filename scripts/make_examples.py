@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import curves  # noqa: E402
+from lossdoctor import synth as curves  # noqa: E402
 
 OUT = ROOT / "examples"
 

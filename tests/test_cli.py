@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from lossdoctor import synth as curves
 from lossdoctor.cli import app
 
-import curves
 from conftest import FIXTURES, fired, run_json, write_csv, write_curve
 
 

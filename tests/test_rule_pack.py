@@ -62,7 +62,7 @@ name = "my-rule"
 group = "custom"
 summary = "s"
 detector = "spikes"
-series = ["train"]
+inputs = ["train", "lr"]
 [[levels]]
 severity = "warning"
 when = ["max_ratio >= 2"]

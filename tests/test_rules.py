@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lossdoctor import synth as curves
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.model import Run, Series
 from lossdoctor.report import RunReport
-
-import curves
 
 RULES = load_rules()
 
@@ -139,12 +138,20 @@ def test_nan_tail_is_non_finite_error_with_first_step():
 
 def test_single_inf_is_non_finite_and_supersedes_divergence():
     steps, values = curves.diverging(factor=3)
-    values[100] = np.inf
+    values[100:102] = np.inf
     report = judge(steps, values)
     assert severities(report)["non-finite"] == "error"
     div = next(f for f in report.findings if f.rule == "divergence")
     assert div.superseded_by == "non-finite"
     assert report.drivers == ["non-finite"]
+
+
+def test_a_single_inf_does_not_explain_away_a_divergence():
+    steps, values = curves.diverging(factor=3)
+    values[100] = np.inf
+    report = judge(steps, values)
+    assert severities(report)["non-finite"] == "warning"
+    assert report.drivers == ["divergence"]
 
 
 def test_finite_curve_has_no_non_finite_finding():

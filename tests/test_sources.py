@@ -7,10 +7,10 @@ import sqlite3
 import numpy as np
 import pytest
 
+from lossdoctor import synth as curves
 from lossdoctor.errors import InputError
 from lossdoctor.ingest import read_run, read_runs
 
-import curves
 from conftest import FIXTURES, run_json, write_curve
 
 TEXT = FIXTURES / "text"

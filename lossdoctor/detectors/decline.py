@@ -55,7 +55,7 @@ def decline(series: SeriesView) -> Decline:
         drop=drop,
         drop_pct=100 * (1 - float(np.exp(-drop))),
         steadiness=steadiness,
-        swing_to_progress=series.noise / progress,
+        swing_to_progress=series.swing / progress,
         linear_swing_to_progress=series.linear_swing_to_progress,
         giveback=series.giveback,
         evidence=evidence,

@@ -35,7 +35,7 @@ def oscillation(series: SeriesView) -> Oscillation:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
         return Oscillation(nan, nan, nan, nan, nan, empty)
-    swing = series.noise
+    swing = series.swing
     progress = max(series.start_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
     evidence = Evidence(

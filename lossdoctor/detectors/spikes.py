@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import SeriesView
+from lossdoctor.features import SeriesView, warmup_end_step
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
 NOISE_FLOOR = 0.01
@@ -39,12 +39,15 @@ def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
 @register_detector("spikes")
 def spikes(
     series: SeriesView,
+    lr: SeriesView | None = None,
     *,
     z: float = 6.0,
     min_ratio: float = 1.1,
     big_ratio: float = 1.5,
     huge_ratio: float = 3.0,
     huge_z: float = 2.5,
+    tail_factor: float = 1.5,
+    tail_quantile: float = 0.001,
 ) -> Spikes:
     """Return the spike events of a series (judged in log space; a series with values
     at or below zero has none).
@@ -56,6 +59,11 @@ def spikes(
     of points (0-1) beyond ``z`` deviations; ``big_count`` counts events of at
     least ``big_ratio`` x.  In a very noisy series a jump of ``huge_ratio`` x the
     trend counts once it is beyond ``huge_z`` deviations.
+
+    The bar adapts to heavy-tailed noise: a spike must also stand ``tail_factor``
+    times further above the trend than the ``tail_quantile`` of the points below it
+    (noise is symmetric in log space, spikes are not).  Points during a learning-rate
+    warmup (from ``lr``) are not judged.
     """
     empty = Evidence(series=series.series.role, column=series.series.column)
     if series.n < MIN_POINTS or not series.log_space:
@@ -64,8 +72,13 @@ def spikes(
     resid, trend = series.resid, series.trend
     ratio = np.exp(resid)
     zscore = resid / scale
-    beyond = zscore > z
+    lower_tail = -float(np.quantile(zscore, tail_quantile))
+    bar = max(z, tail_factor * lower_tail)
+    beyond = zscore > bar
     hot = (beyond & (ratio >= min_ratio)) | ((zscore > huge_z) & (ratio >= huge_ratio))
+    warm_end = warmup_end_step(lr)
+    if warm_end is not None:
+        hot &= series.steps > warm_end
     # a burst rises from what came before it: the first point of a series cannot
     # be one, and the peak is measured against the higher of the previous point
     # and its trend (a steep early fall leaves the first points above a lagging trend)

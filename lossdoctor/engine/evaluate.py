@@ -13,7 +13,7 @@ from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.schema import Rule
 from lossdoctor.features import SeriesView
 from lossdoctor.model import LOSS_ROLES, Run, Series
-from lossdoctor.report import Finding, RunReport, SeriesSummary
+from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
 
 #: Losses whose best value is below this are shown with perplexity e^loss.
@@ -144,16 +144,22 @@ def evaluate(run: Run, rules: Sequence[Rule]) -> RunReport:
 def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[Finding]:
     """Return findings with ``superseded_by`` set where a problem finding explains another."""
     by_name = {r.name: r for r in rules}
-    explains: dict[tuple[str, str], str] = {}
+    explains: dict[tuple[str, str], Finding] = {}
     for f in findings:
         if f.severity == "info":
             continue
         for other in by_name[f.rule].supersedes:
-            explains.setdefault((other, f.series), f.rule)
+            explains.setdefault((other, f.series), f)
     out = []
     for f in findings:
-        by = explains.get((f.rule, f.series))
-        if by and by != f.rule:
+        cause = explains.get((f.rule, f.series))
+        # a problem explains another only when it is at least as severe
+        if (
+            cause
+            and cause.rule != f.rule
+            and SEVERITY_RANK[cause.severity] >= SEVERITY_RANK[f.severity]
+        ):
+            by = cause.rule
             f = Finding(**{**f.__dict__, "superseded_by": by})
         out.append(f)
     return out
