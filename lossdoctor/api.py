@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
@@ -19,6 +21,7 @@ def diagnose_source(
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
     run: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> list[RunReport]:
     """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
     MLflow database, or ``data`` read from standard input).
@@ -30,7 +33,7 @@ def diagnose_source(
         runs = read_runs(source, data=data, hints=hints, run=run)
     except InputError as exc:
         return [RunReport(source=source, error=exc.one_line())]
-    return [evaluate(r, pack) for r in runs]
+    return [evaluate(r, pack, context) for r in runs]
 
 
 def diagnose(
@@ -51,11 +54,25 @@ def diagnose_many(
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
     run: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Report:
     """Return the report of every run of every source, in order (``-`` reads ``stdin``)."""
     pack = list(rules) if rules is not None else load_rules()
     reports: list[RunReport] = []
     for source in sources:
         data = stdin if source == "-" else None
-        reports.extend(diagnose_source(source, data=data, hints=hints, rules=pack, run=run))
+        reports.extend(
+            diagnose_source(source, data=data, hints=hints, rules=pack, run=run, context=context)
+        )
     return Report(runs=reports)
+
+
+def make_context(*, vocab_size: int | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Return the run context detectors may use: ``chance_loss`` = ln(vocab_size) in nats
+    (the loss of a uniform guess) and the typical-values ``profile``."""
+    context: dict[str, Any] = {}
+    if vocab_size is not None:
+        context["chance_loss"] = math.log(vocab_size)
+    if profile is not None:
+        context["profile"] = profile
+    return context

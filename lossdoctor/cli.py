@@ -98,6 +98,20 @@ def check(
         str | None, typer.Option(help="Column (or key) holding the validation loss.")
     ] = None,
     step_col: Annotated[str | None, typer.Option(help="Column (or key) holding the step.")] = None,
+    vocab_size: Annotated[
+        int | None,
+        typer.Option(
+            min=2, help="Vocabulary size N: ln(N) is the loss of a uniform guess (chance level)."
+        ),
+    ] = None,
+    classes: Annotated[
+        int | None,
+        typer.Option(min=2, help="Number of classes N (classification): chance level ln(N)."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Typical-values profile to place the final loss in: slm-finetune."),
+    ] = None,
     run_filter: Annotated[
         str | None,
         typer.Option(
@@ -114,14 +128,24 @@ def check(
             f"'{fail_on}' is not one of {', '.join(FAIL_ON)}", param_hint="'--fail-on'"
         )
     outputs = _parse_formats(fmt)
-    from lossdoctor.api import diagnose_many
+    if vocab_size is not None and classes is not None:
+        raise typer.BadParameter("give --vocab-size or --classes, not both")
+    from lossdoctor.detectors.initial import PROFILES
+
+    if profile is not None and profile not in PROFILES:
+        raise typer.BadParameter(
+            f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})",
+            param_hint="'--profile'",
+        )
+    from lossdoctor.api import diagnose_many, make_context
     from lossdoctor.ingest.columns import ColumnHints
 
     stdin = sys.stdin.buffer.read() if "-" in paths else None
     hints = None
     if train_col or val_col or step_col:
         hints = ColumnHints(train=train_col, val=val_col, step=step_col)
-    report = diagnose_many(paths, stdin=stdin, hints=hints, run=run_filter)
+    context = make_context(vocab_size=vocab_size or classes, profile=profile)
+    report = diagnose_many(paths, stdin=stdin, hints=hints, run=run_filter, context=context)
     doc = report.to_dict()
     for name, path in outputs:
         _write(name, path, doc)

@@ -237,3 +237,27 @@ def spearman(x: FloatArray, y: FloatArray) -> float:
     if rank_x.std() == 0 or rank_y.std() == 0:
         return float("nan")
     return float(np.corrcoef(rank_x, rank_y)[0, 1])
+
+
+class LRProfile:
+    """What the learning-rate series says around a step: peak, share of the peak then and
+    at the end (NaN everywhere when the run logged no learning rate)."""
+
+    def __init__(self, lr: SeriesView | None, at_step: float | None = None) -> None:
+        nan = float("nan")
+        self.has_lr = lr is not None and lr.n > 0
+        self.peak = nan
+        self.rel_at = nan
+        self.rel_end = nan
+        self.rel_start = nan
+        if lr is None or lr.n == 0:
+            return
+        peak = float(np.max(np.abs(lr.values)))
+        self.peak = peak
+        if peak <= 0:
+            return
+        self.rel_end = float(abs(lr.values[-1]) / peak)
+        self.rel_start = float(abs(lr.values[0]) / peak)
+        if at_step is not None and at_step == at_step:
+            index = int(np.clip(np.searchsorted(lr.steps, at_step, side="right") - 1, 0, lr.n - 1))
+            self.rel_at = float(abs(lr.values[index]) / peak)

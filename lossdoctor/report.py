@@ -28,6 +28,7 @@ class Finding:
     evidence: dict[str, Any]
     fixes: tuple[dict[str, str], ...]
     superseded_by: str | None = None
+    causes: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the finding as a JSON-ready dict."""
@@ -39,6 +40,7 @@ class Finding:
             "series": self.series,
             "evidence": self.evidence,
             "fixes": [dict(f) for f in self.fixes],
+            "causes": [dict(c) for c in self.causes],
         }
         if self.superseded_by:
             out["superseded_by"] = self.superseded_by

@@ -50,6 +50,23 @@ def late_spike(n: int = 1000, seed: int = 9, ratio: float = 3.0, at: float = 0.9
     return steps, values
 
 
+def level_shift(n: int = 1000, seed: int = 18, factor: float = 1.6, at: float = 0.6) -> Curve:
+    """Return a healthy curve that jumps ``factor`` x at ``at`` of the run and stays there."""
+    steps, values = healthy(n, seed)
+    values[int(n * at) :] *= factor
+    return steps, values
+
+
+def spike_then_high(n: int = 1000, seed: int = 19, at: float = 0.6) -> Curve:
+    """Return a healthy curve with a 4x spike at ``at`` after which the loss stays 1.8x
+    higher (a spike that starts a divergence)."""
+    steps, values = healthy(n, seed)
+    i = int(n * at)
+    values[i] *= 4.0
+    values[i + 1 :] *= np.linspace(1.5, 2.2, n - i - 1)
+    return steps, values
+
+
 def heavy_tailed(n: int = 5000, seed: int = 10, scale: float = 0.03, df: float = 3.0) -> Curve:
     """Return a falling curve whose log-noise is Student-t with ``df`` degrees of freedom."""
     steps = np.arange(1, n + 1, dtype=np.float64)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lossdoctor import synth as curves
@@ -151,3 +152,57 @@ def test_help_and_version():
     assert b"check" in proc.stdout
     proc = _cli("--version")
     assert proc.stdout.startswith(b"lossdoctor ")
+
+
+def test_vocab_size_names_uniform_guessing(runner, tmp_path):
+    path = write_curve(tmp_path / "flat.csv", *curves.flat(level=10.8))
+    code, doc = run_json(runner, "--vocab-size", "50257", str(path))
+    assert code == 1
+    finding = next(f for f in doc["runs"][0]["findings"] if f["rule"] == "high-flatline")
+    assert "guessing uniformly" in finding["message"]
+    assert finding["evidence"]["chance_loss"] == pytest.approx(10.825, abs=1e-3)
+
+
+def test_first_loss_far_above_chance_warns_about_initialisation(runner, tmp_path):
+    steps, values = curves.healthy(start=40.0, end=3.0)
+    path = write_curve(tmp_path / "init.csv", steps, values)
+    _code, doc = run_json(runner, "--classes", "1000", "--fail-on", "never", str(path))
+    assert fired(doc["runs"][0])["init-loss"] == "warning"
+    _code, doc = run_json(runner, "--fail-on", "never", str(path))
+    assert "init-loss" not in fired(doc["runs"][0])  # no chance level, no judgement
+
+
+def test_profile_places_the_final_loss_in_a_band(runner, tmp_path):
+    steps, values = curves.healthy(start=3.0, end=1.0)
+    path = write_curve(tmp_path / "ft.csv", steps, values)
+    _code, doc = run_json(runner, "--profile", "slm-finetune", str(path))
+    band = next(f for f in doc["runs"][0]["findings"] if f["rule"] == "loss-band")
+    assert band["severity"] == "info"
+    assert "well-trained domain model" in band["message"]
+    result = runner.invoke(app, ["check", "--profile", "nope", str(path)])
+    assert result.exit_code == 2
+
+
+def test_findings_rank_likely_causes_first_with_evidence(runner, tmp_path):
+    steps, values = curves.spiky(ratio=4.0)
+    _code, doc = run_json(
+        runner, "--fail-on", "never", str(write_curve(tmp_path / "s.csv", steps, values))
+    )
+    spikes = next(f for f in doc["runs"][0]["findings"] if f["rule"] == "spikes")
+    first = spikes["causes"][0]
+    assert first["likely"] is True
+    assert first["cause"] == "Bad or unusual batches"
+    assert "recovers at once" in first["evidence"]
+    assert [c["likely"] for c in spikes["causes"]] == sorted(
+        (c["likely"] for c in spikes["causes"]), reverse=True
+    )
+
+
+def test_plateau_with_decayed_lr_says_the_schedule_finished(runner, tmp_path):
+    steps, values = curves.plateau()
+    lr = 3e-4 * np.maximum(1 - steps / steps[-1] * 1.1, 0.001)
+    path = tmp_path / "p.csv"
+    write_csv(path, {"step": steps, "loss": values, "lr": lr})
+    _code, doc = run_json(runner, str(path))
+    plateau = next(f for f in doc["runs"][0]["findings"] if f["rule"] == "plateau")
+    assert plateau["causes"][0]["cause"] == "The learning-rate schedule has finished"

@@ -61,11 +61,16 @@ class DetectorSpec:
     func: Callable[..., Any]
     inputs: tuple[str, ...]
     optional: frozenset[str]
+    context: frozenset[str]
     params: dict[str, Any]
     fields: tuple[str, ...]
 
 
 DETECTORS: dict[str, DetectorSpec] = {}
+
+#: Keyword parameters filled from the run's context (command-line facts), not by rules:
+#: ``chance_loss`` (nats, ln of the vocabulary or class count) and ``profile``.
+CONTEXT_PARAMS = frozenset({"chance_loss", "profile"})
 
 
 def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -74,7 +79,9 @@ def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[...,
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func)
         inputs = tuple(p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD)
-        params = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+        keyword = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        context = frozenset(p.name for p in keyword if p.name in CONTEXT_PARAMS)
+        params = {p.name: p.default for p in keyword if p.name not in CONTEXT_PARAMS}
         annotations = inspect.get_annotations(func, eval_str=True)
         result_type = annotations["return"]
         optional = frozenset(
@@ -88,7 +95,7 @@ def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[...,
             with np.errstate(all="ignore"):
                 return func(*args, **kwargs)
 
-        DETECTORS[name] = DetectorSpec(name, quiet, inputs, optional, params, fields)
+        DETECTORS[name] = DetectorSpec(name, quiet, inputs, optional, context, params, fields)
         return quiet
 
     return wrap
@@ -106,6 +113,8 @@ def load_builtin_detectors() -> dict[str, DetectorSpec]:
         decline,
         divergence,
         flatline,
+        initial,
+        levelshift,
         masked,
         negative,
         nonfinite,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import SeriesView, spearman
+from lossdoctor.features import LRProfile, SeriesView, spearman
 
 MIN_POINTS = 10
 #: Smallest swing assumed when comparing the rise with the noise (nats).
@@ -24,11 +24,14 @@ class Divergence:
     steadiness: float
     rise_to_swing: float
     best_step: float
+    lr_rel_at_best: float
+    lr_rel_end: float
+    lr_rise_after_best: float
     evidence: Evidence
 
 
 @register_detector("divergence")
-def divergence(series: SeriesView) -> Divergence:
+def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
     """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
     as a multiple), the share of the run (0-1, steps) since the best level, and the
     steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1),
@@ -36,7 +39,7 @@ def divergence(series: SeriesView) -> Divergence:
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, nan, empty)
+        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
@@ -44,6 +47,7 @@ def divergence(series: SeriesView) -> Divergence:
     after_steps, after_levels = steps[best:], levels[best:]
     steadiness = spearman(after_steps, after_levels)
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
+    lr_profile = LRProfile(lr, best_step)
     end_line = series.series.line_of(int(series.index[-1]))
     evidence = Evidence(
         series=series.series.role,
@@ -64,5 +68,8 @@ def divergence(series: SeriesView) -> Divergence:
         steadiness=steadiness,
         rise_to_swing=rise / max(series.noise, SWING_FLOOR),
         best_step=best_step,
+        lr_rel_at_best=lr_profile.rel_at,
+        lr_rel_end=lr_profile.rel_end,
+        lr_rise_after_best=lr_profile.rel_end - lr_profile.rel_at,
         evidence=evidence,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import SeriesView
+from lossdoctor.features import LRProfile, SeriesView
 
 MIN_POINTS = 10
 #: Progress below this (nats) counts as none when comparing swing and progress.
@@ -23,18 +23,20 @@ class Oscillation:
     progress: float
     swing_to_progress: float
     linear_swing_to_progress: float
+    lr_peak: float
+    lr_rel_end: float
     evidence: Evidence
 
 
 @register_detector("oscillation")
-def oscillation(series: SeriesView) -> Oscillation:
+def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation:
     """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %),
     the progress (start level minus best level, nats) and their ratio, in log space and
     on the loss values themselves."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Oscillation(nan, nan, nan, nan, nan, empty)
+        return Oscillation(nan, nan, nan, nan, nan, nan, nan, empty)
     swing = series.swing
     progress = max(series.start_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
@@ -55,5 +57,7 @@ def oscillation(series: SeriesView) -> Oscillation:
         progress=progress,
         swing_to_progress=ratio,
         linear_swing_to_progress=series.linear_swing_to_progress,
+        lr_peak=LRProfile(lr).peak,
+        lr_rel_end=LRProfile(lr).rel_end,
         evidence=evidence,
     )

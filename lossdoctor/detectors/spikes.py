@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import SeriesView, warmup_end_step
+from lossdoctor.features import LRProfile, SeriesView, warmup_end_step
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
 NOISE_FLOOR = 0.01
@@ -15,6 +15,10 @@ NOISE_FLOOR = 0.01
 MIN_POINTS = 8
 #: Points after a spike within which the loss should be back near its trend.
 RECOVERY_POINTS = 10
+#: Events this short (points) are single-step bursts.
+SINGLE_STEP_POINTS = 2
+#: After the worst spike, a loss this many times its earlier level never came back down.
+STAYS_HIGH_RATIO = 1.3
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,16 @@ class Spikes:
     spike_rate: float
     worst_step: float
     recovered: bool
+    single_step: bool
+    max_duration: int
+    stays_high: bool
+    lr_rel_at_worst: float
     evidence: Evidence
 
 
 def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
     """Return the measurement of a series without spike events."""
-    return Spikes(0, 0, 1.0, 0.0, rate, float("nan"), True, evidence)
+    return Spikes(0, 0, 1.0, 0.0, rate, float("nan"), True, True, 0, False, float("nan"), evidence)
 
 
 @register_detector("spikes")
@@ -103,6 +111,12 @@ def spikes(
     after = resid[worst_end + 1 : worst_end + 1 + RECOVERY_POINTS]
     recovered = bool(after.size == 0 or (after < z * scale).any())
     peak_index = worst_start + int(np.argmax(ratio[worst_start : worst_end + 1]))
+    durations = ends - starts + 1
+    rest = series.y[worst_end + 1 :]
+    stays_high = bool(
+        rest.size >= max(RECOVERY_POINTS, series.n // 20)
+        and np.median(rest) - trend[max(worst_start - 1, 0)] >= np.log(STAYS_HIGH_RATIO)
+    )
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -124,5 +138,9 @@ def spikes(
         spike_rate=float(beyond.mean()),
         worst_step=float(series.steps[peak_index]),
         recovered=recovered,
+        single_step=bool(durations.max() <= SINGLE_STEP_POINTS),
+        max_duration=int(durations.max()),
+        stays_high=stays_high,
+        lr_rel_at_worst=LRProfile(lr, float(series.steps[peak_index])).rel_at,
         evidence=evidence,
     )

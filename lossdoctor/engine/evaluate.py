@@ -91,7 +91,18 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
             values.update(start_step=evidence.start_step, end_step=evidence.end_step)
             ev = evidence.to_dict()
             ev["thresholds"] = {c.field: c.value(rule.thresholds) for c in level.when}
+            causes = []
+            for cause in rule.causes:
+                likely = bool(cause.when) and all(
+                    c.holds(getattr(measured, c.field), rule.thresholds) for c in cause.when
+                )
+                entry: dict[str, Any] = {"cause": cause.title, "why": cause.why, "likely": likely}
+                if likely and cause.evidence:
+                    entry["evidence"] = _render(cause.evidence, values)
+                causes.append(entry)
+            causes.sort(key=lambda c: not c["likely"])
             return Finding(
+                causes=tuple(causes),
                 rule=rule.name,
                 code=rule.code,
                 severity=level.severity,
@@ -103,7 +114,9 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
     return None
 
 
-def evaluate(run: Run, rules: Sequence[Rule]) -> RunReport:
+def evaluate(
+    run: Run, rules: Sequence[Rule], context: Mapping[str, Any] | None = None
+) -> RunReport:
     """Return the report of ``run`` judged by ``rules``: findings in rule order, supersession
     applied, series summaries and the reader's notes."""
     load_builtin_detectors()
@@ -112,6 +125,7 @@ def evaluate(run: Run, rules: Sequence[Rule]) -> RunReport:
     for rule in rules:
         spec = DETECTORS[rule.detector]
         params = {**spec.params, **rule.params}
+        params.update({k: context[k] for k in spec.context if context and k in context})
         if rule.series:
             for role in rule.series:
                 if role in views:

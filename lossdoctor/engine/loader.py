@@ -15,7 +15,7 @@ from typing import Any
 
 from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
 from lossdoctor.engine.conditions import parse_condition
-from lossdoctor.engine.schema import SEVERITIES, Docs, Fix, Level, Rule
+from lossdoctor.engine.schema import SEVERITIES, Cause, Docs, Fix, Level, Rule
 from lossdoctor.errors import RulePackError
 
 ALLOWED_KEYS = frozenset(
@@ -33,6 +33,7 @@ ALLOWED_KEYS = frozenset(
         "fixes",
         "docs",
         "supersedes",
+        "causes",
     }
 )
 REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
@@ -124,15 +125,55 @@ def _levels(
     return tuple(levels)
 
 
+def _causes(
+    data: dict[str, Any], path: Path, fields: set[str], thresholds: dict[str, Any]
+) -> tuple[Cause, ...]:
+    raw = data.get("causes", [])
+    if not isinstance(raw, list):
+        raise _fail(path, "causes", "must be an array of tables")
+    causes = []
+    for i, item in enumerate(raw):
+        key = f"causes[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("title"), str):
+            raise _fail(path, key, "must be a table with 'title' and 'why'")
+        unknown = set(item) - {"title", "why", "when", "evidence"}
+        if unknown:
+            raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
+        when = item.get("when", [])
+        if isinstance(when, str):
+            when = [when]
+        conditions = []
+        for text in when:
+            try:
+                cond = parse_condition(str(text))
+            except ValueError as exc:
+                raise _fail(path, f"{key}.when", str(exc)) from None
+            if cond.field not in fields:
+                hint = _suggest(cond.field, sorted(fields))
+                raise _fail(path, f"{key}.when", f"unknown field '{cond.field}'{hint}")
+            if isinstance(cond.operand, str) and cond.operand not in thresholds:
+                raise _fail(path, f"{key}.when", f"unknown threshold '{cond.operand}'")
+            conditions.append(cond)
+        causes.append(
+            Cause(
+                title=item["title"].strip(),
+                why=str(item.get("why", "")).strip(),
+                when=tuple(conditions),
+                evidence=str(item.get("evidence", "")).strip(),
+            )
+        )
+    return tuple(causes)
+
+
 def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
     known = set(spec.fields) | set(rule.thresholds) | {"series", "column", "start_step", "end_step"}
-    for i, level in enumerate(rule.levels):
-        for name in _PLACEHOLDER.findall(level.message):
+    texts = [(f"levels[{i}].message", lv.message) for i, lv in enumerate(rule.levels)]
+    texts += [(f"causes[{i}].evidence", c.evidence) for i, c in enumerate(rule.causes)]
+    for key, text in texts:
+        for name in _PLACEHOLDER.findall(text):
             if name not in known:
                 raise _fail(
-                    path,
-                    f"levels[{i}].message",
-                    f"unknown placeholder '{{{name}}}'{_suggest(name, sorted(known))}",
+                    path, key, f"unknown placeholder '{{{name}}}'{_suggest(name, sorted(known))}"
                 )
 
 
@@ -217,6 +258,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
             references=tuple(str(r) for r in docs_raw.get("references", [])),
         ),
         supersedes=tuple(supersedes),
+        causes=_causes(data, path, set(spec.fields), thresholds),
         path=str(path),
     )
     _check_placeholders(rule, spec, path)

@@ -30,6 +30,16 @@ class Fix:
 
 
 @dataclass(frozen=True)
+class Cause:
+    """A likely cause of a finding: ranked first when its conditions hold (the evidence)."""
+
+    title: str
+    why: str
+    when: tuple[Condition, ...] = ()
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
 class Docs:
     """A rule's documentation sections."""
 
@@ -56,6 +66,7 @@ class Rule:
     fixes: tuple[Fix, ...]
     docs: Docs
     supersedes: tuple[str, ...] = ()
+    causes: tuple[Cause, ...] = ()
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -20,6 +20,8 @@ VERDICT_STYLE = {
 SEVERITY_MARK = {"error": ("✖", "red"), "warning": ("▲", "yellow"), "info": ("●", "cyan")}
 #: Fixes listed per run at the most.
 MAX_FIXES = 6
+#: Likely causes listed per finding at the most.
+MAX_CAUSES = 3
 EVIDENCE_HIDDEN = {"series", "column", "thresholds"}
 
 
@@ -103,6 +105,17 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         evidence = _evidence_line(f["evidence"])
         if evidence and f["severity"] != "info":
             console.print(Text(f"      evidence: {evidence}", style="dim"))
+        if f["severity"] != "info" and not dim:
+            causes = f.get("causes", [])
+            for cause in [c for c in causes if c["likely"]][:MAX_CAUSES]:
+                line = Text("      likely cause: ", style="dim")
+                line.append(cause["cause"], style="bold")
+                if cause.get("evidence"):
+                    line.append(f" ({cause['evidence']})")
+                console.print(line)
+            others = [c["cause"] for c in causes if not c["likely"]][:MAX_CAUSES]
+            if others:
+                console.print(Text(f"      other causes: {'; '.join(others)}", style="dim"))
     fixes: dict[str, str] = {}
     for f in findings:
         if f["severity"] == "info" and run["verdict"] != "healthy":

@@ -1,0 +1,86 @@
+"""An abrupt upward jump of the loss level that persists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.features import SeriesView, rolling_median
+
+MIN_POINTS = 30
+#: Window before and after a candidate jump, as a share of the points.
+WINDOW_SHARE = 0.02
+WINDOW_MIN = 5
+#: Windows after the jump over which the new level must hold.
+HOLD_WINDOWS = 5
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """The largest abrupt rise of the loss level and whether it lasted."""
+
+    jump: float
+    jump_ratio: float
+    jump_to_noise: float
+    kept_share: float
+    further_rise: float
+    after_share: float
+    step: float
+    evidence: Evidence
+
+
+@register_detector("level_shift")
+def level_shift(series: SeriesView) -> LevelShift:
+    """Return the largest jump between the median of the points just before and just after
+    a step (nats; ``jump_ratio`` = after/before), the jump in robust deviations, how much of
+    it the next five windows kept (0-1), how much further the loss rose after it (as a
+    share of the jump: a level shift holds, a divergence keeps climbing) and the share of
+    the run after the jump (0-1)."""
+    nan = float("nan")
+    empty = Evidence(series=series.series.role, column=series.series.column)
+    if series.n < MIN_POINTS or not series.log_space or series.span <= 0:
+        return LevelShift(nan, nan, nan, nan, nan, nan, nan, empty)
+    window = max(WINDOW_MIN, int(series.n * WINDOW_SHARE))
+    y = series.y
+    smooth = rolling_median(y, window)  # centred
+    half = window // 2
+    before = (
+        np.r_[np.full(half + 1, np.nan), smooth[: -half - 1]] if series.n > half + 1 else smooth
+    )
+    after = np.r_[smooth[half:], np.full(half, np.nan)]
+    jumps = after - before
+    jumps[:window] = np.nan
+    jumps[-window:] = np.nan
+    if np.isnan(jumps).all():
+        return LevelShift(nan, nan, nan, nan, nan, nan, nan, empty)
+    at = int(np.nanargmax(jumps))
+    jump = float(jumps[at])
+    held = y[at : at + HOLD_WINDOWS * window]
+    later = y[at + 3 * window : at + (3 + HOLD_WINDOWS) * window]
+    kept = (float(np.median(held)) - float(before[at])) / jump if jump > 0 else nan
+    further = (
+        (float(np.median(later)) - float(after[at])) / jump if jump > 0 and later.size else nan
+    )
+    step = float(series.steps[at])
+    evidence = Evidence(
+        series=series.series.role,
+        column=series.series.column,
+        start_step=step,
+        line=series.series.line_of(int(series.index[at])),
+        numbers={
+            "before_value": series.value_at(float(before[at])),
+            "after_value": series.value_at(float(after[at])),
+        },
+    )
+    return LevelShift(
+        jump=jump,
+        jump_ratio=float(np.exp(jump)),
+        jump_to_noise=jump / max(series.noise, 1e-3),
+        kept_share=kept,
+        further_rise=further,
+        after_share=float((series.steps[-1] - step) / series.span),
+        step=step,
+        evidence=evidence,
+    )
