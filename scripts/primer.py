@@ -4,7 +4,9 @@
     python scripts/primer.py [--bench DIR] [--real DIR] [-v]
 
 Corpora: ``../shared/bench/cases`` and ``../shared/corpus/real`` (each with a
-``labels.jsonl`` of must / allow / verdicts).  Scoring follows the benchmark:
+``labels.jsonl`` of must / allow / verdicts), and the project's own rule case files
+(``tests/cases``).  The numbers are compared with the committed baseline
+(``scripts/primer_baseline.json``); ``--save`` rewrites it.  Scoring follows the benchmark:
 a rule fires when it has a finding at warning or error (smooth-decline and
 plateau at any severity).  Run it before changing a threshold and put its
 numbers in the commit message.
@@ -44,8 +46,8 @@ def fired(run: dict) -> set[str]:
     }
 
 
-def score(root: Path, verbose: bool) -> None:
-    """Print the per-rule scores of the corpus at ``root``."""
+def score(root: Path, verbose: bool) -> dict:
+    """Print the per-rule scores of the corpus at ``root`` and return them."""
     labels = [json.loads(x) for x in (root / "labels.jsonl").read_text().splitlines() if x.strip()]
     rules = load_rules()
     tp, fp, fn = Counter(), Counter(), Counter()
@@ -79,6 +81,7 @@ def score(root: Path, verbose: bool) -> None:
     print(f"{root}: {len(labels)} cases, {errors} unreadable")
     print(f"{'rule':16} {'prec':>6} {'recall':>6} {'f1':>6}  tp fp fn")
     f1s = []
+    per_rule = {}
     for rule in SCORED:
         p = tp[rule] / (tp[rule] + fp[rule]) if tp[rule] + fp[rule] else 1.0
         r = tp[rule] / (tp[rule] + fn[rule]) if tp[rule] + fn[rule] else 1.0
@@ -86,11 +89,44 @@ def score(root: Path, verbose: bool) -> None:
         if tp[rule] + fp[rule] + fn[rule]:
             f1s.append(f1)
         print(f"{rule:16} {p:6.3f} {r:6.3f} {f1:6.3f}  {tp[rule]} {fp[rule]} {fn[rule]}")
+        per_rule[rule] = round(f1, 3)
     n = len(labels) - errors
+    summary = {
+        "macro_f1": round(sum(f1s) / max(len(f1s), 1), 3),
+        "verdict": round(verdict_ok / max(n, 1), 3),
+        "false_alarms_on_healthy": false_alarms,
+        "unreadable": errors,
+        "f1": per_rule,
+    }
     print(
-        f"macro_f1={sum(f1s) / max(len(f1s), 1):.3f} verdict={verdict_ok / max(n, 1):.3f} "
+        f"macro_f1={summary['macro_f1']:.3f} verdict={summary['verdict']:.3f} "
         f"false_alarms_on_healthy={false_alarms}/{healthy}\n"
     )
+    return summary
+
+
+def score_cases(folder: Path, verbose: bool) -> dict:
+    """Print and return how many expectations of the project's rule case files hold."""
+    from lossdoctor.casefile import run_case_dir
+
+    results = run_case_dir(folder, load_rules())
+    failed = [r for r in results if not r.ok]
+    for r in failed if verbose else []:
+        print(f"  case miss: {Path(r.file).name} [{r.case}] {r.rule}: {r.expected} != {r.got}")
+    print(f"{folder}: {len(results) - len(failed)}/{len(results)} case expectations hold\n")
+    return {"held": len(results) - len(failed), "total": len(results)}
+
+
+def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Return lines naming every number that changed between two score dicts."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) or isinstance(b, dict):
+            lines += diff(a or {}, b or {}, f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"  {prefix}{key}: {a} -> {b}")
+    return lines
 
 
 def main() -> int:
@@ -98,13 +134,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", default=str(HERE.parent / "shared" / "bench" / "cases"))
     ap.add_argument("--real", default=str(HERE.parent / "shared" / "corpus" / "real"))
+    ap.add_argument("--cases", default=str(HERE / "tests" / "cases"))
+    ap.add_argument("--baseline", default=str(HERE / "scripts" / "primer_baseline.json"))
+    ap.add_argument("--save", action="store_true", help="rewrite the baseline with these numbers")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
-    for folder in (args.bench, args.real):
+    scores: dict = {}
+    for name, folder in (("bench", args.bench), ("real", args.real)):
         if (Path(folder) / "labels.jsonl").is_file():
-            score(Path(folder), args.verbose)
+            scores[name] = score(Path(folder), args.verbose)
         else:
             print(f"{folder}: not found, skipped", file=sys.stderr)
+    scores["cases"] = score_cases(Path(args.cases), args.verbose)
+    baseline = Path(args.baseline)
+    if args.save:
+        baseline.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        print(f"baseline written: {baseline}")
+    elif baseline.is_file():
+        changes = diff(json.loads(baseline.read_text()), scores)
+        print("against the baseline:" if changes else "no change against the baseline")
+        print("\n".join(changes))
     return 0
 
 
