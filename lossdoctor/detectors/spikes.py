@@ -128,6 +128,7 @@ def spikes(
             "trend_value": series.value_at(float(trend[peak_index])),
             "peak_ratio": float(peak_ratio[worst]),
             "events": count,
+            "spike_rate_pct": round(100 * float(beyond.mean()), 3),
         },
     )
     return Spikes(
