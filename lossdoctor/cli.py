@@ -6,10 +6,12 @@ imported inside the commands so that ``lossdoctor --help`` stays instant.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +19,7 @@ from lossdoctor import __version__
 from lossdoctor.errors import ExitCode, LossdoctorError
 
 FAIL_ON = ("error", "warning", "info", "never")
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "markdown", "github", "junit", "gitlab")
 
 app = typer.Typer(
     name="lossdoctor",
@@ -69,7 +71,26 @@ def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
+def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Return ``func`` reporting lossdoctor errors as one line on stderr with exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except LossdoctorError as exc:
+            _error(exc.one_line())
+            raise typer.Exit(ExitCode.USAGE) from None
+
+    return wrapper
+
+
+def _csv(values: list[str]) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
 @app.command()
+@_one_line_errors
 def check(
     paths: Annotated[
         list[str],
@@ -82,15 +103,26 @@ def check(
         typer.Option(
             "--format",
             "-f",
-            help="Output format NAME or NAME:PATH (text, json); repeatable.",
+            help="Output NAME[:PATH]: text, json, markdown, github, junit, gitlab. Repeatable.",
         ),
     ] = [],  # noqa: B006 - typer needs a list default
     fail_on: Annotated[
-        str,
-        typer.Option(
-            help="Exit 1 when a finding reaches this severity: error, warning, info, never."
-        ),
-    ] = "error",
+        str | None,
+        typer.Option(help="Exit 1 when a finding reaches: error (default), warning, info, never."),
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Always exit 0 for findings (report-only jobs).")
+    ] = False,
+    select: Annotated[
+        list[str], typer.Option(help="Only these rules: codes, prefixes, names or groups.")
+    ] = [],  # noqa: B006
+    extend_select: Annotated[
+        list[str], typer.Option(help="Add these rules to the selection.")
+    ] = [],  # noqa: B006
+    ignore: Annotated[list[str], typer.Option(help="Leave these rules out.")] = [],  # noqa: B006
+    config: Annotated[
+        str | None, typer.Option(help="A lossdoctor.toml or pyproject.toml to read settings from.")
+    ] = None,
     train_col: Annotated[
         str | None, typer.Option(help="Column (or key) holding the training loss.")
     ] = None,
@@ -118,74 +150,179 @@ def check(
             "--run", help="In a folder of runs or an MLflow store, only the runs matching this."
         ),
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="A reference run: fail when a run is worse than it (see 'compare')."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Diagnose paths in parallel processes.")] = 1,
 ) -> None:
-    """Diagnose loss logs: verdict, evidence and fixes for each path, in order.
+    """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
 
-    Exit codes: 0 no run reaches --fail-on, 1 one does, 2 usage error or unreadable input.
+    Exit codes: 0 no run reaches --fail-on, 1 one does, 2 usage, configuration or input error.
     """
-    if fail_on not in FAIL_ON:
+    from lossdoctor.config import FAIL_ON as CONFIG_FAIL_ON
+    from lossdoctor.config import Settings, resolve_settings
+
+    if fail_on is not None and fail_on not in CONFIG_FAIL_ON:
         raise typer.BadParameter(
             f"'{fail_on}' is not one of {', '.join(FAIL_ON)}", param_hint="'--fail-on'"
         )
     outputs = _parse_formats(fmt)
     if vocab_size is not None and classes is not None:
         raise typer.BadParameter("give --vocab-size or --classes, not both")
+    columns = {k: v for k, v in (("train", train_col), ("val", val_col), ("step", step_col)) if v}
+    cli = Settings(
+        select=_csv(select) or None,
+        extend_select=_csv(extend_select),
+        ignore=_csv(ignore),
+        fail_on=fail_on,
+        exit_zero=exit_zero or None,
+        columns=columns,
+        vocab_size=vocab_size or classes,
+        profile=profile,
+    )
+    settings = resolve_settings(cli, config, Path.cwd())
     from lossdoctor.detectors.initial import PROFILES
 
-    if profile is not None and profile not in PROFILES:
+    if settings.profile is not None and settings.profile not in PROFILES:
         raise typer.BadParameter(
-            f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})",
+            f"unknown profile '{settings.profile}' (choose from {', '.join(PROFILES)})",
             param_hint="'--profile'",
         )
-    from lossdoctor.api import diagnose_many, make_context
+    from lossdoctor.api import diagnose_many, make_context, select_rules
     from lossdoctor.ingest.columns import ColumnHints
 
+    rules = select_rules(settings)
     stdin = sys.stdin.buffer.read() if "-" in paths else None
-    hints = None
-    if train_col or val_col or step_col:
-        hints = ColumnHints(train=train_col, val=val_col, step=step_col)
-    context = make_context(vocab_size=vocab_size or classes, profile=profile)
-    report = diagnose_many(paths, stdin=stdin, hints=hints, run=run_filter, context=context)
+    hints = ColumnHints(**settings.columns) if settings.columns else None
+    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    report = diagnose_many(
+        paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules, jobs=jobs
+    )
+    if baseline is not None:
+        from lossdoctor.compare import compare_report
+
+        report = compare_report(report, baseline, hints=hints, rules=rules, context=context)
     doc = report.to_dict()
+    threshold = settings.fail_on or "error"
     for name, path in outputs:
-        _write(name, path, doc)
+        _write(name, path, doc, fail_on=threshold)
     for run in report.runs:
         if run.error is not None:
             _error(run.error)
     if any(run.error is not None for run in report.runs):
         raise typer.Exit(ExitCode.USAGE)
-    if any(run.reaches(fail_on) for run in report.runs):
+    if not settings.exit_zero and any(run.reaches(threshold) for run in report.runs):
         raise typer.Exit(ExitCode.FINDINGS)
 
 
-def _write(name: str, path: str | None, doc: dict[str, object]) -> None:
+def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "error") -> None:
     """Render ``doc`` in format ``name`` to ``path`` (stdout when None)."""
-    if name == "json":
+    if name == "text":
+        from lossdoctor.reporters import terminal
+
+        if path is None:
+            terminal.render(doc)
+            return
+        import io
+
+        buffer = io.StringIO()
+        terminal.render(doc, buffer, width=100)
+        text = buffer.getvalue()
+    elif name == "json":
         from lossdoctor.reporters import json_report
 
         text = json_report.render(doc)
-        if path is None:
-            sys.stdout.write(text)
-        else:
-            _save(path, text)
-        return
-    from lossdoctor.reporters import terminal
+    elif name == "markdown":
+        from lossdoctor.reporters import markdown
 
+        text = markdown.render(doc)
+    elif name == "github":
+        from lossdoctor.reporters import github
+
+        text = github.render(doc)
+    elif name == "junit":
+        from lossdoctor.reporters import junit
+
+        text = junit.render(doc, fail_on=fail_on)
+    else:
+        from lossdoctor.reporters import gitlab
+
+        text = gitlab.render(doc)
     if path is None:
-        terminal.render(doc)
-        return
-    import io
-
-    buffer = io.StringIO()
-    terminal.render(doc, buffer, width=100)
-    _save(path, buffer.getvalue())
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _save(path, text)
 
 
 def _save(path: str, text: str) -> None:
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        target = Path(path)
+        if target.parent and not target.parent.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open(
+            "a" if path == os.environ.get("GITHUB_STEP_SUMMARY") else "w", encoding="utf-8"
+        ) as out:
+            out.write(text)
     except OSError as exc:
         raise LossdoctorError(f"cannot write report ({exc.strerror})", path=path) from None
+
+
+@app.command()
+@_one_line_errors
+def compare(
+    reference: Annotated[str, typer.Argument(help="The known-good run (any format check reads).")],
+    candidate: Annotated[str, typer.Argument(help="The run to judge against it.")],
+    fmt: Annotated[
+        list[str],
+        typer.Option("--format", "-f", help="Output NAME or NAME:PATH, as for check; repeatable."),
+    ] = [],  # noqa: B006 - typer needs a list default
+    rtol: Annotated[
+        float, typer.Option(min=0.0, help="Relative tolerance on final and best loss (0.05 = 5%).")
+    ] = 0.05,
+    k: Annotated[
+        float, typer.Option(min=0.0, help="Curve band: k robust deviations of the reference.")
+    ] = 3.0,
+    speed_tol: Annotated[
+        float, typer.Option(min=0.0, help="Tolerance on the steps to reach the reference loss.")
+    ] = 0.1,
+    fail_on: Annotated[str, typer.Option(help="As for check.")] = "error",
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Always exit 0.")] = False,
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+) -> None:
+    """Compare a candidate run with a reference run and fail when it is worse.
+
+    Checks the final and best loss (--rtol), the curve over the shared steps (a band of
+    max(rtol, k deviations)), the steps to reach the reference's loss (--speed-tol) and
+    problem findings the reference did not have.  Exit codes as for check.
+    """
+    if fail_on not in FAIL_ON:
+        raise typer.BadParameter(f"'{fail_on}' is not one of {', '.join(FAIL_ON)}")
+    outputs = _parse_formats(fmt)
+    from lossdoctor.api import diagnose_many, make_context, select_rules
+    from lossdoctor.compare import Tolerances, compare_report
+    from lossdoctor.config import Settings, resolve_settings
+    from lossdoctor.ingest.columns import ColumnHints
+
+    settings = resolve_settings(Settings(), config, Path.cwd())
+    rules = select_rules(settings)
+    hints = ColumnHints(**settings.columns) if settings.columns else None
+    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    report = diagnose_many([candidate], hints=hints, rules=rules, context=context)
+    if any(r.error for r in report.runs):
+        for r in report.runs:
+            _error(r.error or "")
+        raise typer.Exit(ExitCode.USAGE)
+    report = compare_report(
+        report, reference, hints=hints, rules=rules, context=context,
+        tol=Tolerances(rtol=rtol, k=k, speed_tol=speed_tol),
+    )  # fmt: skip
+    doc = report.to_dict()
+    for name, path in outputs:
+        _write(name, path, doc, fail_on=fail_on)
+    if not exit_zero and any(run.reaches(fail_on) for run in report.runs):
+        raise typer.Exit(ExitCode.FINDINGS)
 
 
 @app.command()
@@ -200,6 +337,7 @@ def formats() -> None:
 
 
 @rules_app.command("list")
+@_one_line_errors
 def rules_list() -> None:
     """List every rule: code, name, group, severities, summary."""
     from lossdoctor.engine.loader import load_rules
@@ -229,6 +367,7 @@ def rules_explain(
 
 
 @rules_app.command("test")
+@_one_line_errors
 def rules_test(
     folder: Annotated[Path, typer.Argument(help="A folder of rule case files (*.toml).")],
     rule_path: Annotated[

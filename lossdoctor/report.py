@@ -105,6 +105,12 @@ class RunReport:
     columns: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    #: (code, name) of every rule that was applied to the run.
+    checked: list[tuple[str, str]] = field(default_factory=list)
+    #: (code, name, reason) of every rule that could not run (a series it needs is missing).
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    #: The comparison with a reference run (``--baseline`` / ``compare``), when asked for.
+    comparison: dict[str, Any] | None = None
 
     @property
     def active(self) -> list[Finding]:
@@ -150,6 +156,11 @@ class RunReport:
             "series": {role: s.to_dict() for role, s in self.series.items()},
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            **({"comparison": self.comparison} if self.comparison else {}),
+            "rules": {
+                "checked": [{"code": c, "rule": n} for c, n in self.checked],
+                "skipped": [{"code": c, "rule": n, "reason": r} for c, n, r in self.skipped],
+            },
         }
 
 

@@ -29,7 +29,7 @@ def stated() -> list[tuple[str, str, set[str]]]:
 
 def test_readme_lists_every_example_file():
     listed = {name for name, _, _ in stated()}
-    present = {p.name for p in EXAMPLES.iterdir() if p.name != "README.md"}
+    present = {p.name for p in EXAMPLES.iterdir() if p.is_file() and p.name != "README.md"}
     assert listed == present
     assert len(listed) >= 6
 

@@ -79,6 +79,11 @@ def summarise(series: Series, view: SeriesView) -> SeriesSummary:
     )
 
 
+def likely_titles(causes: list[dict[str, Any]]) -> set[str]:
+    """Return the titles of the causes marked likely."""
+    return {c["cause"] for c in causes if c["likely"]}
+
+
 def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
     for level in rule.levels:
         if all(c.holds(getattr(measured, c.field), rule.thresholds) for c in level.when):
@@ -101,6 +106,9 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
                     entry["evidence"] = _render(cause.evidence, values)
                 causes.append(entry)
             causes.sort(key=lambda c: not c["likely"])
+            first = [t for c in rule.causes if c.title in likely_titles(causes) for t in c.fixes]
+            order = {title: i for i, title in enumerate(dict.fromkeys(first))}
+            fixes = sorted(rule.fixes, key=lambda f: order.get(f.title, len(order)))
             return Finding(
                 causes=tuple(causes),
                 rule=rule.name,
@@ -109,7 +117,7 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
                 message=_render(level.message, values),
                 series=role,
                 evidence=ev,
-                fixes=tuple({"title": f.title, "why": f.why} for f in rule.fixes),
+                fixes=tuple({"title": f.title, "why": f.why} for f in fixes),
             )
     return None
 
@@ -122,10 +130,22 @@ def evaluate(
     load_builtin_detectors()
     views = {role: SeriesView(series) for role, series in run.series.items()}
     findings: list[Finding] = []
+    checked: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str, str]] = []
     for rule in rules:
         spec = DETECTORS[rule.detector]
         params = {**spec.params, **rule.params}
         params.update({k: context[k] for k in spec.context if context and k in context})
+        needed = [
+            role
+            for role, name in zip(rule.inputs, spec.inputs, strict=False)
+            if name not in spec.optional and role not in views
+        ]
+        if (rule.series and not any(r in views for r in rule.series)) or needed:
+            missing = ", ".join(needed or rule.series)
+            skipped.append((rule.code, rule.name, f"no {missing} series"))
+            continue
+        checked.append((rule.code, rule.name))
         if rule.series:
             for role in rule.series:
                 if role in views:
@@ -152,6 +172,8 @@ def evaluate(
         series={role: summarise(s, views[role]) for role, s in run.series.items()},
         columns=run.columns,
         notes=list(run.notes),
+        checked=checked,
+        skipped=skipped,
     )
 
 

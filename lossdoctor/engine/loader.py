@@ -136,7 +136,7 @@ def _causes(
         key = f"causes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("title"), str):
             raise _fail(path, key, "must be a table with 'title' and 'why'")
-        unknown = set(item) - {"title", "why", "when", "evidence"}
+        unknown = set(item) - {"title", "why", "when", "evidence", "fixes"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
         when = item.get("when", [])
@@ -160,6 +160,7 @@ def _causes(
                 why=str(item.get("why", "")).strip(),
                 when=tuple(conditions),
                 evidence=str(item.get("evidence", "")).strip(),
+                fixes=tuple(str(f) for f in item.get("fixes", [])),
             )
         )
     return tuple(causes)
@@ -262,6 +263,12 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         path=str(path),
     )
     _check_placeholders(rule, spec, path)
+    titles = {f.title for f in rule.fixes}
+    for i, cause in enumerate(rule.causes):
+        for title in cause.fixes:
+            if title not in titles:
+                hint = _suggest(title, sorted(titles))
+                raise _fail(path, f"causes[{i}].fixes", f"no fix titled '{title}'{hint}")
     return rule
 
 

@@ -37,6 +37,8 @@ class Cause:
     why: str
     when: tuple[Condition, ...] = ()
     evidence: str = ""
+    #: Titles of the rule's fixes that address this cause (listed first when it is likely).
+    fixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

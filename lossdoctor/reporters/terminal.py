@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 VERDICT_STYLE = {
@@ -22,6 +23,8 @@ SEVERITY_MARK = {"error": ("✖", "red"), "warning": ("▲", "yellow"), "info": 
 MAX_FIXES = 6
 #: Likely causes listed per finding at the most.
 MAX_CAUSES = 3
+#: Width used when the output is not a terminal (CI logs are wide).
+WIDE = 160
 EVIDENCE_HIDDEN = {"series", "column", "thresholds"}
 
 
@@ -131,6 +134,14 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
             line.append(title, style="bold")
             line.append(f" — {why}")
             console.print(line)
+    comparison = run.get("comparison")
+    if comparison:
+        console.print(Text(f"compared with {comparison['reference']}", style="bold"))
+        for check in comparison["checks"]:
+            mark, style = ("✓", "green") if check["passed"] else ("✖", "red")
+            line = Text(f"  {mark} {check['check']:<12} ", style=style)
+            line.append(check["message"])
+            console.print(line)
     for note in run["notes"]:
         console.print(Text(f"  note: {note}", style="dim"))
 
@@ -140,15 +151,41 @@ def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | N
     console = Console(file=out, width=width, highlight=False)
     if not console.is_terminal:
         console.soft_wrap = True  # one finding per line in logs and pipes: grep-able
+        if width is None:
+            console.width = WIDE
     runs = report["runs"]
     for i, run in enumerate(runs):
         if i:
             console.print()
         _render_run(console, run)
     if len(runs) > 1:
+        console.print()
+        console.print(_summary_table(runs))
         counts: dict[str, int] = {}
         for run in runs:
             counts[run["verdict"]] = counts.get(run["verdict"], 0) + 1
         summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-        console.print()
         console.print(Text(f"{len(runs)} runs: {summary}", style="bold"))
+
+
+def _summary_table(runs: list[dict[str, Any]]) -> Table:
+    """Return one row per run: verdict, points, first/best/last loss, the top finding."""
+    table = Table(box=None, pad_edge=False, show_edge=False, title=None)
+    for header in ("run", "verdict", "points", "first", "best", "last", "top finding"):
+        table.add_column(header, no_wrap=header != "top finding")
+    for run in runs:
+        train = run.get("series", {}).get("train", {})
+        active = [f for f in run.get("findings", []) if not f.get("superseded_by")]
+        top = next((f for f in active if f["severity"] == "error"), None) or next(
+            (f for f in active if f["severity"] == "warning"), None
+        )
+        table.add_row(
+            run["source"],
+            Text(run["verdict"], style=VERDICT_STYLE[run["verdict"]]),
+            str(train.get("points", "–")),
+            _fmt(train.get("first")),
+            _fmt(train.get("best")),
+            _fmt(train.get("last")),
+            f"{top['code']} {top['rule']}" if top else (run.get("error") or "–"),
+        )
+    return table

@@ -1,0 +1,219 @@
+"""Compare a candidate run with a reference run: is it worse beyond a tolerance?
+
+Checks, on the training loss: the final level and the best level (relative
+tolerance), the curve over the shared steps (a band of max(rtol, k robust
+deviations of the reference's trend)), the steps needed to reach the reference's
+final loss, and problem findings the reference did not have.  Failed checks become
+``baseline-regression`` findings (error) on the candidate's report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lossdoctor.engine.evaluate import evaluate
+from lossdoctor.engine.schema import Rule
+from lossdoctor.errors import InputError
+from lossdoctor.features import SeriesView
+from lossdoctor.ingest import ColumnHints, read_runs
+from lossdoctor.model import TRAIN, Run
+from lossdoctor.report import Finding, Report, RunReport
+
+RULE_NAME = "baseline-regression"
+RULE_CODE = "LD601"
+#: Share of the shared steps a gap must last to count as the curves parting.
+PERSIST_SHARE = 0.05
+#: The trend's noise relative to the per-point noise, per sqrt(window) (median of a window).
+TREND_NOISE = 1.25
+FIXES = (
+    {
+        "title": "Diff the two runs' configurations",
+        "why": "Learning rate, batch size, data and seed are the usual suspects.",
+    },
+    {
+        "title": "Look where the curves part",
+        "why": "The step where the candidate leaves the band points at what changed first.",
+    },
+)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How much worse the candidate may be: relative loss, noise bands, convergence time."""
+
+    rtol: float = 0.05
+    k: float = 3.0
+    speed_tol: float = 0.1
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison check and its outcome."""
+
+    name: str
+    passed: bool
+    message: str
+    numbers: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the check as a JSON-ready dict."""
+        nums = {k: (round(v, 6) if math.isfinite(v) else str(v)) for k, v in self.numbers.items()}
+        return {"check": self.name, "passed": self.passed, "message": self.message, **nums}
+
+
+def _pct(ratio: float) -> str:
+    return f"{100 * (ratio - 1):+.1f}%"
+
+
+def compare_runs(
+    reference: Run, candidate: Run, ref_report: RunReport, cand_report: RunReport, tol: Tolerances
+) -> list[Check]:
+    """Return the checks of ``candidate`` against ``reference`` (training loss)."""
+    ref_train, cand_train = reference.get(TRAIN), candidate.get(TRAIN)
+    if ref_train is None or cand_train is None:
+        return [Check("curve", True, "no training loss in both runs: nothing to compare", {})]
+    ref, cand = SeriesView(ref_train), SeriesView(cand_train)
+    if ref.n < 2 or cand.n < 2 or not (ref.log_space and cand.log_space):
+        return [Check("curve", True, "too few positive points to compare", {})]
+    checks: list[Check] = []
+    for name, ref_level, cand_level in (
+        ("final", ref.end_level, cand.end_level),
+        ("best", ref.best_level, cand.best_level),
+    ):
+        ratio = math.exp(cand_level - ref_level)
+        passed = ratio <= 1 + tol.rtol
+        message = (
+            f"{name} loss {math.exp(cand_level):.4g} vs reference {math.exp(ref_level):.4g} "
+            f"({_pct(ratio)}, tolerance +{100 * tol.rtol:.0f}%)"
+        )
+        numbers = {
+            "candidate": math.exp(cand_level),
+            "reference": math.exp(ref_level),
+            "ratio": ratio,
+        }
+        checks.append(Check(name, passed, message, numbers))
+    checks.append(_curve_check(ref, cand, tol))
+    checks.append(_speed_check(ref, cand, tol))
+    ref_problems = {f.rule for f in ref_report.active if f.severity != "info"}
+    new = sorted({f.rule for f in cand_report.active if f.severity != "info"} - ref_problems)
+    message = (
+        f"new findings the reference did not have: {', '.join(new)}" if new else "no new findings"
+    )
+    checks.append(Check("new-findings", not new, message, {"count": float(len(new))}))
+    return checks
+
+
+def _curve_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
+    low, high = max(ref.steps[0], cand.steps[0]), min(ref.steps[-1], cand.steps[-1])
+    grid_mask = (ref.steps >= low) & (ref.steps <= high)
+    if grid_mask.sum() < 3:
+        return Check("curve", True, "the runs share too few steps to compare curves", {})
+    grid = ref.steps[grid_mask]
+    ref_y = ref.trend[grid_mask]
+    cand_y = np.interp(grid, cand.steps, cand.trend)
+    band = max(math.log1p(tol.rtol), tol.k * TREND_NOISE * ref.noise / math.sqrt(ref.window))
+    excess = cand_y - ref_y
+    above = excess > band
+    need = max(3, int(PERSIST_SHARE * grid.shape[0]))
+    if above.shape[0] >= need:
+        runs = np.convolve(above.astype(int), np.ones(need, dtype=int), mode="valid") == need
+    else:
+        runs = np.zeros(0, dtype=bool)
+    worst = float(np.max(excess))
+    numbers = {"band_pct": 100 * math.expm1(band), "max_gap_pct": 100 * math.expm1(worst)}
+    if not runs.any():
+        message = (
+            f"the curves stay within the band (+{numbers['band_pct']:.1f}%) over the shared steps"
+        )
+        return Check("curve", True, message, numbers)
+    part = int(np.argmax(runs))
+    numbers["part_step"] = float(grid[part])
+    message = (
+        f"the candidate leaves the reference's band at step {grid[part]:g} and is up to "
+        f"{numbers['max_gap_pct']:.1f}% higher (band +{numbers['band_pct']:.1f}%)"
+    )
+    return Check("curve", False, message, numbers)
+
+
+def _first_reach(view: SeriesView, target: float) -> float:
+    below = np.flatnonzero(view.trend <= target)
+    return float(view.steps[below[0]]) if below.size else math.inf
+
+
+def _speed_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
+    target = ref.end_level + math.log1p(tol.rtol)
+    ref_steps = _first_reach(ref, target) - ref.steps[0]
+    cand_steps = _first_reach(cand, target) - cand.steps[0]
+    numbers = {"reference_steps": ref_steps, "candidate_steps": cand_steps}
+    goal = f"{math.exp(target):.4g}"
+    if not math.isfinite(cand_steps):
+        return Check(
+            "speed", False, f"the candidate never reached the reference's loss ({goal})", numbers
+        )
+    slower = cand_steps > ref_steps * (1 + tol.speed_tol) and cand_steps - ref_steps > 0
+    message = (
+        f"reached the reference's loss ({goal}) after {cand_steps:g} steps vs {ref_steps:g} "
+        f"(tolerance +{100 * tol.speed_tol:.0f}%)"
+    )
+    return Check("speed", not slower, message, numbers)
+
+
+def compare_report(
+    report: Report,
+    reference_source: str,
+    *,
+    hints: ColumnHints | None = None,
+    rules: Sequence[Rule],
+    context: Mapping[str, Any] | None = None,
+    tol: Tolerances | None = None,
+) -> Report:
+    """Return ``report`` with every readable run compared with the reference run.
+
+    Raises :class:`InputError` when the reference cannot be read.
+    """
+    tol = tol or Tolerances()
+    reference = read_runs(reference_source, hints=hints)[0]
+    ref_report = evaluate(reference, rules, context)
+    out = []
+    for run_report in report.runs:
+        if run_report.error is not None:
+            out.append(run_report)
+            continue
+        try:
+            candidate = (
+                read_runs(run_report.source, hints=hints)[0] if run_report.source != "-" else None
+            )
+        except InputError:
+            candidate = None
+        if candidate is None:
+            out.append(run_report)
+            continue
+        checks = compare_runs(reference, candidate, ref_report, run_report, tol)
+        out.append(attach(run_report, reference_source, checks))
+    return Report(runs=out)
+
+
+def attach(report: RunReport, reference: str, checks: list[Check]) -> RunReport:
+    """Return ``report`` with the comparison and a finding per failed check."""
+    findings = list(report.findings)
+    for check in checks:
+        if not check.passed:
+            findings.append(
+                Finding(
+                    rule=RULE_NAME,
+                    code=RULE_CODE,
+                    severity="error",
+                    message=f"Worse than the reference {reference}: {check.message}.",
+                    series=TRAIN,
+                    evidence={"check": check.name, "reference": reference, **check.to_dict()},
+                    fixes=FIXES,
+                )
+            )
+    report.findings = findings
+    report.comparison = {"reference": reference, "checks": [c.to_dict() for c in checks]}
+    return report

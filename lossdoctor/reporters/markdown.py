@@ -1,0 +1,75 @@
+"""Markdown for pull-request comments and ``$GITHUB_STEP_SUMMARY``: verdicts, a
+findings table per run, fixes and a sparkline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERDICT_MARK = {"healthy": "✅", "warning": "⚠️", "failing": "❌", "error": "❌"}
+SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
+#: GitHub refuses step summaries over 1 MiB; stay well below.
+MAX_BYTES = 900_000
+MAX_FIXES = 5
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
+
+
+def render(report: dict[str, Any]) -> str:
+    """Return the report as GitHub-flavoured Markdown (kept under 1 MiB)."""
+    runs = report["runs"]
+    lines = ["## lossdoctor", ""]
+    lines += ["| run | verdict | points | last loss | top finding |", "|---|---|---|---|---|"]
+    for run in runs:
+        train = run.get("series", {}).get("train", {})
+        active = [f for f in run.get("findings", []) if not f.get("superseded_by")]
+        top = next((f for f in active if f["severity"] == "error"), None) or next(
+            (f for f in active if f["severity"] == "warning"), None
+        )
+        top_text = f"`{top['rule']}` {_cell(top['message'])}" if top else (run.get("error") or "–")
+        lines.append(
+            f"| `{_cell(run['source'])}` | {VERDICT_MARK[run['verdict']]} {run['verdict']} | "
+            f"{train.get('points', '–')} | {_num(train.get('last'))} | {_cell(top_text)} |"
+        )
+    for run in runs:
+        if run["verdict"] == "error":
+            continue
+        lines += ["", f"### `{run['source']}`: {run['verdict']}", ""]
+        for role, s in run["series"].items():
+            if s.get("sparkline"):
+                numbers = (
+                    f"first {_num(s['first'])}, best {_num(s['best'])} @ "
+                    f"{_num(s['best_step'])}, last {_num(s['last'])}"
+                )
+                lines.append(f"- {role} (`{s['column']}`): `{s['sparkline']}` {numbers}")
+        findings = run["findings"]
+        if findings:
+            lines += ["", "| severity | rule | finding |", "|---|---|---|"]
+            for f in findings:
+                note = f" (explained by `{f['superseded_by']}`)" if f.get("superseded_by") else ""
+                rule = f"`{f['code']}` `{f['rule']}`"
+                lines.append(
+                    f"| {SEVERITY_MARK[f['severity']]} | {rule} | {_cell(f['message'])}{note} |"
+                )
+        fixes: dict[str, str] = {}
+        for f in findings:
+            if f["severity"] != "info" and not f.get("superseded_by"):
+                for fix in f["fixes"]:
+                    fixes.setdefault(fix["title"], fix["why"])
+        if fixes:
+            lines += ["", "**What to do**", ""]
+            lines += [
+                f"{i}. **{t}**: {w}" for i, (t, w) in enumerate(list(fixes.items())[:MAX_FIXES], 1)
+            ]
+    text = "\n".join(lines) + "\n"
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        text = (
+            text.encode("utf-8")[:MAX_BYTES].decode("utf-8", "ignore")
+            + "\n\n*(report truncated)*\n"
+        )
+    return text
