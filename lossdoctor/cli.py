@@ -338,23 +338,26 @@ def formats() -> None:
 
 @rules_app.command("list")
 @_one_line_errors
-def rules_list() -> None:
-    """List every rule: code, name, group, severities, summary."""
-    from lossdoctor.engine.loader import load_rules
+def rules_list(
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+) -> None:
+    """List the rules in effect: code, name, group, severities, summary."""
     from lossdoctor.reporters import rule_docs
 
-    rule_docs.print_list(load_rules())
+    rule_docs.print_list(_configured_rules(config))
 
 
 @rules_app.command("explain")
+@_one_line_errors
 def rules_explain(
     rule: Annotated[str, typer.Argument(help="A rule name (spikes) or code (LD201).")],
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
 ) -> None:
-    """Explain a rule: what it finds, why it matters, when it fires, what to do."""
-    from lossdoctor.engine.loader import load_rules
+    """Explain a rule: what it finds, why it matters, when it fires (with the thresholds
+    your configuration sets), what to do."""
     from lossdoctor.reporters import rule_docs
 
-    pack = load_rules()
+    pack = _configured_rules(config, keep_all=True)
     found = [r for r in pack if rule in (r.name, r.code)]
     if not found:
         from difflib import get_close_matches
@@ -364,6 +367,19 @@ def rules_explain(
         _error(f"no rule '{rule}'{hint} (see 'lossdoctor rules list')")
         raise typer.Exit(ExitCode.USAGE)
     rule_docs.print_explain(found[0])
+
+
+def _configured_rules(config: str | None, *, keep_all: bool = False) -> list[Any]:
+    """Return the rules with the project's (and ``config``'s) settings applied."""
+    from dataclasses import replace
+
+    from lossdoctor.api import select_rules
+    from lossdoctor.config import Settings, resolve_settings
+
+    settings = resolve_settings(Settings(), config, Path.cwd())
+    if keep_all:
+        settings = replace(settings, select=None, extend_select=(), ignore=())
+    return select_rules(settings)
 
 
 @rules_app.command("test")
