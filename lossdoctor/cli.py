@@ -6,6 +6,7 @@ imported inside the commands so that ``lossdoctor --help`` stays instant.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -323,6 +324,239 @@ def compare(
         _write(name, path, doc, fail_on=fail_on)
     if not exit_zero and any(run.reaches(fail_on) for run in report.runs):
         raise typer.Exit(ExitCode.FINDINGS)
+
+
+def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, Any]:
+    from lossdoctor.api import make_context, select_rules
+    from lossdoctor.config import Settings, resolve_settings
+    from lossdoctor.ingest.columns import ColumnHints
+
+    settings = resolve_settings(Settings(vocab_size=vocab_size), config, Path.cwd())
+    rules = select_rules(settings)
+    hints = ColumnHints(**settings.columns) if settings.columns else None
+    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    return rules, hints, context
+
+
+def _final(report: Any, fail_on: str, outputs: list[tuple[str, str | None]]) -> int:
+    """Write the final report; return 1 when it reaches ``fail_on``, else 0."""
+    from lossdoctor.report import Report
+
+    doc = Report(runs=[report]).to_dict()
+    for name, path in outputs:
+        _write(name, path, doc, fail_on=fail_on)
+    return int(ExitCode.FINDINGS) if report.reaches(fail_on) else 0
+
+
+@app.command()
+@_one_line_errors
+def watch(
+    path: Annotated[
+        str, typer.Argument(help="A log file to follow (like tail -F), or '-' for stdin.")
+    ] = "-",
+    stop_on: Annotated[
+        str | None, typer.Option(help="Exit 1 as soon as a finding reaches: error or warning.")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option(help="Exit code of the final report, as for check.")
+    ] = "error",
+    stall_after: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
+    ] = None,
+    tee: Annotated[
+        bool, typer.Option("--tee", help="Pass the input lines through to stdout.")
+    ] = False,
+    fmt: Annotated[
+        list[str], typer.Option("--format", "-f", help="Format of the final report (as for check).")
+    ] = [],  # noqa: B006
+    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+) -> None:
+    """Diagnose a run while it trains: follow stdin or a growing file, alert on findings.
+
+    On a terminal a live panel shows the recent loss and the findings; otherwise one line
+    is printed per new or changed finding.  At the end of input the full report is printed
+    (exit code as for check).  Ctrl-C prints the report so far and exits 130.
+    """
+    import queue
+    import threading
+
+    from lossdoctor.live.loop import Callbacks, run_loop
+    from lossdoctor.live.monitor import LiveMonitor
+    from lossdoctor.live.sources import file_follower, pipe_reader
+    from lossdoctor.reporters.live import PanelDisplay, PlainDisplay
+
+    for name, value in (("--stop-on", stop_on), ("--fail-on", fail_on)):
+        if value is not None and value not in FAIL_ON:
+            raise typer.BadParameter(
+                f"'{value}' is not one of {', '.join(FAIL_ON)}", param_hint=name
+            )
+    outputs = _parse_formats(fmt)
+    rules, hints, context = _live_setup(config, vocab_size)
+    monitor = LiveMonitor(path, rules, context=context, hints=hints)
+    events: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    if path == "-":
+        pipe_reader(sys.stdin.fileno(), events, "stdin")
+    else:
+        file_follower(Path(path), events, stop)
+    on_terminal = sys.stdout.isatty() and not os.environ.get("LOSSDOCTOR_PLAIN")
+    display: Any = (
+        PanelDisplay() if on_terminal else PlainDisplay(sys.stderr if tee else sys.stdout)
+    )
+    tee_out = PlainDisplay(sys.stdout) if tee and not on_terminal else display
+    callbacks = Callbacks(
+        on_lines=tee_out.lines if tee else None,
+        on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
+        on_tick=display.tick,
+    )
+    display.start()
+    try:
+        outcome = run_loop(
+            monitor, events, pipes=1 if path == "-" else 1 << 30, callbacks=callbacks,
+            stop_on=stop_on, stall_after=stall_after,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        display.stop()
+        stop.set()
+        report = monitor.judge()
+        if report is not None:
+            _final(report, fail_on, outputs)
+        raise typer.Exit(130) from None
+    display.stop()
+    stop.set()
+    if outcome.report is None:
+        _error(f"{path}: no loss values found in the input ({monitor.lines} lines)")
+        raise typer.Exit(ExitCode.USAGE)
+    code = _final(outcome.report, fail_on, outputs)
+    if outcome.reason == "stop":
+        raise typer.Exit(ExitCode.FINDINGS)
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+@_one_line_errors
+def run(
+    command: Annotated[list[str], typer.Argument(help="The training command, after --.")],
+    stop_on: Annotated[
+        str | None, typer.Option(help="Stop the command when a finding reaches: error or warning.")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between SIGINT, SIGTERM and SIGKILL.")
+    ] = 10.0,
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 when a finding reaches this level.")
+    ] = "error",
+    stall_after: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
+    ] = None,
+    fmt: Annotated[
+        list[str], typer.Option("--format", "-f", help="Format of the final report (as for check).")
+    ] = [],  # noqa: B006
+    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+) -> None:
+    """Run a training command, show its output unchanged, diagnose it live, and stop it
+    when a finding reaches --stop-on (SIGINT, then SIGTERM, then SIGKILL).
+
+    Exit code: the command's own (128+signal if a signal ended it) unless lossdoctor
+    stopped it or a finding reached --fail-on (then 1).
+    """
+    import queue
+    import signal
+    import subprocess
+
+    from lossdoctor.live.loop import Callbacks, run_loop
+    from lossdoctor.live.monitor import LiveMonitor
+    from lossdoctor.live.sources import pipe_reader
+    from lossdoctor.reporters.live import PlainDisplay
+
+    for name, value in (("--stop-on", stop_on), ("--fail-on", fail_on)):
+        if value is not None and value not in FAIL_ON:
+            raise typer.BadParameter(
+                f"'{value}' is not one of {', '.join(FAIL_ON)}", param_hint=name
+            )
+    if not command:
+        raise typer.BadParameter("give the command to run after --")
+    outputs = _parse_formats(fmt)
+    rules, hints, context = _live_setup(config, vocab_size)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+        )
+    except OSError as exc:
+        _error(f"{command[0]}: cannot start ({exc.strerror})")
+        raise typer.Exit(ExitCode.USAGE) from None
+    assert child.stdout is not None
+    assert child.stderr is not None
+    events: queue.Queue[Any] = queue.Queue()
+
+    def tee_to(stream: Any) -> Any:
+        def write(chunk: bytes) -> None:
+            try:
+                stream.buffer.write(chunk)
+                stream.buffer.flush()
+            except (OSError, ValueError):
+                pass
+
+        return write
+
+    pipe_reader(child.stdout.fileno(), events, "stdout", tee=tee_to(sys.stdout))
+    pipe_reader(child.stderr.fileno(), events, "stderr", tee=tee_to(sys.stderr))
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        del frame
+        forwarded.append(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monitor = LiveMonitor(" ".join(command), rules, context=context, hints=hints)
+    display = PlainDisplay(sys.stderr)
+    callbacks = Callbacks(
+        on_change=lambda changed, report: display.change(changed, report, monitor.last_step)
+    )
+    stopped = False
+    try:
+        outcome = run_loop(
+            monitor, events, pipes=2, callbacks=callbacks, stop_on=stop_on, stall_after=stall_after
+        )
+        if outcome.reason == "stop":
+            stopped = True
+            _stop_child(child, grace)
+        child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    report = outcome.report or monitor.judge()
+    code = child.returncode
+    child_code = 128 - code if code < 0 else code
+    if report is None:
+        raise typer.Exit(child_code if not stopped else ExitCode.FINDINGS)
+    reached = _final(report, fail_on, outputs)
+    if stopped or reached:
+        raise typer.Exit(ExitCode.FINDINGS)
+    raise typer.Exit(child_code)
+
+
+def _stop_child(child: Any, grace: float) -> None:
+    """Stop the child's process group the way wandb agent and torchrun do: SIGINT, then
+    SIGTERM after ``grace`` seconds, then SIGKILL."""
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, sig)
+        try:
+            child.wait(timeout=grace if sig != signal.SIGKILL else None)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @app.command()

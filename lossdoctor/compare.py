@@ -22,7 +22,7 @@ from lossdoctor.errors import InputError
 from lossdoctor.features import SeriesView
 from lossdoctor.ingest import ColumnHints, read_runs
 from lossdoctor.model import TRAIN, Run
-from lossdoctor.report import Finding, Report, RunReport
+from lossdoctor.report import Finding, Report, RunReport, safe_exp
 
 RULE_NAME = "baseline-regression"
 RULE_CODE = "LD601"
@@ -85,15 +85,15 @@ def compare_runs(
         ("final", ref.end_level, cand.end_level),
         ("best", ref.best_level, cand.best_level),
     ):
-        ratio = math.exp(cand_level - ref_level)
+        ratio = safe_exp(cand_level - ref_level)
         passed = ratio <= 1 + tol.rtol
         message = (
-            f"{name} loss {math.exp(cand_level):.4g} vs reference {math.exp(ref_level):.4g} "
+            f"{name} loss {safe_exp(cand_level):.4g} vs reference {safe_exp(ref_level):.4g} "
             f"({_pct(ratio)}, tolerance +{100 * tol.rtol:.0f}%)"
         )
         numbers = {
-            "candidate": math.exp(cand_level),
-            "reference": math.exp(ref_level),
+            "candidate": safe_exp(cand_level),
+            "reference": safe_exp(ref_level),
             "ratio": ratio,
         }
         checks.append(Check(name, passed, message, numbers))
@@ -125,7 +125,7 @@ def _curve_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
     else:
         runs = np.zeros(0, dtype=bool)
     worst = float(np.max(excess))
-    numbers = {"band_pct": 100 * math.expm1(band), "max_gap_pct": 100 * math.expm1(worst)}
+    numbers = {"band_pct": 100 * (safe_exp(band) - 1), "max_gap_pct": 100 * (safe_exp(worst) - 1)}
     if not runs.any():
         message = (
             f"the curves stay within the band (+{numbers['band_pct']:.1f}%) over the shared steps"
@@ -150,7 +150,7 @@ def _speed_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
     ref_steps = _first_reach(ref, target) - ref.steps[0]
     cand_steps = _first_reach(cand, target) - cand.steps[0]
     numbers = {"reference_steps": ref_steps, "candidate_steps": cand_steps}
-    goal = f"{math.exp(target):.4g}"
+    goal = f"{safe_exp(target):.4g}"
     if not math.isfinite(cand_steps):
         return Check(
             "speed", False, f"the candidate never reached the reference's loss ({goal})", numbers

@@ -81,9 +81,20 @@ class SeriesSummary:
             "sparkline": self.sparkline,
         }
         if self.perplexity:
-            out["perplexity_last"] = _num(math.exp(self.last)) if math.isfinite(self.last) else None
-            out["perplexity_best"] = _num(math.exp(self.best))
+            out["perplexity_last"] = _num(safe_exp(self.last))
+            out["perplexity_best"] = _num(safe_exp(self.best))
         return out
+
+
+#: Above this, e^x overflows a float.
+EXP_LIMIT = 709.0
+
+
+def safe_exp(value: float) -> float:
+    """Return e**value, inf when it would overflow, NaN for NaN."""
+    if value != value:
+        return value
+    return math.exp(value) if value < EXP_LIMIT else math.inf
 
 
 def _num(value: float) -> float | int | str | None:

@@ -1,0 +1,1 @@
+"""Live diagnosis: follow a log as it is written and re-judge the run as points arrive."""

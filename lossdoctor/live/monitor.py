@@ -1,0 +1,158 @@
+"""The live monitor: records in, a judged run out, with the findings that changed."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lossdoctor.engine.evaluate import evaluate
+from lossdoctor.engine.schema import Rule
+from lossdoctor.ingest.columns import ColumnHints, choose_columns
+from lossdoctor.live.buffer import PointBuffer
+from lossdoctor.live.parse import LineParser
+from lossdoctor.model import LOSS_ROLES, Run, Series
+from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
+
+STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
+STALL_RULE, STALL_CODE = "stall", "LD701"
+
+
+class LiveMonitor:
+    """Accumulates points from lines and judges the run on demand."""
+
+    def __init__(
+        self,
+        source: str,
+        rules: Sequence[Rule],
+        *,
+        context: Mapping[str, Any] | None = None,
+        hints: ColumnHints | None = None,
+    ) -> None:
+        self.source = source
+        self.rules = list(rules)
+        self.context = dict(context or {})
+        self.hints = hints
+        self.parser = LineParser()
+        self.buffers: dict[str, PointBuffer] = {}
+        self.rows = 0
+        self.lines = 0
+        self.last_step = 0.0
+        self.last_point_time: float | None = None
+        self.first_point_time: float | None = None
+        self.points = 0
+        self.seen: dict[tuple[str, str], str] = {}
+        self.stalled_for: float | None = None
+        self.notes: list[str] = []
+
+    def reset(self, reason: str) -> None:
+        """Forget every point (the followed file was rewritten from the top)."""
+        self.buffers.clear()
+        self.parser = LineParser()
+        self.rows = 0
+        self.notes.append(f"the file was {reason}: read again from the top")
+
+    def add_line(self, line: str) -> bool:
+        """Parse one line; return True when it carried a non-finite loss (judge at once)."""
+        self.lines += 1
+        record = self.parser.feed(line)
+        if not record:
+            return False
+        self.rows += 1
+        step = next((record[k] for k in STEP_KEYS if k in record), None)
+        if step is None or not math.isfinite(step):
+            step = self.last_step + 1 if self.rows > 1 else 0.0
+        self.last_step = step
+        urgent = False
+        now = time.monotonic()
+        for key, value in record.items():
+            if key in STEP_KEYS:
+                continue
+            buffer = self.buffers.get(key)
+            if buffer is None:
+                buffer = self.buffers[key] = PointBuffer()
+            buffer.append(step, value)
+            if not math.isfinite(value) and "loss" in key.lower():
+                urgent = True
+        self.points += 1
+        self.last_point_time = now
+        if self.first_point_time is None:
+            self.first_point_time = now
+        self.stalled_for = None
+        return urgent
+
+    def mark_stall(self, seconds: float) -> None:
+        """Record that no point arrived for ``seconds``."""
+        self.stalled_for = seconds
+
+    def run(self) -> Run | None:
+        """Return the run so far, or None before any loss value arrived."""
+        names = list(self.buffers)
+        if not names:
+            return None
+        choice = choose_columns(names, self.hints)
+        roles = dict(choice.roles)
+        if not any(r in roles for r in LOSS_ROLES):
+            return None
+        if "train" not in roles and "val" in roles:
+            roles = {"train": roles.pop("val"), **roles}
+        series = {}
+        for role, name in roles.items():
+            steps, values = self.buffers[name].arrays()
+            if steps.size:
+                order = np.argsort(steps, kind="stable")
+                if (np.diff(steps) < 0).any():
+                    steps, values = steps[order], values[order]
+            series[role] = Series(role=role, column=name, steps=steps, values=values)
+        used = ", ".join(f"{r}={n}" for r, n in roles.items())
+        return Run(
+            self.source, f"live:{self.parser.kind}", series, (f"columns: {used}", *self.notes)
+        )
+
+    def judge(self) -> RunReport | None:
+        """Return the report of the run so far (None before any loss value)."""
+        run = self.run()
+        if run is None:
+            return None
+        report = evaluate(run, self.rules, self.context)
+        if self.stalled_for is not None:
+            report.findings.append(self._stall_finding(self.stalled_for))
+        return report
+
+    def _stall_finding(self, seconds: float) -> Finding:
+        message = (
+            f"No new loss value for {seconds:.0f} s (last at step {self.last_step:g}): "
+            "the run may be stalled or hung."
+        )
+        evidence = {"series": "train", "column": "", "start_step": self.last_step}
+        evidence["seconds"] = round(seconds, 1)
+        fix = {
+            "title": "Check the training process",
+            "why": "A hung data loader, a deadlocked collective or a dead worker stops the log.",
+        }
+        return Finding(STALL_RULE, STALL_CODE, "warning", message, "train", evidence, (fix,))
+
+    def changes(self, report: RunReport) -> list[Finding]:
+        """Return the findings that are new or changed severity since the last call."""
+        out = []
+        for finding in report.active:
+            key = (finding.rule, finding.series)
+            if self.seen.get(key) != finding.severity:
+                self.seen[key] = finding.severity
+                out.append(finding)
+        return out
+
+    def rate(self) -> float:
+        """Return points per second since the first point."""
+        if self.first_point_time is None or self.last_point_time is None:
+            return 0.0
+        elapsed = self.last_point_time - self.first_point_time
+        return self.points / elapsed if elapsed > 0 else 0.0
+
+
+def reaches(finding: Finding, level: str) -> bool:
+    """Return True when ``finding`` is at or above severity ``level``."""
+    return SEVERITY_RANK[finding.severity] >= SEVERITY_RANK[level]

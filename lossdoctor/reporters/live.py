@@ -1,0 +1,140 @@
+"""How live diagnosis is shown: one plain line per new or changed finding (pipes, CI
+logs, ``nohup``), or a rich ``Live`` panel on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.text import Text
+
+from lossdoctor.live.monitor import LiveMonitor
+from lossdoctor.report import Finding, RunReport
+from lossdoctor.reporters.sparkline import sparkline
+
+SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+#: Points drawn in the panel's sparkline.
+RECENT_POINTS = 2000
+SPARK_WIDTH = 60
+#: TensorBoard's default smoothing weight for the displayed EMA.
+EMA_WEIGHT = 0.6
+
+
+def finding_line(finding: Finding, step: float) -> str:
+    """Return the one-line alert for a finding."""
+    return (
+        f"lossdoctor: step {step:g}: {finding.severity} {finding.code} {finding.rule}: "
+        f"{finding.message}"
+    )
+
+
+def debiased_ema(values: np.ndarray, weight: float = EMA_WEIGHT) -> float:
+    """Return TensorBoard's debiased exponential moving average at the last finite value."""
+    last = 0.0
+    count = 0
+    for value in values[np.isfinite(values)][-RECENT_POINTS:]:
+        last = last * weight + (1 - weight) * float(value)
+        count += 1
+    return last / (1 - weight**count) if count else float("nan")
+
+
+class PlainDisplay:
+    """Writes one flushed line per new or changed finding."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def start(self) -> None:
+        """Begin showing (nothing to set up)."""
+
+    def stop(self) -> None:
+        """Stop showing (nothing to tear down)."""
+
+    def lines(self, lines: list[str]) -> None:
+        """Pass input lines through (``--tee``)."""
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def change(self, findings: list[Finding], report: RunReport, step: float) -> None:
+        """Print the findings that are new or changed."""
+        del report
+        for finding in findings:
+            if finding.severity != "info":
+                self.out.write(finding_line(finding, step) + "\n")
+        self.out.flush()
+
+    def tick(self, monitor: LiveMonitor, report: RunReport | None) -> None:
+        """Nothing between changes."""
+
+
+class PanelDisplay:
+    """A live panel: sparkline of the recent loss, current / best / smoothed values,
+    points per second, and the findings so far."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+        self.findings: dict[tuple[str, str], Finding] = {}
+
+    def start(self) -> None:
+        """Show the panel."""
+        self.live.start()
+
+    def stop(self) -> None:
+        """Remove the panel's live updating."""
+        self.live.stop()
+
+    def lines(self, lines: list[str]) -> None:
+        """Print input lines above the panel (``--tee``)."""
+        for line in lines:
+            self.live.console.print(line, markup=False, highlight=False)
+
+    def change(self, findings: list[Finding], report: RunReport, step: float) -> None:
+        """Remember the findings to show."""
+        del findings, step
+        self.findings = {(f.rule, f.series): f for f in report.active}
+
+    def tick(self, monitor: LiveMonitor, report: RunReport | None) -> None:
+        """Redraw the panel."""
+        del report
+        self.live.update(self._render(monitor))
+
+    def _render(self, monitor: LiveMonitor) -> Any:
+        run = monitor.run()
+        rows: list[Any] = []
+        if run is None or "train" not in run.series:
+            rows.append(Text(f"waiting for loss values ({monitor.lines} lines read)", style="dim"))
+        else:
+            train = run.series["train"]
+            values = train.values[-RECENT_POINTS:]
+            finite = values[np.isfinite(values)]
+            best = (
+                float(np.min(train.values[np.isfinite(train.values)]))
+                if finite.size
+                else float("nan")
+            )
+            head = Text()
+            head.append(f"step {monitor.last_step:g}  ", style="bold")
+            head.append(
+                f"loss {train.values[-1]:.4g}  best {best:.4g}  "
+                f"smoothed {debiased_ema(values):.4g}  "
+            )
+            head.append(f"{monitor.rate():.1f} points/s", style="dim")
+            rows += [
+                head,
+                Text(
+                    sparkline(values, SPARK_WIDTH, log=bool(finite.size and (finite > 0).all())),
+                    style="cyan",
+                ),
+            ]
+        for finding in self.findings.values():
+            if finding.severity == "info":
+                continue
+            line = Text(f"{finding.severity:<8}", style=SEVERITY_STYLE[finding.severity])
+            line.append(f"{finding.code} {finding.rule}: {finding.message}")
+            rows.append(line)
+        return Panel(Group(*rows), title=f"lossdoctor watch {monitor.source}", expand=True)
