@@ -33,6 +33,14 @@ class PointBuffer:
         if len(self.values) > self.capacity:
             self._decimate()
 
+    def extend(self, steps: list[float], values: list[float]) -> None:
+        """Add many points."""
+        self.steps.extend(steps)
+        self.values.extend(values)
+        self.total += len(values)
+        if len(self.values) > self.capacity:
+            self._decimate()
+
     def _decimate(self) -> None:
         old = len(self.values) - self.recent
         usable = old - old % BUCKET

@@ -67,8 +67,7 @@ def run_loop(
         if kind == "lines":
             if callbacks.on_lines:
                 callbacks.on_lines(payload)
-            for line in payload:
-                urgent |= monitor.add_line(line)
+            urgent |= monitor.add_lines(payload)
             dirty = True
         elif kind == "reset":
             monitor.reset(payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from lossdoctor.live.parse import LineParser
 from lossdoctor.model import LOSS_ROLES, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
+_NANOGPT_FAST = re.compile(r"iter (\d+): loss ([-+.\w]+?),")
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
 STALL_RULE, STALL_CODE = "stall", "LD701"
 
@@ -83,6 +85,47 @@ class LiveMonitor:
             self.first_point_time = now
         self.stalled_for = None
         return urgent
+
+    def add_lines(self, lines: list[str]) -> bool:
+        """Parse many lines; return True when one carried a non-finite loss.
+
+        nanoGPT ``iter N: loss X`` lines take a fast path (no general parsing)."""
+        steps: list[float] = []
+        values: list[float] = []
+        urgent = False
+        match = _NANOGPT_FAST.match
+        for line in lines:
+            found = match(line)
+            if found is None:
+                if steps:
+                    urgent |= self._flush_fast(steps, values)
+                    steps, values = [], []
+                urgent |= self.add_line(line)
+                continue
+            steps.append(float(found.group(1)))
+            values.append(float(found.group(2)))
+        if steps:
+            urgent |= self._flush_fast(steps, values)
+        return urgent
+
+    def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
+        if self.parser.kind is None:
+            self.parser.kind = "text"
+        buffer = self.buffers.get("loss")
+        if buffer is None:
+            buffer = self.buffers["loss"] = PointBuffer()
+        buffer.extend(steps, values)
+        count = len(values)
+        self.lines += count
+        self.rows += count
+        self.points += count
+        self.last_step = steps[-1]
+        now = time.monotonic()
+        self.last_point_time = now
+        if self.first_point_time is None:
+            self.first_point_time = now
+        self.stalled_for = None
+        return not all(map(math.isfinite, values))
 
     def mark_stall(self, seconds: float) -> None:
         """Record that no point arrived for ``seconds``."""
