@@ -90,7 +90,8 @@ def detection_delay() -> None:
     for rule, values in sorted(delays.items()):
         seen = sorted(v for v in values if v == v)
         median = seen[len(seen) // 2] if seen else math.nan
-        print(f"  {rule:14} median {median:.0%}  ({len(seen)}/{len(values)} cases fire before the end)")
+        fired = f"{len(seen)}/{len(values)} cases fire before the end"
+        print(f"  {rule:14} median {median:.0%}  ({fired})")
 
 
 def main() -> int:
