@@ -47,8 +47,10 @@ def throughput(n: int) -> None:
             shell=True, env={"LOSSDOCTOR_PLAIN": "1", "PATH": "/usr/bin:/bin"},
         )  # fmt: skip
         watch = time.perf_counter() - started
-    print(f"throughput: {n} lines in {watch:.2f} s = {n / watch:,.0f} lines/s through "
-          f"'lossdoctor watch -' (exit {proc.returncode}); cat alone: {n / cat:,.0f} lines/s")
+    print(
+        f"throughput: {n} lines in {watch:.2f} s = {n / watch:,.0f} lines/s through "
+        f"'lossdoctor watch -' (exit {proc.returncode}); cat alone: {n / cat:,.0f} lines/s"
+    )
 
 
 def detection_delay() -> None:
