@@ -20,7 +20,7 @@ from lossdoctor import __version__
 from lossdoctor.errors import ExitCode, LossdoctorError
 
 FAIL_ON = ("error", "warning", "info", "never")
-FORMATS = ("text", "json", "markdown", "github", "junit", "gitlab")
+FORMATS = ("text", "json", "markdown", "github", "junit", "gitlab", "html")
 
 app = typer.Typer(
     name="lossdoctor",
@@ -155,6 +155,9 @@ def check(
         str | None,
         typer.Option(help="A reference run: fail when a run is worse than it (see 'compare')."),
     ] = None,
+    plot: Annotated[
+        str | None, typer.Option(help="Also draw the annotated chart to this .png or .svg.")
+    ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Diagnose paths in parallel processes.")] = 1,
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
@@ -204,10 +207,15 @@ def check(
         from lossdoctor.compare import compare_report
 
         report = compare_report(report, baseline, hints=hints, rules=rules, context=context)
-    doc = report.to_dict()
+    wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
+    doc = report.to_dict(curves=wants_curves)
     threshold = settings.fail_on or "error"
     for name, path in outputs:
         _write(name, path, doc, fail_on=threshold)
+    if plot is not None:
+        from lossdoctor.reporters import chart
+
+        chart.render(doc, plot)
     for run in report.runs:
         if run.error is not None:
             _error(run.error)
@@ -242,6 +250,18 @@ def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "
         from lossdoctor.reporters import github
 
         text = github.render(doc)
+    elif name == "html":
+        from lossdoctor.reporters import html
+
+        svg = None
+        if any(r.get("curves") for r in doc["runs"]):
+            try:
+                from lossdoctor.reporters import chart
+
+                svg = chart.svg_text(doc)
+            except LossdoctorError:
+                svg = None  # without matplotlib the page has no chart
+        text = html.render(doc, chart_svg=svg)
     elif name == "junit":
         from lossdoctor.reporters import junit
 
@@ -319,11 +339,42 @@ def compare(
         report, reference, hints=hints, rules=rules, context=context,
         tol=Tolerances(rtol=rtol, k=k, speed_tol=speed_tol),
     )  # fmt: skip
-    doc = report.to_dict()
+    doc = report.to_dict(curves=any(name == "html" for name, _ in outputs))
     for name, path in outputs:
         _write(name, path, doc, fail_on=fail_on)
     if not exit_zero and any(run.reaches(fail_on) for run in report.runs):
         raise typer.Exit(ExitCode.FINDINGS)
+
+
+@app.command("plot")
+@_one_line_errors
+def plot_command(
+    paths: Annotated[
+        list[str], typer.Argument(help="Runs to draw (several: one chart, overlaid).")
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="The chart file: .png or .svg.")],
+    smoothing: Annotated[
+        float, typer.Option(min=0.0, max=0.999, help="EMA smoothing of the training loss (0-1).")
+    ] = 0.6,
+    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
+    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+) -> None:
+    """Draw the annotated loss chart: raw and smoothed training loss, validation, the
+    learning rate, and every finding where it is.  Needs the 'plot' extra."""
+    from lossdoctor.reporters import chart
+
+    chart.require_matplotlib()
+    rules, hints, context = _live_setup(config, vocab_size)
+    from lossdoctor.api import diagnose_many
+
+    report = diagnose_many(paths, hints=hints, rules=rules, context=context)
+    for run in report.runs:
+        if run.error is not None:
+            _error(run.error)
+    if all(run.error is not None for run in report.runs):
+        raise typer.Exit(ExitCode.USAGE)
+    chart.render(report.to_dict(curves=True), output, smoothing=smoothing)
+    typer.echo(f"wrote {output}")
 
 
 def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, Any]:

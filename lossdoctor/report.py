@@ -122,6 +122,8 @@ class RunReport:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: The comparison with a reference run (``--baseline`` / ``compare``), when asked for.
     comparison: dict[str, Any] | None = None
+    #: role -> (steps, values) decimated for drawing (charts, HTML); not in the JSON report.
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     @property
     def active(self) -> list[Finding]:
@@ -154,8 +156,9 @@ class RunReport:
         floor = SEVERITY_RANK[fail_on]
         return any(SEVERITY_RANK[f.severity] >= floor for f in self.active)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the run report as a JSON-ready dict."""
+    def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
+        """Return the run report as a JSON-ready dict (with the decimated curves when
+        ``curves``: charts and the HTML report draw them)."""
         if self.error is not None:
             return {"source": self.source, "verdict": "error", "error": self.error}
         return {
@@ -168,6 +171,11 @@ class RunReport:
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
             **({"comparison": self.comparison} if self.comparison else {}),
+            **(
+                {"curves": {r: {"steps": s, "values": v} for r, (s, v) in self.curves.items()}}
+                if curves
+                else {}
+            ),
             "rules": {
                 "checked": [{"code": c, "rule": n} for c, n in self.checked],
                 "skipped": [{"code": c, "rule": n, "reason": r} for c, n, r in self.skipped],
@@ -181,10 +189,11 @@ class Report:
 
     runs: list[RunReport]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the versioned report dict every output format renders from."""
+    def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
+        """Return the versioned report dict every output format renders from (charts ask
+        for the decimated ``curves`` too)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "version": __version__,
-            "runs": [r.to_dict() for r in self.runs],
+            "runs": [r.to_dict(curves=curves) for r in self.runs],
         }

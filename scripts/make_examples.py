@@ -125,8 +125,20 @@ def oscillation_tb_csv() -> None:
     (OUT / "run-oscillation-tag-loss.csv").write_text("\n".join(rows) + "\n")
 
 
+def charts() -> None:
+    """Draw the annotated chart of every example into ``examples/charts/``."""
+    from lossdoctor.api import diagnose_many
+    from lossdoctor.reporters import chart
+
+    folder = OUT / "charts"
+    folder.mkdir(exist_ok=True)
+    for path in sorted(p for p in OUT.iterdir() if p.is_file() and p.name != "README.md"):
+        doc = diagnose_many([f"examples/{path.name}"]).to_dict(curves=True)
+        chart.render(doc, str(folder / f"{path.stem}.png"))
+
+
 def main() -> int:
-    """Write every example file."""
+    """Write every example file, then its chart."""
     OUT.mkdir(exist_ok=True)
     for make in (
         healthy_csv,
@@ -138,6 +150,7 @@ def main() -> int:
         oscillation_tb_csv,
     ):
         make()
+    charts()
     return 0
 
 

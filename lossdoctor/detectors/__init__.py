@@ -32,6 +32,8 @@ class Evidence:
     end_step: float | None = None
     line: int | None = None
     numbers: dict[str, float] = field(default_factory=dict)
+    #: (step, value) of every event (e.g. each spike), for charts; at most MAX_MARKS.
+    marks: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the evidence as a JSON-ready dict."""
@@ -43,7 +45,13 @@ class Evidence:
         if self.line is not None:
             out["line"] = self.line
         out.update({k: _plain(v) for k, v in self.numbers.items()})
+        if self.marks:
+            out["marks"] = [[_plain(s), _plain(v)] for s, v in self.marks[:MAX_MARKS]]
         return out
+
+
+#: Events listed in an evidence's ``marks`` at the most.
+MAX_MARKS = 50
 
 
 def _plain(value: float) -> float | int | str:

@@ -123,6 +123,13 @@ def spikes(
         start_step=float(series.steps[worst_start]),
         end_step=float(series.steps[worst_end]),
         line=series.series.line_of(int(series.index[peak_index])),
+        marks=tuple(
+            (float(series.steps[i]), float(series.values[i]))
+            for i in (
+                s + int(np.argmax(series.values[s : e + 1]))
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            )
+        ),
         numbers={
             "peak_value": float(series.values[peak_index]),
             "trend_value": series.value_at(float(trend[peak_index])),

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.schema import Rule
 from lossdoctor.features import SeriesView
@@ -161,7 +162,7 @@ def evaluate(
             args.append(views.get(role))
         else:
             measured = spec.func(*args, **params)
-            found = _finding(rule, measured, rule.inputs[0])
+            found = _finding(rule, measured, measured.evidence.series or rule.inputs[0])
             if found:
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
@@ -174,7 +175,17 @@ def evaluate(
         notes=list(run.notes),
         checked=checked,
         skipped=skipped,
+        curves={role: _curve(s) for role, s in run.series.items()},
     )
+
+
+#: Buckets of the decimated curves kept for drawing (two points each at the most).
+CURVE_BUCKETS = 2000
+
+
+def _curve(series: Series) -> tuple[list[float], list[float]]:
+    steps, values = minmax_decimate(series.steps, series.values, CURVE_BUCKETS)
+    return steps.tolist(), values.tolist()
 
 
 def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[Finding]:

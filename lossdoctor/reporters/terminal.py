@@ -53,7 +53,34 @@ def _series_lines(run: dict[str, Any]) -> list[Text]:
         lines.append(line)
         if s.get("sparkline"):
             lines.append(Text(f"         {s['sparkline']}", style="cyan"))
+            marks = _marker_line(run, role, s)
+            if marks is not None:
+                lines.append(marks)
     return lines
+
+
+def _marker_line(run: dict[str, Any], role: str, summary: dict[str, Any]) -> Text | None:
+    """Return a line of ^ marks under a sparkline where the series' problem findings are."""
+    width = len(summary["sparkline"])
+    first, last = summary.get("first_step"), summary.get("last_step")
+    if width < 2 or not isinstance(first, int | float) or not isinstance(last, int | float):
+        return None
+    marks: dict[int, str] = {}
+    labels = []
+    for f in run["findings"]:
+        step = f["evidence"].get("start_step")
+        if f["series"] != role or f["severity"] == "info" or f.get("superseded_by"):
+            continue
+        if not isinstance(step, int | float):
+            continue
+        span = (last - first) or 1
+        pos = round((step - first) / span * (width - 1))
+        marks[max(0, min(width - 1, pos))] = "^"
+        labels.append(f"{f['code']} @{_fmt(step)}")
+    if not marks:
+        return None
+    row = "".join(marks.get(i, " ") for i in range(width))
+    return Text(f"         {row}  {', '.join(labels)}", style="red")
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:

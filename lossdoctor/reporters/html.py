@@ -1,0 +1,94 @@
+"""One self-contained HTML report: the chart inline as SVG, verdicts, findings, causes,
+fixes and series summaries.  No network fetches: no scripts, fonts or styles from
+elsewhere."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
+h1{font-size:1.4rem} h2{font-size:1.15rem;margin-top:2rem} table{border-collapse:collapse;margin:.5rem 0}
+td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top;font-size:.9rem}
+.healthy{color:#2e7d32}.warning{color:#ef6c00}.failing,.error{color:#c62828}
+.sev-error{color:#c62828;font-weight:bold}.sev-warning{color:#ef6c00;font-weight:bold}.sev-info{color:#1565c0}
+.dim{color:#888} svg{max-width:100%;height:auto} code{background:#f5f5f5;padding:0 .2rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
+
+
+def render(doc: dict[str, Any], *, chart_svg: str | None = None) -> str:
+    """Return the HTML page for the report (``chart_svg`` embedded when given)."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>lossdoctor report</title><style>{STYLE}</style></head><body>",
+        f"<h1>lossdoctor report <span class='dim'>v{_e(doc['version'])}</span></h1>",
+        "<table><tr><th>run</th><th>verdict</th><th>points</th><th>last loss</th></tr>",
+    ]
+    for run in doc["runs"]:
+        train = run.get("series", {}).get("train", {})
+        parts.append(
+            f"<tr><td><code>{_e(run['source'])}</code></td>"
+            f"<td class='{_e(run['verdict'])}'><b>{_e(run['verdict'].upper())}</b></td>"
+            f"<td>{_e(train.get('points', '–'))}</td><td>{_e(_num(train.get('last')))}</td></tr>"
+        )
+    parts.append("</table>")
+    if chart_svg:
+        svg = chart_svg[chart_svg.find("<svg") :]
+        parts.append(f"<figure id='chart'>{svg}</figure>")
+    for run in doc["runs"]:
+        parts.append(
+            f"<h2><code>{_e(run['source'])}</code>: <span class='{_e(run['verdict'])}'>{_e(run['verdict'])}</span></h2>"
+        )
+        if run["verdict"] == "error":
+            parts.append(f"<p class='error'>{_e(run['error'])}</p>")
+            continue
+        parts.append(
+            "<table><tr><th>series</th><th>column</th><th>points</th><th>first</th><th>best (step)</th><th>last</th></tr>"
+        )
+        for role, s in run["series"].items():
+            parts.append(
+                f"<tr><td>{_e(role)}</td><td><code>{_e(s['column'])}</code></td><td>{_e(s['points'])}</td>"
+                f"<td>{_e(_num(s['first']))}</td><td>{_e(_num(s['best']))} ({_e(_num(s['best_step']))})</td>"
+                f"<td>{_e(_num(s['last']))}</td></tr>"
+            )
+        parts.append("</table>")
+        if run["findings"]:
+            parts.append(
+                "<table class='findings'><tr><th>severity</th><th>rule</th><th>finding</th><th>likely causes</th></tr>"
+            )
+            for f in run["findings"]:
+                dim = " class='dim'" if f.get("superseded_by") else ""
+                causes = "; ".join(
+                    _e(c["cause"]) + (f" ({_e(c['evidence'])})" if c.get("evidence") else "")
+                    for c in f.get("causes", [])
+                    if c["likely"]
+                )
+                parts.append(
+                    f"<tr{dim}><td class='sev-{_e(f['severity'])}'>{_e(f['severity'])}</td>"
+                    f"<td><code>{_e(f['code'])}</code> {_e(f['rule'])}</td><td>{_e(f['message'])}</td>"
+                    f"<td>{causes}</td></tr>"
+                )
+            parts.append("</table>")
+        fixes: dict[str, str] = {}
+        for f in run["findings"]:
+            if f["severity"] != "info" and not f.get("superseded_by"):
+                for fix in f["fixes"]:
+                    fixes.setdefault(fix["title"], fix["why"])
+        if fixes:
+            parts.append("<h3>What to do</h3><ol>")
+            parts += [f"<li><b>{_e(t)}</b>: {_e(w)}</li>" for t, w in fixes.items()]
+            parts.append("</ol>")
+        if run.get("notes"):
+            parts.append("<p class='dim'>" + "<br>".join(_e(n) for n in run["notes"]) + "</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,148 @@
+"""Charts (PNG, SVG), the HTML report, and the terminal chart's finding marks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from lossdoctor import synth as curves
+from lossdoctor.api import diagnose_many
+from lossdoctor.cli import app
+
+from conftest import write_csv, write_curve
+
+pytest.importorskip("matplotlib")
+from lossdoctor.reporters import chart, html
+
+FAMILIES = {
+    "healthy": ("healthy", {}, None),
+    "spikes": ("spiky", {"ratio": 4.0}, "LD201 spikes"),
+    "oscillation": ("oscillating", {"swing": 0.5}, "LD202 oscillation"),
+    "flatline": ("flat", {}, "LD301 high-flatline"),
+    "plateau": ("plateau", {}, "LD302 plateau"),
+    "divergence": ("diverging", {"factor": 4.0}, "LD203 divergence"),
+    "non-finite": ("with_nan", {}, "LD101 non-finite"),
+    "overfitting": ("overfitting_pair", {"rise": 0.3}, "LD401 overfitting"),
+}
+
+
+def _log(tmp_path, family):
+    shape, params, _ = FAMILIES[family]
+    series = curves.make(shape, **params)
+    steps, values = series["train"]
+    if "val" in series:
+        val_steps, val_values = series["val"]
+        val_at = dict(zip(val_steps.tolist(), val_values.tolist(), strict=True))
+        column = [val_at.get(float(s)) for s in steps]
+        return write_csv(
+            tmp_path / f"{family}.csv", {"step": steps, "loss": values, "val_loss": column}
+        )
+    return write_curve(tmp_path / f"{family}.csv", steps, values)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_family_renders_to_png_and_svg_with_its_annotations(tmp_path, family):
+    doc = diagnose_many([str(_log(tmp_path, family))]).to_dict(curves=True)
+    png, svg = tmp_path / "c.png", tmp_path / "c.svg"
+    chart.render(doc, str(png))
+    chart.render(doc, str(svg))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    root = ET.fromstring(svg.read_text())
+    text = " ".join(t for t in root.itertext())
+    assert doc["runs"][0]["verdict"].upper() in text
+    label = FAMILIES[family][2]
+    if label:
+        assert label in text
+
+
+def test_several_runs_share_one_chart(tmp_path, runner):
+    a, b = _log(tmp_path, "healthy"), _log(tmp_path, "plateau")
+    out = tmp_path / "both.svg"
+    result = runner.invoke(app, ["plot", "-o", str(out), str(a), str(b)])
+    assert result.exit_code == 0
+    text = out.read_text()
+    assert "healthy.csv: train (raw)" in text
+    assert "plateau.csv: train (raw)" in text
+
+
+def test_check_plot_and_bad_extension(tmp_path, runner):
+    log = _log(tmp_path, "spikes")
+    result = runner.invoke(app, ["check", "--plot", str(tmp_path / "c.png"), str(log)])
+    assert (tmp_path / "c.png").is_file()
+    result = runner.invoke(app, ["plot", "-o", str(tmp_path / "c.gif"), str(log)])
+    assert result.exit_code == 2
+    assert "must end in .png or .svg" in result.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path):
+    log = _log(tmp_path, "healthy")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        f"from lossdoctor.cli import main; sys.argv = ['lossdoctor', 'plot', '-o', 'x.png', {str(log)!r}]; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert b"pip install 'lossdoctor[plot]'" in proc.stderr
+
+
+def test_large_runs_are_decimated_but_keep_spikes_and_nan(tmp_path):
+    steps, values = curves.healthy(300_000, noise=0.02)
+    values[123_456] *= 8
+    values[200_000] = np.nan
+    report = diagnose_many([str(write_curve(tmp_path / "big.csv", steps, values))])
+    drawn = report.runs[0].curves["train"][1]
+    assert len(drawn) <= 4000
+    assert max(v for v in drawn if v == v) == pytest.approx(values[123_456])
+    assert any(v != v for v in drawn)
+
+
+def test_html_report_is_self_contained(tmp_path, runner):
+    log = _log(tmp_path, "overfitting")
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["check", "-f", f"html:{out}", "--fail-on", "never", str(log)])
+    assert result.exit_code == 0
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<svg" in page
+    assert "LD401" in page
+    for fetch in ("<script src", "<link ", "@import", "url(http"):
+        assert fetch not in page
+
+
+def test_html_render_escapes_everything():
+    doc = {
+        "version": "1",
+        "runs": [{"source": "<x>.csv", "verdict": "error", "error": "<b>bad</b>"}],
+    }
+    page = html.render(doc)
+    assert "<b>bad</b>" not in page
+    assert "&lt;b&gt;bad&lt;/b&gt;" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
+def test_html_report_renders_in_headless_chromium(tmp_path, runner):
+    out = tmp_path / "report.html"
+    runner.invoke(
+        app, ["check", "-f", f"html:{out}", "--fail-on", "never", str(_log(tmp_path, "spikes"))]
+    )
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+         out.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_terminal_chart_marks_findings(tmp_path, runner):
+    result = runner.invoke(app, ["check", "--fail-on", "never", str(_log(tmp_path, "spikes"))])
+    mark_line = next(
+        line for line in result.stdout.splitlines() if "^" in line and "LD201 @" in line
+    )
+    assert mark_line.strip().startswith("^")
