@@ -51,6 +51,8 @@ _SEGMENT = re.compile(rf"^\s*({_KEY})\s+({NUM})(?:\s*/\s*(\d+))?\s*(?:\(.*\))?\s
 _LOSS_LINE = re.compile(rf"^\s*([A-Za-z][\w ]*loss)\s+({NUM})\s*$", re.IGNORECASE)
 _VAL_WORD = re.compile(r"\b(?:val|valid|validation|eval|evaluation|dev)\b", re.IGNORECASE)
 _BLOCK_HEADER = re.compile(r"^(?:[^\w\s]+\s*)?([\w ]+):\s*$")
+#: Longer lines are not log lines (a blob, a base64 dump): skipped, never scanned.
+MAX_LINE_CHARS = 20_000
 STEP_KEYS = (
     "step", "global_step", "global step", "iteration", "iter", "iterations", "it",
     "num_updates", "update", "updates", "s", "train/global_step",
@@ -232,6 +234,9 @@ def read_text_log(text: str, *, source: str, hints: ColumnHints | None = None) -
     """
     state = _State()
     for number, raw in enumerate(text.split("\n"), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            state.skipped += 1
+            continue
         line = strip_prefix(raw)
         parsed = parse_line(line, state)
         if parsed is None or not parsed.values:

@@ -8,7 +8,13 @@ from typing import Any
 
 from lossdoctor.ingest.delimited import sniff_delimiter
 from lossdoctor.ingest.table import MISSING_TOKENS
-from lossdoctor.ingest.textlog import _canonical, _State, parse_line, strip_prefix
+from lossdoctor.ingest.textlog import (
+    MAX_LINE_CHARS,
+    _canonical,
+    _State,
+    parse_line,
+    strip_prefix,
+)
 
 #: Lines looked at before the format is decided.
 SNIFF_LINES = 5
@@ -55,6 +61,9 @@ class LineParser:
 
     def feed(self, line: str) -> dict[str, Any] | None:
         """Return the values on ``line`` (a record) or None."""
+        if len(line) > MAX_LINE_CHARS:
+            self.skipped += 1
+            return None
         if not line.strip():
             return None
         if self.kind is None:
