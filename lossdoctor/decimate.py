@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from lossdoctor.model import FloatArray
@@ -13,26 +11,28 @@ def minmax_decimate(
     steps: FloatArray, values: FloatArray, buckets: int
 ) -> tuple[FloatArray, FloatArray]:
     """Return at most ``2 * buckets`` points: per bucket of consecutive points, the lowest
-    and the highest value (in step order), and the first non-finite value in place of the
-    lowest when the bucket has one."""
+    and the highest value (in step order), with the first non-finite value of a bucket
+    in place of its lowest."""
     n = values.shape[0]
     if n <= 2 * buckets:
         return steps, values
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    bad = ~np.isfinite(values)
-    finite = np.where(bad, np.nan, values)
-    out_steps: list[float] = []
-    out_values: list[float] = []
-    with np.errstate(all="ignore"):
-        for start, end in itertools.pairwise(edges.tolist()):
-            chunk = finite[start:end]
-            picks = []
-            if bad[start:end].any():
-                picks.append(start + int(np.argmax(bad[start:end])))
-            if not np.isnan(chunk).all():
-                lo, hi = start + int(np.nanargmin(chunk)), start + int(np.nanargmax(chunk))
-                picks += [hi] if picks else [lo, hi]
-            for index in sorted(set(picks)):
-                out_steps.append(float(steps[index]))
-                out_values.append(float(values[index]))
-    return np.asarray(out_steps), np.asarray(out_values)
+    size = -(-n // buckets)
+    rows = -(-n // size)
+    padded = np.full(rows * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(rows, size)
+    real = np.zeros(rows * size, dtype=bool)
+    real[:n] = True
+    real_grid = real.reshape(rows, size)
+    bad = ~np.isfinite(grid) & real_grid
+    finite = np.where(np.isfinite(grid), grid, np.nan)
+    has_finite: np.ndarray = np.asarray(~np.isnan(finite).all(axis=1))
+    safe = np.where(has_finite[:, None], finite, 0.0)
+    low = np.nanargmin(np.where(np.isnan(safe), np.inf, safe), axis=1)
+    high = np.nanargmax(np.where(np.isnan(safe), -np.inf, safe), axis=1)
+    low = np.where(bad.any(axis=1), np.argmax(bad, axis=1), low)
+    offsets = np.arange(rows) * size
+    keep_low = has_finite | bad.any(axis=1)
+    picks = np.concatenate([(offsets + low)[keep_low], (offsets + high)[has_finite]])
+    picks = np.unique(picks[picks < n])
+    return steps[picks], values[picks]

@@ -47,8 +47,14 @@ def rolling_median(values: FloatArray, window: int) -> FloatArray:
     """Return the centred rolling median of ``values`` over ``window`` points (edges shrink)."""
     if values.shape[0] == 0:
         return values.copy()
-    rolled = pd.Series(values).rolling(window, center=True, min_periods=1).median()
-    return rolled.to_numpy(dtype=np.float64)
+    import bottleneck
+
+    half = window // 2
+    # bottleneck's moving median is trailing and skips NaN: pad the end with NaN and
+    # shift by half a window to get pandas' centred median with shrinking edges
+    padded = np.concatenate([values.astype(np.float64), np.full(half, np.nan)])
+    trailing = bottleneck.move_median(padded, window=window, min_count=1)
+    return np.asarray(trailing[half:], dtype=np.float64)
 
 
 class SeriesView:
