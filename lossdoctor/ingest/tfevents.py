@@ -84,20 +84,24 @@ def _tensor_scalar(tensor: object) -> float | None:
 
 def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
     """Add the scalars of one event file's bytes to ``into``."""
+    import google_crc32c
+
     from lossdoctor.ingest.tfevents_schema import event_class
 
-    event_cls = event_class()
+    parse = event_class().FromString
+    crc32c = google_crc32c.value
+    unpack = struct.unpack_from
     scalar_tags: set[str] = set()
     other_tags: set[str] = set()
+    tags = into.tags
     pos, size = 0, len(data)
-    unpack = struct.unpack_from
     while pos < size:
         if pos + HEADER_BYTES > size:
             into.truncated = True
             break
-        (length,) = unpack("<Q", data, pos)
-        (length_crc,) = unpack("<I", data, pos + 8)
-        if masked_crc(data[pos : pos + 8]) != length_crc:
+        length, length_crc = unpack("<QI", data, pos)
+        crc = crc32c(data[pos : pos + 8])
+        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != length_crc:
             into.bad_records += 1
             into.notes.append(
                 f"{source}: record framing is corrupt at byte {pos}: read stopped there"
@@ -111,39 +115,41 @@ def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
         payload = data[start:end]
         (data_crc,) = unpack("<I", data, end)
         pos = end + FOOTER_BYTES
-        if masked_crc(payload) != data_crc:
+        crc = crc32c(payload)
+        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != data_crc:
             into.bad_records += 1
             continue
         try:
-            event = event_cls.FromString(payload)
-        except Exception:
+            event = parse(payload)
+        except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError
             into.bad_records += 1
             continue
         kind = event.WhichOneof("what")
-        if kind == "session_log" and event.session_log.status == _SESSION_START:
-            into.restarts += 1
-            continue
         if kind != "summary":
+            if kind == "session_log" and event.session_log.status == _SESSION_START:
+                into.restarts += 1
             continue
         step = float(event.step)
         for value in event.summary.value:
             tag = value.tag
-            which = value.WhichOneof("value")
-            if value.HasField("metadata"):
+            if tag not in scalar_tags and value.HasField("metadata"):
                 plugin = value.metadata.plugin_data.plugin_name
                 if plugin == "scalars" or value.metadata.data_class == _SCALAR_DATA_CLASS:
                     scalar_tags.add(tag)
                 elif plugin:
                     other_tags.add(tag)
+            which = value.WhichOneof("value")
             if which == "simple_value":
-                number: float | None = float(value.simple_value)
+                number: float | None = value.simple_value
             elif which == "tensor" and tag not in other_tags:
                 number = _tensor_scalar(value.tensor)
             else:
-                number = None
+                continue
             if number is None:
                 continue
-            points = into.tags.setdefault(tag, TagPoints())
+            points = tags.get(tag)
+            if points is None:
+                points = tags[tag] = TagPoints()
             points.steps.append(step)
             points.values.append(number)
     if pos == 0 and size and not into.tags:
