@@ -310,6 +310,9 @@ def compare(
     ] = 0.1,
     fail_on: Annotated[str, typer.Option(help="As for check.")] = "error",
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Always exit 0.")] = False,
+    plot: Annotated[
+        str | None, typer.Option(help="Draw both curves and the tolerance band to .png/.svg.")
+    ] = None,
     config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
 ) -> None:
     """Compare a candidate run with a reference run and fail when it is worse.
@@ -339,9 +342,13 @@ def compare(
         report, reference, hints=hints, rules=rules, context=context,
         tol=Tolerances(rtol=rtol, k=k, speed_tol=speed_tol),
     )  # fmt: skip
-    doc = report.to_dict(curves=any(name == "html" for name, _ in outputs))
+    doc = report.to_dict(curves=plot is not None or any(name == "html" for name, _ in outputs))
     for name, path in outputs:
         _write(name, path, doc, fail_on=fail_on)
+    if plot is not None:
+        from lossdoctor.reporters import chart
+
+        chart.render(doc, plot)
     if not exit_zero and any(run.reaches(fail_on) for run in report.runs):
         raise typer.Exit(ExitCode.FINDINGS)
 

@@ -194,7 +194,13 @@ def compare_report(
             out.append(run_report)
             continue
         checks = compare_runs(reference, candidate, ref_report, run_report, tol)
-        out.append(attach(run_report, reference_source, checks))
+        attached = attach(run_report, reference_source, checks)
+        if attached.comparison is not None and TRAIN in ref_report.curves:
+            steps, values = ref_report.curves[TRAIN]
+            band = next((c.numbers.get("band_pct") for c in checks if c.name == "curve"), None)
+            attached.comparison["reference_curve"] = {"steps": steps, "values": values}
+            attached.comparison["band_pct"] = band
+        out.append(attached)
     return Report(runs=out)
 
 

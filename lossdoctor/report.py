@@ -149,6 +149,12 @@ class RunReport:
         names = [f.rule for f in self.active if f.severity == wanted]
         return list(dict.fromkeys(names))
 
+    def _comparison(self, curves: bool) -> dict[str, Any]:
+        assert self.comparison is not None
+        if curves:
+            return self.comparison
+        return {k: v for k, v in self.comparison.items() if k != "reference_curve"}
+
     def reaches(self, fail_on: str) -> bool:
         """Return True when a counted finding is at or above ``fail_on`` severity."""
         if fail_on == "never":
@@ -170,7 +176,7 @@ class RunReport:
             "series": {role: s.to_dict() for role, s in self.series.items()},
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
-            **({"comparison": self.comparison} if self.comparison else {}),
+            **({"comparison": self._comparison(curves)} if self.comparison else {}),
             **(
                 {"curves": {r: {"steps": s, "values": v} for r, (s, v) in self.curves.items()}}
                 if curves

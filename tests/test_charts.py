@@ -146,3 +146,20 @@ def test_terminal_chart_marks_findings(tmp_path, runner):
         line for line in result.stdout.splitlines() if "^" in line and "LD201 @" in line
     )
     assert mark_line.strip().startswith("^")
+
+
+def test_compare_plot_draws_reference_and_band(tmp_path, runner):
+    write_curve(tmp_path / "ref.csv", *curves.healthy(800, seed=1))
+    write_curve(tmp_path / "cand.csv", *curves.healthy(800, seed=2, end=1.5))
+    out = tmp_path / "cmp.svg"
+    result = runner.invoke(
+        app, ["compare", "--plot", str(out), str(tmp_path / "ref.csv"), str(tmp_path / "cand.csv")]
+    )
+    assert result.exit_code == 1
+    text = out.read_text()
+    assert "reference (smoothed)" in text
+    assert "tolerance band" in text
+    doc = runner.invoke(
+        app, ["compare", "-f", "json", str(tmp_path / "ref.csv"), str(tmp_path / "cand.csv")]
+    ).stdout
+    assert "reference_curve" not in doc

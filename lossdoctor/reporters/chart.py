@@ -228,6 +228,23 @@ def figure(doc: dict[str, Any], *, smoothing: float = 0.6, title: str | None = N
     comparison = runs[0].get("comparison") if runs else None
     if comparison:
         ax.set_title(f"compared with {comparison['reference']}", fontsize=9, loc="right")
+        ref = comparison.get("reference_curve")
+        if ref:
+            smooth = ema(ref["values"], smoothing) if smoothing > 0 else ref["values"]
+            ax.plot(
+                ref["steps"], smooth, color="#616161", linewidth=1.4, label="reference (smoothed)"
+            )
+            band = comparison.get("band_pct")
+            if isinstance(band, int | float):
+                upper = [v * (1 + band / 100) for v in smooth]
+                ax.fill_between(
+                    ref["steps"],
+                    smooth,
+                    upper,
+                    color="#9e9e9e",
+                    alpha=0.25,
+                    label=f"tolerance band (+{band:.1f}%)",
+                )
     x_kind = runs[0]["series"].get("train", {}).get("x", "step") if runs else "step"
     ax.set_xlabel(x_kind)
     ax.set_ylabel("loss")
