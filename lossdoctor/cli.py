@@ -34,6 +34,17 @@ rules_app = typer.Typer(help="List and explain the rules.", no_args_is_help=True
 app.add_typer(rules_app, name="rules")
 
 
+ConfigOption = Annotated[str | None, typer.Option(help="Settings file, as for check.")]
+VocabOption = Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")]
+StallOption = Annotated[
+    float | None,
+    typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
+]
+ReportFormatOption = Annotated[
+    list[str], typer.Option("--format", "-f", help="Format of the final report (as for check).")
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"lossdoctor {__version__}")
@@ -313,7 +324,7 @@ def compare(
     plot: Annotated[
         str | None, typer.Option(help="Draw both curves and the tolerance band to .png/.svg.")
     ] = None,
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Compare a candidate run with a reference run and fail when it is worse.
 
@@ -363,8 +374,8 @@ def plot_command(
     smoothing: Annotated[
         float, typer.Option(min=0.0, max=0.999, help="EMA smoothing of the training loss (0-1).")
     ] = 0.6,
-    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    vocab_size: VocabOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Draw the annotated loss chart: raw and smoothed training loss, validation, the
     learning rate, and every finding where it is.  Needs the 'plot' extra."""
@@ -418,18 +429,13 @@ def watch(
     fail_on: Annotated[
         str, typer.Option(help="Exit code of the final report, as for check.")
     ] = "error",
-    stall_after: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
-    ] = None,
+    stall_after: StallOption = None,
     tee: Annotated[
         bool, typer.Option("--tee", help="Pass the input lines through to stdout.")
     ] = False,
-    fmt: Annotated[
-        list[str], typer.Option("--format", "-f", help="Format of the final report (as for check).")
-    ] = [],  # noqa: B006
-    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    fmt: ReportFormatOption = [],  # noqa: B006 - typer needs a list default
+    vocab_size: VocabOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Diagnose a run while it trains: follow stdin or a growing file, alert on findings.
 
@@ -506,15 +512,10 @@ def run(
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when a finding reaches this level.")
     ] = "error",
-    stall_after: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
-    ] = None,
-    fmt: Annotated[
-        list[str], typer.Option("--format", "-f", help="Format of the final report (as for check).")
-    ] = [],  # noqa: B006
-    vocab_size: Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")] = None,
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    stall_after: StallOption = None,
+    fmt: ReportFormatOption = [],  # noqa: B006 - typer needs a list default
+    vocab_size: VocabOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run a training command, show its output unchanged, diagnose it live, and stop it
     when a finding reaches --stop-on (SIGINT, then SIGTERM, then SIGKILL).
@@ -631,7 +632,7 @@ def formats() -> None:
 @rules_app.command("list")
 @_one_line_errors
 def rules_list(
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """List the rules in effect: code, name, group, severities, summary."""
     from lossdoctor.reporters import rule_docs
@@ -643,7 +644,7 @@ def rules_list(
 @_one_line_errors
 def rules_explain(
     rule: Annotated[str, typer.Argument(help="A rule name (spikes) or code (LD201).")],
-    config: Annotated[str | None, typer.Option(help="Settings file, as for check.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Explain a rule: what it finds, why it matters, when it fires (with the thresholds
     your configuration sets), what to do."""

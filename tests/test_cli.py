@@ -206,3 +206,15 @@ def test_plateau_with_decayed_lr_says_the_schedule_finished(runner, tmp_path):
     _code, doc = run_json(runner, str(path))
     plateau = next(f for f in doc["runs"][0]["findings"] if f["rule"] == "plateau")
     assert plateau["causes"][0]["cause"] == "The learning-rate schedule has finished"
+
+
+def test_help_imports_no_heavy_module():
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lossdoctor", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("scipy", "matplotlib", "google.protobuf", "pandas", "numpy", "tensorboard"):
+        assert heavy not in imported, heavy
