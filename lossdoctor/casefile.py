@@ -33,9 +33,10 @@ import numpy as np
 
 from lossdoctor import synth
 from lossdoctor.engine.evaluate import evaluate
-from lossdoctor.engine.schema import SEVERITY_RANK, Rule
+from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import RulePackError
 from lossdoctor.model import Run, Series
+from lossdoctor.report import SEVERITY_RANK
 
 EXPECTATIONS = ("silent", "info", "warning", "error", "fires")
 

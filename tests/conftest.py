@@ -15,6 +15,11 @@ from lossdoctor.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: The rule ids the diagnosis benchmark scores (../shared/bench/README.md).
+SCORED_RULES = frozenset(
+    {"smooth-decline", "spikes", "oscillation", "high-flatline", "plateau", "overfitting",
+     "divergence", "non-finite"}
+)  # fmt: skip
 
 
 def write_csv(path: Path, columns: dict[str, Any]) -> Path:

@@ -11,17 +11,9 @@ from lossdoctor.engine.conditions import parse_condition
 from lossdoctor.engine.loader import builtin_rules_dir, load_rule_file, load_rules
 from lossdoctor.errors import RulePackError
 
-PUBLIC_NAMES = {
-    "smooth-decline",
-    "spikes",
-    "oscillation",
-    "high-flatline",
-    "plateau",
-    "overfitting",
-    "divergence",
-    "non-finite",
-    "negative-loss",
-}
+from conftest import SCORED_RULES
+
+PUBLIC_NAMES = SCORED_RULES | {"negative-loss"}
 
 
 def test_pack_loads_with_the_public_rule_names():

@@ -9,7 +9,7 @@ import pytest
 from lossdoctor.api import diagnose
 from lossdoctor.engine.loader import load_rules
 
-from conftest import SHARED
+from conftest import SCORED_RULES, SHARED
 
 BENCH = SHARED / "bench" / "cases"
 REAL = SHARED / "corpus" / "real"
@@ -51,16 +51,7 @@ def test_bench_cases_are_diagnosed_right():
         assert run["verdict"] != "error", run.get("error")
         got = fired(run)
         must, allow = set(case["must"]), set(case["allow"])
-        scored = {
-            "smooth-decline",
-            "spikes",
-            "oscillation",
-            "high-flatline",
-            "plateau",
-            "overfitting",
-            "divergence",
-            "non-finite",
-        }
+        scored = SCORED_RULES
         if (
             run["verdict"] not in case["verdicts"]
             or not must <= got

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lossdoctor.engine.conditions import Condition
+from lossdoctor.report import SEVERITY_RANK
 
 Severity = Literal["info", "warning", "error"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
-SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "error": 3}
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,17 @@ class Table:
         return 0 if first is None else int(first.values.shape[0])
 
 
+def promote_single_loss(roles: dict[str, str], notes: list[str]) -> dict[str, str]:
+    """Return ``roles`` with a lone validation-named loss judged as the main (train) curve,
+    saying so in ``notes``."""
+    if TRAIN in roles or VAL not in roles:
+        return roles
+    roles = dict(roles)
+    promoted = {TRAIN: roles.pop(VAL), **roles}
+    notes.append(f"the only loss series ('{promoted[TRAIN]}') is judged as the main curve")
+    return promoted
+
+
 def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:
     """Return a :class:`Column` from raw cells (numbers, strings, None).
 
@@ -203,9 +214,7 @@ def table_to_run(
     row_steps, is_index = _row_steps(table, choice.step)
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
-    if TRAIN not in roles and VAL in roles:
-        roles = {TRAIN: roles.pop(VAL), **roles}
-        notes.append(f"the only loss series ('{roles[TRAIN]}') is judged as the main curve")
+    roles = promote_single_loss(roles, notes)
     for role, column in roles.items():
         col = table.columns[column]
         if col.garbage:
@@ -298,9 +307,7 @@ def series_run(
         raise InputError(str(exc.args[0]), path=source) from None
     roles = dict(choice.roles)
     out_notes = list(notes or [])
-    if TRAIN not in roles and VAL in roles:
-        roles = {TRAIN: roles.pop(VAL), **roles}
-        out_notes.append(f"the only loss series ('{roles[TRAIN]}') is judged as the main curve")
+    roles = promote_single_loss(roles, out_notes)
     if TRAIN not in roles:
         shown = ", ".join(names[:20]) or "none"
         raise InputError(

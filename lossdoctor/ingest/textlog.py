@@ -181,13 +181,11 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
 def _canonical(parsed: ParsedLine) -> dict[str, Any]:
     """Return the values with step keys unified and validation losses named ``val_*``."""
     values = dict(parsed.values)
+    total = values.pop("step__total", None)
     for key in STEP_KEYS:
         if key in values and key != "step":
-            values.setdefault("step", values[key])
-            values.setdefault("step__total", values.get(f"{key}__total"))
-            values.pop(key)
-    if "step__total" not in values and "step" not in values:
-        values.pop("step__total", None)
+            values.setdefault("step", values.pop(key))
+            total = total or values.get(f"{key}__total")
     if parsed.is_val:
         renamed: dict[str, Any] = {}
         first = True
@@ -202,9 +200,10 @@ def _canonical(parsed: ParsedLine) -> dict[str, Any]:
             else:
                 renamed[key] = value
         values = renamed
-    return {k: v for k, v in values.items() if v is not None and not k.endswith("__total")} | (
-        {"step__total": values["step__total"]} if values.get("step__total") else {}
-    )
+    out = {k: v for k, v in values.items() if v is not None and not k.endswith("__total")}
+    if total and "step" in out:
+        out["step__total"] = total
+    return out
 
 
 def _globalise_steps(records: list[dict[str, Any]]) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.schema import Rule
 from lossdoctor.ingest.columns import ColumnHints, choose_columns
+from lossdoctor.ingest.table import promote_single_loss
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
 from lossdoctor.model import LOSS_ROLES, Run, Series
@@ -140,8 +141,7 @@ class LiveMonitor:
         roles = dict(choice.roles)
         if not any(r in roles for r in LOSS_ROLES):
             return None
-        if "train" not in roles and "val" in roles:
-            roles = {"train": roles.pop("val"), **roles}
+        roles = promote_single_loss(roles, [])
         series = {}
         for role, name in roles.items():
             steps, values = self.buffers[name].arrays()

@@ -136,23 +136,12 @@ def _annotate(ax: Any, run: dict[str, Any]) -> None:
         elif rule in MARKED and isinstance(start, int | float):
             peak = ev.get("peak_value")
             marks = ev.get("marks")
+            if not marks and isinstance(peak, int | float) and math.isfinite(peak):
+                marks = [[start, peak]]
             if marks:
-                xs = [m[0] for m in marks]
-                ys = [m[1] for m in marks]
                 ax.scatter(
-                    xs,
-                    ys,
-                    s=60,
-                    facecolors="none",
-                    edgecolors=color,
-                    linewidths=1.5,
-                    label=label,
-                    zorder=6,
-                )
-            elif isinstance(peak, int | float) and math.isfinite(peak):
-                ax.scatter(
-                    [start],
-                    [peak],
+                    [m[0] for m in marks],
+                    [m[1] for m in marks],
                     s=60,
                     facecolors="none",
                     edgecolors=color,
@@ -177,14 +166,10 @@ def render(
     suffix = Path(path).suffix.lower()
     if suffix not in (".png", ".svg"):
         raise LossdoctorError("the chart's file name must end in .png or .svg", path=path)
-    plt = _pyplot()
-    fig = figure(doc, smoothing=smoothing, title=title)
     try:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        _save(doc, path, smoothing=smoothing, title=title, dpi=110)
     except OSError as exc:
         raise LossdoctorError(f"cannot write chart ({exc.strerror})", path=path) from None
-    finally:
-        plt.close(fig)
 
 
 def figure(doc: dict[str, Any], *, smoothing: float = 0.6, title: str | None = None) -> Any:
@@ -265,11 +250,18 @@ def svg_text(doc: dict[str, Any], *, smoothing: float = 0.6) -> str:
     """Return the chart as SVG text (for the HTML report)."""
     import io
 
-    plt = _pyplot()
-    fig = figure(doc, smoothing=smoothing)
     buffer = io.StringIO()
+    _save(doc, buffer, smoothing=smoothing, format="svg")
+    return buffer.getvalue()
+
+
+def _save(
+    doc: dict[str, Any], target: Any, *, smoothing: float, title: str | None = None, **options: Any
+) -> None:
+    """Draw the figure of ``doc``, save it to ``target`` (a path or a file) and close it."""
+    plt = _pyplot()
+    fig = figure(doc, smoothing=smoothing, title=title)
     try:
-        fig.savefig(buffer, format="svg", bbox_inches="tight")
+        fig.savefig(target, bbox_inches="tight", **options)
     finally:
         plt.close(fig)
-    return buffer.getvalue()

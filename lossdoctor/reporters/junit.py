@@ -9,6 +9,11 @@ from typing import Any
 RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
 
 
+def _case(suite: ET.Element, source: str, rule: dict[str, Any]) -> ET.Element:
+    """Return a new testcase element for one rule of one run."""
+    return ET.SubElement(suite, "testcase", classname=source, name=f"{rule['code']} {rule['rule']}")
+
+
 def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
     """Return the report as JUnit XML text."""
     floor = RANK[fail_on]
