@@ -541,7 +541,8 @@ def run(
         raise typer.BadParameter("give the command to run after --")
     outputs = _parse_formats(fmt)
     rules, hints, context = _live_setup(config, vocab_size)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in _SET_FOR_NUMPY}
+    env["PYTHONUNBUFFERED"] = "1"
     try:
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
@@ -707,8 +708,21 @@ def rules_test(
         raise typer.Exit(ExitCode.FINDINGS)
 
 
+#: numpy asks Linux for huge pages on large arrays; where the kernel compacts memory on
+#: demand for them (transparent_hugepage/defrag = madvise) the first touch of each array
+#: stalls (numpy/numpy#31590), which costs more than it saves on arrays read once or
+#: twice.  The user's own setting wins.
+_NUMPY_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0"}
+#: The names of ``_NUMPY_ENV`` this process set (kept out of a child's environment).
+_SET_FOR_NUMPY: set[str] = set()
+
+
 def main() -> None:
     """Run the CLI; turn lossdoctor errors into one line on stderr and exit code 2."""
+    for name, value in _NUMPY_ENV.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            _SET_FOR_NUMPY.add(name)
     try:
         app()
     except LossdoctorError as exc:

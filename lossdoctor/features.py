@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
+from lossdoctor.robust import robust_sigma, rolling_median
+from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions
+
+__all__ = ["LRProfile", "SeriesView", "robust_sigma", "rolling_median", "spearman"]
 
 #: Rolling-median window, as a share of the number of points ...
 TREND_WINDOW_SHARE = 0.04
 #: ... bounded to this many points.
 TREND_WINDOW_MIN = 5
 TREND_WINDOW_MAX = 401
-#: MAD -> standard deviation of a normal distribution.
-MAD_TO_SIGMA = 1.4826
 #: Share of points at each end used for "start level" and "end level".
 EDGE_SHARE = 0.1
 EDGE_MIN_POINTS = 3
@@ -36,57 +38,52 @@ WARMUP_MIN_POINTS = 3
 MIN_RANK_POINTS = 3
 
 
-def robust_sigma(values: FloatArray) -> float:
-    """Return 1.4826 x the median absolute deviation of ``values`` (0.0 when empty)."""
-    if values.shape[0] == 0:
-        return 0.0
-    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
-
-
-def rolling_median(values: FloatArray, window: int) -> FloatArray:
-    """Return the centred rolling median of ``values`` over ``window`` points (edges shrink)."""
-    if values.shape[0] == 0:
-        return values.copy()
-    import bottleneck
-
-    half = window // 2
-    # bottleneck's moving median is trailing and skips NaN: pad the end with NaN and
-    # shift by half a window to get pandas' centred median with shrinking edges
-    padded = np.concatenate([values.astype(np.float64), np.full(half, np.nan)])
-    trailing = bottleneck.move_median(padded, window=window, min_count=1)
-    return np.asarray(trailing[half:], dtype=np.float64)
-
-
 class SeriesView:
-    """Cached features of one series; build it once per run and share it."""
+    """Cached features of one series; build it once per run and share it.
 
-    def __init__(self, series: Series) -> None:
+    The features are computed on the judged points: every finite point, or for a
+    series longer than ``max_points`` a representative sample of them (see
+    :mod:`lossdoctor.sampling`); ``series`` is always the whole series.
+    """
+
+    def __init__(self, series: Series, *, max_points: int = JUDGE_MAX_POINTS) -> None:
         self.series = series
+        self.max_points = max_points
 
     @cached_property
-    def finite(self) -> BoolArray:
-        """Return the mask of finite values."""
+    def finite_mask(self) -> BoolArray:
+        """Return which points of the whole series are finite."""
         return np.isfinite(self.series.values)
 
     @cached_property
     def index(self) -> IntArray:
-        """Return the positions (in the series) of the finite points."""
-        return np.flatnonzero(self.finite)
+        """Return the positions (in the series) of the judged finite points."""
+        return judged_positions(self.series.values, self.max_points, finite=self.finite_mask)
 
     @cached_property
     def steps(self) -> FloatArray:
-        """Return the steps of the finite points."""
-        return self.series.steps[self.finite]
+        """Return the steps of the judged points."""
+        return self.series.steps[self.index]
 
     @cached_property
     def values(self) -> FloatArray:
-        """Return the finite values."""
-        return self.series.values[self.finite]
+        """Return the judged (finite) values."""
+        return self.series.values[self.index]
 
     @property
     def n(self) -> int:
-        """Return the number of finite points."""
+        """Return the number of judged points."""
         return int(self.values.shape[0])
+
+    @cached_property
+    def n_finite(self) -> int:
+        """Return the number of finite points in the whole series."""
+        return int(np.count_nonzero(self.finite_mask))
+
+    @property
+    def sampled(self) -> bool:
+        """Return True when the series is judged on a sample of its finite points."""
+        return self.n < self.n_finite
 
     @cached_property
     def log_space(self) -> bool:

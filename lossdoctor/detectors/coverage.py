@@ -25,11 +25,11 @@ def coverage(train: SeriesView, val: SeriesView | None = None) -> Coverage:
     evidence = Evidence(
         series=train.series.role,
         column=train.series.column,
-        numbers={"train_points": train.n, "val_points": val.n if val else 0},
+        numbers={"train_points": train.n_finite, "val_points": val.n_finite if val else 0},
     )
     return Coverage(
-        train_points=train.n,
-        val_points=val.n if val is not None else 0,
+        train_points=train.n_finite,
+        val_points=val.n_finite if val is not None else 0,
         has_val=val is not None,
         evidence=evidence,
     )

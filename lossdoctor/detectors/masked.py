@@ -28,13 +28,10 @@ def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) ->
     last to the end of the run, and how many loss values are exactly 0.0 after a non-zero
     loss (Hugging Face's NaN filter and broken fp16 runs log that)."""
     losses = train.series.values
-    nonzero_seen = (
-        np.maximum.accumulate(np.abs(np.nan_to_num(losses)) > 0) if losses.size else losses
-    )
-    zeros = (
-        (losses == 0.0) & np.r_[False, nonzero_seen[:-1].astype(bool)] if losses.size else losses
-    )
-    zero_count = int(np.sum(zeros))
+    nonzero = (losses != 0.0) & ~np.isnan(losses)
+    first_nonzero = int(np.argmax(nonzero)) if nonzero.any() else losses.shape[0]
+    zeros_after = losses[first_nonzero + 1 :] == 0.0
+    zero_count = int(np.count_nonzero(zeros_after))
     grad_bad = 0
     share = 0.0
     to_end = False
@@ -48,7 +45,7 @@ def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) ->
             to_end = bool(bad[first:].all())
             first_step = float(grad_norm.series.steps[first])
     if np.isnan(first_step) and zero_count:
-        first_step = float(train.series.steps[int(np.argmax(zeros))])
+        first_step = float(train.series.steps[first_nonzero + 1 + int(np.argmax(zeros_after))])
     evidence = Evidence(
         series=train.series.role,
         column=train.series.column,

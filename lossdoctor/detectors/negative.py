@@ -23,14 +23,17 @@ class Negative:
 
 @register_detector("negative")
 def negative(series: SeriesView) -> Negative:
-    """Return the count (points) and share (0-1) of values below zero and the minimum."""
-    values = series.values
+    """Return the count (points) and share (0-1) of values below zero and the minimum, over
+    every finite point of the series."""
+    values = series.series.values
     below = values < 0
-    count = int(below.sum())
+    count = int(np.count_nonzero(below))
     first = int(np.argmax(below)) if count else -1
-    first_step = float(series.steps[first]) if count else float("nan")
-    min_value = float(values.min()) if series.n else float("nan")
-    line = series.series.line_of(int(series.index[first])) if count else None
+    first_step = float(series.series.steps[first]) if count else float("nan")
+    min_value = float(np.min(series.values)) if series.n else float("nan")
+    if count:
+        min_value = float(np.min(values[below]))
+    line = series.series.line_of(first) if count else None
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -40,7 +43,7 @@ def negative(series: SeriesView) -> Negative:
     )
     return Negative(
         count=count,
-        share=count / series.n if series.n else 0.0,
+        share=count / series.n_finite if series.n_finite else 0.0,
         min_value=min_value,
         first_step=first_step,
         evidence=evidence,

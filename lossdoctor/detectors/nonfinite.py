@@ -32,14 +32,15 @@ def non_finite(series: SeriesView) -> NonFinite:
     non-finite (the run died rather than hiccuped).
     """
     values = series.series.values
-    bad = ~np.isfinite(values)
-    count = int(bad.sum())
+    good = series.finite_mask
     n = values.shape[0]
+    count = n - series.n_finite
+    bad = ~good if count else good
     first = int(np.argmax(bad)) if count else -1
     first_step = float(series.series.steps[first]) if count else float("nan")
     line = series.series.line_of(first) if count else None
-    last_good = np.flatnonzero(~bad)
-    last_good_step = float(series.series.steps[last_good[-1]]) if last_good.size else float("nan")
+    last_good = n - 1 - int(np.argmax(good[::-1])) if series.n_finite else -1
+    last_good_step = float(series.series.steps[last_good]) if last_good >= 0 else float("nan")
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -51,8 +52,8 @@ def non_finite(series: SeriesView) -> NonFinite:
     return NonFinite(
         count=count,
         share=count / n if n else 0.0,
-        nan_count=int(np.isnan(values).sum()),
-        inf_count=int(np.isinf(values).sum()),
+        nan_count=int(np.isnan(values).sum()) if count else 0,
+        inf_count=int(np.isinf(values).sum()) if count else 0,
         first_step=first_step,
         first_line=line or 0,
         to_the_end=bool(count and bad[first:].all()),

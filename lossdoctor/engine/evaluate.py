@@ -50,25 +50,27 @@ def _render(template: str, values: dict[str, Any]) -> str:
 
 
 def summarise(series: Series, view: SeriesView) -> SeriesSummary:
-    """Return the at-a-glance summary of a series (first/best/last in the series' units)."""
+    """Return the at-a-glance summary of a series (first/best/last in the series' units,
+    over every point, not only the judged ones)."""
     nan = float("nan")
+    values = series.values
     if view.n:
-        best_i = int(np.argmin(view.values))
-        first, best, last = (
-            float(view.values[0]),
-            float(view.values[best_i]),
-            float(series.values[-1]),
-        )
-        best_step = float(view.steps[best_i])
+        if view.n_finite == len(series):
+            best_i = int(np.argmin(values))
+        else:
+            best_i = int(np.argmin(np.where(view.finite_mask, values, np.inf)))
+        first_i = int(view.index[0])
+        first, best, last = float(values[first_i]), float(values[best_i]), float(values[-1])
+        best_step = float(series.steps[best_i])
     else:
         first = best = best_step = nan
-        last = float(series.values[-1]) if len(series) else nan
+        last = float(values[-1]) if len(series) else nan
     return SeriesSummary(
         role=series.role,
         column=series.column,
         x_kind=series.x_kind,
         points=len(series),
-        non_finite=series.n_nonfinite,
+        non_finite=len(series) - view.n_finite,
         first_step=float(series.steps[0]) if len(series) else nan,
         last_step=float(series.steps[-1]) if len(series) else nan,
         first=first,
@@ -166,13 +168,21 @@ def evaluate(
             if found:
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
+    notes = list(run.notes)
+    for role, view in views.items():
+        if view.sampled:
+            notes.append(
+                f"{role}: judged on {view.n:,} of its {view.n_finite:,} points (one per run of "
+                f"{-(-view.n_finite // view.max_points)} consecutive points, every outlier "
+                "kept); counts of bad values cover every point"
+            )
     return RunReport(
         source=run.source,
         reader=run.reader,
         findings=findings,
         series={role: summarise(s, views[role]) for role, s in run.series.items()},
         columns=run.columns,
-        notes=list(run.notes),
+        notes=notes,
         checked=checked,
         skipped=skipped,
         curves={role: _curve(s) for role, s in run.series.items()},

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.delimited import looks_like_table, read_delimited, sniff_delimiter
+from lossdoctor.ingest.delimited import TableLayout, read_delimited, table_layout
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
 from lossdoctor.model import Run
 
@@ -25,6 +25,9 @@ __all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs"]
 
 #: Bytes looked at to tell text from binary.
 BINARY_PROBE_BYTES = 8192
+#: Bytes looked at to tell a table from other text; a table in a larger file is
+#: streamed to the parser rather than loaded whole.
+HEAD_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -59,14 +62,39 @@ def _gunzip(data: bytes, source: str) -> bytes:
         raise InputError("corrupt gzip file", path=source) from None
 
 
-def _text(data: bytes, source: str) -> str:
-    """Return the text of ``data``, or raise for empty and binary input."""
-    if not data.strip():
+def _check_text(data: bytes, source: str) -> None:
+    """Raise :class:`InputError` when ``data`` is empty (or blank) or binary."""
+    probe = data[:BINARY_PROBE_BYTES]
+    if not probe.strip() and not data.strip():
         raise InputError("file is empty", path=source)
-    if b"\x00" in data[:BINARY_PROBE_BYTES]:
+    if b"\x00" in probe:
         raise InputError("binary file, not a loss log", path=source)
+
+
+def _decode(data: bytes) -> str:
+    """Return ``data`` as text with ``\n`` line ends (bad UTF-8 replaced, BOM dropped)."""
     text = data.decode("utf-8-sig", errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
+    """Return the table layout of a text starting with ``head``, or None when the text is
+    JSON, an MLflow metric file or not a table.  ``complete``: ``head`` is the whole text."""
+    from lossdoctor.ingest.mlflow import looks_like_metric_file
+
+    text = _decode(head)
+    if text.lstrip()[:1] in ("{", "["):
+        return None
+    if complete:
+        try:
+            json.loads(text)
+        except ValueError:
+            pass
+        else:
+            return None
+    if looks_like_metric_file(text):
+        return None
+    return table_layout(text, complete=complete)
 
 
 def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) -> Run:
@@ -86,7 +114,11 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         scalars = EventScalars()
         read_event_bytes(data, scalars, source=source)
         return scalars_to_run(scalars, source=source, hints=hints)
-    text = _text(data, source)
+    _check_text(data, source)
+    layout = _table_layout(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
+    if layout is not None:
+        return read_delimited(data, layout, source=source, hints=hints)
+    text = _decode(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
         try:
@@ -114,13 +146,9 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
 
     if looks_like_metric_file(text):
         return read_metric_file(text, source=source, hints=hints)
-    lines = [ln for ln in text.split("\n", 40)[:40] if not ln.lstrip().startswith("#")]
-    delimiter = sniff_delimiter(lines)
-    if delimiter is not None and looks_like_table(lines, delimiter):
-        return read_delimited(text, source=source, delimiter=delimiter, hints=hints)
-    single = [ln.strip() for ln in lines if ln.strip()]
-    if len(single) >= 2 and all(" " not in ln and ":" not in ln for ln in single):
-        return read_delimited(text, source=source, delimiter=",", hints=hints)
+    layout = table_layout(text, complete=True)
+    if layout is not None:
+        return read_delimited(data, layout, source=source, hints=hints)
     return _read_text(text, source=source, hints=hints)
 
 
@@ -165,12 +193,38 @@ def read_runs(
         from lossdoctor.ingest.runfolder import read_folder
 
         return read_folder(path, source=source, hints=hints, run=run)
+    streamed = _read_streamed_table(path, source=source, hints=hints)
+    if streamed is not None:
+        return [streamed]
     raw = _load(path, source)
     if raw.startswith(b"SQLite format 3\x00"):
         from lossdoctor.ingest.mlflow import read_sqlite
 
         return read_sqlite(path, source=source, hints=hints, run=run)
     return [read_bytes(raw, source=source, hints=hints)]
+
+
+def _read_streamed_table(path: Path, *, source: str, hints: ColumnHints | None) -> Run | None:
+    """Return the run of a large plain delimited file, parsed straight from its path (never
+    loaded whole), or None when the file is small, compressed, binary or not a table."""
+    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+
+    mode = _stat(path, source)
+    if not stat.S_ISREG(mode.st_mode) or mode.st_size <= HEAD_BYTES:
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return None  # _load says why
+    if head.startswith(_GZIP_MAGIC) or b"\x00" in head[:BINARY_PROBE_BYTES]:
+        return None
+    if looks_like_tfrecord(head):
+        return None
+    layout = _table_layout(head, complete=False)
+    if layout is None:
+        return None
+    return read_delimited(path, layout, source=source, hints=hints)
 
 
 def read_run(source: str, *, data: bytes | None = None, hints: ColumnHints | None = None) -> Run:

@@ -47,7 +47,7 @@ def parse_metric_text(text: str, *, source: str) -> tuple[FloatArray, FloatArray
 
 def looks_like_metric_file(text: str) -> bool:
     """Return True when every non-empty line of the first ones is ``ts value [step]``."""
-    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    lines = [ln for ln in text.split("\n", 50)[:50] if ln.strip()]
     return bool(lines) and all(METRIC_LINE.match(ln) for ln in lines)
 
 

@@ -9,6 +9,7 @@ then picks the columns, aligns steps, resolves restarts and builds the run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from lossdoctor.model import (
     Series,
     XKind,
 )
+
+ArrayT = TypeVar("ArrayT", FloatArray, IntArray)
 
 #: Cell texts that mean "no value here" (not NaN).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "#n/a", "-"})
@@ -110,15 +113,88 @@ def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:
     return Column(values=values, present=present, garbage=int(garbage.sum()), first_garbage=first)
 
 
+class ColumnSink:
+    """Columns filled chunk by chunk (rows in order) without holding on to the chunks.
+
+    A single chunk is kept as it is; from the second on, rows are copied into
+    columns sized for ``expected_rows`` (grown by half when that was too few), so
+    memory stays near the size of the final columns.
+    """
+
+    def __init__(self, expected_rows: int) -> None:
+        self.expected_rows = max(expected_rows, 1)
+        self.rows = 0
+        self._only: dict[str, Column] | None = None
+        self._values: dict[str, FloatArray] = {}
+        self._present: dict[str, BoolArray] = {}
+        self._garbage: dict[str, int] = {}
+        self._first_garbage: dict[str, int] = {}
+
+    def add(self, chunk: dict[str, Column]) -> None:
+        """Append the rows of ``chunk`` (the same columns every time)."""
+        if self._only is None and not self._values:
+            self._only, self.rows = chunk, _rows(chunk)
+            return
+        if self._only is not None:
+            only, self._only, self.rows = self._only, None, 0
+            self._resize(max(self.expected_rows, 2 * _rows(only)), only)
+            self._append(only)
+        capacity = next(iter(self._values.values())).shape[0] if self._values else 0
+        if self.rows + _rows(chunk) > capacity:
+            self._resize(int((self.rows + _rows(chunk)) * 1.5), chunk)
+        self._append(chunk)
+
+    def _resize(self, capacity: int, like: dict[str, Column]) -> None:
+        for name in like:
+            values = np.empty(capacity, dtype=np.float64)
+            present = np.empty(capacity, dtype=bool)
+            if name in self._values:
+                values[: self.rows] = self._values[name][: self.rows]
+                present[: self.rows] = self._present[name][: self.rows]
+            self._values[name], self._present[name] = values, present
+
+    def _append(self, chunk: dict[str, Column]) -> None:
+        n = _rows(chunk)
+        for name, col in chunk.items():
+            self._values[name][self.rows : self.rows + n] = col.values
+            self._present[name][self.rows : self.rows + n] = col.present
+            if col.first_garbage >= 0 and self._first_garbage.get(name, -1) < 0:
+                self._first_garbage[name] = self.rows + col.first_garbage
+            self._garbage[name] = self._garbage.get(name, 0) + col.garbage
+        self.rows += n
+
+    def columns(self) -> dict[str, Column]:
+        """Return the columns of every row added."""
+        if self._only is not None:
+            return self._only
+        return {
+            name: Column(
+                values=values[: self.rows],
+                present=self._present[name][: self.rows],
+                garbage=self._garbage.get(name, 0),
+                first_garbage=self._first_garbage.get(name, -1),
+            )
+            for name, values in self._values.items()
+        }
+
+
+def _rows(chunk: dict[str, Column]) -> int:
+    """Return the number of rows of a chunk of columns."""
+    return next(iter(chunk.values())).values.shape[0] if chunk else 0
+
+
 def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
     """Return one step per row (forward-filled) and whether it is the row index."""
     n = table.n_rows
     if step_col is None:
         return np.arange(n, dtype=np.float64), True
     col = table.columns[step_col]
-    steps = pd.Series(np.where(col.present, col.values, np.nan)).ffill().bfill()
-    out = np.asarray(steps.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-    if np.isnan(out).all() or not np.isfinite(out).all():
+    if col.present.all():
+        out = col.values
+    else:
+        steps = pd.Series(np.where(col.present, col.values, np.nan)).ffill().bfill()
+        out = np.asarray(steps.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    if not np.isfinite(out).all():
         return np.arange(n, dtype=np.float64), True
     return out, False
 
@@ -220,8 +296,8 @@ def table_to_run(
         if col.garbage:
             notes.append(f"'{column}': {col.garbage} cells that are not numbers were skipped")
         mask = col.present
-        steps = row_steps[mask]
-        lines = None if table.lines is None else table.lines[mask]
+        steps = _pick(row_steps, mask)
+        lines = None if table.lines is None else _pick(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
         if not is_index and steps.shape[0] > 1:
             backward = steps[1:] < steps[:-1]
@@ -242,16 +318,21 @@ def table_to_run(
         series[role] = Series(
             role=role,
             column=column,
-            steps=steps[keep],
-            values=col.values[mask][keep],
+            steps=_pick(steps, keep),
+            values=_pick(_pick(col.values, mask), keep),
             x_kind=x_kind,
-            lines=None if lines is None else lines[keep],
+            lines=None if lines is None else _pick(lines, keep),
         )
     notes = list(dict.fromkeys(notes))
     used = ", ".join(f"{role}={column}" for role, column in roles.items())
     step_text = choice.step if not is_index else "row order"
     notes.insert(0, f"columns: {used}; x: {step_text}")
     return Run(source=source, reader=reader, series=series, notes=tuple(notes))
+
+
+def _pick(array: ArrayT, mask: BoolArray) -> ArrayT:
+    """Return ``array[mask]``, without a copy when the mask keeps every element."""
+    return array if mask.all() else array[mask]
 
 
 def tensorboard_export_run(

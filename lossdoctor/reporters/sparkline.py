@@ -21,16 +21,11 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
         return ""
     buckets = min(width, n)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    finite = np.isfinite(values)
-    shown = (
-        np.log(np.where(finite & (values > 0), values, np.nan))
-        if log
-        else np.where(finite, values, np.nan)
-    )
-    has_bad = np.logical_or.reduceat(~finite, edges[:-1])
+    has_bad = np.logical_or.reduceat(~np.isfinite(values), edges[:-1])
+    # fmax skips NaN; a bucket holding +Inf is drawn as a mark whatever its top
+    tops = np.fmax.reduceat(values, edges[:-1])
     with np.errstate(all="ignore"):
-        filled = np.where(np.isnan(shown), -np.inf, shown)
-        tops = np.maximum.reduceat(filled, edges[:-1])
+        tops = np.log(np.where(tops > 0, tops, np.nan)) if log else tops
     good = np.isfinite(tops)
     if not good.any():
         return str(NAN_MARK * buckets)

@@ -1,0 +1,165 @@
+"""Large logs: streamed tables read in chunks give the same run as a small read, and long
+series are judged on a sample that keeps every outlier while counts stay exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lossdoctor.ingest.delimited as delimited
+from lossdoctor.engine.evaluate import evaluate
+from lossdoctor.engine.loader import load_rules
+from lossdoctor.errors import InputError
+from lossdoctor.features import SeriesView
+from lossdoctor.ingest import read_bytes, read_run
+from lossdoctor.model import TRAIN, Run, Series
+from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions
+
+
+def big_csv(rows: int, *, every_val: int = 50, cell=None) -> str:
+    """Return a CSV (step, loss, lr, sparse val_loss) of ``rows`` rows; ``cell(i)`` may
+    replace the loss text of row ``i``."""
+    rng = np.random.default_rng(3)
+    loss = 3.0 * np.exp(-np.arange(rows) / rows) * np.exp(rng.normal(0, 0.02, rows))
+    lines = ["step,loss,lr,val_loss"]
+    for i in range(rows):
+        text = cell(i) if cell else None
+        text = f"{loss[i]:.5f}" if text is None else text
+        val = f"{loss[i] * 1.1:.5f}" if i % every_val == 0 else ""
+        lines.append(f"{i},{text},3e-4,{val}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(delimited, "CHUNK_ROWS", 997)
+
+
+def same_run(a: Run, b: Run) -> None:
+    assert a.series.keys() == b.series.keys()
+    for role in a.series:
+        sa, sb = a.series[role], b.series[role]
+        np.testing.assert_array_equal(sa.steps, sb.steps)
+        np.testing.assert_array_equal(sa.values, sb.values)
+        assert sa.lines is not None and sb.lines is not None
+        np.testing.assert_array_equal(sa.lines, sb.lines)
+    assert a.notes == b.notes
+
+
+def test_a_large_table_is_streamed_in_chunks_and_reads_as_the_whole(tmp_path, small_chunks):
+    text = big_csv(20_000, cell=lambda i: "nan" if i == 15_000 else None)
+    path = tmp_path / "big.csv"
+    path.write_text(text)
+    assert path.stat().st_size > 64 * 1024
+    streamed = read_run(str(path))
+    whole = read_bytes(text.encode(), source=str(path))
+    same_run(streamed, whole)
+    train = streamed.series[TRAIN]
+    assert len(train) == 20_000 and len(streamed.series["val"]) == 400
+    # the logged NaN in a later chunk is kept, at its line (header is line 1)
+    bad = int(np.flatnonzero(np.isnan(train.values))[0])
+    assert train.steps[bad] == 15_000 and train.line_of(bad) == 15_002
+
+
+def test_a_word_in_a_later_chunk_is_skipped_and_counted(tmp_path, small_chunks):
+    text = big_csv(5_000, cell=lambda i: "oops" if i in (3_000, 4_000) else None)
+    path = tmp_path / "words.csv"
+    path.write_text(text)
+    run = read_run(str(path))
+    assert len(run.series[TRAIN]) == 4_998
+    assert "'loss': 2 cells that are not numbers were skipped" in run.notes
+
+
+def test_a_ragged_row_deep_in_a_streamed_file_names_its_line(tmp_path, small_chunks):
+    text = big_csv(8_000).splitlines()
+    text[6_500] += ",1,2"
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError) as info:
+        read_run(str(path))
+    assert info.value.line == 6_501
+    assert "Expected 4 fields" in info.value.one_line()
+
+
+def test_leading_comments_and_padded_cells(tmp_path):
+    body = "# run 7\n\nstep, loss, val_loss\n" + "".join(
+        f"{i}, {3 - i / 1000:.4f}, {'' if i % 10 else 3.5 - i / 1000}\n" for i in range(5_000)
+    )
+    path = tmp_path / "padded.csv"
+    path.write_text(body)
+    run = read_run(str(path))
+    assert run.columns == {"train": "loss", "val": "val_loss"}
+    assert len(run.series[TRAIN]) == 5_000 and len(run.series["val"]) == 500
+    assert run.series[TRAIN].line_of(0) == 4
+    same_run(run, read_bytes(body.encode(), source=str(path)))
+
+
+def spiky_series(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    steps = np.arange(n, dtype=np.float64)
+    values = (2.0 * np.exp(-steps / n) + 1.0) * np.exp(rng.normal(0, 0.02, n))
+    return steps, values
+
+
+def test_the_sample_keeps_one_step_spikes_dips_and_both_ends():
+    steps, values = spiky_series(1_000_003)
+    values[123_457] *= 3.0  # one-step spike
+    values[777_777] *= 0.3  # one-step dip
+    picks = judged_positions(values, 100_000)
+    assert picks.shape[0] <= 100_003
+    assert np.all(np.diff(picks) > 0)
+    assert {0, 123_457, 777_777, 1_000_002} <= set(picks.tolist())
+    # ordinary noise is not promoted: the regular picks dominate
+    regular = np.arange(0, 1_000_003, 11)
+    assert np.isin(picks, regular).mean() > 0.99
+
+
+def test_the_sample_skips_non_finite_points_and_is_deterministic():
+    _, values = spiky_series(400_000)
+    values[1000:1010] = np.nan
+    values[-5:] = np.inf
+    picks = judged_positions(values, 50_000)
+    assert np.isfinite(values[picks]).all()
+    assert picks[-1] == 400_000 - 6
+    np.testing.assert_array_equal(picks, judged_positions(values, 50_000))
+
+
+def test_short_series_are_judged_on_every_finite_point():
+    values = np.array([1.0, np.nan, 2.0, np.inf, 3.0])
+    np.testing.assert_array_equal(judged_positions(values, 10), [0, 2, 4])
+
+
+def test_a_long_run_is_judged_on_a_sample_with_exact_counts_and_evidence():
+    n = 3 * JUDGE_MAX_POINTS + 17
+    steps, values = spiky_series(n)
+    values[n // 3] *= 4.0
+    values[n - 1000 :] = np.nan
+    run = Run(source="long", reader="test", series={TRAIN: Series(TRAIN, "loss", steps, values)})
+    report = evaluate(run, load_rules())
+    found = {f.rule: f for f in report.findings}
+    assert found["spikes"].evidence["start_step"] == n // 3
+    assert found["non-finite"].evidence["count"] == 1000
+    assert report.series[TRAIN].points == n and report.series[TRAIN].non_finite == 1000
+    note = next(n for n in report.notes if n.startswith("train: judged on"))
+    judged = int(re.match(r"train: judged on ([\d,]+) of its ([\d,]+) points", note)[1].replace(",", ""))
+    assert f"of its {n - 1000:,} points" in note and judged <= JUDGE_MAX_POINTS + 2
+    view = SeriesView(run.series[TRAIN])
+    assert view.sampled and view.n_finite == n - 1000
+
+
+def test_run_does_not_pass_lossdoctors_numpy_setting_to_the_child(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    script = "import os; print('step 1 loss', 2.0); print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'))"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", "run", "-f", f"json:{tmp_path / 'r.json'}", "--",
+         sys.executable, "-c", script],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert proc.stdout.splitlines()[-1] == "None", proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["runs"]
