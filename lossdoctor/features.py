@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
 from lossdoctor.robust import robust_sigma, rolling_median
@@ -152,11 +151,10 @@ class SeriesView:
         if buckets == self.n:
             levels, steps = self.y.copy(), self.steps.copy()
         else:
-            order = np.repeat(np.arange(buckets), np.diff(edges))
-            frame = pd.DataFrame({"b": order, "y": self.y, "s": self.steps})
-            grouped = frame.groupby("b", sort=True).median()
-            levels = grouped["y"].to_numpy(dtype=np.float64)
-            steps = grouped["s"].to_numpy(dtype=np.float64)
+            bounds = zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+            pairs = [(np.median(self.y[a:b]), np.median(self.steps[a:b])) for a, b in bounds]
+            levels = np.array([level for level, _ in pairs], dtype=np.float64)
+            steps = np.array([step for _, step in pairs], dtype=np.float64)
         window = max(3, round(buckets * EDGE_SHARE))
         window = window if window % 2 else window + 1
         return steps, rolling_median(levels, window)
@@ -235,11 +233,23 @@ def spearman(x: FloatArray, y: FloatArray) -> float:
     """Return Spearman's rank correlation of ``x`` and ``y`` (-1..1; NaN when undefined)."""
     if x.shape[0] < MIN_RANK_POINTS:
         return float("nan")
-    rank_x = pd.Series(x).rank().to_numpy(dtype=np.float64)
-    rank_y = pd.Series(y).rank().to_numpy(dtype=np.float64)
+    rank_x, rank_y = average_ranks(x), average_ranks(y)
     if rank_x.std() == 0 or rank_y.std() == 0:
         return float("nan")
     return float(np.corrcoef(rank_x, rank_y)[0, 1])
+
+
+def average_ranks(values: FloatArray) -> FloatArray:
+    """Return the 1-based ranks of ``values``, ties sharing their average rank (as
+    ``scipy.stats.rankdata`` gives them)."""
+    order = np.argsort(values, kind="mergesort")
+    inverse = np.empty(order.shape[0], dtype=np.int64)
+    inverse[order] = np.arange(order.shape[0])
+    ordered = values[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    dense = np.cumsum(starts)[inverse]
+    bounds = np.r_[np.flatnonzero(starts), starts.shape[0]]
+    return np.asarray(0.5 * (bounds[dense] + bounds[dense - 1] + 1), dtype=np.float64)
 
 
 class LRProfile:

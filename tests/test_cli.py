@@ -141,7 +141,7 @@ def test_bad_input_in_a_subprocess_is_one_line_exit_2_no_traceback():
     err = proc.stderr.decode().strip().splitlines()
     assert err == [
         f"lossdoctor: {FIXTURES / 'ragged.csv'}:3: malformed row "
-        "(C error: Expected 2 fields in line 3, saw 4)"
+        "(Expected 2 fields in line 3, saw 4)"
     ]
     assert b"Traceback" not in proc.stderr
 

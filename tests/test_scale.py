@@ -17,7 +17,7 @@ from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.errors import InputError
 from lossdoctor.features import SeriesView
-from lossdoctor.ingest import read_bytes, read_run
+from lossdoctor.ingest import read_run
 from lossdoctor.model import TRAIN, Run, Series
 from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions
 
@@ -36,9 +36,15 @@ def big_csv(rows: int, *, every_val: int = 50, cell=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def small_chunks(monkeypatch):
+@pytest.fixture(params=["one thread", "two halves"])
+def streamed(request, monkeypatch):
+    """Parse every file with pandas in small chunks, whole or as two halves on two threads."""
+    monkeypatch.setattr(delimited, "SMALL_TABLE_BYTES", 0)
     monkeypatch.setattr(delimited, "CHUNK_ROWS", 997)
+    split = request.param == "two halves"
+    monkeypatch.setattr(delimited, "PARALLEL_MIN_BYTES", 0 if split else 1 << 60)
+    monkeypatch.setattr(delimited, "_cpus", lambda: 2)
+    return request.param
 
 
 def same_run(a: Run, b: Run) -> None:
@@ -47,36 +53,46 @@ def same_run(a: Run, b: Run) -> None:
         sa, sb = a.series[role], b.series[role]
         np.testing.assert_array_equal(sa.steps, sb.steps)
         np.testing.assert_array_equal(sa.values, sb.values)
-        assert sa.lines is not None and sb.lines is not None
+        assert sa.lines is not None
+        assert sb.lines is not None
         np.testing.assert_array_equal(sa.lines, sb.lines)
     assert a.notes == b.notes
 
 
-def test_a_large_table_is_streamed_in_chunks_and_reads_as_the_whole(tmp_path, small_chunks):
+def test_a_large_table_is_streamed_in_chunks_and_reads_as_the_whole(tmp_path, monkeypatch):
     text = big_csv(20_000, cell=lambda i: "nan" if i == 15_000 else None)
     path = tmp_path / "big.csv"
     path.write_text(text)
-    assert path.stat().st_size > 64 * 1024
-    streamed = read_run(str(path))
-    whole = read_bytes(text.encode(), source=str(path))
-    same_run(streamed, whole)
+    whole = read_run(str(path))  # the standard library's parser, all in memory
+    for split in (False, True):
+        monkeypatch.setattr(delimited, "SMALL_TABLE_BYTES", 0)
+        monkeypatch.setattr(delimited, "CHUNK_ROWS", 997)
+        monkeypatch.setattr(delimited, "PARALLEL_MIN_BYTES", 0 if split else 1 << 60)
+        monkeypatch.setattr(delimited, "_cpus", lambda: 2)
+        streamed = read_run(str(path))
+        monkeypatch.undo()
+        same_run(streamed, whole)
     train = streamed.series[TRAIN]
-    assert len(train) == 20_000 and len(streamed.series["val"]) == 400
+    assert len(train) == 20_000
+    assert len(streamed.series["val"]) == 400
     # the logged NaN in a later chunk is kept, at its line (header is line 1)
     bad = int(np.flatnonzero(np.isnan(train.values))[0])
-    assert train.steps[bad] == 15_000 and train.line_of(bad) == 15_002
+    assert train.steps[bad] == 15_000
+    assert train.line_of(bad) == 15_002
 
 
-def test_a_word_in_a_later_chunk_is_skipped_and_counted(tmp_path, small_chunks):
+def test_a_word_in_a_later_chunk_is_skipped_and_counted(tmp_path, streamed):
     text = big_csv(5_000, cell=lambda i: "oops" if i in (3_000, 4_000) else None)
     path = tmp_path / "words.csv"
     path.write_text(text)
     run = read_run(str(path))
     assert len(run.series[TRAIN]) == 4_998
     assert "'loss': 2 cells that are not numbers were skipped" in run.notes
+    assert 3_002 not in run.series[TRAIN].lines
+    assert 3_003 in run.series[TRAIN].lines
 
 
-def test_a_ragged_row_deep_in_a_streamed_file_names_its_line(tmp_path, small_chunks):
+def test_a_ragged_row_deep_in_a_streamed_file_names_its_line(tmp_path, streamed):
     text = big_csv(8_000).splitlines()
     text[6_500] += ",1,2"
     path = tmp_path / "ragged.csv"
@@ -87,7 +103,7 @@ def test_a_ragged_row_deep_in_a_streamed_file_names_its_line(tmp_path, small_chu
     assert "Expected 4 fields" in info.value.one_line()
 
 
-def test_leading_comments_and_padded_cells(tmp_path):
+def test_leading_comments_and_padded_cells(tmp_path, streamed):
     body = "# run 7\n\nstep, loss, val_loss\n" + "".join(
         f"{i}, {3 - i / 1000:.4f}, {'' if i % 10 else 3.5 - i / 1000}\n" for i in range(5_000)
     )
@@ -95,9 +111,10 @@ def test_leading_comments_and_padded_cells(tmp_path):
     path.write_text(body)
     run = read_run(str(path))
     assert run.columns == {"train": "loss", "val": "val_loss"}
-    assert len(run.series[TRAIN]) == 5_000 and len(run.series["val"]) == 500
+    assert len(run.series[TRAIN]) == 5_000
+    assert len(run.series["val"]) == 500
     assert run.series[TRAIN].line_of(0) == 4
-    same_run(run, read_bytes(body.encode(), source=str(path)))
+    assert run.series[TRAIN].line_of(4_999) == 5_003
 
 
 def spiky_series(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +125,7 @@ def spiky_series(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_sample_keeps_one_step_spikes_dips_and_both_ends():
-    steps, values = spiky_series(1_000_003)
+    _steps, values = spiky_series(1_000_003)
     values[123_457] *= 3.0  # one-step spike
     values[777_777] *= 0.3  # one-step dip
     picks = judged_positions(values, 100_000)
@@ -145,12 +162,17 @@ def test_a_long_run_is_judged_on_a_sample_with_exact_counts_and_evidence():
     found = {f.rule: f for f in report.findings}
     assert found["spikes"].evidence["start_step"] == n // 3
     assert found["non-finite"].evidence["count"] == 1000
-    assert report.series[TRAIN].points == n and report.series[TRAIN].non_finite == 1000
+    assert report.series[TRAIN].points == n
+    assert report.series[TRAIN].non_finite == 1000
     note = next(n for n in report.notes if n.startswith("train: judged on"))
-    judged = int(re.match(r"train: judged on ([\d,]+) of its ([\d,]+) points", note)[1].replace(",", ""))
-    assert f"of its {n - 1000:,} points" in note and judged <= JUDGE_MAX_POINTS + 2
+    judged = int(
+        re.match(r"train: judged on ([\d,]+) of its ([\d,]+) points", note)[1].replace(",", "")
+    )
+    assert f"of its {n - 1000:,} points" in note
+    assert judged <= JUDGE_MAX_POINTS + 2
     view = SeriesView(run.series[TRAIN])
-    assert view.sampled and view.n_finite == n - 1000
+    assert view.sampled
+    assert view.n_finite == n - 1000
 
 
 def test_run_does_not_pass_lossdoctors_numpy_setting_to_the_child(tmp_path):
@@ -163,3 +185,82 @@ def test_run_does_not_pass_lossdoctors_numpy_setting_to_the_child(tmp_path):
     )  # fmt: skip
     assert proc.stdout.splitlines()[-1] == "None", proc.stdout + proc.stderr
     assert json.loads((tmp_path / "r.json").read_text())["runs"]
+
+
+EDGE_TABLES = {
+    "trailing_delimiters.csv": b"step,loss\n1,2.5,\n2,2.4,\n3,2.3,\n",
+    "duplicate_and_unnamed.csv": b"step,loss,loss,\n1,2.5,9,x\n2,2.4,8,y\n3,2.3,7,z\n",
+    "quoted.csv": b'"step","loss"\n"1","2.5"\n"2","2,4"\n3,2.3\n',
+    "blank_lines.csv": b"step,loss\n1,2.5\n\n2,2.4\n   \n3,2.3\n",
+    "tokens.csv": b"step,loss,val_loss\n1,2.5,NA\n2,nan,-\n3,inf,null\n4,2.2,N/A\n5,NaN,3.0\n",
+    "bom_crlf.csv": b"\xef\xbb\xbfstep,loss\r\n1,2.5\r\n2,2.4\r\n",
+    "old_mac.csv": b"step,loss\r1,2.5\r2,2.4\r3,2.3\r",
+    "padded.csv": b"step , loss\n 1 , 2.5 \n 2 , nan \n 3,  \n",
+    "short_rows.csv": b"step,loss,val_loss\n1,2.5\n2,2.4,2.9\n3\n",
+    "words.csv": b"step,loss\n1,2.5\n2,high\n3,True\n4,1_0\n5,2.1\n6,2.0\n7,1.9\n8,1.8\n",
+    "bad_utf8.csv": b"step,loss,no\xffte\n1,2.5,\xff\n2,2.4,b\n",
+    "semicolons.csv": b"# exported\n\nstep;loss\n1;2.5\n2;2.4\n",
+}
+
+
+def both_engines(monkeypatch, path):
+    from lossdoctor.ingest.delimited import SMALL_TABLE_BYTES
+
+    assert path.stat().st_size <= SMALL_TABLE_BYTES
+    small = read_run(str(path))
+    monkeypatch.setattr(delimited, "SMALL_TABLE_BYTES", 0)
+    try:
+        chunked = read_run(str(path))
+    finally:
+        monkeypatch.undo()
+    return small, chunked
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_TABLES))
+def test_small_tables_read_the_same_with_either_parser(tmp_path, monkeypatch, name):
+    path = tmp_path / name
+    path.write_bytes(EDGE_TABLES[name])
+    small, chunked = both_engines(monkeypatch, path)
+    same_run(small, chunked)
+    assert small.reader == chunked.reader
+
+
+def test_every_table_fixture_reads_the_same_with_either_parser(monkeypatch):
+    from conftest import FIXTURES, ROOT
+
+    paths = [p for p in FIXTURES.iterdir() if p.suffix in (".csv", ".tsv")]
+    paths += [p for p in (ROOT / "examples").iterdir() if p.suffix in (".csv", ".tsv")]
+    compared = 0
+    for path in sorted(paths):
+        outcomes = []
+        for limit in (delimited.SMALL_TABLE_BYTES, 0):
+            monkeypatch.setattr(delimited, "SMALL_TABLE_BYTES", limit)
+            try:
+                outcomes.append(read_run(str(path)))
+            except InputError as exc:
+                outcomes.append(exc.line)
+            monkeypatch.undo()
+        small, chunked = outcomes
+        if isinstance(small, Run) and isinstance(chunked, Run):
+            same_run(small, chunked)
+            compared += 1
+        else:
+            assert small == chunked, path.name  # the same error line
+    assert compared >= 10
+
+
+def test_a_trailing_delimiter_is_not_a_hidden_index_column(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_bytes(EDGE_TABLES["trailing_delimiters.csv"])
+    run = read_run(str(path))
+    np.testing.assert_array_equal(run.series[TRAIN].steps, [1, 2, 3])
+    np.testing.assert_array_equal(run.series[TRAIN].values, [2.5, 2.4, 2.3])
+
+
+def test_more_fields_than_the_header_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "extra.csv"
+    path.write_bytes(b"step,loss\n1,2.5\n2,2.4,7\n")
+    with pytest.raises(InputError) as info:
+        read_run(str(path))
+    assert info.value.line == 3
+    assert "Expected 2 fields in line 3, saw 3" in info.value.one_line()

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 from lossdoctor.errors import InputError
+from lossdoctor.ingest import delimited
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.delimited import TableLayout, read_delimited, table_layout
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
@@ -25,8 +26,8 @@ __all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs"]
 
 #: Bytes looked at to tell text from binary.
 BINARY_PROBE_BYTES = 8192
-#: Bytes looked at to tell a table from other text; a table in a larger file is
-#: streamed to the parser rather than loaded whole.
+#: Bytes looked at to tell a table from other text (a table in a file larger than
+#: SMALL_TABLE_BYTES is streamed to the parser rather than loaded whole).
 HEAD_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -210,7 +211,7 @@ def _read_streamed_table(path: Path, *, source: str, hints: ColumnHints | None) 
     from lossdoctor.ingest.tfevents import looks_like_tfrecord
 
     mode = _stat(path, source)
-    if not stat.S_ISREG(mode.st_mode) or mode.st_size <= HEAD_BYTES:
+    if not stat.S_ISREG(mode.st_mode) or mode.st_size <= delimited.SMALL_TABLE_BYTES:
         return None
     try:
         with path.open("rb") as handle:

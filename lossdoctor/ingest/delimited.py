@@ -9,31 +9,41 @@ near the size of the parsed columns.
 
 from __future__ import annotations
 
+import csv
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import (
     MISSING_TOKENS,
+    Column,
     ColumnSink,
     Table,
-    coerce_cells,
+    coerce_objects,
     table_to_run,
     tensorboard_export_run,
 )
 from lossdoctor.model import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DELIMITERS = (",", "\t", ";", "|")
 #: Lines looked at to choose the delimiter.
 SNIFF_LINES = 20
 #: Lines of the head looked at to tell a table from other text.
 HEAD_LINES = 40
+#: Tables up to this size are parsed by the standard library (pandas is not imported).
+SMALL_TABLE_BYTES = 1 << 20
+#: Files from this size on are parsed as two halves on two threads (with two CPUs).
+PARALLEL_MIN_BYTES = 16 << 20
 #: Rows parsed at a time: bounds the parser's working memory.
 CHUNK_ROWS = 1 << 18
 _TB_HEADER = ["wall time", "step", "value"]
@@ -138,7 +148,8 @@ def read_delimited(
     hints: ColumnHints | None = None,
 ) -> Run:
     """Return the run held by delimited ``data`` (the bytes, or a file streamed from its
-    path) laid out as ``layout``.
+    path) laid out as ``layout``.  Up to :data:`SMALL_TABLE_BYTES` the standard library
+    parses it (no pandas import); larger tables go to pandas' C parser in chunks.
 
     Raises :class:`InputError` naming the line for ragged rows or missing columns.
     """
@@ -148,16 +159,150 @@ def read_delimited(
             line = layout.skipped + 1
             raise InputError("the first row is numbers, not column names", path=source, line=line)
         names = _HEADERLESS_NAMES[len(layout.first_row)]
-    buffer = io.BytesIO(data) if isinstance(data, bytes) else data
-    size = len(data) if isinstance(data, bytes) else data.stat().st_size
-    sink = ColumnSink(expected_rows=int(size / max(layout.line_bytes, 1.0) * 1.25) + 1)
+    if isinstance(data, bytes) and len(data) <= SMALL_TABLE_BYTES:
+        columns = _parse_small(data, layout, names, source=source)
+    else:
+        columns = _parse_chunked(data, layout, names, source=source)
+    n_rows = next(iter(columns.values())).values.shape[0] if columns else 0
+    header_line = layout.skipped + (0 if names else 1)
+    row_lines = np.arange(header_line + 1, header_line + 1 + n_rows, dtype=np.int64)
+    table = Table(columns=columns, lines=row_lines)
+    if [normalise_header(c) for c in columns] == _TB_HEADER and not hints:
+        return _tensorboard_csv(table, source=source)
+    reader = "tsv" if layout.delimiter == "\t" else "csv"
+    return table_to_run(table, source=source, reader=reader, hints=hints)
+
+
+def _parse_small(
+    data: bytes, layout: TableLayout, names: list[str] | None, *, source: str
+) -> dict[str, Column]:
+    """Return the columns of a small table parsed with the standard library's ``csv``."""
+    text = data.decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    if layout.skipped:
+        parts = text.split("\n", layout.skipped)
+        text = parts[-1] if len(parts) > layout.skipped else ""
+    reader = csv.reader(io.StringIO(text), delimiter=layout.delimiter, skipinitialspace=True)
     try:
+        header = _unique_names(names or next(reader, []))
+        width = len(header)
+        rows: list[list[str]] = []
+        for row in reader:
+            if len(row) > width:
+                if any(cell.strip() for cell in row[width:]):
+                    line = layout.skipped + reader.line_num
+                    raise InputError(
+                        f"malformed row (Expected {width} fields in line {line}, saw {len(row)})",
+                        path=source,
+                        line=line,
+                    )
+                row = row[:width]
+            elif len(row) < width:
+                row = row + [""] * (width - len(row))
+            rows.append(row)
+    except csv.Error as exc:
+        line = layout.skipped + reader.line_num
+        raise InputError(f"malformed row ({exc})", path=source, line=line) from None
+    cells: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [()] * width
+    return {
+        name: coerce_objects(column, nan_is_missing=True)
+        for name, column in zip(header, cells, strict=True)
+    }
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Return header cells stripped, unnamed ones named ``Unnamed: i`` and repeated ones
+    numbered ``name.1``, ``name.2`` (as pandas names them)."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for index, raw in enumerate(header):
+        base = str(raw).strip() or f"Unnamed: {index}"
+        name, count = base, 0
+        while name in taken:
+            count += 1
+            name = f"{base}.{count}"
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+def _parse_chunked(
+    data: bytes | Path, layout: TableLayout, names: list[str] | None, *, source: str
+) -> dict[str, Column]:
+    """Return the columns of a large table parsed by pandas in chunks of :data:`CHUNK_ROWS`
+    rows, each turned into float columns before the next is read.  A large file on disk
+    is cut in two at a line end and the halves are parsed on two threads (pandas'
+    parser releases the GIL), the second half's rows then copied after the first's."""
+    import warnings
+
+    import pandas as pd
+
+    size = len(data) if isinstance(data, bytes) else data.stat().st_size
+    expected = int(size / max(layout.line_bytes, 1.0) * 1.25) + 1
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a trailing delimiter is not a hidden index column; rows
+            # with more non-empty fields than the header then warn, which is an error here
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            cut = _split_point(data, size)
+            if cut is None:
+                head = ColumnSink(expected)
+                _parse_part(data, 0, size, layout, names, head)
+                return head.columns()
+            given = names or _unique_names(list(layout.first_row))
+            head, tail = ColumnSink(expected), ColumnSink(expected // 2 + 1)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                second = pool.submit(_parse_part, data, cut, size, layout, given, tail)
+                _parse_part(data, 0, cut, layout, given, head, header_done=names is None)
+                try:
+                    second.result()
+                except pd.errors.ParserError as exc:
+                    raise _shift_lines(exc, _lines_before(data, cut)) from None
+            head.extend(tail)
+            return head.columns()
+    except pd.errors.ParserError as exc:
+        found = _PANDAS_LINE.search(str(exc))
+        detail = str(exc).split(". ", 1)[-1].strip().rstrip(".").removeprefix("C error: ")
+        raise InputError(
+            f"malformed row ({detail})", path=source, line=int(found.group(1)) if found else None
+        ) from None
+    except pd.errors.ParserWarning:
+        raise InputError("malformed rows (more fields than the header)", path=source) from None
+    except (pd.errors.EmptyDataError, UnicodeError, ValueError) as exc:
+        raise InputError(f"not a readable table ({exc})", path=source) from None
+    except OSError as exc:
+        raise InputError(exc.strerror or "cannot be read", path=source) from None
+
+
+def _parse_part(
+    data: bytes | Path,
+    start: int,
+    end: int,
+    layout: TableLayout,
+    names: list[str] | None,
+    sink: ColumnSink,
+    *,
+    header_done: bool = False,
+) -> None:
+    """Parse bytes ``start`` to ``end`` of ``data`` into ``sink``.  The part that starts the
+    file skips the leading comment lines (and, with ``header_done``, the header line,
+    whose names are ``names``); a later part is rows only."""
+    import pandas as pd
+
+    if isinstance(data, bytes):
+        handle: io.IOBase = io.BytesIO(data)
+    else:
+        handle = io.BufferedReader(_ByteRange(data, start, end), buffer_size=1 << 20)
+    skip = 0 if start else layout.skipped + (1 if header_done else 0)
+    with handle:
         chunks = pd.read_csv(
-            buffer,
+            handle,
             sep=layout.delimiter,
             header=None if names else 0,
             names=names,
-            skiprows=layout.skipped,
+            index_col=False,
+            skiprows=skip,
             keep_default_na=False,
             na_values=_NA_VALUES,
             skip_blank_lines=False,
@@ -170,42 +315,100 @@ def read_delimited(
         )
         with chunks:
             for chunk in chunks:
-                names_now = _column_names(chunk.columns)
+                header = _unique_names([str(name) for name in chunk.columns])
                 sink.add(
                     {
-                        name: coerce_cells(chunk[raw], nan_is_missing=True)
-                        for name, raw in zip(names_now, chunk.columns, strict=True)
+                        name: _frame_column(chunk[raw])
+                        for name, raw in zip(header, chunk.columns, strict=True)
                     }
                 )
                 del chunk
-    except pd.errors.ParserError as exc:
-        found = _PANDAS_LINE.search(str(exc))
-        detail = str(exc).split(". ", 1)[-1].strip().rstrip(".")
-        raise InputError(
-            f"malformed row ({detail})", path=source, line=int(found.group(1)) if found else None
-        ) from None
-    except (pd.errors.EmptyDataError, UnicodeError, ValueError) as exc:
-        raise InputError(f"not a readable table ({exc})", path=source) from None
-    except OSError as exc:
-        raise InputError(exc.strerror or "cannot be read", path=source) from None
-
-    columns = sink.columns()
-    n_rows = sink.rows
-    header_line = layout.skipped + (0 if names else 1)
-    row_lines = np.arange(header_line + 1, header_line + 1 + n_rows, dtype=np.int64)
-    table = Table(columns=columns, lines=row_lines)
-    if [normalise_header(c) for c in columns] == _TB_HEADER and not hints:
-        return _tensorboard_csv(table, source=source)
-    reader = "tsv" if layout.delimiter == "\t" else "csv"
-    return table_to_run(table, source=source, reader=reader, hints=hints)
 
 
-def _column_names(header: pd.Index) -> list[str]:
-    """Return the header cells stripped of blanks (as they are when that would make two
-    columns share a name)."""
-    raw = [str(name) for name in header]
-    stripped = [name.strip() for name in raw]
-    return stripped if len(set(stripped)) == len(stripped) else raw
+class _ByteRange(io.RawIOBase):
+    """A read-only view of bytes ``start`` to ``end`` of a file."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        """Return True: the range can be read."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read up to ``len(buffer)`` bytes of the range into ``buffer``; 0 at its end."""
+        want = min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        got = self._file.readinto(memoryview(buffer)[:want])
+        self._left -= got or 0
+        return got or 0
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+        super().close()
+
+
+def _split_point(data: bytes | Path, size: int) -> int | None:
+    """Return the byte offset after the line end nearest the middle of a large file, where
+    it can be parsed as two halves, or None to parse it whole (small, in memory, one CPU,
+    or quoted cells that could hold a line end)."""
+    if isinstance(data, bytes) or size < PARALLEL_MIN_BYTES or _cpus() < 2:
+        return None
+    with data.open("rb") as handle:
+        head = handle.read(1 << 16)
+        if b'"' in head:
+            return None
+        handle.seek(size // 2)
+        around = handle.read(1 << 16)
+    newline = around.find(b"\n")
+    if newline < 0 or size // 2 + newline + 1 >= size:
+        return None
+    return size // 2 + newline + 1
+
+
+def _cpus() -> int:
+    """Return the number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _lines_before(data: bytes | Path, offset: int) -> int:
+    """Return the number of line ends in the first ``offset`` bytes of a file."""
+    count = 0
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            while offset > 0:
+                block = handle.read(min(offset, 1 << 24))
+                if not block:
+                    break
+                count += block.count(b"\n")
+                offset -= len(block)
+    return count
+
+
+def _shift_lines(exc: Exception, lines: int) -> Exception:
+    """Return a parser error whose line numbers are moved down by ``lines``."""
+    text = _PANDAS_LINE.sub(lambda m: f"line {int(m.group(1)) + lines}", str(exc))
+    return type(exc)(text)
+
+
+def _frame_column(cells: pd.Series) -> Column:
+    """Return a :class:`Column` from a parsed pandas column: numbers as they are (NaN is an
+    empty or missing-token cell), anything else cell by cell."""
+    import pandas as pd
+
+    dtype = cells.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+        return Column(values=values, present=~np.isnan(values))
+    return coerce_objects(cells.tolist(), nan_is_missing=True)
 
 
 def normalise_header(name: object) -> str:

@@ -9,12 +9,11 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
-from lossdoctor.ingest.table import Table, coerce_cells, table_to_run, tensorboard_export_run
+from lossdoctor.ingest.table import Table, coerce_objects, table_to_run, tensorboard_export_run
 from lossdoctor.model import Run
 
 #: Keys of the Hugging Face Trainer's end-of-training summary entry (not a curve point).
@@ -29,8 +28,8 @@ def records_table(records: Sequence[Mapping[str, Any]], lines: list[int] | None)
             keys.setdefault(str(key), None)
     columns = {}
     for key in keys:
-        cells = pd.Series([record.get(key) for record in records], dtype=object)
-        columns[key] = coerce_cells(cells, nan_is_missing=False)
+        cells = [record.get(key) for record in records]
+        columns[key] = coerce_objects(cells, nan_is_missing=False)
     line_array = None if lines is None else np.asarray(lines, dtype=np.int64)
     return Table(columns=columns, lines=line_array)
 
@@ -86,8 +85,8 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         table = records_table(points, None)
         return table_to_run(table, source=source, reader="hf-trainer-state", hints=hints)
     if isinstance(obj, list) and _is_tb_export(obj):
-        steps = coerce_cells(pd.Series([r[1] for r in obj], dtype=object), nan_is_missing=False)
-        values = coerce_cells(pd.Series([r[2] for r in obj], dtype=object), nan_is_missing=False)
+        steps = coerce_objects([r[1] for r in obj], nan_is_missing=False)
+        values = coerce_objects([r[2] for r in obj], nan_is_missing=False)
         tag = PurePath(source).stem or "value"
         return tensorboard_export_run(
             steps, values, tag=tag, lines=None, source=source, reader="tensorboard-json"
@@ -122,9 +121,9 @@ def _history_dict(lists: dict[str, list[Any]], *, source: str, hints: ColumnHint
     columns = {}
     for key, values in lists.items():
         padded = list(values) + [None] * (length - len(values))
-        columns[key] = coerce_cells(pd.Series(padded, dtype=object), nan_is_missing=False)
+        columns[key] = coerce_objects(padded, nan_is_missing=False)
     if not any(k.lower() in ("epoch", "step", "iteration", "iter") for k in lists):
         epochs = np.arange(length, dtype=np.float64)
-        columns = {"epoch": coerce_cells(pd.Series(epochs), nan_is_missing=False), **columns}
+        columns = {"epoch": coerce_objects(epochs.tolist(), nan_is_missing=False), **columns}
     table = Table(columns=columns, lines=None)
     return table_to_run(table, source=source, reader="json-history", hints=hints)

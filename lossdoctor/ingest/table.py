@@ -8,11 +8,11 @@ then picks the columns, aligns steps, resolves restarts and builds the run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
-import pandas as pd
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints, choose_columns
@@ -78,39 +78,68 @@ def promote_single_loss(roles: dict[str, str], notes: list[str]) -> dict[str, st
     return promoted
 
 
-def coerce_cells(cells: pd.Series, *, nan_is_missing: bool) -> Column:
+def coerce_objects(cells: Iterable[object], *, nan_is_missing: bool) -> Column:
     """Return a :class:`Column` from raw cells (numbers, strings, None).
 
     Strings are parsed as floats (``nan``, ``inf``, ``Infinity`` understood);
     missing tokens and None are absent; a float NaN cell is absent when
     ``nan_is_missing`` (a CSV reader's empty cell) and a logged NaN otherwise
-    (JSON); anything else (lists, words) is absent and counted as garbage.
+    (JSON); anything else (booleans, lists, words) is absent and counted as garbage.
     """
-    if pd.api.types.is_numeric_dtype(cells.dtype) and not pd.api.types.is_bool_dtype(cells.dtype):
-        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
-        if nan_is_missing:
-            return Column(values=values, present=~np.isnan(values))
-        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
-    as_obj = cells.astype(object)
-    is_str = as_obj.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    lowered = as_obj.where(is_str, "").astype(str).str.strip().str.lower()
-    if nan_is_missing:
-        absent = as_obj.isna().to_numpy(dtype=bool) & ~is_str
-    else:
-        absent = as_obj.map(lambda v: v is None).to_numpy(dtype=bool)
-    absent = absent | is_str & lowered.isin(MISSING_TOKENS).to_numpy(dtype=bool)
-    is_bool = as_obj.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
-    numeric = pd.to_numeric(as_obj.where(~is_bool & ~absent, None), errors="coerce")
-    values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
-    nan_text = is_str & lowered.isin(NAN_TOKENS).to_numpy(dtype=bool)
-    real_nan = ~is_str & ~absent & ~is_bool & np.isnan(values)
-    # a float NaN that came from a number cell is a logged NaN
-    number_nan = real_nan & as_obj.map(lambda v: isinstance(v, float)).to_numpy(dtype=bool)
-    garbage = np.isnan(values) & ~absent & ~nan_text & ~number_nan
-    present = ~absent & ~garbage
-    values = np.where(present, values, np.nan)
-    first = int(np.argmax(garbage)) if garbage.any() else -1
-    return Column(values=values, present=present, garbage=int(garbage.sum()), first_garbage=first)
+    values: list[float] = []
+    present: list[bool] = []
+    garbage, first_garbage = 0, -1
+    nan = float("nan")
+    for index, cell in enumerate(cells):
+        value = _cell_value(cell, nan_is_missing)
+        if value is _GARBAGE:
+            garbage += 1
+            first_garbage = index if first_garbage < 0 else first_garbage
+            values.append(nan)
+            present.append(False)
+        elif value is None:
+            values.append(nan)
+            present.append(False)
+        else:
+            values.append(value)  # type: ignore[arg-type]
+            present.append(True)
+    return Column(
+        values=np.array(values, dtype=np.float64),
+        present=np.array(present, dtype=bool),
+        garbage=garbage,
+        first_garbage=first_garbage,
+    )
+
+
+#: The value of a cell that holds something other than a number or a missing token.
+_GARBAGE = object()
+
+
+def _cell_value(cell: object, nan_is_missing: bool) -> float | object | None:
+    """Return the float a cell holds, None when it is absent, or ``_GARBAGE``."""
+    if cell is None:
+        return None
+    if isinstance(cell, str):
+        text = cell.strip().strip('"').lower()
+        if text in MISSING_TOKENS:
+            return None
+        if text in NAN_TOKENS:
+            return float("nan")
+        if "_" in text:
+            return _GARBAGE
+        try:
+            return float(text)
+        except ValueError:
+            return _GARBAGE
+    if isinstance(cell, bool):
+        return _GARBAGE
+    try:
+        value = float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return _GARBAGE
+    if value != value and nan_is_missing:
+        return None
+    return value
 
 
 class ColumnSink:
@@ -143,6 +172,11 @@ class ColumnSink:
         if self.rows + _rows(chunk) > capacity:
             self._resize(int((self.rows + _rows(chunk)) * 1.5), chunk)
         self._append(chunk)
+
+    def extend(self, other: ColumnSink) -> None:
+        """Append the rows of ``other`` (the same columns)."""
+        if other.rows or other._only is not None:
+            self.add(other.columns())
 
     def _resize(self, capacity: int, like: dict[str, Column]) -> None:
         for name in like:
@@ -189,14 +223,21 @@ def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
     if step_col is None:
         return np.arange(n, dtype=np.float64), True
     col = table.columns[step_col]
-    if col.present.all():
-        out = col.values
-    else:
-        steps = pd.Series(np.where(col.present, col.values, np.nan)).ffill().bfill()
-        out = np.asarray(steps.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    out = col.values if col.present.all() else _fill_gaps(col.values, col.present)
     if not np.isfinite(out).all():
         return np.arange(n, dtype=np.float64), True
     return out, False
+
+
+def _fill_gaps(values: FloatArray, present: BoolArray) -> FloatArray:
+    """Return ``values`` with each absent or NaN cell taken from the last good one before
+    it (or, before the first, from the first good one)."""
+    good = present & ~np.isnan(values)
+    if not good.any():
+        return np.full(values.shape[0], np.nan)
+    last = np.maximum.accumulate(np.where(good, np.arange(values.shape[0]), -1))
+    last[last < 0] = int(np.argmax(good))
+    return values[last]
 
 
 def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[BoolArray, list[str]]:
