@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Event-file reading speed: 1,000,000 scalars, lossdoctor against TensorBoard's
-EventAccumulator (every point kept), measured in one run.
+EventAccumulator (every point kept) and tbparse (when installed), measured in one run.
 
     python benchmarks/bench_tfevents.py [--scalars 1000000]
 """
@@ -45,10 +45,20 @@ def main() -> int:
         acc.Reload()
         theirs_points = len(acc.Scalars("train/loss"))
         theirs = time.perf_counter() - started
-    print(
-        f"{args.scalars} scalars: lossdoctor {ours:.2f} s ({len(run.series['train'])} points), "
-        f"EventAccumulator {theirs:.2f} s ({theirs_points} points): {theirs / ours:.1f}x faster"
-    )
+        print(
+            f"{args.scalars} scalars: lossdoctor {ours:.2f} s ({len(run.series['train'])} "
+            f"points), EventAccumulator {theirs:.2f} s ({theirs_points} points): "
+            f"{theirs / ours:.1f}x faster"
+        )
+        try:
+            from tbparse import SummaryReader
+        except ImportError:
+            print("tbparse: not installed (pip install tbparse)")
+            return 0
+        started = time.perf_counter()
+        frame = SummaryReader(str(path)).scalars
+        parsed = time.perf_counter() - started
+        print(f"tbparse {parsed:.2f} s ({len(frame)} points): {parsed / ours:.1f}x faster")
     return 0
 
 

@@ -264,3 +264,120 @@ def test_more_fields_than_the_header_is_an_error_naming_the_line(tmp_path):
         read_run(str(path))
     assert info.value.line == 3
     assert "Expected 2 fields in line 3, saw 3" in info.value.one_line()
+
+
+# --- event files: the bulk decoder against TensorBoard's own reader --------------------------
+
+
+def write_mixed_events(logdir):
+    """Write an event file the way a training loop does: three scalar tags per step, wall
+    times that move, steps across varint widths, a multi-value summary every 1,000 steps,
+    new-style tensor scalars, a histogram-like tensor and a restart marker."""
+    tbw = pytest.importorskip("tbwriter")
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    writer = EventFileWriter(str(logdir))
+    rng = np.random.default_rng(5)
+    for step in range(0, 20_000, 3):
+        wall = 1_700_000_000.0 + step * 0.37
+        if step == 12_345 - 12_345 % 3:
+            restart = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            writer.add_event(event_pb2.Event(step=step, wall_time=wall, session_log=restart))
+        for tag, value in (
+            ("train/loss", 3.0 * np.exp(-step / 5000) + rng.normal(0, 0.01)),
+            ("train/lr", 3e-4 * min(1.0, step / 500)),
+            ("train/grad_norm", abs(rng.normal(1, 0.2))),
+        ):
+            summary = summary_pb2.Summary(value=[tbw.simple_value(tag, float(value))])
+            writer.add_event(event_pb2.Event(step=step, wall_time=wall, summary=summary))
+        if step % 999 == 0:
+            both = [
+                tbw.simple_value("eval/loss", 3.1 - step / 10000),
+                tbw.simple_value("eval/acc", step / 20000),
+            ]
+            writer.add_event(
+                event_pb2.Event(step=step, wall_time=wall, summary=summary_pb2.Summary(value=both))
+            )
+            tensor = tbw.tensor_value("eval/tensor_loss", 3.2 - step / 10000)
+            writer.add_event(
+                event_pb2.Event(
+                    step=step, wall_time=wall, summary=summary_pb2.Summary(value=[tensor])
+                )
+            )
+            hist = summary_pb2.Summary.Value(
+                tag="weights",
+                tensor=tensor_pb2.TensorProto(dtype=1, tensor_content=np.float32([1.5]).tobytes()),
+                metadata=summary_pb2.SummaryMetadata(
+                    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="histograms")
+                ),
+            )
+            writer.add_event(
+                event_pb2.Event(
+                    step=step, wall_time=wall, summary=summary_pb2.Summary(value=[hist])
+                )
+            )
+    writer.close()
+    (path,) = [p for p in logdir.iterdir() if "tfevents" in p.name]
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_events(tmp_path_factory):
+    return write_mixed_events(tmp_path_factory.mktemp("events") / "run")
+
+
+def test_event_file_bulk_decoding_agrees_with_event_accumulator(mixed_events, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import lossdoctor.ingest.tfevents as tfevents
+
+    one_by_one = []
+    each = tfevents._decode_each
+    monkeypatch.setattr(
+        tfevents,
+        "_decode_each",
+        lambda d, f, which, *a: one_by_one.append(which.size) or each(d, f, which, *a),
+    )
+    path = mixed_events
+    scalars = tfevents.EventScalars()
+    tfevents.read_event_bytes(path.read_bytes(), scalars, source=str(path))
+    assert sum(one_by_one) < 0.05 * scalars.records  # the bulk decoder did the rest
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    expected_tags = set(acc.Tags()["scalars"]) | {"eval/tensor_loss"}
+    assert set(scalars.tags) == expected_tags  # the histogram is not a scalar
+    for tag in acc.Tags()["scalars"]:
+        steps, values = scalars.tags[tag].arrays()
+        events = acc.Scalars(tag)
+        np.testing.assert_array_equal(steps, [e.step for e in events])
+        np.testing.assert_array_equal(
+            values.astype(np.float32), np.float32([e.value for e in events])
+        )
+    assert scalars.restarts == 1
+    assert scalars.bad_records == 0
+    assert len(scalars.tags["train/loss"].arrays()[0]) == 6_667
+
+
+def test_event_file_corrupt_records_in_the_bulk_are_dropped_and_counted(mixed_events):
+    from lossdoctor.ingest.tfevents import EventScalars, read_event_bytes
+
+    data = bytearray(mixed_events.read_bytes())
+    clean = EventScalars()
+    read_event_bytes(bytes(data), clean, source="x")
+    # flip a byte of the value of three loss records deep in the file
+    hits = 0
+    for at in (len(data) // 3, len(data) // 2, 2 * len(data) // 3):
+        tag_at = data.find(b"train/loss", at)
+        data[tag_at + len("train/loss") + 2] ^= 0x5A  # inside the float after the tag
+        hits += 1
+    broken = EventScalars()
+    read_event_bytes(bytes(data), broken, source="x")
+    assert broken.bad_records == hits
+    clean_steps = clean.tags["train/loss"].arrays()[0]
+    broken_steps = broken.tags["train/loss"].arrays()[0]
+    assert len(broken_steps) == len(clean_steps) - hits
+    assert set(broken_steps) < set(clean_steps)
+    for tag in ("train/lr", "train/grad_norm", "eval/loss"):
+        np.testing.assert_array_equal(broken.tags[tag].arrays()[1], clean.tags[tag].arrays()[1])

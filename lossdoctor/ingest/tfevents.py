@@ -12,14 +12,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
-from lossdoctor.model import Run
+from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 
 #: TFRecord header: uint64 length + uint32 masked CRC of the length.
 HEADER_BYTES = 12
@@ -42,10 +44,25 @@ def masked_crc(data: bytes) -> int:
 
 @dataclass
 class TagPoints:
-    """Points of one tag, in file order."""
+    """Points of one tag, in file order: the record number of each point (to merge the
+    fast and the general decoder in order), its step and its value."""
 
-    steps: list[float] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    records: list[IntArray] = field(default_factory=list)
+    steps: list[FloatArray] = field(default_factory=list)
+    values: list[FloatArray] = field(default_factory=list)
+
+    def add(self, records: IntArray, steps: FloatArray, values: FloatArray) -> None:
+        """Add points (any order; :meth:`arrays` sorts them by record)."""
+        self.records.append(records)
+        self.steps.append(steps)
+        self.values.append(values)
+
+    def arrays(self) -> tuple[FloatArray, FloatArray]:
+        """Return (steps, values) in file order."""
+        if len(self.steps) == 1:
+            return self.steps[0], self.values[0]
+        order = np.argsort(np.concatenate(self.records), kind="stable")
+        return np.concatenate(self.steps)[order], np.concatenate(self.values)[order]
 
 
 @dataclass
@@ -57,6 +74,8 @@ class EventScalars:
     truncated: bool = False
     restarts: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Records read so far (numbers the records of several files in order).
+    records: int = 0
 
 
 def _tensor_scalar(tensor: object) -> float | None:
@@ -82,45 +101,182 @@ def _tensor_scalar(tensor: object) -> float | None:
     return None
 
 
+@dataclass
+class _Frames:
+    """Where the whole records of an event file are: payload offsets and lengths."""
+
+    starts: IntArray
+    lengths: IntArray
+    truncated: bool
+    #: Byte offset of a record whose length field fails its checksum (-1: none).
+    corrupt_at: int = -1
+
+
+def _frame(data: bytes) -> _Frames:
+    """Return the records of TFRecord ``data``, their length checksums verified.
+
+    Writers repeat themselves (the same tags every step), so after each record the
+    lengths of the last few records are tried as a repeating pattern: the length
+    fields where the pattern puts the next records are read all at once and every
+    record that matches is taken; the rest are walked one by one.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    unpack = struct.Struct("<Q").unpack_from
+    heads: list[IntArray] = []
+    lengths: list[IntArray] = []
+    walked_heads: list[int] = []  # records walked one by one since the last pattern
+    walked_lengths: list[int] = []
+    recent: list[int] = []  # the last few lengths, newest last
+    pos, size = 0, len(data)
+    truncated = False
+    while pos < size:
+        taken = _take_pattern(raw, pos, recent) if len(recent) >= 2 else None
+        if taken is not None:
+            heads += [np.array(walked_heads, dtype=np.int64), taken[0]]
+            lengths += [np.array(walked_lengths, dtype=np.int64), taken[1]]
+            walked_heads, walked_lengths = [], []
+            recent = [*recent, *taken[1][-PATTERN_MAX:].tolist()][-2 * PATTERN_MAX :]
+            pos = int(taken[0][-1] + HEADER_BYTES + taken[1][-1] + FOOTER_BYTES)
+            continue
+        if pos + HEADER_BYTES > size:
+            truncated = True
+            break
+        (length,) = unpack(data, pos)
+        if pos + HEADER_BYTES + length + FOOTER_BYTES > size:
+            truncated = True
+            break
+        walked_heads.append(pos)
+        walked_lengths.append(length)
+        recent = [*recent, length][-2 * PATTERN_MAX :]
+        pos += HEADER_BYTES + length + FOOTER_BYTES
+    heads.append(np.array(walked_heads, dtype=np.int64))
+    lengths.append(np.array(walked_lengths, dtype=np.int64))
+    head = np.concatenate(heads)
+    length_arr = np.concatenate(lengths)
+    good = _masked_crc_at(raw, head, 8) == _u32_at(raw, head + 8)
+    if not good.all():
+        first = int(np.argmin(good))
+        return _Frames(head[:first] + HEADER_BYTES, length_arr[:first], False, int(head[first]))
+    return _Frames(head + HEADER_BYTES, length_arr, truncated)
+
+
+#: Longest repeating pattern of record lengths tried (tags written per step).
+PATTERN_MAX = 8
+#: Most records taken by one pattern read.
+PATTERN_BLOCK = 1 << 16
+
+
+def _take_pattern(
+    raw: npt.NDArray[np.uint8], pos: int, recent: list[int]
+) -> tuple[IntArray, IntArray] | None:
+    """Return (heads, lengths) of the records from ``pos`` on that continue a repeating
+    pattern of the ``recent`` lengths, or None when the next record breaks it."""
+    size = raw.shape[0]
+    for period in range(1, min(PATTERN_MAX, len(recent) // 2) + 1):
+        pattern = recent[-period:]
+        if pattern != recent[-2 * period : -period]:
+            continue
+        sizes = np.array(pattern, dtype=np.int64) + HEADER_BYTES + FOOTER_BYTES
+        stride = int(sizes.sum())
+        cycles = min((size - pos) // stride, max(1, PATTERN_BLOCK // period))
+        if cycles < 1:
+            return None
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        heads = (pos + np.arange(cycles, dtype=np.int64)[:, None] * stride + offsets).ravel()
+        fields = raw[heads[:, None] + np.arange(8)]
+        found = np.ascontiguousarray(fields).view("<u8").ravel().astype(np.int64)
+        expected = np.tile(np.array(pattern, dtype=np.int64), cycles)
+        matching = found == expected
+        count = int(matching.shape[0]) if matching.all() else int(np.argmin(matching))
+        if count == 0:
+            return None
+        return heads[:count], expected[:count]
+    return None
+
+
+def _crc_table() -> npt.NDArray[np.uint32]:
+    """Return the byte table of CRC-32C (Castagnoli, reflected)."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1)
+    return table.astype(np.uint32)
+
+
+def _masked_crc_at(
+    raw: npt.NDArray[np.uint8], starts: IntArray, width: int
+) -> npt.NDArray[np.uint32]:
+    """Return TensorFlow's masked CRC-32C of the ``width`` bytes at each of ``starts``."""
+    table = _crc_table()
+    crc = np.full(starts.shape[0], 0xFFFFFFFF, dtype=np.uint32)
+    for offset in range(width):
+        crc = table[(crc ^ raw[starts + offset]) & 0xFF] ^ (crc >> 8)
+    crc ^= np.uint32(0xFFFFFFFF)
+    return _mask(crc)
+
+
+def _mask(crc: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """Return TensorFlow's mask of CRC-32C values (rotate right by 15, add a constant)."""
+    return np.asarray(((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA), dtype=np.uint32)
+
+
+def _u32_at(raw: npt.NDArray[np.uint8], starts: IntArray) -> npt.NDArray[np.uint32]:
+    """Return the little-endian uint32 at each of ``starts``."""
+    out = np.zeros(starts.shape[0], dtype=np.uint32)
+    for offset in range(4):
+        out |= raw[starts + offset].astype(np.uint32) << np.uint32(8 * offset)
+    return out
+
+
 def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
-    """Add the scalars of one event file's bytes to ``into``."""
+    """Add the scalars of one event file's bytes to ``into``.
+
+    Records are framed in one pass; the common shape (a wall time, a step and one
+    scalar stored as the record's last four bytes) is then checksummed and decoded
+    for all records at once, and any other record goes through protobuf one by one.
+    """
     import google_crc32c
 
+    frames = _frame(data)
+    if frames.corrupt_at >= 0:
+        into.bad_records += 1
+        into.notes.append(
+            f"{source}: record framing is corrupt at byte {frames.corrupt_at}: read stopped there"
+        )
+    into.truncated |= frames.truncated
+    first_record = into.records
+    into.records += int(frames.starts.shape[0])
+    raw = np.frombuffer(data, dtype=np.uint8)
+    stored = _u32_at(raw, frames.starts + frames.lengths)
+    done = _decode_common(data, frames, stored, into, first_record)
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        crc32c = google_crc32c.value
+        starts, ends = frames.starts[rest].tolist(), (frames.starts + frames.lengths)[rest]
+        computed = np.fromiter(
+            (crc32c(data[a:b]) for a, b in zip(starts, ends.tolist(), strict=True)),
+            dtype=np.uint32,
+            count=rest.shape[0],
+        )
+        intact = _mask(computed) == stored[rest]
+        into.bad_records += int(np.count_nonzero(~intact))
+        _decode_each(data, frames, rest[intact], into, first_record)
+    if not frames.starts.size and data and frames.corrupt_at < 0 and not into.tags:
+        raise InputError("not a TensorBoard event file (no whole record)", path=source)
+
+
+def _decode_each(
+    data: bytes, frames: _Frames, which: IntArray, into: EventScalars, first_record: int
+) -> None:
+    """Decode records ``which`` one by one with protobuf (any shape of event)."""
     from lossdoctor.ingest.tfevents_schema import event_class
 
     parse = event_class().FromString
-    crc32c = google_crc32c.value
-    unpack = struct.unpack_from
-    scalar_tags: set[str] = set()
+    found: dict[str, tuple[list[int], list[float], list[float]]] = {}
     other_tags: set[str] = set()
-    tags = into.tags
-    pos, size = 0, len(data)
-    while pos < size:
-        if pos + HEADER_BYTES > size:
-            into.truncated = True
-            break
-        length, length_crc = unpack("<QI", data, pos)
-        crc = crc32c(data[pos : pos + 8])
-        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != length_crc:
-            into.bad_records += 1
-            into.notes.append(
-                f"{source}: record framing is corrupt at byte {pos}: read stopped there"
-            )
-            break
-        start = pos + HEADER_BYTES
-        end = start + length
-        if end + FOOTER_BYTES > size:
-            into.truncated = True
-            break
-        payload = data[start:end]
-        (data_crc,) = unpack("<I", data, end)
-        pos = end + FOOTER_BYTES
-        crc = crc32c(payload)
-        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != data_crc:
-            into.bad_records += 1
-            continue
+    for index in which.tolist():
+        start = int(frames.starts[index])
         try:
-            event = parse(payload)
+            event = parse(data[start : start + int(frames.lengths[index])])
         except Exception:
             into.bad_records += 1
             continue
@@ -129,31 +285,183 @@ def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
             if kind == "session_log" and event.session_log.status == _SESSION_START:
                 into.restarts += 1
             continue
-        step = float(event.step)
-        for value in event.summary.value:
-            tag = value.tag
-            if tag not in scalar_tags and value.HasField("metadata"):
-                plugin = value.metadata.plugin_data.plugin_name
-                if plugin == "scalars" or value.metadata.data_class == _SCALAR_DATA_CLASS:
-                    scalar_tags.add(tag)
-                elif plugin:
-                    other_tags.add(tag)
-            which = value.WhichOneof("value")
-            if which == "simple_value":
-                number: float | None = value.simple_value
-            elif which == "tensor" and tag not in other_tags:
-                number = _tensor_scalar(value.tensor)
-            else:
+        for tag, number in _event_scalars(event, other_tags):
+            records, steps, values = found.setdefault(tag, ([], [], []))
+            records.append(first_record + index)
+            steps.append(float(event.step))
+            values.append(number)
+    for tag, (records, steps, values) in found.items():
+        into.tags.setdefault(tag, TagPoints()).add(
+            np.array(records, dtype=np.int64),
+            np.array(steps, dtype=np.float64),
+            np.array(values, dtype=np.float64),
+        )
+
+
+def _event_scalars(event: Any, other_tags: set[str]) -> list[tuple[str, float]]:
+    """Return the (tag, value) scalars of a summary event; tags of other plugins
+    (histograms, images, text) are remembered in ``other_tags`` and skipped."""
+    out: list[tuple[str, float]] = []
+    for value in event.summary.value:
+        tag = value.tag
+        if value.HasField("metadata"):
+            plugin = value.metadata.plugin_data.plugin_name
+            if plugin and plugin != "scalars" and value.metadata.data_class != _SCALAR_DATA_CLASS:
+                other_tags.add(tag)
+        which = value.WhichOneof("value")
+        if which == "simple_value":
+            number: float | None = value.simple_value
+        elif which == "tensor" and tag not in other_tags:
+            number = _tensor_scalar(value.tensor)
+        else:
+            continue
+        if number is not None:
+            out.append((tag, number))
+    return out
+
+
+def _decode_common(
+    data: bytes, frames: _Frames, stored: npt.NDArray[np.uint32], into: EventScalars, first: int
+) -> BoolArray:
+    """Checksum and decode, all at once, the records laid out as ``wall_time, step,
+    summary`` whose summary holds one scalar stored as the record's last four bytes (a
+    float32); return which records were handled (decoded, or counted as corrupt).
+
+    Records are grouped by length and by the length of their step; within a group the
+    bytes after the step and before the value (the tag and the summary's framing) are
+    the record's template.  A template is trusted once protobuf decodes one intact
+    record of it to the same step, tag and value; the rest of the group then differs
+    from that record only in the wall time, step and value bytes, so its checksums
+    follow from the sample's (CRC-32C is affine in the message bits).
+    """
+    from lossdoctor.ingest.tfevents_schema import event_class
+
+    raw = np.frombuffer(data, dtype=np.uint8)
+    starts, lengths = frames.starts, frames.lengths
+    done = np.zeros(starts.shape[0], dtype=bool)
+    index = np.flatnonzero(lengths >= 1 + 8 + 1 + 1 + 1 + 4)
+    index = index[(raw[starts[index]] == 0x09) & (raw[starts[index] + 9] == 0x10)]
+    index = index[starts[index] + 20 <= raw.shape[0]]
+    if not index.size:
+        return done
+    ten = np.lib.stride_tricks.sliding_window_view(raw, 10)
+    varint = ten[starts[index] + 10].astype(np.uint64)
+    more = varint >= 0x80
+    width = np.argmin(more, axis=1) + 1
+    whole = ~more.all(axis=1)
+    shifts = np.arange(10, dtype=np.uint64) * np.uint64(7)
+    keep = np.arange(10)[None, :] < width[:, None]
+    step = np.bitwise_or.reduce(
+        np.where(keep, (varint & np.uint64(0x7F)) << shifts, np.uint64(0)), axis=1
+    )
+    index, step, width = index[whole], step[whole], width[whole]
+    parse = event_class().FromString
+    group_keys = lengths[index] * 16 + width
+    for key in np.unique(group_keys).tolist():
+        length, varint_len = divmod(key, 16)
+        begin = 10 + varint_len
+        if length - 4 <= begin:
+            continue
+        in_group = group_keys == key
+        rows, group_steps = index[in_group], step[in_group]
+        body = np.lib.stride_tricks.sliding_window_view(raw, length)[starts[rows]]
+        remaining = np.ones(rows.shape[0], dtype=bool)
+        for _ in range(MAX_TEMPLATES):
+            if not remaining.any():
+                break
+            lead = int(np.argmax(remaining))
+            same = remaining & (body[:, begin : length - 4] == body[lead, begin : length - 4]).all(
+                axis=1
+            )
+            remaining &= ~same
+            members = np.flatnonzero(same)
+            intact = _affine_crc_check(body[members], stored[rows[members]], begin)
+            if intact is None:
+                continue  # no intact sample to trust: protobuf reads them one by one
+            sample = int(members[int(np.argmax(intact))])
+            scalar = _sample_scalar(parse, body[sample].tobytes(), int(group_steps[sample]))
+            if scalar is None:
                 continue
-            if number is None:
+            tag, number = scalar
+            values = np.ascontiguousarray(body[members, length - 4 :]).view("<f4").ravel()
+            if not _same_float32(number, float(values[sample == members].item())):
                 continue
-            points = tags.get(tag)
-            if points is None:
-                points = tags[tag] = TagPoints()
-            points.steps.append(step)
-            points.values.append(number)
-    if pos == 0 and size and not into.tags:
-        raise InputError("not a TensorBoard event file (no whole record)", path=source)
+            done[rows[members]] = True
+            into.bad_records += int(np.count_nonzero(~intact))
+            good = members[intact]
+            into.tags.setdefault(tag, TagPoints()).add(
+                rows[good] + first,
+                group_steps[good].view(np.int64).astype(np.float64),
+                values[intact].astype(np.float64),
+            )
+    return done
+
+
+def _sample_scalar(parse: Any, payload: bytes, step: int) -> tuple[str, float] | None:
+    """Return the (tag, value) of a record that is a summary of exactly one scalar at
+    ``step``, or None."""
+    try:
+        event = parse(payload)
+    except Exception:
+        return None
+    if event.WhichOneof("what") != "summary" or int(event.step) != step:
+        return None
+    scalars = _event_scalars(event, set())
+    return scalars[0] if len(scalars) == 1 else None
+
+
+#: Templates tried per group of records of one length (the rest go to protobuf).
+MAX_TEMPLATES = 64
+
+
+def _varying(length: int, begin: int) -> list[int]:
+    """Return the byte positions where records of one template differ: the wall time
+    (1-8), the step (10 to ``begin``) and the value (the last four)."""
+    return [*range(1, 9), *range(10, begin), *range(length - 4, length)]
+
+
+def _affine_crc_check(
+    body: npt.NDArray[np.uint8], stored: npt.NDArray[np.uint32], begin: int
+) -> BoolArray | None:
+    """Return which rows of ``body`` (records equal outside their varying bytes) match
+    their ``stored`` masked CRC-32C, or None when none of the first few does.
+
+    One row with a correct checksum is found by computing it; every other row's
+    checksum is that one's xor the effect of its differing bytes, looked up per byte
+    position (the effect of a byte on CRC-32C does not depend on the other bytes).
+    """
+    import google_crc32c
+
+    length = body.shape[1]
+    base = -1
+    for row in range(min(body.shape[0], 8)):
+        if _mask(np.array([google_crc32c.value(body[row].tobytes())], np.uint32))[0] == stored[row]:
+            base = row
+            break
+    if base < 0:
+        return None
+    crc = np.full(body.shape[0], google_crc32c.value(body[base].tobytes()), dtype=np.uint32)
+    zero = google_crc32c.value(bytes(length))
+    for position in _varying(length, begin):
+        diff = body[:, position] ^ body[base, position]
+        if not diff.any():
+            continue
+        effect = np.array(
+            [
+                google_crc32c.value(bytes(position) + bytes([b]) + bytes(length - position - 1))
+                ^ zero
+                for b in range(256)
+            ],
+            dtype=np.uint32,
+        )
+        crc ^= effect[diff]
+    return np.asarray(_mask(crc) == stored, dtype=bool)
+
+
+def _same_float32(a: float, b: float) -> bool:
+    """Return True when ``a`` and ``b`` are the same float32 (NaN equal to NaN)."""
+    x, y = np.float32(a), np.float32(b)
+    return bool(x.tobytes() == y.tobytes() or (np.isnan(x) and np.isnan(y)))
 
 
 def read_event_files(paths: list[Path], *, prefixes: list[str] | None = None) -> EventScalars:
@@ -171,11 +479,13 @@ def read_event_files(paths: list[Path], *, prefixes: list[str] | None = None) ->
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(exc.strerror or "cannot be read", path=str(path)) from None
-        part = EventScalars()
+        part = EventScalars(records=scalars.records)
         read_event_bytes(data, part, source=str(path))
+        scalars.records = part.records
         prefix = prefixes[i] if prefixes else ""
         for tag, points in part.tags.items():
             merged = scalars.tags.setdefault(f"{prefix}{tag}", TagPoints())
+            merged.records.extend(points.records)
             merged.steps.extend(points.steps)
             merged.values.extend(points.values)
         scalars.bad_records += part.bad_records
@@ -197,10 +507,7 @@ def scalars_to_run(scalars: EventScalars, *, source: str, hints: ColumnHints | N
     """Return the run made of the scalar tags of event files."""
     if not scalars.tags:
         raise InputError("the event files hold no scalars", path=source)
-    columns = {
-        tag: (np.asarray(p.steps, dtype=np.float64), np.asarray(p.values, dtype=np.float64))
-        for tag, p in scalars.tags.items()
-    }
+    columns = {tag: points.arrays() for tag, points in scalars.tags.items()}
     notes = list(scalars.notes)
     if scalars.truncated:
         notes.append("the last record is cut off (file still being written?): read up to it")
