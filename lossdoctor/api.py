@@ -23,9 +23,11 @@ def diagnose_source(
     rules: Sequence[Rule] | None = None,
     run: str | None = None,
     context: Mapping[str, Any] | None = None,
+    curves: bool = True,
 ) -> list[RunReport]:
     """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
-    MLflow database, or ``data`` read from standard input).
+    MLflow database, or ``data`` read from standard input), with the decimated curves
+    charts draw when ``curves``.
 
     An unreadable source gives one report whose ``error`` holds the one-line reason.
     """
@@ -34,7 +36,7 @@ def diagnose_source(
         runs = read_runs(source, data=data, hints=hints, run=run)
     except InputError as exc:
         return [RunReport(source=source, error=exc.one_line())]
-    return [evaluate(r, pack, context) for r in runs]
+    return [evaluate(r, pack, context, curves=curves) for r in runs]
 
 
 def diagnose(
@@ -57,11 +59,13 @@ def diagnose_many(
     run: str | None = None,
     context: Mapping[str, Any] | None = None,
     jobs: int = 1,
+    curves: bool = True,
 ) -> Report:
     """Return the report of every run of every source, in order (``-`` reads ``stdin``);
-    with ``jobs`` > 1 the sources are diagnosed in that many processes."""
+    with ``jobs`` > 1 the sources are diagnosed in that many processes; ``curves`` as
+    for :func:`diagnose_source`."""
     pack = list(rules) if rules is not None else load_rules()
-    kwargs = {"hints": hints, "rules": pack, "run": run, "context": context}
+    kwargs = {"hints": hints, "rules": pack, "run": run, "context": context, "curves": curves}
     if jobs > 1 and len(sources) > 1:
         from concurrent.futures import ProcessPoolExecutor
 

@@ -155,12 +155,14 @@ def test_short_series_are_judged_on_every_finite_point():
 def test_a_long_run_is_judged_on_a_sample_with_exact_counts_and_evidence():
     n = 3 * JUDGE_MAX_POINTS + 17
     steps, values = spiky_series(n)
+    steps *= 10  # steps in the millions are written out whole in messages
     values[n // 3] *= 4.0
     values[n - 1000 :] = np.nan
     run = Run(source="long", reader="test", series={TRAIN: Series(TRAIN, "loss", steps, values)})
     report = evaluate(run, load_rules())
     found = {f.rule: f for f in report.findings}
-    assert found["spikes"].evidence["start_step"] == n // 3
+    assert found["spikes"].evidence["start_step"] == 10 * (n // 3)
+    assert f"at step {10 * (n // 3)}" in found["spikes"].message
     assert found["non-finite"].evidence["count"] == 1000
     assert report.series[TRAIN].points == n
     assert report.series[TRAIN].non_finite == 1000

@@ -33,6 +33,8 @@ class _SafeFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
+        if isinstance(value, float) and format_spec == "g" and value.is_integer():
+            return str(int(value))  # step 6124990, not 6.12499e+06
         try:
             return super().format_field(value, format_spec)
         except (ValueError, TypeError):
@@ -126,10 +128,15 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
 
 
 def evaluate(
-    run: Run, rules: Sequence[Rule], context: Mapping[str, Any] | None = None
+    run: Run,
+    rules: Sequence[Rule],
+    context: Mapping[str, Any] | None = None,
+    *,
+    curves: bool = True,
 ) -> RunReport:
     """Return the report of ``run`` judged by ``rules``: findings in rule order, supersession
-    applied, series summaries and the reader's notes."""
+    applied, series summaries, the reader's notes and (with ``curves``) the decimated
+    curves charts draw."""
     load_builtin_detectors()
     views = {role: SeriesView(series) for role, series in run.series.items()}
     findings: list[Finding] = []
@@ -185,7 +192,7 @@ def evaluate(
         notes=notes,
         checked=checked,
         skipped=skipped,
-        curves={role: _curve(s) for role, s in run.series.items()},
+        curves={role: _curve(s) for role, s in run.series.items()} if curves else {},
     )
 
 

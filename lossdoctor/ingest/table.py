@@ -340,8 +340,9 @@ def table_to_run(
         steps = _pick(row_steps, mask)
         lines = None if table.lines is None else _pick(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
-        if not is_index and steps.shape[0] > 1:
-            backward = steps[1:] < steps[:-1]
+        values = _pick(col.values, mask)
+        backward = steps[1:] < steps[:-1] if not is_index and steps.shape[0] > 1 else None
+        if backward is not None and backward.any():
             resets_only = bool((steps[1:][backward] <= steps[0]).all())
             jumps = int(backward.sum())
             if (
@@ -350,19 +351,13 @@ def table_to_run(
             ):
                 notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
                 steps, x_kind = np.arange(steps.shape[0], dtype=np.float64), "index"
-                keep = np.ones(steps.shape[0], dtype=bool)
             else:
                 keep, restart_notes = _keep_after_restarts(steps, lines)
                 notes.extend(restart_notes)
-        else:
-            keep = np.ones(steps.shape[0], dtype=bool)
+                steps, values = _pick(steps, keep), _pick(values, keep)
+                lines = None if lines is None else _pick(lines, keep)
         series[role] = Series(
-            role=role,
-            column=column,
-            steps=_pick(steps, keep),
-            values=_pick(_pick(col.values, mask), keep),
-            x_kind=x_kind,
-            lines=None if lines is None else _pick(lines, keep),
+            role=role, column=column, steps=steps, values=values, x_kind=x_kind, lines=lines
         )
     notes = list(dict.fromkeys(notes))
     used = ", ".join(f"{role}={column}" for role, column in roles.items())
