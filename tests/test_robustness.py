@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -180,3 +181,45 @@ def test_readers_raise_only_input_errors_on_arbitrary_tables(header, rows, delim
         assert {
             k: (s.steps.tolist(), s.values.tolist()) for k, s in run.series.items()
         }.keys() == first.series.keys()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    header=st.lists(
+        st.sampled_from(["step", "loss", "val_loss", "lr", "epoch", "x", "loss"]),
+        min_size=1,
+        max_size=5,
+    ),
+    rows=st.lists(st.lists(table_cell, min_size=1, max_size=6), max_size=60),
+    delimiter=st.sampled_from([",", "\t", ";"]),
+)
+def test_small_and_large_table_parsers_agree(header, rows, delimiter):
+    """The standard-library parser (small tables) and pandas (large ones) read any table
+    the same way, or both refuse it."""
+    import lossdoctor.ingest.delimited as delimited
+
+    text = delimiter.join(header) + "\n" + "\n".join(delimiter.join(r) for r in rows)
+    outcomes = []
+    saved = delimited.SMALL_TABLE_BYTES
+    for limit in (saved, 0):
+        delimited.SMALL_TABLE_BYTES = limit
+        try:
+            run = read_bytes(text.encode(), source="x")
+            outcomes.append(
+                {k: (s.steps.tolist(), s.values.tolist(), s.column) for k, s in run.series.items()}
+            )
+        except InputError as exc:
+            outcomes.append(("error", exc.line))
+        finally:
+            delimited.SMALL_TABLE_BYTES = saved
+    small, large = outcomes
+    if isinstance(small, dict) and isinstance(large, dict):
+        assert small.keys() == large.keys()
+        for role in small:
+            np.testing.assert_array_equal(small[role][0], large[role][0])
+            np.testing.assert_array_equal(small[role][1], large[role][1])
+            assert small[role][2] == large[role][2]
+    else:
+        # both refuse it (on rows with too many fields pandas names no line, or a later one)
+        assert isinstance(small, tuple)
+        assert isinstance(large, tuple)
