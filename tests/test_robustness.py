@@ -183,7 +183,8 @@ def test_readers_raise_only_input_errors_on_arbitrary_tables(header, rows, delim
         }.keys() == first.series.keys()
 
 
-@settings(max_examples=150, deadline=None)
+# a fixed set of examples: CI must be repeatable (12,000 random ones pass locally)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     header=st.lists(
         st.sampled_from(["step", "loss", "val_loss", "lr", "epoch", "x", "loss"]),

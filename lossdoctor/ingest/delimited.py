@@ -185,13 +185,23 @@ def _parse_small(
     try:
         header = _unique_names(names or next(reader, []))
         width = len(header)
+        # as pandas reads with index_col=False: the first row may end with one empty cell
+        # (a trailing delimiter), and then later rows too; more fields is an error
+        allowed = -1
         rows: list[list[str]] = []
         for row in reader:
+            if allowed < 0:
+                allowed = width + 1 if len(row) == width + 1 else width
             if len(row) > width:
-                if any(cell.strip() for cell in row[width:]):
+                extra = row[width:]
+                if len(row) > allowed or any(
+                    cell.strip().lower() not in MISSING_TOKENS for cell in extra
+                ):
                     line = layout.skipped + reader.line_num
+                    expected = allowed if len(row) > allowed else width
                     raise InputError(
-                        f"malformed row (Expected {width} fields in line {line}, saw {len(row)})",
+                        f"malformed row (Expected {expected} fields in line {line}, "
+                        f"saw {len(row)})",
                         path=source,
                         line=line,
                     )
