@@ -383,3 +383,16 @@ def test_event_file_corrupt_records_in_the_bulk_are_dropped_and_counted(mixed_ev
     assert set(broken_steps) < set(clean_steps)
     for tag in ("train/lr", "train/grad_norm", "eval/loss"):
         np.testing.assert_array_equal(broken.tags[tag].arrays()[1], clean.tags[tag].arrays()[1])
+
+
+def test_average_ranks_match_pandas_rank():
+    import pandas as pd
+
+    from lossdoctor.features import average_ranks, spearman
+
+    rng = np.random.default_rng(2)
+    values = rng.integers(0, 20, 500).astype(np.float64)  # many ties
+    np.testing.assert_array_equal(average_ranks(values), pd.Series(values).rank().to_numpy())
+    x = np.arange(50, dtype=np.float64)
+    assert spearman(x, x**3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
