@@ -158,20 +158,24 @@ table_cell = st.one_of(
     st.sampled_from(["", "nan", "NA", "inf", "-", "abc", "1e309", "  3 ", '"2.5"']),
     st.integers(-10, 10**6).map(str),
 )
+table_header = st.lists(
+    st.sampled_from(["step", "loss", "val_loss", "lr", "epoch", "x", "loss"]),
+    min_size=1,
+    max_size=5,
+)
+table_rows = st.lists(st.lists(table_cell, min_size=1, max_size=6), max_size=60)
+table_delimiter = st.sampled_from([",", "\t", ";"])
+
+
+def table_text(header: list[str], rows: list[list[str]], delimiter: str) -> str:
+    """Return the delimited text of a header and rows."""
+    return delimiter.join(header) + "\n" + "\n".join(delimiter.join(r) for r in rows)
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    header=st.lists(
-        st.sampled_from(["step", "loss", "val_loss", "lr", "epoch", "x", "loss"]),
-        min_size=1,
-        max_size=5,
-    ),
-    rows=st.lists(st.lists(table_cell, min_size=1, max_size=6), max_size=60),
-    delimiter=st.sampled_from([",", "\t", ";"]),
-)
+@given(header=table_header, rows=table_rows, delimiter=table_delimiter)
 def test_readers_raise_only_input_errors_on_arbitrary_tables(header, rows, delimiter):
-    text = delimiter.join(header) + "\n" + "\n".join(delimiter.join(r) for r in rows)
+    text = table_text(header, rows, delimiter)
     for payload in (text, "\n".join(json.dumps(dict(zip(header, r, strict=False))) for r in rows)):
         try:
             run = read_bytes(payload.encode(), source="x")
@@ -185,21 +189,13 @@ def test_readers_raise_only_input_errors_on_arbitrary_tables(header, rows, delim
 
 # a fixed set of examples: CI must be repeatable (12,000 random ones pass locally)
 @settings(max_examples=150, deadline=None, derandomize=True)
-@given(
-    header=st.lists(
-        st.sampled_from(["step", "loss", "val_loss", "lr", "epoch", "x", "loss"]),
-        min_size=1,
-        max_size=5,
-    ),
-    rows=st.lists(st.lists(table_cell, min_size=1, max_size=6), max_size=60),
-    delimiter=st.sampled_from([",", "\t", ";"]),
-)
+@given(header=table_header, rows=table_rows, delimiter=table_delimiter)
 def test_small_and_large_table_parsers_agree(header, rows, delimiter):
     """The standard-library parser (small tables) and pandas (large ones) read any table
     the same way, or both refuse it."""
     import lossdoctor.ingest.delimited as delimited
 
-    text = delimiter.join(header) + "\n" + "\n".join(delimiter.join(r) for r in rows)
+    text = table_text(header, rows, delimiter)
     outcomes = []
     saved = delimited.SMALL_TABLE_BYTES
     for limit in (saved, 0):

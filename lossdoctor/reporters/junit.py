@@ -6,7 +6,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
+from lossdoctor.report import SEVERITY_RANK
+
+#: Severity ranks, with ``never`` above them all (no finding fails).
+RANK = {**SEVERITY_RANK, "never": 99}
 
 
 def _case(suite: ET.Element, source: str, rule: dict[str, Any]) -> ET.Element:
@@ -35,12 +38,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
                     by_rule.setdefault(f["rule"], []).append(f)
             for checked in run["rules"]["checked"]:
                 tests += 1
-                case = ET.SubElement(
-                    suite,
-                    "testcase",
-                    classname=run["source"],
-                    name=f"{checked['code']} {checked['rule']}",
-                )
+                case = _case(suite, run["source"], checked)
                 bad = [f for f in by_rule.get(checked["rule"], []) if RANK[f["severity"]] >= floor]
                 if bad:
                     fails += 1
@@ -54,13 +52,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
             for skip in run["rules"]["skipped"]:
                 tests += 1
                 skips += 1
-                case = ET.SubElement(
-                    suite,
-                    "testcase",
-                    classname=run["source"],
-                    name=f"{skip['code']} {skip['rule']}",
-                )
-                ET.SubElement(case, "skipped", message=skip["reason"])
+                ET.SubElement(_case(suite, run["source"], skip), "skipped", message=skip["reason"])
         suite.set("tests", str(tests))
         suite.set("failures", str(fails))
         suite.set("errors", str(errs))
