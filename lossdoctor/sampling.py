@@ -31,6 +31,12 @@ SAMPLE_TREND_WINDOW = 201
 BLOCK_BUCKETS = 1 << 16
 
 
+def sample_stride(n_finite: int, limit: int = JUDGE_MAX_POINTS) -> int:
+    """Return how many consecutive finite points one judged point stands for (1 when all
+    ``n_finite`` points are judged)."""
+    return max(1, -(-n_finite // limit))
+
+
 def judged_positions(
     values: FloatArray, limit: int = JUDGE_MAX_POINTS, *, finite: BoolArray | None = None
 ) -> IntArray:
@@ -46,7 +52,7 @@ def judged_positions(
     every = n_finite == values.shape[0]
     where = None if every else np.flatnonzero(finite)
     kept = values if every else values[finite]
-    size = -(-n_finite // limit)
+    size = sample_stride(n_finite, limit)
     buckets = n_finite // size
     log_space = bool(np.min(kept) > 0)
     regular = kept[: buckets * size : size]

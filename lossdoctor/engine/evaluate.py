@@ -16,6 +16,7 @@ from lossdoctor.features import SeriesView
 from lossdoctor.model import LOSS_ROLES, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
+from lossdoctor.sampling import sample_stride
 
 #: Losses whose best value is below this are shown with perplexity e^loss.
 PERPLEXITY_MAX_LOSS = 20.0
@@ -178,10 +179,11 @@ def evaluate(
     notes = list(run.notes)
     for role, view in views.items():
         if view.sampled:
+            stride = sample_stride(view.n_finite, view.max_points)
             notes.append(
                 f"{role}: judged on {view.n:,} of its {view.n_finite:,} points (one per run of "
-                f"{-(-view.n_finite // view.max_points)} consecutive points, every outlier "
-                "kept); counts of bad values cover every point"
+                f"{stride} consecutive points, every outlier kept); counts of bad values cover "
+                "every point"
             )
     return RunReport(
         source=run.source,

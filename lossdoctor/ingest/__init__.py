@@ -18,7 +18,7 @@ from pathlib import Path
 from lossdoctor.errors import InputError
 from lossdoctor.ingest import delimited
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.delimited import TableLayout, read_delimited, table_layout
+from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited, table_layout
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
 from lossdoctor.model import Run
 
@@ -72,18 +72,12 @@ def _check_text(data: bytes, source: str) -> None:
         raise InputError("binary file, not a loss log", path=source)
 
 
-def _decode(data: bytes) -> str:
-    """Return ``data`` as text with ``\n`` line ends (bad UTF-8 replaced, BOM dropped)."""
-    text = data.decode("utf-8-sig", errors="replace")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
     """Return the table layout of a text starting with ``head``, or None when the text is
     JSON, an MLflow metric file or not a table.  ``complete``: ``head`` is the whole text."""
     from lossdoctor.ingest.mlflow import looks_like_metric_file
 
-    text = _decode(head)
+    text = decode_text(head)
     if text.lstrip()[:1] in ("{", "["):
         return None
     if complete:
@@ -119,7 +113,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     layout = _table_layout(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
-    text = _decode(data)
+    text = decode_text(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
         try:
@@ -189,12 +183,12 @@ def read_runs(
     if data is not None:
         return [read_bytes(data, source=source, hints=hints)]
     path = Path(source)
-    mode = _stat(path, source).st_mode
-    if stat.S_ISDIR(mode):
+    info = _stat(path, source)
+    if stat.S_ISDIR(info.st_mode):
         from lossdoctor.ingest.runfolder import read_folder
 
         return read_folder(path, source=source, hints=hints, run=run)
-    streamed = _read_streamed_table(path, source=source, hints=hints)
+    streamed = _read_streamed_table(path, info, source=source, hints=hints)
     if streamed is not None:
         return [streamed]
     raw = _load(path, source)
@@ -205,13 +199,15 @@ def read_runs(
     return [read_bytes(raw, source=source, hints=hints)]
 
 
-def _read_streamed_table(path: Path, *, source: str, hints: ColumnHints | None) -> Run | None:
-    """Return the run of a large plain delimited file, parsed straight from its path (never
-    loaded whole), or None when the file is small, compressed, binary or not a table."""
+def _read_streamed_table(
+    path: Path, info: os.stat_result, *, source: str, hints: ColumnHints | None
+) -> Run | None:
+    """Return the run of a large plain delimited file (``info``: its stat), parsed straight
+    from its path (never loaded whole), or None when the file is small, compressed, binary
+    or not a table."""
     from lossdoctor.ingest.tfevents import looks_like_tfrecord
 
-    mode = _stat(path, source)
-    if not stat.S_ISREG(mode.st_mode) or mode.st_size <= delimited.SMALL_TABLE_BYTES:
+    if not stat.S_ISREG(info.st_mode) or info.st_size <= delimited.SMALL_TABLE_BYTES:
         return None
     try:
         with path.open("rb") as handle:

@@ -66,11 +66,19 @@ class TableLayout:
     line_bytes: float = 64.0
     #: Some cells of the first lines start with blanks (``1, 2.5``): the parser skips them.
     padded: bool = False
+    #: The first lines quote cells, so a cell may hold a line end.
+    quoted: bool = False
 
     @property
     def headerless(self) -> bool:
         """Return True when the first row is numbers, not column names."""
         return all(_is_number(f) for f in self.first_row if f)
+
+
+def decode_text(data: bytes) -> str:
+    """Return ``data`` as text with ``\n`` line ends (bad UTF-8 replaced, BOM dropped)."""
+    text = data.decode("utf-8-sig", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def sniff_delimiter(lines: list[str]) -> str | None:
@@ -129,7 +137,10 @@ def table_layout(head: str, *, complete: bool) -> TableLayout | None:
     sample = lines[skipped:]
     line_bytes = (sum(len(ln.encode("utf-8")) for ln in sample) + len(sample)) / len(sample)
     padded = any(cell[:1] in (" ", "\t") for ln in sample for cell in ln.split(delimiter))
-    return TableLayout(delimiter, skipped, first, line_bytes=line_bytes, padded=padded)
+    quoted = any('"' in ln for ln in sample)
+    return TableLayout(
+        delimiter, skipped, first, line_bytes=line_bytes, padded=padded, quoted=quoted
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -177,7 +188,7 @@ def _parse_small(
     data: bytes, layout: TableLayout, names: list[str] | None, *, source: str
 ) -> dict[str, Column]:
     """Return the columns of a small table parsed with the standard library's ``csv``."""
-    text = data.decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data)
     if layout.skipped:
         parts = text.split("\n", layout.skipped)
         text = parts[-1] if len(parts) > layout.skipped else ""
@@ -253,8 +264,8 @@ def _parse_chunked(
             # index_col=False: a trailing delimiter is not a hidden index column; rows
             # with more non-empty fields than the header then warn, which is an error here
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            cut = _split_point(data, size)
-            if cut is None:
+            cut = None if isinstance(data, bytes) or layout.quoted else _split_point(data, size)
+            if cut is None or isinstance(data, bytes):
                 head = ColumnSink(expected)
                 _parse_part(data, 0, size, layout, names, head)
                 return head.columns()
@@ -363,16 +374,12 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def _split_point(data: bytes | Path, size: int) -> int | None:
+def _split_point(path: Path, size: int) -> int | None:
     """Return the byte offset after the line end nearest the middle of a large file, where
-    it can be parsed as two halves, or None to parse it whole (small, in memory, one CPU,
-    or quoted cells that could hold a line end)."""
-    if isinstance(data, bytes) or size < PARALLEL_MIN_BYTES or _cpus() < 2:
+    it can be parsed as two halves, or None to parse it whole (small or one CPU)."""
+    if size < PARALLEL_MIN_BYTES or _cpus() < 2:
         return None
-    with data.open("rb") as handle:
-        head = handle.read(1 << 16)
-        if b'"' in head:
-            return None
+    with path.open("rb") as handle:
         handle.seek(size // 2)
         around = handle.read(1 << 16)
     newline = around.find(b"\n")
@@ -389,17 +396,16 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _lines_before(data: bytes | Path, offset: int) -> int:
+def _lines_before(path: Path, offset: int) -> int:
     """Return the number of line ends in the first ``offset`` bytes of a file."""
     count = 0
-    if isinstance(data, Path):
-        with data.open("rb") as handle:
-            while offset > 0:
-                block = handle.read(min(offset, 1 << 24))
-                if not block:
-                    break
-                count += block.count(b"\n")
-                offset -= len(block)
+    with path.open("rb") as handle:
+        while offset > 0:
+            block = handle.read(min(offset, 1 << 24))
+            if not block:
+                break
+            count += block.count(b"\n")
+            offset -= len(block)
     return count
 
 
