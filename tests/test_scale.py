@@ -202,6 +202,8 @@ EDGE_TABLES = {
     "words.csv": b"step,loss\n1,2.5\n2,high\n3,True\n4,1_0\n5,2.1\n6,2.0\n7,1.9\n8,1.8\n",
     "bad_utf8.csv": b"step,loss,no\xffte\n1,2.5,\xff\n2,2.4,b\n",
     "semicolons.csv": b"# exported\n\nstep;loss\n1;2.5\n2;2.4\n",
+    "booleans.csv": b"step,loss,lr\n1,2.5,True\n2,2.4,False\n3,2.3,True\n",
+    "one_nan_among_numbers.csv": b"step,loss\n1,2.5\n2,nan\n3,2.3\n4,oops\n5,2.1\n6,2.0\n",
 }
 
 

@@ -417,14 +417,30 @@ def _shift_lines(exc: Exception, lines: int) -> Exception:
 
 def _frame_column(cells: pd.Series) -> Column:
     """Return a :class:`Column` from a parsed pandas column: numbers as they are (NaN is an
-    empty or missing-token cell), anything else cell by cell."""
+    empty or missing-token cell); in a column that holds some text, the cells pandas reads
+    as numbers at once and only the others (``nan``, tokens, words) one by one."""
     import pandas as pd
 
     dtype = cells.dtype
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
-        return Column(values=values, present=~np.isnan(values))
-    return coerce_objects(cells.tolist(), nan_is_missing=True)
+    n = cells.shape[0]
+    if pd.api.types.is_bool_dtype(dtype):  # True/False cells are not numbers
+        given = cells.notna().to_numpy(dtype=bool)
+        first = int(np.argmax(given)) if given.any() else -1
+        empty = np.zeros(n, dtype=bool)
+        return Column(np.full(n, np.nan), empty, int(given.sum()), first)
+    if not pd.api.types.is_numeric_dtype(dtype):
+        numbers = pd.to_numeric(cells, errors="coerce")
+        values = np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan))  # writable
+        unsure = np.flatnonzero(np.isnan(values) & cells.notna().to_numpy(dtype=bool))
+        present = ~np.isnan(values)
+        if not unsure.size:
+            return Column(values=values, present=present)
+        text = coerce_objects(cells.to_numpy(dtype=object)[unsure].tolist(), nan_is_missing=True)
+        values[unsure], present[unsure] = text.values, text.present
+        first = int(unsure[text.first_garbage]) if text.first_garbage >= 0 else -1
+        return Column(values, present, text.garbage, first)
+    values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+    return Column(values=values, present=~np.isnan(values))
 
 
 def normalise_header(name: object) -> str:

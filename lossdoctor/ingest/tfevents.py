@@ -9,6 +9,7 @@ counted.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 HEADER_BYTES = 12
 FOOTER_BYTES = 4
 _MASK_DELTA = 0xA282EAD8
-_U32 = 0xFFFFFFFF
 #: TensorProto dtypes of scalars: float, double, half, bfloat16, int32, int64.
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BFLOAT16, DT_HALF = 1, 2, 3, 9, 14, 19
 _SESSION_START = 1
@@ -38,8 +38,7 @@ def masked_crc(data: bytes) -> int:
     """Return TensorFlow's masked CRC-32C of ``data``."""
     import google_crc32c
 
-    crc = int(google_crc32c.value(data))
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
+    return int(_mask(np.array([google_crc32c.value(data)], dtype=np.uint32))[0])
 
 
 @dataclass
@@ -194,6 +193,7 @@ def _take_pattern(
     return None
 
 
+@functools.cache
 def _crc_table() -> npt.NDArray[np.uint32]:
     """Return the byte table of CRC-32C (Castagnoli, reflected)."""
     table = np.arange(256, dtype=np.uint32)
@@ -433,29 +433,30 @@ def _affine_crc_check(
     import google_crc32c
 
     length = body.shape[1]
-    base = -1
-    for row in range(min(body.shape[0], 8)):
-        if _mask(np.array([google_crc32c.value(body[row].tobytes())], np.uint32))[0] == stored[row]:
-            base = row
-            break
+    rows = range(min(body.shape[0], 8))
+    base = next((r for r in rows if masked_crc(body[r].tobytes()) == stored[r]), -1)
     if base < 0:
         return None
     crc = np.full(body.shape[0], google_crc32c.value(body[base].tobytes()), dtype=np.uint32)
-    zero = google_crc32c.value(bytes(length))
     for position in _varying(length, begin):
         diff = body[:, position] ^ body[base, position]
-        if not diff.any():
-            continue
-        effect = np.array(
-            [
-                google_crc32c.value(bytes(position) + bytes([b]) + bytes(length - position - 1))
-                ^ zero
-                for b in range(256)
-            ],
-            dtype=np.uint32,
-        )
-        crc ^= effect[diff]
+        if diff.any():
+            crc ^= _byte_effect(length, position)[diff]
     return np.asarray(_mask(crc) == stored, dtype=bool)
+
+
+@functools.cache
+def _byte_effect(length: int, position: int) -> npt.NDArray[np.uint32]:
+    """Return, for each byte value, how much it changes the CRC-32C of a ``length``-byte
+    message when xored in at ``position`` (the same whatever the other bytes are)."""
+    import google_crc32c
+
+    zero = google_crc32c.value(bytes(length))
+    pad_before, pad_after = bytes(position), bytes(length - position - 1)
+    return np.array(
+        [google_crc32c.value(pad_before + bytes([b]) + pad_after) ^ zero for b in range(256)],
+        dtype=np.uint32,
+    )
 
 
 def _same_float32(a: float, b: float) -> bool:
