@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import MAX_MARKS, Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView, warmup_end_step
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
@@ -127,7 +127,7 @@ def spikes(
             (float(series.steps[i]), float(series.values[i]))
             for i in (
                 s + int(np.argmax(series.values[s : e + 1]))
-                for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+                for s, e in zip(starts[:MAX_MARKS].tolist(), ends[:MAX_MARKS].tolist(), strict=True)
             )
         ),
         numbers={
