@@ -6,7 +6,6 @@ imported inside the commands so that ``lossdoctor --help`` stays instant.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
@@ -104,6 +103,44 @@ def _csv(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
+def _settings(
+    select: list[str],
+    extend_select: list[str],
+    ignore: list[str],
+    config: str | None,
+    columns: tuple[str | None, str | None, str | None],
+    vocab_size: int | None,
+    profile: str | None,
+    *,
+    fail_on: str | None = None,
+    exit_zero: bool = False,
+) -> Any:
+    """Return the settings the command line, ``--config`` and the project's files make
+    (the options that change the diagnosis, shared by check, watch and run)."""
+    from lossdoctor.config import Settings, resolve_settings
+
+    roles = {k: v for k, v in zip(("train", "val", "step"), columns, strict=True) if v}
+    cli = Settings(
+        select=_csv(select) or None,
+        extend_select=_csv(extend_select),
+        ignore=_csv(ignore),
+        fail_on=fail_on,
+        exit_zero=exit_zero or None,
+        columns=roles,
+        vocab_size=vocab_size,
+        profile=profile,
+    )
+    settings = resolve_settings(cli, config, Path.cwd())
+    from lossdoctor.detectors.initial import PROFILES
+
+    if settings.profile is not None and settings.profile not in PROFILES:
+        raise typer.BadParameter(
+            f"unknown profile '{settings.profile}' (choose from {', '.join(PROFILES)})",
+            param_hint="'--profile'",
+        )
+    return settings
+
+
 @app.command()
 @_one_line_errors
 def check(
@@ -179,7 +216,6 @@ def check(
     Exit codes: 0 no run reaches --fail-on, 1 one does, 2 usage, configuration or input error.
     """
     from lossdoctor.config import FAIL_ON as CONFIG_FAIL_ON
-    from lossdoctor.config import Settings, resolve_settings
 
     if fail_on is not None and fail_on not in CONFIG_FAIL_ON:
         raise typer.BadParameter(
@@ -188,25 +224,10 @@ def check(
     outputs = _parse_formats(fmt)
     if vocab_size is not None and classes is not None:
         raise typer.BadParameter("give --vocab-size or --classes, not both")
-    columns = {k: v for k, v in (("train", train_col), ("val", val_col), ("step", step_col)) if v}
-    cli = Settings(
-        select=_csv(select) or None,
-        extend_select=_csv(extend_select),
-        ignore=_csv(ignore),
-        fail_on=fail_on,
-        exit_zero=exit_zero or None,
-        columns=columns,
-        vocab_size=vocab_size or classes,
-        profile=profile,
-    )
-    settings = resolve_settings(cli, config, Path.cwd())
-    from lossdoctor.detectors.initial import PROFILES
-
-    if settings.profile is not None and settings.profile not in PROFILES:
-        raise typer.BadParameter(
-            f"unknown profile '{settings.profile}' (choose from {', '.join(PROFILES)})",
-            param_hint="'--profile'",
-        )
+    settings = _settings(
+        select, extend_select, ignore, config, (train_col, val_col, step_col),
+        vocab_size or classes, profile, fail_on=fail_on, exit_zero=exit_zero,
+    )  # fmt: skip
     from lossdoctor.api import diagnose_many, make_context, select_rules
     from lossdoctor.ingest.columns import ColumnHints
 
@@ -427,86 +448,108 @@ def _final(report: Any, fail_on: str, outputs: list[tuple[str, str | None]]) -> 
     return int(ExitCode.FINDINGS) if report.reaches(fail_on) else 0
 
 
+SelectOption = Annotated[
+    list[str], typer.Option(help="Only these rules: codes, prefixes, names or groups.")
+]
+ExtendSelectOption = Annotated[list[str], typer.Option(help="Add these rules to the selection.")]
+IgnoreOption = Annotated[list[str], typer.Option(help="Leave these rules out.")]
+TrainColOption = Annotated[str | None, typer.Option(help="Key holding the training loss.")]
+ValColOption = Annotated[str | None, typer.Option(help="Key holding the validation loss.")]
+StepColOption = Annotated[str | None, typer.Option(help="Key holding the step.")]
+ClassesOption = Annotated[
+    int | None, typer.Option(min=2, help="Number of classes N: chance level ln(N).")
+]
+ProfileOption = Annotated[str | None, typer.Option(help="Typical-values profile, as for check.")]
+StopOnOption = Annotated[
+    str | None,
+    typer.Option(help="Stop as soon as a finding reaches: error or warning (exit 1)."),
+]
+FailOnOption = Annotated[str, typer.Option(help="Exit code of the final report, as for check.")]
+
+
+def _live_options(
+    stop_on: str | None, fail_on: str, vocab_size: int | None, classes: int | None
+) -> None:
+    for name, value in (("--stop-on", stop_on), ("--fail-on", fail_on)):
+        if value is not None and value not in FAIL_ON:
+            raise typer.BadParameter(
+                f"'{value}' is not one of {', '.join(FAIL_ON)}", param_hint=name
+            )
+    if vocab_size is not None and classes is not None:
+        raise typer.BadParameter("give --vocab-size or --classes, not both")
+
+
 @app.command()
 @_one_line_errors
 def watch(
     path: Annotated[
         str, typer.Argument(help="A log file to follow (like tail -F), or '-' for stdin.")
     ] = "-",
-    stop_on: Annotated[
-        str | None, typer.Option(help="Exit 1 as soon as a finding reaches: error or warning.")
-    ] = None,
-    fail_on: Annotated[
-        str, typer.Option(help="Exit code of the final report, as for check.")
-    ] = "error",
+    stop_on: StopOnOption = None,
+    fail_on: FailOnOption = "error",
     stall_after: StallOption = None,
+    exit_when_idle: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Following a file: end with the report after this many "
+            "seconds without a new line.",
+        ),
+    ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option(help="Following a file: end with the report when process PID ends."),
+    ] = None,
     tee: Annotated[
         bool, typer.Option("--tee", help="Pass the input lines through to stdout.")
     ] = False,
     fmt: ReportFormatOption = [],  # noqa: B006 - typer needs a list default
+    select: SelectOption = [],  # noqa: B006
+    extend_select: ExtendSelectOption = [],  # noqa: B006
+    ignore: IgnoreOption = [],  # noqa: B006
+    train_col: TrainColOption = None,
+    val_col: ValColOption = None,
+    step_col: StepColOption = None,
     vocab_size: VocabOption = None,
+    classes: ClassesOption = None,
+    profile: ProfileOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Diagnose a run while it trains: follow stdin or a growing file, alert on findings.
 
     On a terminal a live panel shows the recent loss and the findings; otherwise one line
-    is printed per new or changed finding.  At the end of input the full report is printed
-    (exit code as for check).  Ctrl-C prints the report so far and exits 130.
+    is printed per new or materially changed finding (on stderr when the report on stdout
+    is machine-readable).  At the end of input the full report is printed (exit code as
+    for check).  Ctrl-C or SIGTERM print the report so far and exit 130 or 143.
     """
-    import queue
-    import threading
+    from lossdoctor.cli_live import watch_command
 
-    from lossdoctor.live.loop import Callbacks, run_loop
-    from lossdoctor.live.monitor import LiveMonitor
-    from lossdoctor.live.sources import file_follower, pipe_reader
-    from lossdoctor.reporters.live import PanelDisplay, PlainDisplay
-
-    for name, value in (("--stop-on", stop_on), ("--fail-on", fail_on)):
-        if value is not None and value not in FAIL_ON:
-            raise typer.BadParameter(
-                f"'{value}' is not one of {', '.join(FAIL_ON)}", param_hint=name
-            )
+    _live_options(stop_on, fail_on, vocab_size, classes)
+    settings = _settings(
+        select, extend_select, ignore, config, (train_col, val_col, step_col),
+        vocab_size or classes, profile,
+    )  # fmt: skip
     outputs = _parse_formats(fmt)
-    rules, hints, context = _live_setup(config, vocab_size)
-    monitor = LiveMonitor(path, rules, context=context, hints=hints)
-    events: queue.Queue[Any] = queue.Queue()
-    stop = threading.Event()
-    if path == "-":
-        pipe_reader(sys.stdin.fileno(), events, "stdin")
-    else:
-        file_follower(Path(path), events, stop)
-    on_terminal = sys.stdout.isatty() and not os.environ.get("LOSSDOCTOR_PLAIN")
-    display: Any = (
-        PanelDisplay() if on_terminal else PlainDisplay(sys.stderr if tee else sys.stdout)
+    if tee and any(name != "text" and out is None for name, out in outputs):
+        raise typer.BadParameter(
+            "--tee writes the input to stdout: give the report a path (NAME:PATH)",
+            param_hint="'--tee'",
+        )
+    if (exit_when_idle is not None or pid is not None) and path == "-":
+        raise typer.BadParameter("--exit-when-idle and --pid are for following a file")
+    raise typer.Exit(
+        watch_command(
+            path,
+            settings,
+            outputs,
+            stop_on=stop_on,
+            fail_on=fail_on,
+            stall_after=stall_after,
+            tee=tee,
+            exit_when_idle=exit_when_idle,
+            pid=pid,
+        )
     )
-    tee_out = PlainDisplay(sys.stdout) if tee and not on_terminal else display
-    callbacks = Callbacks(
-        on_lines=tee_out.lines if tee else None,
-        on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
-        on_tick=display.tick,
-    )
-    display.start()
-    try:
-        outcome = run_loop(
-            monitor, events, pipes=1 if path == "-" else 1 << 30, callbacks=callbacks,
-            stop_on=stop_on, stall_after=stall_after,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        display.stop()
-        stop.set()
-        report = monitor.judge()
-        if report is not None:
-            _final(report, fail_on, outputs)
-        raise typer.Exit(130) from None
-    display.stop()
-    stop.set()
-    if outcome.report is None:
-        _error(f"{path}: no loss values found in the input ({monitor.lines} lines)")
-        raise typer.Exit(ExitCode.USAGE)
-    code = _final(outcome.report, fail_on, outputs)
-    if outcome.reason == "stop":
-        raise typer.Exit(ExitCode.FINDINGS)
-    raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -519,114 +562,50 @@ def run(
     grace: Annotated[
         float, typer.Option(min=0.0, help="Seconds between SIGINT, SIGTERM and SIGKILL.")
     ] = 10.0,
-    fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding reaches this level.")
-    ] = "error",
+    fail_on: FailOnOption = "error",
     stall_after: StallOption = None,
     fmt: ReportFormatOption = [],  # noqa: B006 - typer needs a list default
+    select: SelectOption = [],  # noqa: B006
+    extend_select: ExtendSelectOption = [],  # noqa: B006
+    ignore: IgnoreOption = [],  # noqa: B006
+    train_col: TrainColOption = None,
+    val_col: ValColOption = None,
+    step_col: StepColOption = None,
     vocab_size: VocabOption = None,
+    classes: ClassesOption = None,
+    profile: ProfileOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run a training command, show its output unchanged, diagnose it live, and stop it
-    when a finding reaches --stop-on (SIGINT, then SIGTERM, then SIGKILL).
+    """Run a training command, show its output unchanged, diagnose it live, and stop its
+    process group when a finding reaches --stop-on (SIGINT, then SIGTERM, then SIGKILL,
+    --grace seconds apart; the same when lossdoctor itself is interrupted).
 
     Exit code: the command's own (128+signal if a signal ended it) unless lossdoctor
-    stopped it or a finding reached --fail-on (then 1).
+    stopped it or a finding reached --fail-on (then 1); 130/143 when lossdoctor was
+    interrupted.  If diagnosis fails, the command runs on unwatched and its code is kept.
     """
-    import queue
-    import signal
-    import subprocess
+    from lossdoctor.cli_live import run_command
 
-    from lossdoctor.live.loop import Callbacks, run_loop
-    from lossdoctor.live.monitor import LiveMonitor
-    from lossdoctor.live.sources import pipe_reader
-    from lossdoctor.reporters.live import PlainDisplay
-
-    for name, value in (("--stop-on", stop_on), ("--fail-on", fail_on)):
-        if value is not None and value not in FAIL_ON:
-            raise typer.BadParameter(
-                f"'{value}' is not one of {', '.join(FAIL_ON)}", param_hint=name
-            )
+    _live_options(stop_on, fail_on, vocab_size, classes)
     if not command:
         raise typer.BadParameter("give the command to run after --")
+    settings = _settings(
+        select, extend_select, ignore, config, (train_col, val_col, step_col),
+        vocab_size or classes, profile,
+    )  # fmt: skip
     outputs = _parse_formats(fmt)
-    rules, hints, context = _live_setup(config, vocab_size)
-    env = {k: v for k, v in os.environ.items() if k not in _SET_FOR_NUMPY}
-    env["PYTHONUNBUFFERED"] = "1"
-    try:
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    raise typer.Exit(
+        run_command(
+            command,
+            settings,
+            outputs,
+            stop_on=stop_on,
+            fail_on=fail_on,
+            grace=grace,
+            stall_after=stall_after,
+            child_env=_child_env(),
         )
-    except OSError as exc:
-        _error(f"{command[0]}: cannot start ({exc.strerror})")
-        raise typer.Exit(ExitCode.USAGE) from None
-    assert child.stdout is not None
-    assert child.stderr is not None
-    events: queue.Queue[Any] = queue.Queue()
-
-    def tee_to(stream: Any) -> Any:
-        def write(chunk: bytes) -> None:
-            try:
-                stream.buffer.write(chunk)
-                stream.buffer.flush()
-            except (OSError, ValueError):
-                pass
-
-        return write
-
-    pipe_reader(child.stdout.fileno(), events, "stdout", tee=tee_to(sys.stdout))
-    pipe_reader(child.stderr.fileno(), events, "stderr", tee=tee_to(sys.stderr))
-    forwarded: list[int] = []
-
-    def forward(signum: int, frame: Any) -> None:
-        del frame
-        forwarded.append(signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    monitor = LiveMonitor(" ".join(command), rules, context=context, hints=hints)
-    display = PlainDisplay(sys.stderr)
-    callbacks = Callbacks(
-        on_change=lambda changed, report: display.change(changed, report, monitor.last_step)
     )
-    stopped = False
-    try:
-        outcome = run_loop(
-            monitor, events, pipes=2, callbacks=callbacks, stop_on=stop_on, stall_after=stall_after
-        )
-        if outcome.reason == "stop":
-            stopped = True
-            _stop_child(child, grace)
-        child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    report = outcome.report or monitor.judge()
-    code = child.returncode
-    child_code = 128 - code if code < 0 else code
-    if report is None:
-        raise typer.Exit(child_code if not stopped else ExitCode.FINDINGS)
-    reached = _final(report, fail_on, outputs)
-    if stopped or reached:
-        raise typer.Exit(ExitCode.FINDINGS)
-    raise typer.Exit(child_code)
-
-
-def _stop_child(child: Any, grace: float) -> None:
-    """Stop the child's process group the way wandb agent and torchrun do: SIGINT, then
-    SIGTERM after ``grace`` seconds, then SIGKILL."""
-    import signal
-    import subprocess
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, sig)
-        try:
-            child.wait(timeout=grace if sig != signal.SIGKILL else None)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @app.command()
@@ -725,6 +704,11 @@ def rules_test(
 _NUMPY_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0"}
 #: The names of ``_NUMPY_ENV`` this process set (kept out of a child's environment).
 _SET_FOR_NUMPY: set[str] = set()
+
+
+def _child_env() -> dict[str, str]:
+    """Return the environment for ``run``'s command: ours, without what we set for numpy."""
+    return {k: v for k, v in os.environ.items() if k not in _SET_FOR_NUMPY}
 
 
 #: glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.

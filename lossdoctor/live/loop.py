@@ -1,5 +1,11 @@
 """The live loop: take events from the sources, feed the monitor, judge as points come in,
-and report changes through callbacks (the CLI decides how to show them)."""
+and report changes through callbacks (the CLI decides how to show them).
+
+Every line is parsed as it comes (a NaN or a spike is never dropped); judging is what
+gives way when lines come faster than they are judged: a judgement is taken at most
+every :data:`MIN_INTERVAL` seconds, and less often as it gets costlier, so that it takes
+at most :data:`JUDGE_SHARE` of the time.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,16 @@ MIN_INTERVAL = 0.05
 #: Judging may take at most this share of the time.
 JUDGE_SHARE = 0.25
 WAIT = 0.1
+#: Seconds the sources may still deliver lines once ``finished()`` said the writer ended
+#: (a background grandchild may hold the pipe open for much longer: it is not waited for).
+DRAIN_SECONDS = 1.0
 
 
 @dataclass
 class Outcome:
-    """How the loop ended: ``eof``, ``stop`` (a finding reached the stop level) or ``done``
-    (the caller's ``finished`` said so), with the last report and the triggering finding."""
+    """How the loop ended: ``eof`` (every pipe ended), ``stop`` (a finding reached the stop
+    level), ``done`` (the caller's ``finished`` said the writer ended) or ``ended`` (the
+    caller's ``should_end`` said so), with the last report and the triggering finding."""
 
     reason: str
     report: RunReport | None
@@ -47,8 +57,12 @@ def run_loop(
     stop_on: str | None = None,
     stall_after: float | None = None,
     finished: Callable[[], bool] | None = None,
+    should_end: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Run until every pipe ended, a finding reaches ``stop_on``, or ``finished()``.
+    """Run until every pipe ended, a finding reaches ``stop_on``, ``finished()`` (then the
+    lines already written are read first, for at most :data:`DRAIN_SECONDS`) or
+    ``should_end()`` (at once).  The outcome's report judges the run as finished unless
+    the loop stopped on a finding or ``should_end``.
 
     KeyboardInterrupt propagates to the caller (which prints the report so far).
     """
@@ -58,6 +72,7 @@ def run_loop(
     last_judge = 0.0
     interval = MIN_INTERVAL
     last_tick = 0.0
+    drain_until: float | None = None
     report: RunReport | None = None
     while True:
         try:
@@ -69,6 +84,8 @@ def run_loop(
                 callbacks.on_lines(payload)
             urgent |= monitor.add_lines(payload)
             dirty = True
+        elif kind == "skip":
+            monitor.skip(payload)
         elif kind == "reset":
             monitor.reset(payload)
             dirty = True
@@ -77,6 +94,8 @@ def run_loop(
             if open_pipes <= 0 and events.empty():
                 break
         now = time.monotonic()
+        if should_end is not None and should_end():
+            return Outcome("ended", monitor.judge())
         if (
             stall_after
             and monitor.last_point_time is not None
@@ -102,6 +121,8 @@ def run_loop(
         if callbacks.on_tick and now - last_tick >= WAIT * 2.5:
             callbacks.on_tick(monitor, report)
             last_tick = now
-        if finished is not None and finished() and events.empty():
-            return Outcome("done", monitor.judge())
-    return Outcome("eof", monitor.judge())
+        if drain_until is None and finished is not None and finished():
+            drain_until = now + DRAIN_SECONDS
+        if drain_until is not None and (kind == "" or now >= drain_until):
+            return Outcome("done", monitor.judge(finished=True))
+    return Outcome("eof", monitor.judge(finished=True))

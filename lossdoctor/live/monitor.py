@@ -22,6 +22,8 @@ from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 _NANOGPT_FAST = re.compile(r"iter (\d+): loss ([-+.\w]+?),")
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
 STALL_RULE, STALL_CODE = "stall", "LD701"
+#: Distinct keys tracked at most (a log with a new key on every line stays bounded).
+MAX_SERIES = 64
 
 
 class LiveMonitor:
@@ -50,6 +52,12 @@ class LiveMonitor:
         self.seen: dict[tuple[str, str], str] = {}
         self.stalled_for: float | None = None
         self.notes: list[str] = []
+        #: Lines that could not be read (malformed, too long, too deeply nested).
+        self.malformed = 0
+        self.first_malformed: int | None = None
+        #: Keys not tracked because :data:`MAX_SERIES` were already tracked.
+        self.untracked: set[str] = set()
+        self.last_input_time = time.monotonic()
 
     def reset(self, reason: str) -> None:
         """Forget every point (the followed file was rewritten from the top)."""
@@ -58,12 +66,39 @@ class LiveMonitor:
         self.rows = 0
         self.notes.append(f"the file was {reason}: read again from the top")
 
+    def skip(self, count: int = 1) -> None:
+        """Count ``count`` lines that were dropped before parsing (too long)."""
+        for _ in range(count):
+            self.lines += 1
+            self._malformed()
+
+    def _malformed(self) -> None:
+        self.malformed += 1
+        if self.first_malformed is None:
+            self.first_malformed = self.lines
+
     def add_line(self, line: str) -> bool:
-        """Parse one line; return True when it carried a non-finite loss (judge at once)."""
+        """Parse one line; return True when it carried a non-finite loss (judge at once).
+
+        A line that cannot be read is skipped and counted in ``malformed``; no line raises."""
         self.lines += 1
-        record = self.parser.feed(line)
+        self.last_input_time = time.monotonic()
+        before = self.parser.malformed
+        try:
+            record = self.parser.feed(line)
+        except (RecursionError, ValueError, TypeError, OverflowError, MemoryError):
+            record = None
+            self._malformed()
+        else:
+            if self.parser.malformed != before:
+                self._malformed()
         if not record:
             return False
+        return self.add_record(record)
+
+    def add_record(self, record: Mapping[str, float]) -> bool:
+        """Add one record (key -> value, a step key among them or not); return True when
+        it carried a non-finite loss."""
         self.rows += 1
         step = next((record[k] for k in STEP_KEYS if k in record), None)
         if step is None or not math.isfinite(step):
@@ -74,9 +109,9 @@ class LiveMonitor:
         for key, value in record.items():
             if key in STEP_KEYS:
                 continue
-            buffer = self.buffers.get(key)
+            buffer = self._buffer(key)
             if buffer is None:
-                buffer = self.buffers[key] = PointBuffer()
+                continue
             buffer.append(step, value)
             if not math.isfinite(value) and "loss" in key.lower():
                 urgent = True
@@ -86,6 +121,16 @@ class LiveMonitor:
             self.first_point_time = now
         self.stalled_for = None
         return urgent
+
+    def _buffer(self, key: str) -> PointBuffer | None:
+        buffer = self.buffers.get(key)
+        if buffer is None:
+            if len(self.buffers) >= MAX_SERIES:
+                if len(self.untracked) < MAX_SERIES:
+                    self.untracked.add(key)
+                return None
+            buffer = self.buffers[key] = PointBuffer()
+        return buffer
 
     def add_lines(self, lines: list[str]) -> bool:
         """Parse many lines; return True when one carried a non-finite loss.
@@ -103,8 +148,16 @@ class LiveMonitor:
                     steps, values = [], []
                 urgent |= self.add_line(line)
                 continue
+            try:
+                value = float(found.group(2))
+            except ValueError:  # "2.5x": the general parser decides
+                if steps:
+                    urgent |= self._flush_fast(steps, values)
+                    steps, values = [], []
+                urgent |= self.add_line(line)
+                continue
             steps.append(float(found.group(1)))
-            values.append(float(found.group(2)))
+            values.append(value)
         if steps:
             urgent |= self._flush_fast(steps, values)
         return urgent
@@ -112,12 +165,13 @@ class LiveMonitor:
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
             self.parser.kind = "text"
-        buffer = self.buffers.get("loss")
-        if buffer is None:
-            buffer = self.buffers["loss"] = PointBuffer()
-        buffer.extend(steps, values)
         count = len(values)
         self.lines += count
+        self.last_input_time = time.monotonic()
+        buffer = self._buffer("loss")
+        if buffer is None:
+            return False
+        buffer.extend(steps, values)
         self.rows += count
         self.points += count
         self.last_step = steps[-1]
@@ -151,12 +205,23 @@ class LiveMonitor:
                     steps, values = steps[order], values[order]
             series[role] = Series(role=role, column=name, steps=steps, values=values)
         used = ", ".join(f"{r}={n}" for r, n in roles.items())
-        return Run(
-            self.source, f"live:{self.parser.kind}", series, (f"columns: {used}", *self.notes)
-        )
+        notes = [f"columns: {used}", *self.notes]
+        if self.malformed:
+            notes.append(
+                f"skipped {self.malformed:,} malformed line{'s' * (self.malformed != 1)} "
+                f"(first at line {self.first_malformed})"
+            )
+        if self.untracked:
+            notes.append(
+                f"tracked the first {MAX_SERIES} keys only; ignored "
+                f"{', '.join(sorted(self.untracked)[:3])}{' and more' * (len(self.untracked) > 3)}"
+            )
+        return Run(self.source, f"live:{self.parser.kind}", series, tuple(notes))
 
-    def judge(self) -> RunReport | None:
-        """Return the report of the run so far (None before any loss value)."""
+    def judge(self, *, finished: bool = False) -> RunReport | None:
+        """Return the report of the run so far (None before any loss value); with
+        ``finished`` the run is judged as a whole run, else as a run in progress."""
+        del finished  # judged alike until rules state the evidence they need
         run = self.run()
         if run is None:
             return None

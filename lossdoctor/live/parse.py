@@ -39,6 +39,8 @@ class LineParser:
         self.delimiter = ","
         self.state = _State()
         self.skipped = 0
+        #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
+        self.malformed = 0
         self._pending: list[str] = []
 
     def _decide(self, line: str) -> None:
@@ -46,7 +48,7 @@ class LineParser:
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
                 json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self.kind = "text"
             else:
                 self.kind = "jsonl"
@@ -63,6 +65,7 @@ class LineParser:
         """Return the values on ``line`` (a record) or None."""
         if len(line) > MAX_LINE_CHARS:
             self.skipped += 1
+            self.malformed += 1
             return None
         if not line.strip():
             return None
@@ -71,11 +74,11 @@ class LineParser:
         if self.kind == "jsonl":
             try:
                 obj = json.loads(line)
-            except ValueError:
-                self.skipped += 1
-                return None
+            except (ValueError, RecursionError):
+                obj = None
             if not isinstance(obj, dict):
                 self.skipped += 1
+                self.malformed += 1
                 return None
             out: dict[str, Any] = {}
             for key, value in obj.items():
@@ -96,6 +99,7 @@ class LineParser:
                 return None
             if self.header is None or len(cells) != len(self.header):
                 self.skipped += 1
+                self.malformed += 1
                 return None
             record = {}
             for name, cell in zip(self.header, cells, strict=True):

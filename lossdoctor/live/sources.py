@@ -1,7 +1,14 @@
 """Line sources for live input: a pipe (stdin or a child's output) and a growing file
-(followed like ``tail -F``).  Each runs a thread that puts events on a queue:
-("lines", [text, ...]) as lines complete, ("reset", reason) when a followed file was
-truncated or replaced, and ("eof", name) at the end of a pipe."""
+(followed like ``tail -F``).  Each runs a thread that puts events on a bounded queue:
+("lines", [text, ...]) as lines complete, ("skip", count) for lines too long to keep,
+("reset", reason) when a followed file was truncated, rewritten, replaced or recreated,
+and ("eof", name) at the end of a pipe.
+
+The queue is bounded (:data:`QUEUE_BATCHES` batches of at most :data:`CHUNK` bytes), so
+a writer faster than the judge waits for it (backpressure) instead of filling memory.
+Teeing happens before queueing, and once ``discard`` is set (diagnosis gave up) a reader
+only tees: the writer is never blocked by a consumer that stopped consuming.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +20,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lossdoctor.ingest.textlog import MAX_LINE_CHARS
+
 Event = tuple[str, Any]
 CHUNK = 1 << 16
+#: Batches of lines the queue holds at most (each from one read of at most CHUNK bytes).
+QUEUE_BATCHES = 64
+#: A partial line longer than this many bytes is dropped (and counted) until its newline.
+MAX_PENDING_BYTES = 4 * MAX_LINE_CHARS
 #: Seconds between polls of a followed file.
 POLL_SECONDS = 0.1
 #: Bytes at the top of a followed file compared to notice a rewrite.
 HEAD_BYTES = 256
 
 
+def new_queue() -> queue.Queue[Event]:
+    """Return the bounded event queue live sources put on."""
+    return queue.Queue(maxsize=QUEUE_BATCHES)
+
+
 def split_lines(buffer: bytes, chunk: bytes) -> tuple[list[str], bytes]:
     """Return the complete lines in ``buffer + chunk`` (split on \\n and \\r) and the rest."""
-    data = buffer + chunk
+    data = buffer + chunk if buffer else chunk
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     cut = data.rfind(b"\n")
@@ -33,13 +51,57 @@ def split_lines(buffer: bytes, chunk: bytes) -> tuple[list[str], bytes]:
     return lines, data[cut + 1 :]
 
 
+class LineSplitter:
+    """Splits a byte stream into lines; a line longer than :data:`MAX_PENDING_BYTES` is
+    dropped up to its newline and counted in ``overlong`` (memory stays bounded and no
+    byte is copied twice however long a line without a newline grows)."""
+
+    def __init__(self) -> None:
+        self.rest = b""
+        self.dropping = False
+        self.overlong = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Return the lines completed by ``chunk``."""
+        if self.dropping:
+            ends = [at for at in (chunk.find(b"\n"), chunk.find(b"\r")) if at >= 0]
+            if not ends:
+                return []
+            self.dropping = False
+            chunk = chunk[min(ends) + 1 :]
+        lines, self.rest = split_lines(self.rest, chunk)
+        if len(self.rest) > MAX_PENDING_BYTES:
+            self.rest, self.dropping = b"", True
+            self.overlong += 1
+        return lines
+
+    def end(self) -> list[str]:
+        """Return the last line when the stream ended without a newline."""
+        rest, self.rest = self.rest, b""
+        return [rest.decode("utf-8", errors="replace")] if rest else []
+
+
+def put(events: queue.Queue[Event], event: Event, discard: threading.Event | None) -> None:
+    """Put ``event`` on the queue, waiting while it is full, unless ``discard`` gets set."""
+    while discard is None or not discard.is_set():
+        try:
+            events.put(event, timeout=POLL_SECONDS)
+            return
+        except queue.Full:
+            continue
+
+
 def pipe_reader(
-    fd: int, events: queue.Queue[Event], name: str, tee: Callable[[bytes], None] | None = None
+    fd: int,
+    events: queue.Queue[Event],
+    name: str,
+    tee: Callable[[bytes], None] | None = None,
+    discard: threading.Event | None = None,
 ) -> threading.Thread:
     """Start a thread that reads ``fd`` to its end, teeing raw bytes when asked."""
 
     def loop() -> None:
-        rest = b""
+        splitter = LineSplitter()
         while True:
             try:
                 chunk = os.read(fd, CHUNK)
@@ -49,12 +111,18 @@ def pipe_reader(
                 break
             if tee is not None:
                 tee(chunk)
-            lines, rest = split_lines(rest, chunk)
+            if discard is not None and discard.is_set():
+                continue
+            before = splitter.overlong
+            lines = splitter.feed(chunk)
             if lines:
-                events.put(("lines", lines))
-        if rest:
-            events.put(("lines", [rest.decode("utf-8", errors="replace")]))
-        events.put(("eof", name))
+                put(events, ("lines", lines), discard)
+            if splitter.overlong != before:
+                put(events, ("skip", splitter.overlong - before), discard)
+        last = splitter.end()
+        if last:
+            put(events, ("lines", last), discard)
+        put(events, ("eof", name), discard)
 
     thread = threading.Thread(target=loop, name=f"read-{name}", daemon=True)
     thread.start()
@@ -66,38 +134,47 @@ def file_follower(
 ) -> threading.Thread:
     """Start a thread that follows ``path`` by name: waits for it to appear, reads what is
     appended, and starts again from the top when it is truncated, rewritten (its first
-    bytes changed, as when Lightning rewrites ``metrics.csv`` with a new header) or
-    replaced (rotation)."""
+    bytes changed, as when Lightning rewrites ``metrics.csv`` with a new header),
+    replaced (rotation) or deleted and created again."""
 
     def loop() -> None:
         handle = None
         inode = None
         head = b""
-        rest = b""
+        splitter = LineSplitter()
+        seen_file = False
+        lost_file = False
         while not stop.is_set():
             if handle is None:
                 try:
                     handle = path.open("rb")
                     inode = os.fstat(handle.fileno()).st_ino
                 except OSError:
+                    lost_file = lost_file or seen_file
                     time.sleep(POLL_SECONDS)
                     continue
+                if lost_file:
+                    put(events, ("reset", "deleted and created again"), stop)
+                seen_file, lost_file = True, False
                 head = b""
             if head:
                 now = os.pread(handle.fileno(), len(head), 0)
                 if now != head:
                     handle.seek(0)
-                    head, rest = b"", b""
-                    events.put(("reset", "rewritten"))
+                    head, splitter = b"", LineSplitter()
+                    put(events, ("reset", "rewritten"), stop)
                     continue
             position = handle.tell()
             chunk = handle.read(CHUNK)
             if chunk:
                 if position < HEAD_BYTES:
                     head = (head + chunk)[:HEAD_BYTES] if position == len(head) else head
-                lines, rest = split_lines(rest, chunk)
+                before = splitter.overlong
+                lines = splitter.feed(chunk)
                 if lines:
-                    events.put(("lines", lines))
+                    put(events, ("lines", lines), stop)
+                if splitter.overlong != before:
+                    put(events, ("skip", splitter.overlong - before), stop)
                 continue
             try:
                 current = path.stat()
@@ -105,14 +182,16 @@ def file_follower(
                 current = None
             if current is None or current.st_ino != inode:
                 handle.close()
-                handle, rest = None, b""
-                if current is not None:
-                    events.put(("reset", "replaced"))
+                handle, splitter = None, LineSplitter()
+                if current is None:
+                    lost_file = True
+                else:
+                    put(events, ("reset", "replaced"), stop)
                 continue
             if current.st_size < handle.tell():
                 handle.seek(0)
-                head, rest = b"", b""
-                events.put(("reset", "truncated"))
+                head, splitter = b"", LineSplitter()
+                put(events, ("reset", "truncated"), stop)
                 continue
             time.sleep(POLL_SECONDS)
         if handle is not None:
