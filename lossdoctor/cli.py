@@ -615,7 +615,8 @@ def formats() -> None:
     from lossdoctor.reporters import rule_docs
 
     rule_docs.print_rows(
-        ("reader", "reads", "example"), [(r.name, r.reads, r.example) for r in READERS]
+        ("reader", "reads", "example", "tested against"),
+        [(r.name, r.reads, r.example, r.tested) for r in READERS],
     )
 
 

@@ -76,9 +76,10 @@ def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
     """Return the table layout of a text starting with ``head``, or None when the text is
     JSON, an MLflow metric file or not a table.  ``complete``: ``head`` is the whole text."""
     from lossdoctor.ingest.mlflow import looks_like_metric_file
+    from lossdoctor.ingest.textforms import opens_json
 
     text = decode_text(head)
-    if text.lstrip()[:1] in ("{", "["):
+    if opens_json(text):
         return None
     if complete:
         try:
@@ -110,12 +111,19 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         read_event_bytes(data, scalars, source=source)
         return scalars_to_run(scalars, source=source, hints=hints)
     _check_text(data, source)
+    form = _read_text_form(data, source=source, hints=hints)
+    if form is not None:
+        return form
     layout = _table_layout(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
     text = decode_text(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
+        from lossdoctor.ingest.textforms import opens_json
+
+        if not opens_json(head):
+            return _read_text(text, source=source, hints=hints)
         try:
             obj = json.loads(text)
         except ValueError as exc:
@@ -145,6 +153,17 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
     return _read_text(text, source=source, hints=hints)
+
+
+def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
+    """Return the run when ``data`` is one of the text forms with their own reader
+    (see :mod:`lossdoctor.ingest.textforms`), else None."""
+    from lossdoctor.ingest.textforms import read_text_form
+
+    head = decode_text(data[:HEAD_BYTES])
+    if head.lstrip()[:1] == "{":
+        return None
+    return read_text_form(head, decode_text(data), source=source, hints=hints)
 
 
 def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:

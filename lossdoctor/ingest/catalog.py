@@ -8,41 +8,47 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ReaderInfo:
-    """One reader: the name the report shows, what it reads, an example of its input."""
+    """One reader: the name the report shows, what it reads, an example of its input, and
+    what it was tested against (the writer library and version that wrote the test
+    fixtures, or the source the fixtures follow)."""
 
     name: str
     reads: str
     example: str
+    tested: str = "fixtures written from the format's documentation"
 
 
 READERS: tuple[ReaderInfo, ...] = (
-    ReaderInfo("csv / tsv", "CSV or TSV with a header; delimiter sniffed; Lightning metrics.csv (sparse rows), Keras CSVLogger (NA), W&B exports", "step,loss,val_loss"),
-    ReaderInfo("tensorboard-csv", "TensorBoard scalar export; the tag comes from the file name", "Wall time,Step,Value"),
-    ReaderInfo("tensorboard-json", "TensorBoard JSON export", '[[1700000000.5, 100, 2.31], ...]'),
-    ReaderInfo("jsonl", "one JSON object per line (also detectron2 metrics.json, mmengine scalars.json)", '{"step": 100, "loss": 2.31}'),
+    ReaderInfo("csv / tsv", "CSV or TSV with a header; delimiter sniffed; Lightning metrics.csv (sparse rows), Keras CSVLogger (NA), W&B exports; Ultralytics results.csv (the loss parts summed into the total)", "step,loss,val_loss", "Lightning CSVLogger and Ultralytics sources; W&B/Keras formats as documented"),
+    ReaderInfo("tensorboard-csv", "TensorBoard scalar export; the tag comes from the file name", "Wall time,Step,Value", "TensorBoard scalars plugin source"),
+    ReaderInfo("tensorboard-json", "TensorBoard JSON export", '[[1700000000.5, 100, 2.31], ...]', "TensorBoard scalars plugin source"),
+    ReaderInfo("jsonl", "one JSON object per line (also detectron2 metrics.json with its loss parts, mmengine scalars.json with validation lines counted in epochs, LLaMA-Factory trainer_log.jsonl: step = current_steps, ms-swift logging.jsonl: step from global_step/max_steps)", '{"step": 100, "loss": 2.31}', "detectron2, mmengine, LLaMA-Factory and ms-swift writer sources"),
     ReaderInfo("json-records", "a JSON list of records", '[{"step": 100, "loss": 2.31}, ...]'),
     ReaderInfo("json-history", "a dict of per-epoch lists (Keras History.history)", '{"loss": [2.3, 1.9], "val_loss": [2.4, 2.0]}'),
-    ReaderInfo("hf-trainer-state", "Hugging Face trainer_state.json (log_history)", '{"log_history": [{"loss": 2.31, "step": 100}, ...]}'),
-    ReaderInfo("tfevents", "TensorBoard event files and log folders (simple_value and tensor scalars, every point)", "events.out.tfevents.1700000000.host"),
+    ReaderInfo("hf-trainer-state", "Hugging Face trainer_state.json (log_history)", '{"log_history": [{"loss": 2.31, "step": 100}, ...]}', "transformers TrainerState.save_to_json"),
+    ReaderInfo("tfevents", "TensorBoard event files and log folders (simple_value and tensor scalars, every point)", "events.out.tfevents.1700000000.host", "tensorboard 2.21.0 (tests write event files with it)"),
     ReaderInfo("mlflow-metric", "one MLflow metric file", "1700000000123 2.31 100"),
     ReaderInfo("mlflow-file", "an MLflow file-store run folder (mlruns/<exp>/<run>/metrics/<key>)", "mlruns/0/<run id>/"),
     ReaderInfo("mlflow-sqlite", "an MLflow SQLite tracking store; one run per MLflow run (--run picks)", "mlflow.db"),
     ReaderInfo("text:nanogpt", "nanoGPT stdout", "iter 100: loss 2.8901, time 35.1ms / step 500: train loss 1.98, val loss 2.01"),
     ReaderInfo("text:llm.c", "llm.c main.log and stdout", "s:500 trl:3.91 / s:500 tel:3.90 / step 1/19560 | loss 11.01 |"),
-    ReaderInfo("text:hf-printed", "Hugging Face Trainer printed dicts (values may be quoted; nan understood)", "{'loss': 2.1, 'grad_norm': nan, 'epoch': 0.5}"),
+    ReaderInfo("text:hf-printed", "Hugging Face Trainer printed dicts (values may be quoted, as TRL prints them; nan understood); axolotl stdout", "{'loss': 2.1, 'grad_norm': nan, 'epoch': 0.5}", "transformers ProgressCallback, axolotl log lines"),
     ReaderInfo("text:megatron", "Megatron-LM / Megatron-DeepSpeed", "iteration 100/ 1000 | ... | lm loss: 2.3E+00 |"),
     ReaderInfo("text:fairseq", "fairseq simple log format", "epoch 001:  100 / 1891 loss=11.52, ..., num_updates=100"),
     ReaderInfo("text:mmengine", "mmengine / mmcv text logs", "Epoch(train) [1][240/735]  lr: 2e-04  loss: 2.5128"),
     ReaderInfo("text:keras", "Keras progress-bar stdout (epoch-end lines)", "449/449 - 37s - loss: 1.8313 - val_loss: 1.7856"),
     ReaderInfo("text:generic", "any key=value, key: value or 'key value |' lines", "step=100 loss=2.31 lr=3e-4"),
+    ReaderInfo("hf-notebook-table", "the Hugging Face / unsloth notebook table as pasted: progress banner, tab or space separated, 'No log' cells, extra TRL columns", "[300/300 05:12, Epoch 3/3] / Step  Training Loss  Validation Loss", "transformers NotebookProgressCallback source"),
+    ReaderInfo("text:lightning-progress", "PyTorch Lightning TQDM and Rich progress bars: step = epoch x batches + batch, one validation value per epoch", "Epoch 3: 100%|####| 250/250 [00:12<00:00, v_num=0, train_loss=0.312, val_loss=0.345]", "Lightning TQDMProgressBar / RichProgressBar sources"),
+    ReaderInfo("text:torchtune", "torchtune DiskLogger files (log_<time>.txt) and stdout metric lines", "Step 1 | loss:2.0853 lr:2e-05 tokens_per_second_per_gpu:57.82", "torchtune training/metric_logging.py"),
     ReaderInfo("folder", "a folder of runs: event files, version_*/metrics.csv, checkpoint-*/trainer_state.json, MLflow runs", "lightning_logs/"),
 )  # fmt: skip
 
 
 def markdown_table() -> str:
     """Return the README's table of readers (Markdown)."""
-    rows = ["| reader | reads | example |", "|---|---|---|"]
+    rows = ["| reader | reads | example | tested against |", "|---|---|---|---|"]
     for info in READERS:
         example = info.example.replace("|", "\\|")
-        rows.append(f"| `{info.name}` | {info.reads} | `{example}` |")
+        rows.append(f"| `{info.name}` | {info.reads} | `{example}` | {info.tested} |")
     return "\n".join(rows) + "\n"

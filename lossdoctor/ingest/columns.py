@@ -16,6 +16,7 @@ from lossdoctor.model import GRAD_NORM, LR, TRAIN, VAL, XKind
 STEP_NAMES = (
     "step",
     "global_step",
+    "current_steps",
     "trainer/global_step",
     "train/global_step",
     "iter",

@@ -59,7 +59,11 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
         lines.append(number)
     if not records:
         raise InputError("no line holds a JSON object", path=source, line=bad_first)
+    from lossdoctor.ingest.frameworks import reshape_records
+
+    records, lines, shape_notes = reshape_records(records, lines)
     table = records_table(records, lines)
+    table.notes.extend(shape_notes)
     if bad:
         table.notes.append(
             f"{bad} lines that are not JSON objects were skipped (first: {bad_first})"

@@ -299,6 +299,12 @@ def table_to_run(
         and table.columns[c].present.sum()
         >= MIN_NUMERIC_SHARE * (table.columns[c].present.sum() + table.columns[c].garbage)
     ]
+    from lossdoctor.ingest import components
+
+    summed = components.summed_totals(numeric)
+    if summed:
+        components.add_sums(table.columns, summed)
+        names, numeric = list(table.columns), [*numeric, *summed]
     try:
         choice = choose_columns(numeric if not hints else names, hints)
     except KeyError as exc:
@@ -332,6 +338,9 @@ def table_to_run(
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
     roles = promote_single_loss(roles, notes)
+    parts = components.parts_of(numeric, roles)
+    notes.extend(components.describe(roles, parts, set(summed)))
+    roles.update({p: p for ps in parts.values() for p in ps})
     for role, column in roles.items():
         col = table.columns[column]
         if col.garbage:
@@ -360,7 +369,7 @@ def table_to_run(
             role=role, column=column, steps=steps, values=values, x_kind=x_kind, lines=lines
         )
     notes = list(dict.fromkeys(notes))
-    used = ", ".join(f"{role}={column}" for role, column in roles.items())
+    used = ", ".join(f"{role}={column}" for role, column in roles.items() if role != column)
     step_text = choice.step if not is_index else "row order"
     notes.insert(0, f"columns: {used}; x: {step_text}")
     return Run(source=source, reader=reader, series=series, notes=tuple(notes))

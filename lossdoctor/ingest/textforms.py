@@ -1,0 +1,41 @@
+"""Text forms recognised before the generic sniffing: each has a cheap test on the head
+of the text and its own reader (:mod:`~lossdoctor.ingest.notebook`,
+:mod:`~lossdoctor.ingest.progressbar`, :mod:`~lossdoctor.ingest.torchtune`)."""
+
+from __future__ import annotations
+
+import re
+
+from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.model import Run
+
+#: A first line that opens a JSON document: ``[`` then a value, or ``[`` alone.
+JSON_START = re.compile(r"^\s*\[\s*(?:$|[\[{\"\]]|-?\d[\d.eE+-]*\s*[,\]]|true|false|null|NaN)")
+
+
+def opens_json(text: str) -> bool:
+    """Return True when ``text`` starts like JSON (``{`` or a ``[`` that opens a list),
+    False for a text line that merely starts with ``[`` (``[train] ...``, ``[3/30 ...]``)."""
+    head = text.lstrip()
+    if head.startswith("{"):
+        return True
+    first = head.split("\n", 1)[0]
+    return bool(JSON_START.match(first))
+
+
+def read_text_form(head: str, text: str, *, source: str, hints: ColumnHints | None) -> Run | None:
+    """Return the run when ``head`` (the start of ``text``) is a form read here, else None.
+
+    Raises :class:`~lossdoctor.errors.InputError` when the form is recognised but holds
+    no loss.
+    """
+    from lossdoctor.ingest import notebook, progressbar, torchtune
+
+    header_at = notebook.find_header(head)
+    if header_at is not None:
+        return notebook.read_notebook_table(text, header_at, source=source, hints=hints)
+    if progressbar.looks_like_progress_bar(head):
+        return progressbar.read_progress_bar(text, source=source, hints=hints)
+    if torchtune.looks_like_disk_log(head):
+        return torchtune.read_disk_log(text, source=source, hints=hints)
+    return None

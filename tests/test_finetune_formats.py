@@ -1,0 +1,158 @@
+"""Fine-tuning stacks' logs (issue 17): each form is read with the right series and step
+axis, and a problem planted in its fixture is diagnosed.
+
+Fixtures: ``tests/fixtures/finetune/`` written by ``scripts/make_finetune_fixtures.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossdoctor.api import diagnose
+from lossdoctor.errors import InputError
+from lossdoctor.ingest import read_bytes, read_run
+
+from conftest import FIXTURES, run_json
+
+FT = FIXTURES / "finetune"
+
+
+def active(path) -> dict[str, str]:
+    report = diagnose(str(path))
+    assert report.error is None, report.error
+    return {f.rule: f.severity for f in report.active}
+
+
+def test_text_starting_with_a_bracket_is_a_text_log_not_json():
+    run = read_run(str(FT / "bracket_prefixed.log"))
+    assert run.reader == "text:generic"
+    assert run.series["train"].steps[:3].tolist() == [10, 20, 30]
+    assert active(FT / "bracket_prefixed.log")["non-finite"] == "error"
+
+
+def test_bracket_text_without_values_says_so_not_invalid_json():
+    with pytest.raises(InputError) as err:
+        read_bytes(b"[train] tokens/iter = many\n[train] starting\n", source="x.log")
+    assert "invalid JSON" not in str(err.value)
+    assert "no loss values found" in str(err.value)
+    with pytest.raises(InputError, match="invalid JSON"):
+        read_bytes(b'[{"loss": 1.0},\n', source="x.json")
+
+
+def test_notebook_table_with_banner_and_trl_columns():
+    run = read_run(str(FT / "hf_notebook_table.txt"))
+    assert run.reader == "hf-notebook-table"
+    assert run.columns == {"train": "loss", "val": "eval_loss"}
+    val = run.series["val"]
+    assert val.steps[:3].tolist() == [10, 210, 410]
+    assert run.series["train"].steps[0] == 210  # "No log" in the first row is no point
+    assert val.lines[0] == 3
+    assert any("progress banner: step 6000/6000, epoch 3/3" in n for n in run.notes)
+    assert active(FT / "hf_notebook_table.txt")["overfitting"] == "error"
+
+
+def test_notebook_table_space_separated_unsloth():
+    run = read_run(str(FT / "unsloth_notebook_spaces.txt"))
+    assert run.series["train"].steps[-1] == 1200
+    assert len(run.series["train"]) == 120
+    assert active(FT / "unsloth_notebook_spaces.txt")["spikes"] == "warning"
+
+
+def test_llamafactory_trainer_log_steps_are_current_steps():
+    run = read_run(str(FT / "llamafactory_trainer_log.jsonl"))
+    train, val = run.series["train"], run.series["val"]
+    assert train.x_kind == "step"
+    assert train.steps[:2].tolist() == [10, 20]
+    assert val.steps.tolist() == [500, 1000, 1500, 2000, 2500, 3000]
+    found = active(FT / "llamafactory_trainer_log.jsonl")
+    assert found["spikes"] == "warning"
+    assert "per-epoch" not in found
+    report = diagnose(str(FT / "llamafactory_trainer_log.jsonl"))
+    spikes = next(f for f in report.findings if f.rule == "spikes")
+    assert "step 610" in spikes.message
+
+
+def test_lightning_progress_bar_real_steps_and_one_val_per_epoch():
+    run = read_run(str(FT / "lightning_progress.log"))
+    assert run.reader == "text:lightning-progress"
+    train, val = run.series["train"], run.series["val"]
+    assert train.steps[:5].tolist() == [10, 20, 30, 40, 50]
+    assert train.steps[-1] == 600
+    assert val.steps.tolist() == [50.0 * (e + 1) for e in range(12)]
+    report = diagnose(str(FT / "lightning_progress.log"))
+    over = next(f for f in report.active if f.rule == "overfitting")
+    assert "step 250" in over.message  # the end of epoch 4 (0-based), validation's best
+
+
+def test_mmengine_validation_lines_count_epochs():
+    run = read_run(str(FT / "mmengine_scalars.json"))
+    train, val = run.series["train"], run.series["val"]
+    assert len(train) == 240
+    assert train.steps[-1] == 240
+    assert val.column == "val/loss"
+    assert val.steps.tolist() == [60, 120, 180, 240]
+    assert any("mmengine: 4 validation lines" in n for n in run.notes)
+    assert active(FT / "mmengine_scalars.json")["spikes"] == "warning"
+
+
+def test_ultralytics_total_is_the_sum_of_parts():
+    run = read_run(str(FT / "ultralytics_results.csv"))
+    train, val = run.series["train"], run.series["val"]
+    assert train.x_kind == "epoch"
+    assert train.steps[0] == 1
+    parts = ["train/box_loss", "train/cls_loss", "train/dfl_loss"]
+    assert all(p in run.series for p in parts)
+    total = sum(run.series[p].values for p in parts)
+    np.testing.assert_allclose(train.values, total)
+    assert {"val/box_loss", "val/cls_loss", "val/dfl_loss"} <= set(run.series)
+    assert val.column == "val/loss"
+    assert any(
+        "the sum of train/box_loss + train/cls_loss + train/dfl_loss" in n for n in run.notes
+    )
+    assert active(FT / "ultralytics_results.csv")["overfitting"] == "error"
+
+
+def test_detectron2_total_loss_judged_parts_kept():
+    run = read_run(str(FT / "detectron2_metrics.json"))
+    assert run.columns["train"] == "total_loss"
+    assert {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"} <= set(run.series)
+    assert run.series["loss_cls"].steps[:2].tolist() == [1, 3]
+    assert any("logged total of loss_box_reg, loss_cls" in n for n in run.notes)
+    assert active(FT / "detectron2_metrics.json")["divergence"] == "error"
+
+
+def test_parts_in_json_report(runner):
+    code, doc = run_json(runner, str(FT / "ultralytics_results.csv"))
+    assert "train/cls_loss" in doc["runs"][0]["series"]
+    assert code == 1
+
+
+def test_torchtune_disk_logger():
+    run = read_run(str(FT / "torchtune_log_1718000000.txt"))
+    assert run.reader == "text:torchtune"
+    assert run.series["train"].steps[:3].tolist() == [1, 2, 3]
+    assert run.columns["lr"] == "lr"
+    assert active(FT / "torchtune_log_1718000000.txt")["high-flatline"] == "error"
+
+
+def test_swift_logging_jsonl_step_from_global_step_over_max_steps():
+    run = read_run(str(FT / "swift_logging.jsonl"))
+    train = run.series["train"]
+    assert train.steps[:2].tolist() == [10, 20]
+    assert train.steps[-1] == 1500
+    assert len(train) == 150
+    assert train.n_nonfinite == 30
+    report = diagnose(str(FT / "swift_logging.jsonl"))
+    nonfinite = next(f for f in report.active if f.rule == "non-finite")
+    assert nonfinite.severity == "error"
+    assert "step 1210" in nonfinite.message
+
+
+@pytest.mark.parametrize("name", ["trl_quoted_stdout.log", "axolotl_stdout.log"])
+def test_printed_dicts_quoted_numbers_and_axolotl(name):
+    run = read_run(str(FT / name))
+    assert run.reader == "text:hf-printed"
+    assert len(run.series["train"]) == 120
+    assert run.series["train"].values[0] == pytest.approx(3.2411)
+    assert active(FT / name)["oscillation"] == "error"
