@@ -340,7 +340,8 @@ def table_to_run(
     roles = promote_single_loss(roles, notes)
     parts = components.parts_of(numeric, roles)
     notes.extend(components.describe(roles, parts, set(summed)))
-    roles.update({p: p for ps in parts.values() for p in ps})
+    part_names = {p for ps in parts.values() for p in ps}
+    roles.update({p: p for p in part_names})
     for role, column in roles.items():
         col = table.columns[column]
         if col.garbage:
@@ -369,7 +370,7 @@ def table_to_run(
             role=role, column=column, steps=steps, values=values, x_kind=x_kind, lines=lines
         )
     notes = list(dict.fromkeys(notes))
-    used = ", ".join(f"{role}={column}" for role, column in roles.items() if role != column)
+    used = ", ".join(f"{role}={column}" for role, column in roles.items() if role not in part_names)
     step_text = choice.step if not is_index else "row order"
     notes.insert(0, f"columns: {used}; x: {step_text}")
     return Run(source=source, reader=reader, series=series, notes=tuple(notes))
