@@ -85,6 +85,22 @@ def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
+def _refuse_overwrite(
+    outputs: list[tuple[str, str | None]], inputs: list[str], plot: str | None = None
+) -> None:
+    """Raise a usage error when a report or chart path is one of the input files."""
+    given = {Path(p).resolve(): p for p in inputs if p != "-"}
+    targets = [(f"{name} report", path) for name, path in outputs if path is not None]
+    targets += [("chart", plot)] if plot is not None else []
+    for what, path in targets:
+        assert path is not None
+        if Path(path).resolve() in given:
+            raise LossdoctorError(
+                f"refusing to write the {what} over the input file (give another path)",
+                path=path,
+            )
+
+
 def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
     """Return ``func`` reporting lossdoctor errors as one line on stderr with exit code 2."""
 
@@ -155,7 +171,8 @@ def check(
         typer.Option(
             "--format",
             "-f",
-            help="Output NAME[:PATH]: text, json, markdown, github, junit, gitlab. Repeatable.",
+            help=f"Output NAME[:PATH]: {', '.join(FORMATS)}. Repeatable; a PATH's missing"
+            " folders are created; never one of the input files.",
         ),
     ] = [],  # noqa: B006 - typer needs a list default
     fail_on: Annotated[
@@ -222,6 +239,7 @@ def check(
             f"'{fail_on}' is not one of {', '.join(FAIL_ON)}", param_hint="'--fail-on'"
         )
     outputs = _parse_formats(fmt)
+    _refuse_overwrite(outputs, [*paths, *([baseline] if baseline else [])], plot)
     if vocab_size is not None and classes is not None:
         raise typer.BadParameter("give --vocab-size or --classes, not both")
     settings = _settings(
@@ -268,7 +286,23 @@ def check(
 
 
 def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "error") -> None:
-    """Render ``doc`` in format ``name`` to ``path`` (stdout when None)."""
+    """Render ``doc`` in format ``name`` to ``path`` (stdout when None).  A reader that
+    closes standard output early (``| head -1``) does not change the exit code."""
+    try:
+        _render_to(name, path, doc, fail_on=fail_on)
+    except BrokenPipeError:
+        _stdout_closed()
+
+
+def _stdout_closed() -> None:
+    """Point standard output at the null device: its reader has gone, and Python's own
+    flush at exit must not fail (nor change the exit code) because of it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _render_to(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str) -> None:
     if name == "text":
         from lossdoctor.reporters import terminal
 
@@ -287,11 +321,11 @@ def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "
     elif name == "markdown":
         from lossdoctor.reporters import markdown
 
-        text = markdown.render(doc)
+        text = markdown.render(doc, fail_on=fail_on)
     elif name == "github":
         from lossdoctor.reporters import github
 
-        text = github.render(doc)
+        text = github.render(doc, fail_on=fail_on)
     elif name == "html":
         from lossdoctor.reporters import html
 
@@ -311,7 +345,7 @@ def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "
     else:
         from lossdoctor.reporters import gitlab
 
-        text = gitlab.render(doc)
+        text = gitlab.render(doc, fail_on=fail_on)
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -366,6 +400,7 @@ def compare(
     if fail_on not in FAIL_ON:
         raise typer.BadParameter(f"'{fail_on}' is not one of {', '.join(FAIL_ON)}")
     outputs = _parse_formats(fmt)
+    _refuse_overwrite(outputs, [reference, candidate], plot)
     from lossdoctor.api import diagnose_many, make_context, select_rules
     from lossdoctor.compare import Tolerances, compare_report
     from lossdoctor.config import Settings, resolve_settings

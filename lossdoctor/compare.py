@@ -30,16 +30,16 @@ RULE_CODE = "LD601"
 PERSIST_SHARE = 0.05
 #: The trend's noise relative to the per-point noise, per sqrt(window) (median of a window).
 TREND_NOISE = 1.25
-FIXES = (
-    {
-        "title": "Diff the two runs' configurations",
-        "why": "Learning rate, batch size, data and seed are the usual suspects.",
-    },
-    {
-        "title": "Look where the curves part",
-        "why": "The step where the candidate leaves the band points at what changed first.",
-    },
-)
+
+
+#: What the compared "final" and "best" losses are (said in every message and the README).
+MEANING = {
+    "final": "final = median of the last 10% of points",
+    "best": "best = lowest level of the trend smoothed over 10% of the run",
+}
+#: The logged values quoted beside them.
+LOGGED = {"final": "last logged", "best": "lowest logged"}
+LOGGED_KEY = {"final": "last_logged", "best": "lowest_logged"}
 
 
 @dataclass(frozen=True)
@@ -81,20 +81,23 @@ def compare_runs(
     if ref.n < 2 or cand.n < 2 or not (ref.log_space and cand.log_space):
         return [Check("curve", True, "too few positive points to compare", {})]
     checks: list[Check] = []
-    for name, ref_level, cand_level in (
-        ("final", ref.end_level, cand.end_level),
-        ("best", ref.best_level, cand.best_level),
+    for name, ref_level, cand_level, ref_logged, cand_logged in (
+        ("final", ref.end_level, cand.end_level, ref.values[-1], cand.values[-1]),
+        ("best", ref.best_level, cand.best_level, ref.values.min(), cand.values.min()),
     ):
         ratio = safe_exp(cand_level - ref_level)
         passed = ratio <= 1 + tol.rtol
         message = (
             f"{name} loss {safe_exp(cand_level):.4g} vs reference {safe_exp(ref_level):.4g} "
-            f"({_pct(ratio)}, tolerance +{100 * tol.rtol:.0f}%)"
+            f"({_pct(ratio)}, tolerance +{100 * tol.rtol:.0f}%; {MEANING[name]}; "
+            f"{LOGGED[name]} {float(cand_logged):.4g} vs {float(ref_logged):.4g})"
         )
         numbers = {
             "candidate": safe_exp(cand_level),
             "reference": safe_exp(ref_level),
             "ratio": ratio,
+            f"candidate_{LOGGED_KEY[name]}": float(cand_logged),
+            f"reference_{LOGGED_KEY[name]}": float(ref_logged),
         }
         checks.append(Check(name, passed, message, numbers))
     checks.append(_curve_check(ref, cand, tol))
@@ -194,7 +197,7 @@ def compare_report(
             out.append(run_report)
             continue
         checks = compare_runs(reference, candidate, ref_report, run_report, tol)
-        attached = attach(run_report, reference_source, checks)
+        attached = attach(run_report, reference_source, checks, _fixes(rules))
         if attached.comparison is not None and TRAIN in ref_report.curves:
             steps, values = ref_report.curves[TRAIN]
             band = next((c.numbers.get("band_pct") for c in checks if c.name == "curve"), None)
@@ -204,8 +207,22 @@ def compare_report(
     return Report(runs=out)
 
 
-def attach(report: RunReport, reference: str, checks: list[Check]) -> RunReport:
-    """Return ``report`` with the comparison and a finding per failed check."""
+def _fixes(rules: Sequence[Rule]) -> tuple[dict[str, str], ...]:
+    """Return the fixes of the baseline-regression rule (its rule file), from ``rules`` or
+    the built-in pack when the selection left it out."""
+    from lossdoctor.engine.loader import load_rules
+
+    rule = next((r for r in rules if r.name == RULE_NAME), None)
+    if rule is None:
+        rule = next(r for r in load_rules() if r.name == RULE_NAME)
+    return tuple({"title": f.title, "why": f.why} for f in rule.fixes)
+
+
+def attach(
+    report: RunReport, reference: str, checks: list[Check], fixes: tuple[dict[str, str], ...]
+) -> RunReport:
+    """Return ``report`` with the comparison, a finding per failed check (``fixes`` are
+    the rule's) and the rule counted among the rules checked."""
     findings = list(report.findings)
     for check in checks:
         if not check.passed:
@@ -216,10 +233,12 @@ def attach(report: RunReport, reference: str, checks: list[Check]) -> RunReport:
                     severity="error",
                     message=f"Worse than the reference {reference}: {check.message}.",
                     series=TRAIN,
-                    evidence={"check": check.name, "reference": reference, **check.to_dict()},
-                    fixes=FIXES,
+                    evidence={**check.to_dict(), "check": check.name, "reference_run": reference},
+                    fixes=fixes,
                 )
             )
     report.findings = findings
+    if (RULE_CODE, RULE_NAME) not in report.checked:
+        report.checked = [*report.checked, (RULE_CODE, RULE_NAME)]
     report.comparison = {"reference": reference, "checks": [c.to_dict() for c in checks]}
     return report

@@ -152,9 +152,9 @@ class SeriesView:
             levels, steps = self.y.copy(), self.steps.copy()
         else:
             bounds = zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
-            pairs = [(np.median(self.y[a:b]), np.median(self.steps[a:b])) for a, b in bounds]
-            levels = np.array([level for level, _ in pairs], dtype=np.float64)
-            steps = np.array([step for _, step in pairs], dtype=np.float64)
+            levels = np.array([np.median(self.y[a:b]) for a, b in bounds], dtype=np.float64)
+            # a logged step (the bucket's middle point), never the mean of two steps
+            steps = self.steps[(edges[:-1] + edges[1:] - 1) // 2].astype(np.float64)
         window = max(3, round(buckets * EDGE_SHARE))
         window = window if window % 2 else window + 1
         return steps, rolling_median(levels, window)

@@ -29,6 +29,8 @@ class Finding:
     fixes: tuple[dict[str, str], ...]
     superseded_by: str | None = None
     causes: tuple[dict[str, Any], ...] = ()
+    #: Good news (its rule says ``positive = true``): never a failure, never toward --fail-on.
+    positive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the finding as a JSON-ready dict."""
@@ -44,7 +46,18 @@ class Finding:
         }
         if self.superseded_by:
             out["superseded_by"] = self.superseded_by
+        if self.positive:
+            out["positive"] = True
         return out
+
+
+def fails(finding: dict[str, Any], fail_on: str) -> bool:
+    """Return True when a finding (as in the report dict) counts toward ``fail_on``: it
+    drives the exit code, so every output shows it as a failure.  Superseded findings and
+    positive observations never count."""
+    if fail_on == "never" or finding.get("superseded_by") or finding.get("positive"):
+        return False
+    return SEVERITY_RANK[finding["severity"]] >= SEVERITY_RANK[fail_on]
 
 
 @dataclass(frozen=True)
@@ -157,10 +170,7 @@ class RunReport:
 
     def reaches(self, fail_on: str) -> bool:
         """Return True when a counted finding is at or above ``fail_on`` severity."""
-        if fail_on == "never":
-            return False
-        floor = SEVERITY_RANK[fail_on]
-        return any(SEVERITY_RANK[f.severity] >= floor for f in self.active)
+        return any(fails(f.to_dict(), fail_on) for f in self.active)
 
     def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
         """Return the run report as a JSON-ready dict (with the decimated curves when

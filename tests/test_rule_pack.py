@@ -36,6 +36,8 @@ def test_every_rule_has_docs_fixes_and_levels():
                 "progress": "3",
                 "generalization": "4",
                 "source": "5",
+                "comparison": "6",
+                "live": "7",
             }[rule.group]
         ), rule.name
 

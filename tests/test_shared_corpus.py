@@ -74,7 +74,9 @@ def test_every_real_log_is_read_with_the_labelled_series():
         for role in ("train", "val"):
             if _plain(case.get(role)):
                 assert run["columns"][role].lower() == case[role].lower(), (case["file"], role)
-            if case.get(role) is None and role == "val":
+            if case.get(role) is None and role == "val" and set(run["columns"]) != {"val"}:
+                # (a lone series whose name says validation is read as validation and
+                # judged for its shape, as the label's main curve is)
                 assert "val" not in run["columns"], case["file"]
 
 

@@ -120,6 +120,7 @@ def load_builtin_detectors() -> dict[str, DetectorSpec]:
         coverage,
         decline,
         divergence,
+        external,
         flatline,
         initial,
         levelshift,

@@ -19,6 +19,8 @@ class Decline:
 
     drop: float
     drop_pct: float
+    first_value: float
+    last_value: float
     steadiness: float
     swing_to_progress: float
     linear_swing_to_progress: float
@@ -28,14 +30,16 @@ class Decline:
 
 @register_detector("decline")
 def decline(series: SeriesView) -> Decline:
-    """Return the fall from start to end level (nats; ``drop_pct`` in %), its steadiness
+    """Return the fall from the smoothed start level to the smoothed end level (medians
+    of the first and last 10% of points; nats, ``drop_pct`` in %), the first and last
+    logged values, its steadiness
     (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
     the swing-to-progress ratios (log space and values) and the share of the progress
     given back by the end (0-1)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Decline(nan, nan, nan, nan, nan, nan, empty)
+        return Decline(nan, nan, nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     drop = series.start_level - series.end_level
     steadiness = -spearman(steps, levels)
@@ -46,14 +50,18 @@ def decline(series: SeriesView) -> Decline:
         start_step=float(series.steps[0]),
         end_step=float(series.steps[-1]),
         numbers={
-            "start_value": series.value_at(series.start_level),
-            "end_value": series.value_at(series.end_level),
+            "first_value": float(series.values[0]),
+            "last_value": float(series.values[-1]),
+            "start_level": series.value_at(series.start_level),
+            "end_level": series.value_at(series.end_level),
             "drop_pct": round(100 * (1 - float(np.exp(-drop))), 1),
         },
     )
     return Decline(
         drop=drop,
         drop_pct=100 * (1 - float(np.exp(-drop))),
+        first_value=float(series.values[0]),
+        last_value=float(series.values[-1]),
         steadiness=steadiness,
         swing_to_progress=series.swing / progress,
         linear_swing_to_progress=series.linear_swing_to_progress,

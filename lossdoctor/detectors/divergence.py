@@ -56,8 +56,8 @@ def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
         end_step=float(series.steps[-1]),
         line=end_line,
         numbers={
-            "best_value": series.value_at(float(levels[best])),
-            "end_value": series.value_at(series.end_level),
+            "best_level": series.value_at(float(levels[best])),
+            "end_level": series.value_at(series.end_level),
             "last_value": float(series.values[-1]),
         },
     )

@@ -19,6 +19,8 @@ class Flatline:
     improvement: float
     improvement_pct: float
     end_change: float
+    first_value: float
+    last_value: float
     start_value: float
     end_value: float
     chance_loss: float
@@ -34,12 +36,14 @@ def flatline(
 ) -> Flatline:
     """Return the best improvement over the start (nats; ``improvement_pct`` in % of the
     start value), the change from start to end (nats, positive = higher at the end), the
-    end value as a share of the chance loss ln(N) when known, and the learning rate's peak
+    first and last logged values, the smoothed start and end levels (``start_value``,
+    ``end_value``: medians of the first and last 10% of points, loss units), the end
+    level as a share of the chance loss ln(N) when known, and the learning rate's peak
     and its end as a share of the peak (NaN without an lr series)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Flatline(nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Flatline(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     improvement = series.start_level - series.best_level
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
@@ -50,9 +54,11 @@ def flatline(
         start_step=float(series.steps[0]),
         end_step=float(series.steps[-1]),
         numbers={
-            "start_value": series.value_at(series.start_level),
-            "best_value": series.value_at(series.best_level),
-            "end_value": series.value_at(series.end_level),
+            "first_value": float(series.values[0]),
+            "last_value": float(series.values[-1]),
+            "start_level": series.value_at(series.start_level),
+            "best_level": series.value_at(series.best_level),
+            "end_level": series.value_at(series.end_level),
             "chance_loss": chance,
             "lr_peak": lr_profile.peak,
         },
@@ -61,6 +67,8 @@ def flatline(
         improvement=improvement,
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
         end_change=end_change,
+        first_value=float(series.values[0]),
+        last_value=float(series.values[-1]),
         start_value=series.value_at(series.start_level),
         end_value=series.value_at(series.end_level),
         chance_loss=chance,

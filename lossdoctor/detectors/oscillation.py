@@ -47,8 +47,8 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         end_step=float(series.steps[-1]),
         numbers={
             "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
-            "start_value": series.value_at(series.start_level),
-            "best_value": series.value_at(series.best_level),
+            "start_level": series.value_at(series.start_level),
+            "best_level": series.value_at(series.best_level),
         },
     )
     return Oscillation(

@@ -18,10 +18,14 @@ SMOOTH_FROM = 12
 
 @dataclass(frozen=True)
 class Overfitting:
-    """The best validation point, how far validation rose after it, what training did."""
+    """The best logged validation point, how far validation rose after its smoothed
+    minimum, what training did."""
 
     best_step: float
     best_value: float
+    smoothed_best_step: float
+    smoothed_best_value: float
+    smoothed_note: str
     val_rise: float
     val_rise_pct: float
     points_after: int
@@ -34,28 +38,41 @@ class Overfitting:
 
 @register_detector("overfitting")
 def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
-    """Return the best validation step and value, the rise of validation's end level over
-    its best (nats; ``val_rise_pct`` in %), how many validation points follow the best and
-    what share of the validation span (0-1) they cover, the steadiness of the rise
-    (Spearman's rho, -1..1), how much training fell after the best (nats) and the share
-    of training steps (0-1) spent after the best validation step."""
+    """Return the best logged validation step and value (a step at which an evaluation
+    was logged: the checkpoint to keep), the step and level (loss units) of the smoothed
+    minimum the decision is measured from, a sentence saying so when the two differ, the
+    rise of validation's end level over the smoothed minimum (nats; ``val_rise_pct`` in
+    %), how many validation points follow that minimum and what share of the validation
+    span (0-1) they cover, the steadiness of the rise (Spearman's rho, -1..1), how much
+    training fell after it (nats) and the share of training steps (0-1) spent after the
+    best logged validation step."""
     nan = float("nan")
     if val.n < MIN_VAL_POINTS or not val.log_space or val.span <= 0:
         empty = Evidence(series=val.series.role, column=val.series.column)
-        return Overfitting(nan, nan, nan, nan, 0, nan, nan, nan, nan, empty)
+        return Overfitting(nan, nan, nan, nan, "", nan, nan, 0, nan, nan, nan, nan, empty)
     smooth = rolling_median(val.y, SMOOTH_POINTS) if val.n >= SMOOTH_FROM else val.y
     best = int(np.argmin(smooth))
-    best_step = float(val.steps[best])
+    smoothed_step = float(val.steps[best])
+    logged = int(np.argmin(val.values))
+    best_step, best_value = float(val.steps[logged]), float(val.values[logged])
+    note = ""
+    smoothed_value = val.value_at(float(smooth[best]))
+    if logged != best:
+        note = (
+            f" (the rise is measured from the smoothed minimum, {smoothed_value:.4g}"
+            f" at step {smoothed_step:g}, a median of {SMOOTH_POINTS} evaluations, so that one"
+            " lucky evaluation does not decide)"
+        )
     tail = max(1, val.n // 10) if best < val.n - 1 else 1
     end_level = float(np.median(val.y[-tail:]))
     rise = end_level - float(smooth[best])
     points_after = val.n - 1 - best
-    after_share = float((val.steps[-1] - best_step) / val.span)
+    after_share = float((val.steps[-1] - smoothed_step) / val.span)
     steadiness = spearman(val.steps[best:], val.y[best:])
     train_drop = nan
     wasted = nan
     if train.n >= MIN_VAL_POINTS and train.log_space and train.span > 0:
-        at_best = train.y[np.searchsorted(train.steps, best_step, side="right") - 1 :]
+        at_best = train.y[np.searchsorted(train.steps, smoothed_step, side="right") - 1 :]
         window = max(1, train.n // 20)
         if at_best.shape[0] > window:
             train_drop = float(np.median(at_best[:window]) - train.end_level)
@@ -65,17 +82,23 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         column=val.series.column,
         start_step=best_step,
         end_step=float(val.steps[-1]),
-        line=val.series.line_of(int(val.index[best])),
+        line=val.series.line_of(int(val.index[logged])),
         numbers={
-            "best_value": float(val.values[best]),
-            "end_value": val.value_at(end_level),
+            "best_value": best_value,
+            "smoothed_best_step": smoothed_step,
+            "smoothed_best_level": smoothed_value,
+            "end_level": val.value_at(end_level),
+            "last_value": float(val.values[-1]),
             "val_rise_pct": round(100 * (float(np.exp(rise)) - 1), 1),
             "wasted_pct": round(100 * wasted, 1) if wasted == wasted else nan,
         },
     )
     return Overfitting(
         best_step=best_step,
-        best_value=float(val.values[best]),
+        best_value=best_value,
+        smoothed_best_step=smoothed_step,
+        smoothed_best_value=smoothed_value,
+        smoothed_note=note,
         val_rise=rise,
         val_rise_pct=100 * (float(np.exp(rise)) - 1),
         points_after=points_after,

@@ -58,7 +58,7 @@ def plateau(
         numbers={
             "flat_share_pct": round(100 * flat_share, 1),
             "level_value": series.value_at(final),
-            "start_value": series.value_at(series.start_level),
+            "start_level": series.value_at(series.start_level),
         },
     )
     return Plateau(

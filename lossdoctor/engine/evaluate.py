@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.schema import Rule
 from lossdoctor.features import SeriesView
-from lossdoctor.model import LOSS_ROLES, Run, Series
+from lossdoctor.model import LOSS_ROLES, TRAIN, VAL, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
 from lossdoctor.sampling import sample_stride
@@ -50,6 +51,14 @@ def _render(template: str, values: dict[str, Any]) -> str:
         return _FORMATTER.vformat(template, (), values)
     except (KeyError, ValueError, IndexError):
         return template
+
+
+_STEP_WORD = re.compile(r"\bstep(s?)\b")
+
+
+def in_x_units(text: str, x_kind: str) -> str:
+    """Return ``text`` with "step(s)" said as "epoch(s)" when the series' x is the epoch."""
+    return _STEP_WORD.sub(r"epoch\1", text) if x_kind == "epoch" else text
 
 
 def summarise(series: Series, view: SeriesView) -> SeriesSummary:
@@ -90,7 +99,7 @@ def likely_titles(causes: list[dict[str, Any]]) -> set[str]:
     return {c["cause"] for c in causes if c["likely"]}
 
 
-def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
+def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Finding | None:
     for level in rule.levels:
         if all(c.holds(getattr(measured, c.field), rule.thresholds) for c in level.when):
             evidence: Evidence = measured.evidence
@@ -101,7 +110,11 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
             values.update(series=evidence.series, column=evidence.column)
             values.update(start_step=evidence.start_step, end_step=evidence.end_step)
             ev = evidence.to_dict()
-            ev["thresholds"] = {c.field: c.value(rule.thresholds) for c in level.when}
+            # keyed by the threshold's own name (the configuration key), a literal by its field
+            ev["thresholds"] = {
+                c.operand if isinstance(c.operand, str) else c.field: c.value(rule.thresholds)
+                for c in level.when
+            }
             causes = []
             for cause in rule.causes:
                 likely = bool(cause.when) and all(
@@ -120,10 +133,11 @@ def _finding(rule: Rule, measured: Any, role: str) -> Finding | None:
                 rule=rule.name,
                 code=rule.code,
                 severity=level.severity,
-                message=_render(level.message, values),
+                message=in_x_units(_render(level.message, values), x_kind),
                 series=role,
                 evidence=ev,
                 fixes=tuple({"title": f.title, "why": f.why} for f in fixes),
+                positive=rule.positive,
             )
     return None
 
@@ -143,40 +157,60 @@ def evaluate(
     findings: list[Finding] = []
     checked: list[tuple[str, str]] = []
     skipped: list[tuple[str, str, str]] = []
+    lone_val = TRAIN not in views and VAL in views
+
+    def judged(roles: tuple[str, ...]) -> tuple[str, ...]:
+        # a log holding only a validation loss: its shape is judged by the training-loss
+        # rules (not those that compare the two)
+        if not lone_val or VAL in roles:
+            return roles
+        return tuple(VAL if role == TRAIN else role for role in roles)
+
     for rule in rules:
+        if rule.emitted_by:
+            continue  # made by a comparison or a live monitor, not by one run alone
         spec = DETECTORS[rule.detector]
+        series_roles, input_roles = judged(rule.series), judged(rule.inputs)
         params = {**spec.params, **rule.params}
         params.update({k: context[k] for k in spec.context if context and k in context})
         needed = [
             role
-            for role, name in zip(rule.inputs, spec.inputs, strict=False)
+            for role, name in zip(input_roles, spec.inputs, strict=False)
             if name not in spec.optional and role not in views
         ]
-        if (rule.series and not any(r in views for r in rule.series)) or needed:
-            missing = ", ".join(needed or rule.series)
+        if (series_roles and not any(r in views for r in series_roles)) or needed:
+            missing = ", ".join(needed or series_roles)
             skipped.append((rule.code, rule.name, f"no {missing} series"))
             continue
         checked.append((rule.code, rule.name))
-        if rule.series:
-            for role in rule.series:
+        if series_roles:
+            for role in series_roles:
                 if role in views:
                     measured = spec.func(views[role], **params)
-                    found = _finding(rule, measured, role)
+                    found = _finding(rule, measured, role, views[role].series.x_kind)
                     if found:
                         findings.append(found)
             continue
         args: list[SeriesView | None] = []
-        for role, name in zip(rule.inputs, spec.inputs, strict=True):
+        for role, name in zip(input_roles, spec.inputs, strict=True):
             if role not in views and name not in spec.optional:
                 break
             args.append(views.get(role))
         else:
             measured = spec.func(*args, **params)
-            found = _finding(rule, measured, measured.evidence.series or rule.inputs[0])
+            role = measured.evidence.series or input_roles[0]
+            x_kind = views[role].series.x_kind if role in views else "step"
+            found = _finding(rule, measured, role, x_kind)
             if found:
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
+    if VAL in views and TRAIN not in views:
+        notes.append(
+            "only a validation loss is in this log: its shape is judged, train/validation "
+            "rules cannot be (judge both together with: lossdoctor check --merge TRAIN_LOG "
+            "VAL_LOG)"
+        )
     for role, view in views.items():
         if view.sampled:
             stride = sample_stride(view.n_finite, view.max_points)

@@ -34,6 +34,8 @@ ALLOWED_KEYS = frozenset(
         "docs",
         "supersedes",
         "causes",
+        "emitted_by",
+        "positive",
     }
 )
 REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
@@ -178,6 +180,24 @@ def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
                 )
 
 
+#: What may make the findings of a rule whose detector does not judge a run alone.
+EMITTERS = ("compare", "watch")
+
+
+def _emitted_by(data: dict[str, Any], path: Path) -> str:
+    value = data.get("emitted_by", "")
+    if value and value not in EMITTERS:
+        raise _fail(path, "emitted_by", f"must be one of {', '.join(EMITTERS)}")
+    return str(value)
+
+
+def _positive(data: dict[str, Any], path: Path) -> bool:
+    value = data.get("positive", False)
+    if not isinstance(value, bool):
+        raise _fail(path, "positive", "must be true or false")
+    return value
+
+
 def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSpec]) -> Rule:
     """Return the rule described by ``data`` (a parsed TOML table) read from ``path``."""
     unknown = sorted(set(data) - ALLOWED_KEYS)
@@ -261,6 +281,8 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         supersedes=tuple(supersedes),
         causes=_causes(data, path, set(spec.fields), thresholds),
         path=str(path),
+        emitted_by=_emitted_by(data, path),
+        positive=_positive(data, path),
     )
     _check_placeholders(rule, spec, path)
     titles = {f.title for f in rule.fixes}

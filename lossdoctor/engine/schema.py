@@ -70,6 +70,11 @@ class Rule:
     supersedes: tuple[str, ...] = ()
     causes: tuple[Cause, ...] = ()
     path: str = ""
+    #: "compare" or "watch" when the findings come from a comparison or a live monitor
+    #: (the engine does not run the rule on a run alone); "" for every other rule.
+    emitted_by: str = ""
+    #: True for good news (smooth-decline): its findings never fail a run.
+    positive: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -184,7 +184,10 @@ def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> Colu
             (
                 c
                 for c in usable
-                if "loss" in normalise(c) and not looks_like_validation(c) and c not in taken
+                if "loss" in normalise(c)
+                and not looks_like_validation(c)
+                and c not in taken
+                and c != val
             ),
             None,
         )

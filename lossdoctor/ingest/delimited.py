@@ -23,6 +23,7 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import (
     MISSING_TOKENS,
+    TB_EXPORT_NAME,
     Column,
     ColumnSink,
     Table,
@@ -47,7 +48,6 @@ PARALLEL_MIN_BYTES = 16 << 20
 #: Rows parsed at a time: bounds the parser's working memory.
 CHUNK_ROWS = 1 << 18
 _TB_HEADER = ["wall time", "step", "value"]
-_TB_TAG = re.compile(r"run[-_](?P<run>.*?)-tag-(?P<tag>.+)$")
 _PANDAS_LINE = re.compile(r"line (\d+)")
 _NA_VALUES = sorted({t for tok in MISSING_TOKENS for t in (tok, tok.upper(), tok.title())})
 #: Column names given to a table without a header, by its number of fields.
@@ -178,8 +178,8 @@ def read_delimited(
     header_line = layout.skipped + (0 if names else 1)
     row_lines = np.arange(header_line + 1, header_line + 1 + n_rows, dtype=np.int64)
     table = Table(columns=columns, lines=row_lines)
-    if [normalise_header(c) for c in columns] == _TB_HEADER and not hints:
-        return _tensorboard_csv(table, source=source)
+    if [normalise_header(c) for c in columns] == _TB_HEADER and not (hints and hints.train):
+        return _tensorboard_csv(table, source=source, hints=hints)
     reader = "tsv" if layout.delimiter == "\t" else "csv"
     return table_to_run(table, source=source, reader=reader, hints=hints)
 
@@ -448,10 +448,10 @@ def normalise_header(name: object) -> str:
     return str(name).strip().lower()
 
 
-def _tensorboard_csv(table: Table, *, source: str) -> Run:
+def _tensorboard_csv(table: Table, *, source: str, hints: ColumnHints | None = None) -> Run:
     """Return the single series of a TensorBoard scalar export (``Wall time,Step,Value``)."""
     step_name, value_name = list(table.columns)[1:3]
-    tag_match = _TB_TAG.search(PurePath(source).stem)
+    tag_match = TB_EXPORT_NAME.search(PurePath(source).stem)
     tag = tag_match.group("tag") if tag_match else PurePath(source).stem or value_name
     return tensorboard_export_run(
         table.columns[step_name],
@@ -460,4 +460,5 @@ def _tensorboard_csv(table: Table, *, source: str) -> Run:
         lines=table.lines,
         source=source,
         reader="tensorboard-csv",
+        hints=hints,
     )

@@ -93,8 +93,9 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         values = coerce_objects([r[2] for r in obj], nan_is_missing=False)
         tag = PurePath(source).stem or "value"
         return tensorboard_export_run(
-            steps, values, tag=tag, lines=None, source=source, reader="tensorboard-json"
-        )
+            steps, values, tag=tag, lines=None, source=source, reader="tensorboard-json",
+            hints=hints,
+        )  # fmt: skip
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         return table_to_run(
             records_table(obj, None), source=source, reader="json-records", hints=hints

@@ -8,14 +8,21 @@ then picks the columns, aligns steps, resolves restarts and builds the run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TypeVar
 
 import numpy as np
 
 from lossdoctor.errors import InputError
-from lossdoctor.ingest.columns import ColumnHints, choose_columns
+from lossdoctor.ingest.columns import (
+    ColumnHints,
+    choose_columns,
+    looks_like_validation,
+    normalise,
+)
 from lossdoctor.model import (
     LOSS_ROLES,
     TRAIN,
@@ -337,7 +344,8 @@ def table_to_run(
     row_steps, is_index = _row_steps(table, choice.step)
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
-    roles = promote_single_loss(roles, notes)
+    if not (hints and hints.val):  # an explicit --val-col wins: the series stays validation
+        roles = promote_single_loss(roles, notes)
     parts = components.parts_of(numeric, roles)
     notes.extend(components.describe(roles, parts, set(summed)))
     part_names = {p for ps in parts.values() for p in ps}
@@ -381,6 +389,18 @@ def _pick(array: ArrayT, mask: BoolArray) -> ArrayT:
     return array if mask.all() else array[mask]
 
 
+#: TensorBoard's export file name: ``run-<run>-tag-<tag>``.
+TB_EXPORT_NAME = re.compile(r"run[-_](?P<run>.*?)-tag-(?P<tag>.+)$")
+#: Run names of validation runs (Keras writes ``logs/train`` and ``logs/validation``).
+VALIDATION_RUNS = frozenset({"val", "valid", "validation", "eval", "evaluation"})
+
+
+def _validation_run(source: str) -> bool:
+    """Return True when an export's file name says its run is the validation run."""
+    match = TB_EXPORT_NAME.search(PurePath(source).stem)
+    return match is not None and normalise(match.group("run")).strip("/") in VALIDATION_RUNS
+
+
 def tensorboard_export_run(
     steps: Column,
     values: Column,
@@ -389,12 +409,14 @@ def tensorboard_export_run(
     lines: IntArray | None,
     source: str,
     reader: str,
+    hints: ColumnHints | None = None,
 ) -> Run:
     """Return the run of a TensorBoard export: one series, named after its tag.
 
-    The export holds one run x one tag, so the series is judged as the main
-    curve whatever the tag says.  Points are put in step order, as TensorBoard
-    draws them (an export of several event files interleaves them).
+    The export holds one run x one tag: the series is the validation loss when
+    ``--val-col`` is given or the tag (or file name) says validation (``val_loss``,
+    ``run-x-tag-eval_loss.csv``), else the main (train) curve.  Points are put in step
+    order, as TensorBoard draws them (an export of several event files interleaves them).
     """
     notes: list[str] = []
     if steps.values.shape[0] > 1 and (np.diff(steps.values) < 0).any():
@@ -404,13 +426,17 @@ def tensorboard_export_run(
         lines = None if lines is None else lines[order]
         notes.append("steps were out of order (several sessions in one export): sorted by step")
     table = Table(columns={"Step": steps, tag: values}, lines=lines)
-    run = table_to_run(
-        table, source=source, reader=reader, hints=ColumnHints(train=tag, step="Step")
+    is_val = bool(hints and hints.val) or looks_like_validation(tag) or _validation_run(source)
+    role_hints = (
+        ColumnHints(val=tag, step="Step") if is_val else ColumnHints(train=tag, step="Step")
     )
-    header = f"columns: train=Value (tag '{tag}'); x: Step"
+    run = table_to_run(table, source=source, reader=reader, hints=role_hints)
+    role = VAL if is_val else TRAIN
+    why = " (--val-col)" if hints and hints.val else " (the tag says validation)" if is_val else ""
+    header = f"columns: {role}=Value (tag '{tag}'){why}; x: Step"
     all_notes = (header, *notes, *run.notes[1:])
     run = Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)
-    return run.with_meta(TRAIN, export="TensorBoard")
+    return run.with_meta(role, export="TensorBoard")
 
 
 def series_run(

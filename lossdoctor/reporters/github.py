@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lossdoctor.reporters.gitlab import shown as annotated
+
 #: Annotations GitHub shows per step and level.
 MAX_PER_LEVEL = 10
 LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
@@ -20,7 +22,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(report: dict[str, Any], *, include_info: bool = False) -> str:
+def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
     """Return the workflow-command lines for the report's findings."""
     items: list[tuple[int, str]] = []
     for run in report["runs"]:
@@ -35,7 +37,7 @@ def render(report: dict[str, Any], *, include_info: bool = False) -> str:
             )
             continue
         for f in run["findings"]:
-            if f.get("superseded_by") or (f["severity"] == "info" and not include_info):
+            if not annotated(f, fail_on):
                 continue
             props = [] if source == "-" else [f"file={escape_property(source)}"]
             line = f["evidence"].get("line")

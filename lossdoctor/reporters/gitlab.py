@@ -1,4 +1,5 @@
-"""GitLab Code Quality JSON: one issue per problem finding."""
+"""GitLab Code Quality JSON: one issue per problem finding (warning and error, and info
+too when ``--fail-on info`` makes it fail the job); never for good news."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import hashlib
 import json
 from typing import Any
 
+from lossdoctor.report import fails
+
 SEVERITY = {"info": "info", "warning": "minor", "error": "major"}
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
     """Return the report's findings as a GitLab Code Quality report (JSON text)."""
     issues = []
     for run in report["runs"]:
@@ -18,7 +21,7 @@ def render(report: dict[str, Any]) -> str:
             issues.append(_issue("lossdoctor", run["error"], "blocker", source, 1, "read"))
             continue
         for f in run["findings"]:
-            if f.get("superseded_by") or f["severity"] == "info":
+            if not shown(f, fail_on):
                 continue
             line = int(f["evidence"].get("line") or 1)
             issues.append(
@@ -32,6 +35,14 @@ def render(report: dict[str, Any]) -> str:
                 )
             )
     return json.dumps(issues, indent=2) + "\n"
+
+
+def shown(finding: dict[str, Any], fail_on: str) -> bool:
+    """Return True for a finding a CI annotation shows: a problem (warning, error) or one
+    that fails the job at ``fail_on``; never a superseded finding or good news."""
+    if finding.get("superseded_by") or finding.get("positive"):
+        return False
+    return finding["severity"] != "info" or fails(finding, fail_on)
 
 
 def _issue(

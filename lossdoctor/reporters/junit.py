@@ -7,9 +7,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from lossdoctor.report import SEVERITY_RANK
-
-#: Severity ranks, with ``never`` above them all (no finding fails).
-RANK = {**SEVERITY_RANK, "never": 99}
+from lossdoctor.report import fails as counts_toward
 
 
 def _case(suite: ET.Element, source: str, rule: dict[str, Any]) -> ET.Element:
@@ -19,7 +17,6 @@ def _case(suite: ET.Element, source: str, rule: dict[str, Any]) -> ET.Element:
 
 def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
     """Return the report as JUnit XML text."""
-    floor = RANK[fail_on]
     root = ET.Element("testsuites", name="lossdoctor")
     total = failures = errors = skipped_total = 0
     for run in report["runs"]:
@@ -34,15 +31,15 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
         else:
             by_rule: dict[str, list[dict[str, Any]]] = {}
             for f in run["findings"]:
-                if not f.get("superseded_by"):
+                if counts_toward(f, fail_on):
                     by_rule.setdefault(f["rule"], []).append(f)
             for checked in run["rules"]["checked"]:
                 tests += 1
                 case = _case(suite, run["source"], checked)
-                bad = [f for f in by_rule.get(checked["rule"], []) if RANK[f["severity"]] >= floor]
+                bad = by_rule.get(checked["rule"], [])
                 if bad:
                     fails += 1
-                    worst = max(bad, key=lambda f: RANK[f["severity"]])
+                    worst = max(bad, key=lambda f: SEVERITY_RANK[f["severity"]])
                     failure = ET.SubElement(
                         case, "failure", message=worst["message"], type=worst["severity"]
                     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lossdoctor.report import fails
+
 VERDICT_MARK = {"healthy": "✅", "warning": "⚠️", "failing": "❌", "error": "❌"}
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
 #: GitHub refuses step summaries over 1 MiB; stay well below.
@@ -20,8 +22,9 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
-def render(report: dict[str, Any]) -> str:
-    """Return the report as GitHub-flavoured Markdown (kept under 1 MiB)."""
+def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
+    """Return the report as GitHub-flavoured Markdown (kept under 1 MiB); every finding
+    that reaches ``fail_on`` (and so drives the exit code) is marked as failing."""
     runs = report["runs"]
     lines = ["## lossdoctor", ""]
     lines += ["| run | verdict | points | last loss | top finding |", "|---|---|---|---|---|"]
@@ -48,14 +51,21 @@ def render(report: dict[str, Any]) -> str:
                 )
                 lines.append(f"- {role} (`{s['column']}`): `{s['sparkline']}` {numbers}")
         findings = run["findings"]
+        failing = [f for f in findings if fails(f, fail_on)]
+        gate = f"`--fail-on {fail_on}`"
+        if failing:
+            names = ", ".join(dict.fromkeys(f"`{f['code']}` `{f['rule']}`" for f in failing))
+            lines += ["", f"**Fails the check** ({gate}): {names}"]
+        else:
+            lines += ["", f"Passes the check ({gate})."]
         if findings:
             lines += ["", "| severity | rule | finding |", "|---|---|---|"]
             for f in findings:
                 note = f" (explained by `{f['superseded_by']}`)" if f.get("superseded_by") else ""
+                note += " **fails the check**" if fails(f, fail_on) else ""
+                mark = "✅ good news" if f.get("positive") else SEVERITY_MARK[f["severity"]]
                 rule = f"`{f['code']}` `{f['rule']}`"
-                lines.append(
-                    f"| {SEVERITY_MARK[f['severity']]} | {rule} | {_cell(f['message'])}{note} |"
-                )
+                lines.append(f"| {mark} | {rule} | {_cell(f['message'])}{note} |")
         fixes: dict[str, str] = {}
         for f in findings:
             if f["severity"] != "info" and not f.get("superseded_by"):

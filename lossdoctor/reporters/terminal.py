@@ -83,14 +83,14 @@ def _marker_line(run: dict[str, Any], role: str, summary: dict[str, Any]) -> Tex
     return Text(f"         {row}  {', '.join(labels)}", style="red")
 
 
-def _evidence_line(evidence: dict[str, Any]) -> str:
+def _evidence_line(evidence: dict[str, Any], x_kind: str = "step") -> str:
     parts = []
     if "start_step" in evidence:
         end = evidence.get("end_step")
         span = f"{evidence['start_step']}" + (
             f"–{end}" if end is not None and end != evidence["start_step"] else ""
         )
-        parts.append(f"steps {span}")
+        parts.append(f"{'epochs' if x_kind == 'epoch' else 'steps'} {span}")
     if "line" in evidence:
         parts.append(f"line {evidence['line']}")
     for key, value in evidence.items():
@@ -132,7 +132,8 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         if dim:
             line.append(f"  (explained by {f['superseded_by']})", style="dim")
         console.print(line)
-        evidence = _evidence_line(f["evidence"])
+        x_kind = run["series"].get(f["series"], {}).get("x", "step")
+        evidence = _evidence_line(f["evidence"], x_kind)
         if evidence and f["severity"] != "info":
             console.print(Text(f"      evidence: {evidence}", style="dim"))
         if f["severity"] != "info" and not dim:
@@ -173,9 +174,19 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         console.print(Text(f"  note: {note}", style="dim"))
 
 
+class _PipeConsole(Console):
+    """A console that lets a closed output raise :class:`BrokenPipeError` to its caller
+    (rich's own handler exits with code 1, which would replace the diagnosis's)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None) -> None:
-    """Write the human-readable report of every run to ``out`` (stdout by default)."""
-    console = Console(file=out, width=width, highlight=False)
+    """Write the human-readable report of every run to ``out`` (stdout by default).
+
+    Raises :class:`BrokenPipeError` when the reader of ``out`` has gone away."""
+    console = _PipeConsole(file=out, width=width, highlight=False)
     if not console.is_terminal:
         console.soft_wrap = True  # one finding per line in logs and pipes: grep-able
         if width is None:

@@ -1,0 +1,308 @@
+"""Evidence you can quote: every number, step and exit code in a report is exactly right.
+
+One test (at least) per defect of issue 14; each failed on the code before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lossdoctor import synth as curves
+from lossdoctor.cli import app
+from lossdoctor.engine.evaluate import evaluate
+from lossdoctor.engine.loader import load_rules
+from lossdoctor.model import Run, Series
+
+from conftest import ROOT, fired, run_json, write_csv, write_curve
+
+EXAMPLES = ROOT / "examples"
+RULES = load_rules()
+
+
+def _finding(run: dict, rule: str) -> dict:
+    return next(f for f in run["findings"] if f["rule"] == rule)
+
+
+# -- numbers and steps ---------------------------------------------------------------
+
+
+def test_overfitting_checkpoint_is_the_best_logged_evaluation(runner):
+    _code, doc = run_json(runner, str(EXAMPLES / "overfitting_trainer_state.json"))
+    run = doc["runs"][0]
+    finding = _finding(run, "overfitting")
+    val = run["series"]["val"]
+    # the summary line's best and the finding's checkpoint are the same logged point
+    assert val["best_step"] == 2410
+    assert finding["evidence"]["start_step"] == 2410
+    assert finding["evidence"]["best_value"] == val["best"]
+    assert "step 2410" in finding["message"]
+    # the smoothed minimum the decision uses is said, with why
+    assert finding["evidence"]["smoothed_best_step"] == 2210
+    assert "smoothed minimum" in finding["message"]
+    assert "step 2210" in finding["message"]
+
+
+def test_overfitting_checkpoint_is_a_logged_step_on_any_curve():
+    steps, train, val_steps, val = curves.overfitting_pair(rise=0.3)
+    val = val.copy()
+    lucky = int(np.argmin(val)) + 3  # one lucky evaluation after the smoothed minimum
+    val[lucky] = val.min() * 0.97
+    series = {
+        "train": Series("train", "loss", steps, train),
+        "val": Series("val", "val_loss", val_steps, val),
+    }
+    report = evaluate(Run("t.csv", "test", series), RULES)
+    finding = next(f for f in report.findings if f.rule == "overfitting")
+    assert finding.evidence["start_step"] == float(val_steps[lucky])
+    assert f"Stop at step {val_steps[lucky]:g}" in finding.message or (
+        f"checkpoint of step {val_steps[lucky]:g}" in finding.message
+    )
+
+
+def test_flatline_message_quotes_the_logged_first_and_last_values(runner, tmp_path):
+    steps, values = curves.flat(level=3.3)
+    values = values.copy()
+    values[0] = 4.197  # a first value unlike the start level
+    path = write_curve(tmp_path / "flat.csv", steps, values)
+    _, doc = run_json(runner, str(path))
+    message = _finding(doc["runs"][0], "high-flatline")["message"]
+    assert "first logged 4.197" in message
+    assert f"last logged {values[-1]:.4g}" in message
+    assert "smoothed" in message
+
+
+def test_init_loss_quotes_the_first_logged_value(runner, tmp_path):
+    steps, values = curves.healthy()
+    values = values * 4
+    values[0] = 20.84
+    path = write_curve(tmp_path / "init.csv", steps, values)
+    _, doc = run_json(runner, "--vocab-size", "100", str(path))
+    message = _finding(doc["runs"][0], "init-loss")["message"]
+    assert "first logged 20.84" in message
+    assert "median of the first three points" in message
+
+
+def test_smooth_decline_says_its_levels_are_smoothed(runner):
+    _, doc = run_json(runner, str(EXAMPLES / "healthy.csv"))
+    run = doc["runs"][0]
+    message = _finding(run, "smooth-decline")["message"]
+    assert "smoothed level" in message
+    assert f"first logged {run['series']['train']['first']:.4g}" in message
+    assert f"last logged {run['series']['train']['last']:.4g}" in message
+
+
+def test_chance_language_only_near_ln_n(runner):
+    flat = str(EXAMPLES / "flatline.tsv")  # sits at 10.83
+    _, far = run_json(runner, "--classes", "10", flat)
+    message = _finding(far["runs"][0], "high-flatline")["message"]
+    assert "guessing uniformly" not in message
+    assert "far above" in message
+    assert "check the loss function" in message
+    _, near = run_json(runner, "--vocab-size", "50000", flat)  # ln(50000) = 10.82
+    assert "guessing uniformly" in _finding(near["runs"][0], "high-flatline")["message"]
+
+
+def test_steps_are_logged_steps_never_a_mean_of_two(runner):
+    # 460 finite points in 200 buckets: the old bucket medians gave "step 180.5"
+    _, doc = run_json(runner, str(EXAMPLES / "divergence_nan.csv"))
+    finding = _finding(doc["runs"][0], "divergence")
+    assert isinstance(finding["evidence"]["start_step"], int)
+    assert not re.search(r"step \d+\.\d", finding["message"])
+    steps, values = curves.diverging(n=500)
+    report = evaluate(
+        Run("d.csv", "test", {"train": Series("train", "loss", steps, values)}), RULES
+    )
+    found = next(f for f in report.findings if f.rule == "divergence")
+    assert found.evidence["start_step"] in set(steps.tolist())
+
+
+def test_epoch_series_speak_of_epochs(runner, tmp_path):
+    epochs, train, _, val = curves.epochs_overfitting()
+    path = write_csv(tmp_path / "e.csv", {"epoch": epochs, "loss": train, "val_loss": val})
+    _, doc = run_json(runner, str(path))
+    message = _finding(doc["runs"][0], "overfitting")["message"]
+    assert "epoch" in message
+    assert "step" not in message
+
+
+def _two_runs(tmp_path: Path, worse: float = 1.3) -> tuple[str, str]:
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 401, dtype=float)
+    paths = []
+    for name, k in (("ref", 1.0), ("cand", worse)):
+        values = 4 * np.exp(-steps / 100) + 0.5 * k + rng.normal(0, 0.02, 400)
+        paths.append(str(write_curve(tmp_path / f"{name}.csv", steps, values)))
+    return paths[0], paths[1]
+
+
+def test_compare_says_what_final_and_best_are(runner, tmp_path):
+    ref, cand = _two_runs(tmp_path)
+    result = runner.invoke(app, ["compare", ref, cand, "-f", "json"])
+    checks = {c["check"]: c for c in json.loads(result.stdout)["runs"][0]["comparison"]["checks"]}
+    assert "final = median of the last 10% of points" in checks["final"]["message"]
+    assert "last logged" in checks["final"]["message"]
+    assert "best = lowest level of the trend" in checks["best"]["message"]
+    assert "lowest logged" in checks["best"]["message"]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "median of the last 10% of points" in readme
+
+
+def test_evidence_thresholds_use_the_configuration_names(runner):
+    _, doc = run_json(runner, str(EXAMPLES / "spikes.jsonl"))
+    thresholds = _finding(doc["runs"][0], "spikes")["evidence"]["thresholds"]
+    rule = next(r for r in RULES if r.name == "spikes")
+    assert "large_ratio" in thresholds
+    assert set(thresholds) <= set(rule.thresholds)
+    explained = runner.invoke(app, ["rules", "explain", "spikes"]).stdout
+    assert "large_ratio" in explained
+
+
+# -- exit codes and outputs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["compare", "baseline"])
+def test_regression_is_a_failure_in_every_ci_format(runner, tmp_path, how):
+    ref, cand = _two_runs(tmp_path)
+    base = ["compare", ref, cand] if how == "compare" else ["check", cand, "--baseline", ref]
+    outputs = {name: tmp_path / f"out.{name}" for name in ("junit", "gitlab", "github", "markdown")}
+    args = [*base, *(a for n, p in outputs.items() for a in ("-f", f"{n}:{p}"))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    root = ET.fromstring(outputs["junit"].read_text())
+    assert int(root.get("failures", "0")) >= 1
+    gitlab = json.loads(outputs["gitlab"].read_text())
+    assert any(i["check_name"] == "LD601 baseline-regression" for i in gitlab)
+    assert "::error" in outputs["github"].read_text()
+    assert "**Fails the check**" in outputs["markdown"].read_text()
+
+
+def test_every_emitted_rule_is_documented(runner):
+    from lossdoctor.compare import RULE_CODE, RULE_NAME
+    from lossdoctor.live.monitor import STALL_CODE, STALL_RULE
+
+    listed = runner.invoke(app, ["rules", "list"]).stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code, name in ((RULE_CODE, RULE_NAME), (STALL_CODE, STALL_RULE)):
+        assert code in listed
+        assert name in listed
+        explained = runner.invoke(app, ["rules", "explain", name])
+        assert explained.exit_code == 0
+        assert code in explained.stdout
+        assert f"| {code} | `{name}` |" in readme
+
+
+def test_good_news_never_fails_a_run(runner, tmp_path):
+    healthy = str(EXAMPLES / "healthy.csv")
+    junit = tmp_path / "j.xml"
+    result = runner.invoke(app, ["check", "--fail-on", "info", "-f", f"junit:{junit}", healthy])
+    assert result.exit_code == 0
+    assert ET.fromstring(junit.read_text()).get("failures") == "0"
+    _, doc = run_json(runner, healthy)
+    assert _finding(doc["runs"][0], "smooth-decline").get("positive") is True
+
+
+def test_info_findings_that_fail_the_run_are_failures_in_ci_formats(runner, tmp_path):
+    spikes = str(EXAMPLES / "spikes.jsonl")
+    gitlab = tmp_path / "g.json"
+    result = runner.invoke(app, ["check", "--fail-on", "info", "-f", f"gitlab:{gitlab}", spikes])
+    assert result.exit_code == 1
+    names = {i["check_name"] for i in json.loads(gitlab.read_text())}
+    assert "LD402 no-validation" in names  # an info finding that drives the exit code
+    assert "LD303 smooth-decline" not in names
+
+
+@pytest.mark.parametrize(
+    ("level", "words"),
+    [(1.11, "between"), (0.75, "in the typical range"), (7.0, "above every"), (0.1, "below")],
+)
+def test_profile_places_every_final_loss(runner, tmp_path, level, words):
+    steps = np.arange(1, 401, dtype=float)
+    path = write_curve(tmp_path / "p.csv", steps, level + 2 * np.exp(-steps / 50))
+    _, doc = run_json(runner, "--profile", "slm-finetune", str(path))
+    message = _finding(doc["runs"][0], "loss-band")["message"]
+    assert words in message
+    assert f"{level:.3g}" in message
+
+
+def _cli_with_closed_stdout(*args: str) -> tuple[int, bytes]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before lossdoctor writes a byte
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", *args], stdout=write_end, stderr=subprocess.PIPE,
+        env=env, check=False,
+    )  # fmt: skip
+    os.close(write_end)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_closed_stdout_keeps_the_diagnosis_exit_code(fmt):
+    healthy, flat = str(EXAMPLES / "healthy.csv"), str(EXAMPLES / "flatline.tsv")
+    assert _cli_with_closed_stdout("check", "-f", fmt, healthy, healthy) == (0, b"")
+    code, _ = _cli_with_closed_stdout("check", "-f", fmt, flat)
+    assert code == 1
+
+
+def test_check_help_lists_every_format(runner):
+    from lossdoctor.cli import FORMATS
+
+    text = runner.invoke(app, ["check", "--help"], terminal_width=200).stdout
+    for name in FORMATS:
+        assert name in text
+
+
+def test_a_report_never_overwrites_an_input_file(runner, tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_bytes((EXAMPLES / "healthy.csv").read_bytes())
+    before = log.read_bytes()
+    result = runner.invoke(app, ["check", "-f", f"json:{log}", str(log)])
+    assert result.exit_code == 2
+    assert "refusing to write" in result.stderr
+    assert log.read_bytes() == before
+    plot = runner.invoke(app, ["check", "--plot", str(log), str(log)])
+    assert plot.exit_code == 2
+    assert log.read_bytes() == before
+
+
+def test_a_report_path_in_a_missing_folder_is_created_as_documented(runner, tmp_path):
+    target = tmp_path / "reports" / "ci" / "lossdoctor.json"
+    result = runner.invoke(app, ["check", "-f", f"json:{target}", str(EXAMPLES / "healthy.csv")])
+    assert result.exit_code == 0
+    assert target.exists()
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "missing folders are created" in readme
+
+
+def _tb_export(path: Path) -> Path:
+    steps = np.arange(1, 101) * 10
+    rows = "".join(f"{1000 + i},{s},{1 + 2 * np.exp(-i / 50):.4f}\n" for i, s in enumerate(steps))
+    path.write_text("Wall time,Step,Value\n" + rows)
+    return path
+
+
+def test_val_col_wins_on_a_single_series_file(runner, tmp_path):
+    path = _tb_export(tmp_path / "export.csv")
+    _, doc = run_json(runner, "--val-col", "Value", str(path))
+    run = doc["runs"][0]
+    assert list(run["series"]) == ["val"]
+    assert "no-validation" not in fired(run)
+
+
+def test_a_validation_export_is_read_as_validation(runner, tmp_path):
+    for name in ("run-x-tag-val_loss.csv", "run-validation-tag-epoch_loss.csv"):
+        _, doc = run_json(runner, str(_tb_export(tmp_path / name)))
+        run = doc["runs"][0]
+        assert list(run["series"]) == ["val"], name
+        assert "no-validation" not in fired(run)
+    _, doc = run_json(runner, str(_tb_export(tmp_path / "run-x-tag-loss.csv")))
+    assert list(doc["runs"][0]["series"]) == ["train"]
