@@ -13,6 +13,7 @@ from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError, InputError
 from lossdoctor.ingest import ColumnHints, read_runs
 from lossdoctor.report import Report, RunReport
+from lossdoctor.sources import fetch, is_url
 
 
 def diagnose_source(
@@ -26,13 +27,15 @@ def diagnose_source(
     curves: bool = True,
 ) -> list[RunReport]:
     """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
-    MLflow database, or ``data`` read from standard input), with the decimated curves
-    charts draw when ``curves``.
+    MLflow database, an fsspec URL of one object, or ``data`` read from standard input),
+    with the decimated curves charts draw when ``curves``.
 
     An unreadable source gives one report whose ``error`` holds the one-line reason.
     """
     pack = rules if rules is not None else load_rules()
     try:
+        if data is None and is_url(source):
+            data = fetch(source)
         runs = read_runs(source, data=data, hints=hints, run=run)
     except InputError as exc:
         return [RunReport(source=source, error=exc.one_line())]
@@ -61,27 +64,20 @@ def diagnose_many(
     jobs: int = 1,
     curves: bool = True,
 ) -> Report:
-    """Return the report of every run of every source, in order (``-`` reads ``stdin``);
-    with ``jobs`` > 1 the sources are diagnosed in that many processes; ``curves`` as
-    for :func:`diagnose_source`."""
+    """Return the report of every run of every source, in order (``-`` reads ``stdin``; a
+    URL glob or prefix gives one run per object); with ``jobs`` > 1 the sources are
+    diagnosed in that many processes; ``curves`` as for :func:`diagnose_source`.
+    :func:`lossdoctor.fleet.diagnose_stream` streams them, on any executor, with a cache."""
+    from lossdoctor.executors import make_executor
+    from lossdoctor.fleet import Options, diagnose_stream
+
     pack = list(rules) if rules is not None else load_rules()
-    kwargs = {"hints": hints, "rules": pack, "run": run, "context": context, "curves": curves}
-    if jobs > 1 and len(sources) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [
-                pool.submit(_diagnose_one, s, stdin if s == "-" else None, kwargs) for s in sources
-            ]
-            return Report(runs=[r for f in futures for r in f.result()])
-    reports: list[RunReport] = []
-    for source in sources:
-        reports.extend(_diagnose_one(source, stdin if source == "-" else None, kwargs))
-    return Report(runs=reports)
-
-
-def _diagnose_one(source: str, data: bytes | None, kwargs: dict[str, Any]) -> list[RunReport]:
-    return diagnose_source(source, data=data, **kwargs)
+    options = Options(rules=pack, hints=hints, run=run, context=context or {}, curves=curves)
+    executor = make_executor("local", jobs=jobs if len(sources) > 1 else 1)
+    try:
+        return Report(runs=list(diagnose_stream(sources, options, stdin=stdin, executor=executor)))
+    finally:
+        executor.close()
 
 
 def select_rules(settings: Settings) -> list[Rule]:

@@ -20,6 +20,7 @@ from lossdoctor.errors import ExitCode, LossdoctorError
 
 FAIL_ON = ("error", "warning", "info", "never")
 FORMATS = ("text", "json", "markdown", "github", "junit", "gitlab", "html")
+SUMMARY_FORMATS = ("summary", "summary-markdown", "summary-csv", "summary-json")
 
 app = typer.Typer(
     name="lossdoctor",
@@ -71,9 +72,9 @@ def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for value in values or ["text"]:
         name, _, path = value.partition(":")
-        if name not in FORMATS:
+        if name not in FORMATS + SUMMARY_FORMATS:
             raise typer.BadParameter(
-                f"unknown format '{name}' (choose from {', '.join(FORMATS)})",
+                f"unknown format '{name}' (choose from {', '.join(FORMATS + SUMMARY_FORMATS)})",
                 param_hint="'--format'",
             )
         out.append((name, path or None))
@@ -171,8 +172,8 @@ def check(
         typer.Option(
             "--format",
             "-f",
-            help=f"Output NAME[:PATH]: {', '.join(FORMATS)}. Repeatable; a PATH's missing"
-            " folders are created; never one of the input files.",
+            help=f"Output NAME[:PATH]: {', '.join(FORMATS + SUMMARY_FORMATS)}. Repeatable; a"
+            " PATH's missing folders are created; never one of the input files.",
         ),
     ] = [],  # noqa: B006 - typer needs a list default
     fail_on: Annotated[
@@ -227,6 +228,18 @@ def check(
         str | None, typer.Option(help="Also draw the annotated chart to this .png or .svg.")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Diagnose paths in parallel processes.")] = 1,
+    executor: Annotated[
+        str, typer.Option(help="Where runs are diagnosed: local (--jobs processes) or dask.")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="The Dask scheduler for --executor dask: tcp://HOST:8786.")
+    ] = None,
+    cache: Annotated[
+        str | None, typer.Option(help="Reuse the reports of unchanged runs kept in this folder.")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(help="Order of the summary rows: input, verdict, final, best.")
+    ] = "input",
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
 
@@ -246,50 +259,56 @@ def check(
         select, extend_select, ignore, config, (train_col, val_col, step_col),
         vocab_size or classes, profile, fail_on=fail_on, exit_zero=exit_zero,
     )  # fmt: skip
-    from lossdoctor.api import diagnose_many, make_context, select_rules
+    from lossdoctor import cli_fleet
+    from lossdoctor.api import make_context, select_rules
     from lossdoctor.ingest.columns import ColumnHints
+    from lossdoctor.report import Report
 
+    cli_fleet.check_sort(sort)
     rules = select_rules(settings)
     stdin = sys.stdin.buffer.read() if "-" in paths else None
     hints = ColumnHints(**settings.columns) if settings.columns else None
     context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
-    report = diagnose_many(
-        paths,
-        stdin=stdin,
-        hints=hints,
-        run=run_filter,
-        context=context,
-        rules=rules,
-        jobs=jobs,
-        curves=wants_curves or baseline is not None,
-    )
+    full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
+    runs, summary = cli_fleet.diagnose(
+        paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
+        curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
+        scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
+    )  # fmt: skip
+    report = Report(runs=runs)
     if baseline is not None:
         from lossdoctor.compare import compare_report
 
         report = compare_report(report, baseline, hints=hints, rules=rules, context=context)
+        summary = cli_fleet.summarize(report.runs)
     doc = report.to_dict(curves=wants_curves)
     threshold = settings.fail_on or "error"
     for name, path in outputs:
-        _write(name, path, doc, fail_on=threshold)
+        summary_doc = summary.to_dict(sort) if name in SUMMARY_FORMATS else doc
+        _write(name, path, summary_doc, fail_on=threshold, sort=sort)
     if plot is not None:
         from lossdoctor.reporters import chart
 
         chart.render(doc, plot)
-    for run in report.runs:
-        if run.error is not None:
-            _error(run.error)
-    if any(run.error is not None for run in report.runs):
+    errors = [row.error for row in summary.rows if row.error is not None]
+    for error in errors:
+        _error(error)
+    if errors:
         raise typer.Exit(ExitCode.USAGE)
-    if not settings.exit_zero and any(run.reaches(threshold) for run in report.runs):
+    if not settings.exit_zero and any(row.reaches(threshold) for row in summary.rows):
         raise typer.Exit(ExitCode.FINDINGS)
 
 
-def _write(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "error") -> None:
-    """Render ``doc`` in format ``name`` to ``path`` (stdout when None).  A reader that
-    closes standard output early (``| head -1``) does not change the exit code."""
+def _write(
+    name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "error", sort: str = "input"
+) -> None:
+    """Render ``doc`` in format ``name`` to ``path`` (stdout when None); ``sort``: the order
+    of the text report's summary rows; a summary format renders a ``Summary.to_dict()``.
+    A reader that closes standard output early (``| head -1``) does not change the exit
+    code."""
     try:
-        _render_to(name, path, doc, fail_on=fail_on)
+        _render_to(name, path, doc, fail_on=fail_on, sort=sort)
     except BrokenPipeError:
         _stdout_closed()
 
@@ -302,17 +321,24 @@ def _stdout_closed() -> None:
     os.close(devnull)
 
 
-def _render_to(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str) -> None:
-    if name == "text":
+def _render_to(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str, sort: str) -> None:
+    if name in SUMMARY_FORMATS:
+        from lossdoctor.cli_fleet import render_summary
+
+        summary = render_summary(name, doc, terminal_out=path is None)
+        if summary is None:
+            return
+        text = summary
+    elif name == "text":
         from lossdoctor.reporters import terminal
 
         if path is None:
-            terminal.render(doc)
+            terminal.render(doc, sort=sort)
             return
         import io
 
         buffer = io.StringIO()
-        terminal.render(doc, buffer, width=100)
+        terminal.render(doc, buffer, width=100, sort=sort)
         text = buffer.getvalue()
     elif name == "json":
         from lossdoctor.reporters import json_report

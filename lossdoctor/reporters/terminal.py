@@ -174,6 +174,7 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         console.print(Text(f"  note: {note}", style="dim"))
 
 
+<<<<<<< HEAD
 class _PipeConsole(Console):
     """A console that lets a closed output raise :class:`BrokenPipeError` to its caller
     (rich's own handler exits with code 1, which would replace the diagnosis's)."""
@@ -187,6 +188,18 @@ def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | N
 
     Raises :class:`BrokenPipeError` when the reader of ``out`` has gone away."""
     console = _PipeConsole(file=out, width=width, highlight=False)
+=======
+def render(
+    report: dict[str, Any],
+    out: IO[str] | None = None,
+    *,
+    width: int | None = None,
+    sort: str = "input",
+) -> None:
+    """Write the human-readable report of every run to ``out`` (stdout by default); with
+    several runs, a summary table after them with rows in ``sort`` order."""
+    console = Console(file=out, width=width, highlight=False)
+>>>>>>> 3a968e5 (Sweeps and fleets: fsspec remote sources (s3/gs/az/hf/http, globs), fleet summary formats with --sort, executors as a plug point (in-process, process pool, Dask), --cache of unchanged runs)
     if not console.is_terminal:
         console.soft_wrap = True  # one finding per line in logs and pipes: grep-able
         if width is None:
@@ -197,33 +210,45 @@ def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | N
             console.print()
         _render_run(console, run)
     if len(runs) > 1:
-        console.print()
-        console.print(_summary_table(runs))
-        counts: dict[str, int] = {}
+        from lossdoctor.reporters.summary import Summary
+
+        summary = Summary()
         for run in runs:
-            counts[run["verdict"]] = counts.get(run["verdict"], 0) + 1
-        summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-        console.print(Text(f"{len(runs)} runs: {summary}", style="bold"))
+            summary.add(run)
+        console.print()
+        _print_summary(console, summary.to_dict(sort))
 
 
-def _summary_table(runs: list[dict[str, Any]]) -> Table:
-    """Return one row per run: verdict, points, first/best/last loss, the top finding."""
+def render_summary(
+    summary: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None
+) -> None:
+    """Write the fleet summary (a ``Summary.to_dict()``): one row per run, the totals and
+    the most frequent findings."""
+    console = Console(file=out, width=width, highlight=False)
+    if not console.is_terminal and width is None:
+        console.width = WIDE
+    _print_summary(console, summary)
+    if summary["totals"]["findings"]:
+        from lossdoctor.reporters.summary import runs_text
+
+        console.print(Text("most frequent findings:", style="bold"))
+        for f in summary["totals"]["findings"]:
+            console.print(f"  {f['finding']}: {runs_text(f['runs'])}")
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    from lossdoctor.reporters.summary import totals_line
+
     table = Table(box=None, pad_edge=False, show_edge=False, title=None)
-    for header in ("run", "verdict", "points", "first", "best", "last", "top finding"):
+    for header in ("run", "verdict", "final", "best", "top finding"):
         table.add_column(header, no_wrap=header != "top finding")
-    for run in runs:
-        train = run.get("series", {}).get("train", {})
-        active = [f for f in run.get("findings", []) if not f.get("superseded_by")]
-        top = next((f for f in active if f["severity"] == "error"), None) or next(
-            (f for f in active if f["severity"] == "warning"), None
-        )
+    for r in summary["runs"]:
         table.add_row(
-            run["source"],
-            Text(run["verdict"], style=VERDICT_STYLE[run["verdict"]]),
-            str(train.get("points", "–")),
-            _fmt(train.get("first")),
-            _fmt(train.get("best")),
-            _fmt(train.get("last")),
-            f"{top['code']} {top['rule']}" if top else (run.get("error") or "–"),
+            r["run"],
+            Text(r["verdict"], style=VERDICT_STYLE[r["verdict"]]),
+            _fmt(r["final"]),
+            _fmt(r["best"]),
+            r["top_finding"] or "–",
         )
-    return table
+    console.print(table)
+    console.print(Text(totals_line(summary), style="bold"))

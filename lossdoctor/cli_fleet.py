@@ -1,0 +1,95 @@
+"""The command line's side of many runs (part of the CLI layer): diagnose the sources on the
+chosen executor with the cache, fill the fleet summary as reports stream in, and write the
+summary formats (``summary``, ``summary-markdown``, ``summary-csv``, ``summary-json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lossdoctor.engine.schema import Rule
+from lossdoctor.errors import ConfigError
+from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.report import RunReport
+from lossdoctor.reporters.summary import SORT_KEYS, Summary
+from lossdoctor.sources import is_url
+
+SUMMARY_FORMATS = ("summary", "summary-markdown", "summary-csv", "summary-json")
+
+
+def diagnose(
+    paths: Sequence[str],
+    *,
+    rules: Sequence[Rule],
+    stdin: bytes | None = None,
+    hints: ColumnHints | None = None,
+    run: str | None = None,
+    context: Mapping[str, Any] | None = None,
+    curves: bool = False,
+    executor: str = "local",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    cache: str | None = None,
+    keep: bool = True,
+) -> tuple[list[RunReport], Summary]:
+    """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
+    alone) and the summary of every run at ``paths``, diagnosed by ``executor``
+    (``local`` with ``jobs`` processes, or ``dask`` at ``scheduler``), reusing the reports
+    of unchanged runs stored in the folder ``cache``."""
+    from lossdoctor.cache import ReportCache
+    from lossdoctor.executors import make_executor
+    from lossdoctor.fleet import Options, diagnose_stream
+
+    options = Options(rules=rules, hints=hints, run=run, context=context or {}, curves=curves)
+    store = ReportCache(cache, options.fingerprint()) if cache else None
+    many = len(paths) > 1 or any(is_url(p) for p in paths)
+    pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)
+    reports: list[RunReport] = []
+    summary = Summary()
+    try:
+        for report in diagnose_stream(paths, options, stdin=stdin, executor=pool, cache=store):
+            summary.add(report.to_dict())
+            if keep:
+                reports.append(report)
+    finally:
+        pool.close()
+    return reports, summary
+
+
+def summarize(reports: Sequence[RunReport]) -> Summary:
+    """Return the summary of ``reports``."""
+    summary = Summary()
+    for report in reports:
+        summary.add(report.to_dict())
+    return summary
+
+
+def check_sort(sort: str) -> str:
+    """Return ``sort`` when it is a summary order; raise :class:`ConfigError` otherwise."""
+    if sort not in SORT_KEYS:
+        raise ConfigError(f"--sort: unknown order '{sort}' (choose from {', '.join(SORT_KEYS)})")
+    return sort
+
+
+def render_summary(name: str, doc: dict[str, Any], *, terminal_out: bool) -> str | None:
+    """Return the summary ``doc`` (a ``Summary.to_dict()``) in format ``name``; with
+    ``terminal_out`` the text table is drawn on stdout at once and None is returned."""
+    from lossdoctor.reporters import summary as formats
+
+    if name == "summary":
+        from lossdoctor.reporters import terminal
+
+        if terminal_out:
+            terminal.render_summary(doc)
+            return None
+        import io
+
+        buffer = io.StringIO()
+        terminal.render_summary(doc, buffer, width=terminal.WIDE)
+        return buffer.getvalue()
+    if name == "summary-markdown":
+        return formats.render_markdown(doc)
+    if name == "summary-csv":
+        return formats.render_csv(doc)
+    return formats.render_json(doc)

@@ -1,0 +1,169 @@
+"""Many runs: the fleet summary (rows, order, totals, formats), the report cache and the
+Dask executor on a real LocalCluster (worker processes) against the local run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lossdoctor import cli_fleet
+from lossdoctor import synth as curves
+from lossdoctor.api import select_rules
+from lossdoctor.cache import ReportCache
+from lossdoctor.cli import app
+from lossdoctor.config import Settings
+from lossdoctor.fleet import Options, diagnose_stream
+
+from conftest import write_curve
+
+
+@pytest.fixture
+def sweep(tmp_path) -> list[str]:
+    """Four runs: healthy (two, one ending lower), spiky (warning), diverging (failing)."""
+    return [
+        str(write_curve(tmp_path / "a-healthy.csv", *curves.healthy(seed=1))),
+        str(write_curve(tmp_path / "b-spiky.csv", *curves.spiky())),
+        str(write_curve(tmp_path / "c-diverging.csv", *curves.diverging())),
+        str(write_curve(tmp_path / "d-healthy.csv", *curves.healthy(seed=2, end=1.2))),
+    ]
+
+
+def test_summary_csv_and_json_sorted_by_verdict_with_totals(runner, sweep, tmp_path):
+    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
+    result = runner.invoke(
+        app,
+        ["check", *sweep, "--sort", "verdict", "-f", f"summary-csv:{out_csv}",
+         "-f", f"summary-json:{out_json}"],
+    )  # fmt: skip
+    assert result.exit_code == 1  # the diverging run fails
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert [Path(r["run"]).name for r in rows] == [
+        "c-diverging.csv", "b-spiky.csv", "d-healthy.csv", "a-healthy.csv"
+    ]  # fmt: skip
+    assert [r["verdict"] for r in rows] == ["failing", "warning", "healthy", "healthy"]
+    assert rows[1]["top_finding"] == "LD201 spikes"
+    assert float(rows[2]["final"]) < float(rows[3]["final"])  # healthy: lower final loss first
+    doc = json.loads(out_json.read_text())
+    assert doc["totals"]["runs"] == 4
+    assert doc["totals"]["verdicts"] == {"healthy": 2, "warning": 1, "failing": 1}
+    assert {"finding": "LD201 spikes", "runs": 1} in doc["totals"]["findings"]
+    assert [r["run"] for r in doc["runs"]] == [r["run"] for r in rows]
+
+
+def test_summary_sorted_by_best_loss_and_markdown(runner, sweep):
+    result = runner.invoke(app, ["check", *sweep, "--sort", "best", "-f", "summary-markdown"])
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("| ") and "/" in ln]
+    best = [float(ln.split(" | ")[3]) for ln in lines]
+    assert len(best) == 4
+    assert best == sorted(best)
+    assert result.stdout.startswith("## lossdoctor: 4 runs: 2 healthy, 1 warning, 1 failing\n")
+    assert "- LD201 spikes: 1 run\n" in result.stdout
+
+
+def test_text_summary_lists_errors_and_an_unknown_sort_is_refused(runner, sweep, tmp_path):
+    missing = str(tmp_path / "missing.csv")
+    result = runner.invoke(app, ["check", sweep[0], missing, "-f", "summary"])
+    assert result.exit_code == 2
+    assert "2 runs: 1 healthy, 1 error" in result.stdout
+    (row,) = [ln for ln in result.stdout.splitlines() if ln.startswith(missing)]
+    assert row.split()[1] == "error"
+    assert "no such file or folder" in result.stdout
+    refused = runner.invoke(app, ["check", *sweep, "--sort", "loss"])
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "lossdoctor: --sort: unknown order 'loss' (choose from input, verdict, final, best)\n"
+    )
+
+
+def test_a_summary_only_check_keeps_rows_not_reports(sweep):
+    rules = select_rules(Settings())
+    reports, summary = cli_fleet.diagnose(sweep, rules=rules, keep=False)
+    assert reports == []
+    assert [r.verdict for r in summary.rows] == ["healthy", "warning", "failing", "healthy"]
+
+
+# --- the cache -------------------------------------------------------------------------------
+
+
+def _stream(paths: list[str], cache: ReportCache, rules) -> list[dict]:
+    return [r.to_dict() for r in diagnose_stream(paths, Options(rules=rules), cache=cache)]
+
+
+def test_the_cache_rediagnoses_only_changed_runs(sweep, tmp_path, monkeypatch):
+    rules = select_rules(Settings())
+    folder = tmp_path / "cache"
+    first = _stream(sweep, ReportCache(folder, Options(rules=rules).fingerprint()), rules)
+
+    import lossdoctor.api
+
+    diagnosed: list[str] = []
+    real = lossdoctor.api.diagnose_source
+
+    def counting(source, **kwargs):
+        diagnosed.append(source)
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(lossdoctor.api, "diagnose_source", counting)
+    cache = ReportCache(folder, Options(rules=rules).fingerprint())
+    assert _stream(sweep, cache, rules) == first
+    assert diagnosed == []
+    assert (cache.hits, cache.misses) == (4, 0)
+
+    write_curve(Path(sweep[2]), *curves.healthy(seed=3))  # the run was rerun and is fine now
+    stat = os.stat(sweep[2])
+    os.utime(sweep[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again = _stream(sweep, ReportCache(folder, Options(rules=rules).fingerprint()), rules)
+    assert diagnosed == [sweep[2]]
+    assert [r["verdict"] for r in again] == ["healthy", "warning", "healthy", "healthy"]
+
+    fewer = select_rules(Settings(ignore=("spikes",)))
+    _stream(sweep, ReportCache(folder, Options(rules=fewer).fingerprint()), fewer)
+    assert len(diagnosed) == 1 + 4  # other rules: every run again
+
+
+def test_cache_on_the_command_line_gives_the_same_report(runner, sweep, tmp_path):
+    args = ["check", "-f", "json", "--cache", str(tmp_path / "cache"), *sweep]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    plain = runner.invoke(app, ["check", "-f", "json", *sweep])
+    assert first.exit_code == second.exit_code == plain.exit_code == 1
+    assert first.stdout == second.stdout == plain.stdout
+
+
+# --- Dask ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Iterator[str]:
+    """A LocalCluster of two single-threaded worker processes."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_executor_gives_the_local_json_byte_for_byte(runner, sweep, tmp_path, dask_scheduler):
+    runs = [*sweep, str(tmp_path / "missing.csv"), str(Path(__file__).parent / "test_fleet.py")]
+    local = runner.invoke(app, ["check", "-f", "json", *runs])
+    dask = runner.invoke(
+        app, ["check", "-f", "json", "--executor", "dask", "--scheduler", dask_scheduler, *runs]
+    )
+    assert local.exit_code == dask.exit_code == 2
+    assert dask.stdout == local.stdout
+    assert len(json.loads(dask.stdout)["runs"]) == 6
+
+
+def test_dask_executor_needs_a_scheduler(runner, sweep, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    result = runner.invoke(app, ["check", "--executor", "dask", *sweep])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "lossdoctor: --executor dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)\n"
+    )
