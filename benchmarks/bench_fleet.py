@@ -31,7 +31,7 @@ def write_runs(folder: Path, count: int, points: int) -> list[str]:
     paths = []
     for i in range(count):
         sub = folder / f"sweep-{i // 1000:02d}"
-        sub.mkdir(exist_ok=True)
+        sub.mkdir(parents=True, exist_ok=True)
         path = sub / f"run-{i:05d}.csv"
         if i % CORRUPT_EVERY == CORRUPT_EVERY - 1:
             path.write_bytes(b"\x00\x01 not a log")
@@ -51,12 +51,9 @@ def coordinate(args: list[str]) -> None:
 
     started = time.perf_counter()
     try:
-        app(args, standalone_mode=False)
-        code = 0
+        code = int(app(args, standalone_mode=False) or 0)  # typer.Exit's code is returned
     except SystemExit as exc:
         code = int(exc.code or 0)
-    except Exception as exc:  # click raises Exit as an exception without standalone mode
-        code = int(getattr(exc, "exit_code", 2))
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "exit": code}))
