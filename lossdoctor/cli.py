@@ -321,7 +321,9 @@ def _stdout_closed() -> None:
     os.close(devnull)
 
 
-def _render_to(name: str, path: str | None, doc: dict[str, Any], *, fail_on: str, sort: str) -> None:
+def _render_to(
+    name: str, path: str | None, doc: dict[str, Any], *, fail_on: str, sort: str
+) -> None:
     if name in SUMMARY_FORMATS:
         from lossdoctor.cli_fleet import render_summary
 

@@ -174,7 +174,6 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         console.print(Text(f"  note: {note}", style="dim"))
 
 
-<<<<<<< HEAD
 class _PipeConsole(Console):
     """A console that lets a closed output raise :class:`BrokenPipeError` to its caller
     (rich's own handler exits with code 1, which would replace the diagnosis's)."""
@@ -183,12 +182,6 @@ class _PipeConsole(Console):
         raise BrokenPipeError
 
 
-def render(report: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None) -> None:
-    """Write the human-readable report of every run to ``out`` (stdout by default).
-
-    Raises :class:`BrokenPipeError` when the reader of ``out`` has gone away."""
-    console = _PipeConsole(file=out, width=width, highlight=False)
-=======
 def render(
     report: dict[str, Any],
     out: IO[str] | None = None,
@@ -197,9 +190,10 @@ def render(
     sort: str = "input",
 ) -> None:
     """Write the human-readable report of every run to ``out`` (stdout by default); with
-    several runs, a summary table after them with rows in ``sort`` order."""
-    console = Console(file=out, width=width, highlight=False)
->>>>>>> 3a968e5 (Sweeps and fleets: fsspec remote sources (s3/gs/az/hf/http, globs), fleet summary formats with --sort, executors as a plug point (in-process, process pool, Dask), --cache of unchanged runs)
+    several runs, a summary table after them with rows in ``sort`` order.
+
+    Raises :class:`BrokenPipeError` when the reader of ``out`` has gone away."""
+    console = _PipeConsole(file=out, width=width, highlight=False)
     if not console.is_terminal:
         console.soft_wrap = True  # one finding per line in logs and pipes: grep-able
         if width is None:
@@ -223,8 +217,10 @@ def render_summary(
     summary: dict[str, Any], out: IO[str] | None = None, *, width: int | None = None
 ) -> None:
     """Write the fleet summary (a ``Summary.to_dict()``): one row per run, the totals and
-    the most frequent findings."""
-    console = Console(file=out, width=width, highlight=False)
+    the most frequent findings.
+
+    Raises :class:`BrokenPipeError` when the reader of ``out`` has gone away."""
+    console = _PipeConsole(file=out, width=width, highlight=False)
     if not console.is_terminal and width is None:
         console.width = WIDE
     _print_summary(console, summary)
