@@ -115,10 +115,11 @@ def table_layout(head: str, *, complete: bool) -> TableLayout | None:
     ``complete`` says ``head`` is the whole text; otherwise its last, possibly cut,
     line is not looked at.
     """
-    lines = head.split("\n")
+    looked_at = HEAD_LINES + SNIFF_LINES
+    lines = head.split("\n", looked_at)  # the rest of a long text stays one string
     if not complete:
         lines = lines[:-1]
-    lines = lines[: HEAD_LINES + SNIFF_LINES]
+    lines = lines[:looked_at]
     body = [ln for ln in lines if not ln.lstrip().startswith("#")][:HEAD_LINES]
     delimiter = sniff_delimiter(body)
     if delimiter is None or not looks_like_table(body, delimiter):

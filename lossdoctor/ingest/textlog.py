@@ -20,12 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
 from lossdoctor.ingest.provenance import mark_smoothing
-from lossdoctor.ingest.table import table_to_run
-from lossdoctor.model import Run
+from lossdoctor.ingest.table import Column, Table, table_to_run
+from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 
 NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
 _NUM_RE = re.compile(rf"^(?:{NUM})$")
@@ -226,55 +228,218 @@ def _globalise_steps(records: list[dict[str, Any]]) -> bool:
     return True
 
 
-def read_text_log(text: str, *, source: str, hints: ColumnHints | None = None) -> Run:
-    """Return the run in a text log.
+#: A nanoGPT training line (``iter N: loss X...``) after a line end, read as
+#: :func:`parse_line` reads it when the line has no colour codes (no prefix, no blank).
+_NANOGPT_ITER_LINE = re.compile(rf"\niter (\d+): loss ({NUM})")
+_ITER = np.frombuffer(b"iter ", dtype=np.uint8)
+_NANOGPT_ITER_START = re.compile(rf"iter (\d+): loss ({NUM})")
 
-    Raises :class:`InputError` when no line carries a loss value.
+
+def nanogpt_iter(line: str) -> tuple[float, float] | None:
+    """Return (step, loss) of a nanoGPT training line (``iter N: loss X...``), read as
+    :func:`parse_line` reads it, or None for any other line (those need :func:`parse_line`)."""
+    if len(line) > MAX_LINE_CHARS or "\x1b" in line:
+        return None
+    found = _NANOGPT_ITER_START.match(line)
+    return None if found is None else (float(found.group(1)), float(found.group(2)))
+
+
+#: Characters of a log parsed at a time (bounds the memory of the per-line lists).
+BLOCK_CHARS = 1 << 22
+
+
+class TextLogReader:
+    """Reads a text log a block of whole lines at a time (:meth:`feed`), then gives the
+    table of its records (:meth:`table`).
+
+    With ``fast``, the nanoGPT training lines of a block (the bulk of a nanoGPT log) are
+    found by one regular expression and kept as arrays; every other line goes through
+    :func:`parse_line` in order, so the table is the same as from parsing line by line.
     """
-    state = _State()
-    for number, raw in enumerate(text.split("\n"), start=1):
+
+    def __init__(self, *, fast: bool = True) -> None:
+        self.fast = fast
+        self.state = _State()
+        self.n_lines = 0
+        self.n_fast = 0
+        self._fast: list[tuple[FloatArray, FloatArray, IntArray]] = []
+
+    def feed(self, text: str) -> None:
+        """Read the lines of ``text``, split on ``\\n`` (its last line is taken as whole)."""
+        first = self.n_lines + 1
+        if not self.fast:
+            lines = text.split("\n")
+            for offset, raw in enumerate(lines):
+                self._line(first + offset, raw)
+            self.n_lines += len(lines)
+            return
+        fast = _nanogpt_rows(text)
+        if fast is None:
+            lines = text.split("\n")
+            for offset, raw in enumerate(lines):
+                self._line(first + offset, raw)
+            self.n_lines += len(lines)
+            return
+        steps, losses, is_fast = fast
+        lines = text.split("\n")
+        first_fast = int(np.argmax(is_fast))
+        dialects = self.state.dialects
+        for index in np.flatnonzero(~is_fast).tolist():
+            if index > first_fast and "nanogpt" not in dialects:
+                dialects["nanogpt"] = 0  # counted from here on, as line by line (ties)
+            if raw := lines[index]:
+                self._line(first + index, raw)
+        self.n_lines += len(lines)
+        numbers = np.flatnonzero(is_fast).astype(np.int64) + first
+        self._fast.append((steps, losses, numbers))
+        self.n_fast += steps.shape[0]
+        self.state.dialects["nanogpt"] += steps.shape[0]
+
+    def _line(self, number: int, raw: str) -> None:
+        state = self.state
         if len(raw) > MAX_LINE_CHARS:
             state.skipped += 1
-            continue
-        line = strip_prefix(raw)
-        parsed = parse_line(line, state)
+            return
+        parsed = parse_line(strip_prefix(raw), state)
         if parsed is None or not parsed.values:
             if raw.strip():
                 state.skipped += 1
-            continue
+            return
         state.records.append(_canonical(parsed))
         state.lines.append(number)
         state.dialects[parsed.dialect] += 1
         state.keras_bar.append(parsed.keras_bar)
-    records, lines = state.records, state.lines
-    notes: list[str] = []
-    # Keras: per-batch progress lines are running means; keep the epoch-end lines
-    epoch_ends = [
-        i
-        for i, r in enumerate(records)
-        if state.keras_bar[i] and any(k.startswith("val_") for k in r)
-    ]
-    if epoch_ends:
-        keep = [i for i in range(len(records)) if not state.keras_bar[i] or i in set(epoch_ends)]
-        dropped = len(records) - len(keep)
-        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
-        notes.append(
-            f"Keras: used the {len(epoch_ends)} epoch-end lines, not {dropped} progress-bar lines"
-        )
-    if _globalise_steps(records):
-        notes.append("per-epoch step counters turned into global steps")
-    for r in records:
-        r.pop("step__total", None)
-    if not any(any("loss" in k or k in ("trl", "tel") for k in r) for r in records):
+
+    def table(self) -> tuple[Table, str] | None:
+        """Return the table of every record read and the most common dialect, or None when
+        no line carried a loss value."""
+        state = self.state
+        records, lines = state.records, state.lines
+        notes: list[str] = []
+        # Keras: per-batch progress lines are running means; keep the epoch-end lines
+        epoch_ends = [
+            i
+            for i, r in enumerate(records)
+            if state.keras_bar[i] and any(k.startswith("val_") for k in r)
+        ]
+        if epoch_ends:
+            ends = set(epoch_ends)
+            keep = [i for i in range(len(records)) if not state.keras_bar[i] or i in ends]
+            dropped = len(records) - len(keep)
+            records, lines = [records[i] for i in keep], [lines[i] for i in keep]
+            notes.append(
+                f"Keras: used the {len(epoch_ends)} epoch-end lines, not {dropped} "
+                "progress-bar lines"
+            )
+        if _globalise_steps(records):
+            notes.append("per-epoch step counters turned into global steps")
+        for r in records:
+            r.pop("step__total", None)
+        if not self.n_fast and not any(
+            any("loss" in k or k in ("trl", "tel") for k in r) for r in records
+        ):
+            return None
+        table = records_table(records, lines)
+        if self._fast:
+            steps = np.concatenate([part[0] for part in self._fast])
+            losses = np.concatenate([part[1] for part in self._fast])
+            numbers = np.concatenate([part[2] for part in self._fast])
+            table = _with_fast_rows(table, steps, losses, numbers)
+        table.notes.extend(notes)
+        if state.skipped:
+            table.notes.append(f"{state.skipped} lines without values were skipped")
+        dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
+        return table, dialect
+
+
+def _nanogpt_rows(text: str) -> tuple[FloatArray, FloatArray, BoolArray] | None:
+    """Return the steps and losses of the nanoGPT training lines of ``text`` and which of
+    its lines (split on ``\\n``) they are, or None when it has none or when a line that
+    starts like one is not one, or is too long (those blocks are read line by line)."""
+    if "iter " not in text or "\x1b" in text:
+        return None
+    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    starts = np.r_[0, ends + 1]
+    lengths = np.r_[ends, raw.shape[0]] - starts
+    is_iter = lengths >= _ITER.shape[0]
+    for offset, byte in enumerate(_ITER.tolist()):
+        at = np.minimum(starts + offset, max(raw.shape[0] - 1, 0))
+        is_iter &= raw[at] == byte
+    count = int(is_iter.sum())
+    if not count or int(lengths[is_iter].max()) > MAX_LINE_CHARS:
+        return None
+    pairs = _NANOGPT_ITER_LINE.findall("\n" + text)
+    if len(pairs) != count:
+        return None
+    steps = np.fromiter(map(float, [pair[0] for pair in pairs]), np.float64, count)
+    losses = np.fromiter(map(float, [pair[1] for pair in pairs]), np.float64, count)
+    return steps, losses, is_iter
+
+
+def _with_fast_rows(table: Table, steps: FloatArray, losses: FloatArray, lines: IntArray) -> Table:
+    """Return ``table`` (the records of the other lines) with the nanoGPT training rows
+    (``steps``, ``losses`` at ``lines``) put in line order, its columns in first-seen
+    order as :func:`records_table` orders them."""
+    slow_lines = table.lines if table.lines is not None else np.zeros(0, dtype=np.int64)
+    all_lines = np.concatenate([lines, slow_lines])
+    order = np.argsort(all_lines, kind="stable")
+    n = int(all_lines.shape[0])
+    row_of = np.empty(n, dtype=np.int64)
+    row_of[order] = np.arange(n)
+    fast_rows, slow_rows = row_of[: lines.shape[0]], row_of[lines.shape[0] :]
+    # a column's place: the first line that holds it, then its place in that record
+    first_line = int(lines[0])
+    first_seen = {"step": (first_line, 0), "loss": (first_line, 1)}
+    for position, (name, column) in enumerate(table.columns.items()):
+        held = column.present.copy()
+        if column.first_garbage >= 0:
+            held[column.first_garbage] = True
+        line = int(slow_lines[int(np.argmax(held))]) if held.any() else n + 1
+        first_seen[name] = min(first_seen.get(name, (line, position)), (line, position))
+    columns: dict[str, Column] = {}
+    for name in sorted(first_seen, key=first_seen.__getitem__):
+        values = np.full(n, np.nan)
+        present = np.zeros(n, dtype=bool)
+        garbage, first_garbage = 0, -1
+        slow = table.columns.get(name)
+        if slow is not None:
+            values[slow_rows] = slow.values
+            present[slow_rows] = slow.present
+            garbage = slow.garbage
+            if slow.first_garbage >= 0:
+                first_garbage = int(slow_rows[slow.first_garbage])
+        if name in ("step", "loss"):
+            values[fast_rows] = steps if name == "step" else losses
+            present[fast_rows] = True
+        columns[name] = Column(values, present, garbage, first_garbage)
+    return Table(columns=columns, lines=all_lines[order], notes=list(table.notes))
+
+
+def read_text_log(
+    text: str, *, source: str, hints: ColumnHints | None = None, fast: bool = True
+) -> Run:
+    """Return the run in a text log, parsed :data:`BLOCK_CHARS` characters of whole lines
+    at a time (``fast``: nanoGPT training lines in bulk, the same result).
+
+    Raises :class:`InputError` when no line carries a loss value.
+    """
+    reader = TextLogReader(fast=fast)
+    start, size = 0, len(text)
+    while True:
+        cut = text.find("\n", start + BLOCK_CHARS) if start + BLOCK_CHARS < size else -1
+        if cut < 0:
+            reader.feed(text[start:] if start else text)
+            break
+        reader.feed(text[start:cut])
+        start = cut + 1
+    read = reader.table()
+    if read is None:
         raise InputError(
             f"no loss values found in this text ({len(text.splitlines())} lines; "
             "no line matched a known log format)",
             path=source,
         )
-    table = records_table(records, lines)
-    table.notes.extend(notes)
-    if state.skipped:
-        table.notes.append(f"{state.skipped} lines without values were skipped")
-    dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
+    table, dialect = read
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
     return mark_smoothing(run, set(table.columns))

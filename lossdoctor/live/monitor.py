@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,12 +13,12 @@ from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.schema import Rule
 from lossdoctor.ingest.columns import ColumnHints, choose_columns
 from lossdoctor.ingest.table import promote_single_loss
+from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
 from lossdoctor.model import LOSS_ROLES, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
-_NANOGPT_FAST = re.compile(r"iter (\d+): loss ([-+.\w]+?),")
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
 STALL_RULE, STALL_CODE = "stall", "LD701"
 #: Distinct keys tracked at most (a log with a new key on every line stays bounded).
@@ -139,25 +138,16 @@ class LiveMonitor:
         steps: list[float] = []
         values: list[float] = []
         urgent = False
-        match = _NANOGPT_FAST.match
         for line in lines:
-            found = match(line)
+            found = nanogpt_iter(line)
             if found is None:
                 if steps:
                     urgent |= self._flush_fast(steps, values)
                     steps, values = [], []
                 urgent |= self.add_line(line)
                 continue
-            try:
-                value = float(found.group(2))
-            except ValueError:  # "2.5x": the general parser decides
-                if steps:
-                    urgent |= self._flush_fast(steps, values)
-                    steps, values = [], []
-                urgent |= self.add_line(line)
-                continue
-            steps.append(float(found.group(1)))
-            values.append(value)
+            steps.append(found[0])
+            values.append(found[1])
         if steps:
             urgent |= self._flush_fast(steps, values)
         return urgent
