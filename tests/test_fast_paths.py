@@ -109,7 +109,11 @@ def test_text_log_fast_path_reads_as_line_by_line(lines: list[str], block: int) 
 @pytest.mark.parametrize(
     ("text", "train", "val"),
     [
-        ("iter 0: loss 5.0, time 1ms\niter 1: loss 4.0\nstep 1: train loss 4.0, val loss 4.5\n", 2, 1),
+        (
+            "iter 0: loss 5.0, time 1ms\niter 1: loss 4.0\nstep 1: train loss 4.0, val loss 4.5\n",
+            2,
+            1,
+        ),
         ("step 0: train loss 5.0, val loss 5.1\niter 0: loss 5.0\niter 10: loss nan\n", 2, 1),
         ("hello\n\niter 0: loss 5.0\n\x1b[1miter 1: loss 4.0\x1b[0m\niter 2: loss 3.0\n", 3, 0),
     ],
