@@ -3,6 +3,8 @@ steps, values, source lines, notes) or the same error, on varied inputs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest import textlog
+from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
+from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log, strip_prefix
 from lossdoctor.model import Run
 
@@ -141,3 +145,65 @@ def test_nanogpt_iter_agrees_with_parse_line(line: str) -> None:
     step, loss = parsed.values["step"], parsed.values["loss"]
     assert quick[0] == step
     assert quick[1] == loss or (np.isnan(quick[1]) and np.isnan(loss))
+
+
+KEYS = st.sampled_from(["step", "loss", "val_loss", "lr", "grad_norm", "epoch", "x y", "NaN"])
+JSON_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["1.5", "nan", "word", [1], {"a": 1}]),
+)
+
+
+@st.composite
+def jsonl_lines(draw: st.DrawFn) -> str:
+    """One line of a JSON Lines log: mostly flat objects of numbers (NaN and infinities as
+    Python writes them), and lines the bulk reader must leave to the line-by-line one."""
+    keys = draw(st.lists(KEYS, max_size=5))
+    numbers_only = draw(st.booleans())
+    values = [
+        draw(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**62), 2**62))
+        if numbers_only
+        else draw(JSON_VALUES)
+        for _ in keys
+    ]
+    record = dict(zip(keys, values, strict=True))
+    line = json.dumps(record, separators=draw(st.sampled_from([(", ", ": "), (",", ":")])))
+    return draw(
+        st.sampled_from(
+            [line, line, line, line, line.replace("{", '{"step": 1, ', 1), "", "[1, 2]", "{"]
+        )
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(jsonl_lines(), min_size=2, max_size=30), schema_rows=st.integers(1, 5))
+def test_jsonl_bulk_reads_as_line_by_line(lines: list[str], schema_rows: int) -> None:
+    """A JSON Lines file read in bulk gives exactly the line-by-line run, or is left to the
+    line-by-line reader (None)."""
+    text = "\n".join(lines)
+    bulk = outcome(
+        read_jsonl_bulk, text.encode(), source="log.jsonl", min_bytes=0, schema_rows=schema_rows
+    )
+    if bulk is None:
+        return
+    assert_same_outcome(bulk, outcome(read_jsonl, text, source="log.jsonl"))
+
+
+def test_jsonl_bulk_takes_the_common_shape() -> None:
+    """The usual logger output (a key added later, NaN written by Python, nulls) is read
+    in bulk, with the same points and lines as line by line."""
+    rows = [{"step": i, "loss": 5.0 - i / 1000} for i in range(40_000)]
+    rows[7]["loss"] = float("nan")
+    rows[9]["loss"] = float("inf")
+    rows[30_000]["val_loss"] = 4.5
+    rows[31_000]["lr"] = None
+    text = "\n".join(json.dumps(r) for r in rows) + "\n"
+    bulk = read_jsonl_bulk(text.encode(), source="log.jsonl", schema_rows=2)
+    assert bulk is not None
+    assert_same_run(bulk, read_jsonl(text, source="log.jsonl"))
+    assert list(bulk.columns.values()) == ["loss", "val_loss"]
+    assert bulk.series["train"].n_nonfinite == 2
+    assert bulk.series["val"].line_of(0) == 30_001

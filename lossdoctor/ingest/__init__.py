@@ -19,6 +19,7 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest import delimited
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited, table_layout
+from lossdoctor.ingest.jsonl_bulk import BULK_MIN_BYTES, read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
 from lossdoctor.model import Run
 
@@ -117,6 +118,10 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     layout = _table_layout(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
+    if len(data) >= BULK_MIN_BYTES:
+        bulk = read_jsonl_bulk(data, source=source, hints=hints)
+        if bulk is not None:
+            return bulk
     text = decode_text(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
