@@ -147,7 +147,9 @@ def test_nanogpt_iter_agrees_with_parse_line(line: str) -> None:
     assert quick[1] == loss or (np.isnan(quick[1]) and np.isnan(loss))
 
 
-KEYS = st.sampled_from(["step", "loss", "val_loss", "lr", "grad_norm", "epoch", "x y", "NaN"])
+KEYS = st.sampled_from(
+    ["step", "loss", "val_loss", "lr", "grad_norm", "epoch", "x y", "NaN", "iter", "train_runtime"]
+)
 JSON_VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(2**70), 2**70),

@@ -168,7 +168,7 @@ def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> R
     head = decode_text(data[:HEAD_BYTES])
     if head.lstrip()[:1] == "{":
         return None
-    return read_text_form(head, decode_text(data), source=source, hints=hints)
+    return read_text_form(head, lambda: decode_text(data), source=source, hints=hints)
 
 
 def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:

@@ -95,3 +95,9 @@ def _mmengine_validation(records: list[Record]) -> tuple[list[Record], int, int]
         moved += 1
         lossless += not any("loss" in k.lower() for k in renamed)
     return out, moved, lossless
+
+
+def reshapes(keys: set[str]) -> bool:
+    """Return True when records with these ``keys`` may be changed by
+    :func:`reshape_records` (a reader that builds the table without it must not take them)."""
+    return bool(keys & (HF_SUMMARY_KEYS | {SWIFT_STEP_KEY})) or {"iter", "step"} <= keys

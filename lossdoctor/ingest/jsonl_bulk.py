@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.model import Run
@@ -82,7 +83,7 @@ def read_jsonl_bulk(
     if frame is None:
         return None
     names = [str(name) for name in frame.columns]
-    if not all(_PLAIN_KEY.fullmatch(name) for name in names):
+    if not all(_PLAIN_KEY.fullmatch(name) for name in names) or reshapes(set(names)):
         return None
     order = _first_seen(data, set(names))
     if order is None:

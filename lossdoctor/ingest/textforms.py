@@ -5,6 +5,7 @@ of the text and its own reader (:mod:`~lossdoctor.ingest.notebook`,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.model import Run
@@ -23,19 +24,25 @@ def opens_json(text: str) -> bool:
     return bool(JSON_START.match(first))
 
 
-def read_text_form(head: str, text: str, *, source: str, hints: ColumnHints | None) -> Run | None:
-    """Return the run when ``head`` (the start of ``text``) is a form read here, else None.
+def read_text_form(
+    head: str, text: str | Callable[[], str], *, source: str, hints: ColumnHints | None
+) -> Run | None:
+    """Return the run when ``head`` (the start of ``text``; ``text`` may be a function that
+    decodes it, called only for a form read here) is a form read here, else None.
 
     Raises :class:`~lossdoctor.errors.InputError` when the form is recognised but holds
     no loss.
     """
     from lossdoctor.ingest import notebook, progressbar, torchtune
 
+    def whole() -> str:
+        return text if isinstance(text, str) else text()
+
     header_at = notebook.find_header(head)
     if header_at is not None:
-        return notebook.read_notebook_table(text, header_at, source=source, hints=hints)
+        return notebook.read_notebook_table(whole(), header_at, source=source, hints=hints)
     if progressbar.looks_like_progress_bar(head):
-        return progressbar.read_progress_bar(text, source=source, hints=hints)
+        return progressbar.read_progress_bar(whole(), source=source, hints=hints)
     if torchtune.looks_like_disk_log(head):
-        return torchtune.read_disk_log(text, source=source, hints=hints)
+        return torchtune.read_disk_log(whole(), source=source, hints=hints)
     return None
