@@ -96,10 +96,15 @@ def select_rules(settings: Settings) -> list[Rule]:
     return apply_settings(load_rules(folders), settings, load_builtin_detectors())
 
 
-def make_context(*, vocab_size: int | None = None, profile: str | None = None) -> dict[str, Any]:
+def make_context(
+    *, vocab_size: int | None = None, profile: str | None = None, objective: str | None = None
+) -> dict[str, Any]:
     """Return the run context detectors may use: ``chance_loss`` = ln(vocab_size) in nats
-    (the loss of a uniform guess) and the typical-values ``profile``."""
+    (the loss of a uniform guess), the typical-values ``profile`` and the training
+    ``objective`` (``dpo``, ``grpo``, ...)."""
     context: dict[str, Any] = {}
+    if objective is not None:
+        context["objective"] = objective
     if vocab_size is not None:
         context["chance_loss"] = math.log(vocab_size)
     if profile is not None:

@@ -131,6 +131,7 @@ def _settings(
     *,
     fail_on: str | None = None,
     exit_zero: bool = False,
+    objective: str | None = None,
 ) -> Any:
     """Return the settings the command line, ``--config`` and the project's files make
     (the options that change the diagnosis, shared by check, watch and run)."""
@@ -146,10 +147,17 @@ def _settings(
         columns=roles,
         vocab_size=vocab_size,
         profile=profile,
+        objective=objective,
     )
     settings = resolve_settings(cli, config, Path.cwd())
+    from lossdoctor.config import OBJECTIVES
     from lossdoctor.detectors.initial import PROFILES
 
+    if settings.objective is not None and settings.objective not in OBJECTIVES:
+        raise typer.BadParameter(
+            f"unknown objective '{settings.objective}' (choose from {', '.join(OBJECTIVES)})",
+            param_hint="'--objective'",
+        )
     if settings.profile is not None and settings.profile not in PROFILES:
         raise typer.BadParameter(
             f"unknown profile '{settings.profile}' (choose from {', '.join(PROFILES)})",
@@ -214,6 +222,13 @@ def check(
         str | None,
         typer.Option(help="Typical-values profile to place the final loss in: slm-finetune."),
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="What the loss optimises: auto (read from the log), sft, pretrain, dpo, ipo, "
+            "reward-model, grpo, ppo, rloo. RL objectives judge the reward, not the loss."
+        ),
+    ] = None,
     run_filter: Annotated[
         str | None,
         typer.Option(
@@ -258,6 +273,7 @@ def check(
     settings = _settings(
         select, extend_select, ignore, config, (train_col, val_col, step_col),
         vocab_size or classes, profile, fail_on=fail_on, exit_zero=exit_zero,
+        objective=objective,
     )  # fmt: skip
     from lossdoctor import cli_fleet
     from lossdoctor.api import make_context, select_rules
@@ -268,7 +284,11 @@ def check(
     rules = select_rules(settings)
     stdin = sys.stdin.buffer.read() if "-" in paths else None
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    context = make_context(
+        vocab_size=settings.vocab_size,
+        profile=settings.profile,
+        objective=None if settings.objective in (None, "auto") else settings.objective,
+    )
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
     runs, summary = cli_fleet.diagnose(
@@ -437,7 +457,11 @@ def compare(
     settings = resolve_settings(Settings(), config, Path.cwd())
     rules = select_rules(settings)
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    context = make_context(
+        vocab_size=settings.vocab_size,
+        profile=settings.profile,
+        objective=None if settings.objective in (None, "auto") else settings.objective,
+    )
     report = diagnose_many([candidate], hints=hints, rules=rules, context=context)
     if any(r.error for r in report.runs):
         for r in report.runs:
@@ -497,7 +521,11 @@ def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, A
     settings = resolve_settings(Settings(vocab_size=vocab_size), config, Path.cwd())
     rules = select_rules(settings)
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(vocab_size=settings.vocab_size, profile=settings.profile)
+    context = make_context(
+        vocab_size=settings.vocab_size,
+        profile=settings.profile,
+        objective=None if settings.objective in (None, "auto") else settings.objective,
+    )
     return rules, hints, context
 
 

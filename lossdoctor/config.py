@@ -30,7 +30,10 @@ TOP_KEYS = (
     "vocab-size",
     "classes",
     "profile",
+    "objective",
 )
+#: Training objectives ``objective`` / ``--objective`` accepts ("auto": read from the log).
+OBJECTIVES = ("auto", "sft", "pretrain", "dpo", "ipo", "reward-model", "grpo", "ppo", "rloo")
 RULE_KEYS = ("params", "thresholds", "severity")
 COLUMN_KEYS = ("train", "val", "step")
 
@@ -58,6 +61,7 @@ class Settings:
     columns: dict[str, str] = field(default_factory=dict)
     vocab_size: int | None = None
     profile: str | None = None
+    objective: str | None = None
     path: str | None = None
 
     def merged(self, other: Settings) -> Settings:
@@ -73,6 +77,7 @@ class Settings:
             columns={**self.columns, **other.columns},
             vocab_size=other.vocab_size or self.vocab_size,
             profile=other.profile or self.profile,
+            objective=other.objective or self.objective,
             path=other.path or self.path,
         )
 
@@ -142,6 +147,13 @@ def parse_settings(table: dict[str, Any], *, path: str, base: Path) -> Settings:
     profile = table.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise ConfigError("key 'profile': expected a string", path=path)
+    objective = table.get("objective")
+    if objective is not None and objective not in OBJECTIVES:
+        raise ConfigError(
+            f"key 'objective': expected one of {', '.join(OBJECTIVES)}"
+            + (_hint(objective, OBJECTIVES) if isinstance(objective, str) else ""),
+            path=path,
+        )
     paths = tuple(base / p for p in _strings(table.get("rule-paths", []), "rule-paths", path))
     select = table.get("select")
     return Settings(
@@ -155,6 +167,7 @@ def parse_settings(table: dict[str, Any], *, path: str, base: Path) -> Settings:
         columns=dict(columns),
         vocab_size=vocab,
         profile=profile,
+        objective=objective,
         path=path,
     )
 

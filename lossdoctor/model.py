@@ -22,6 +22,11 @@ TRAIN = "train"
 VAL = "val"
 LR = "lr"
 GRAD_NORM = "grad_norm"
+#: Reinforcement learning: the mean reward, and the share of prompt groups whose rewards tie.
+REWARD = "reward"
+REWARD_ZERO_STD = "reward_zero_std"
+#: Pairwise preference training (DPO, reward models): the chosen-minus-rejected margin.
+PREFERENCE = "preference"
 LOSS_ROLES = (TRAIN, VAL)
 
 

@@ -77,8 +77,9 @@ class DetectorSpec:
 DETECTORS: dict[str, DetectorSpec] = {}
 
 #: Keyword parameters filled from the run's context (command-line facts), not by rules:
-#: ``chance_loss`` (nats, ln of the vocabulary or class count) and ``profile``.
-CONTEXT_PARAMS = frozenset({"chance_loss", "profile"})
+#: ``chance_loss`` (nats, ln of the vocabulary or class count), ``profile`` and
+#: ``objective`` (what the loss optimises: ``dpo``, ``grpo``, ...; None = a likelihood).
+CONTEXT_PARAMS = frozenset({"chance_loss", "profile", "objective"})
 
 
 def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -122,16 +123,22 @@ def load_builtin_detectors() -> dict[str, DetectorSpec]:
         divergence,
         external,
         flatline,
+        gradnorm,
         initial,
         levelshift,
         masked,
         negative,
         nonfinite,
+        objective,
         oscillation,
         overfitting,
         plateau,
         provenance,
+        reset,
+        resume,
+        schedule,
         spikes,
+        zeroloss,
     )
 
     return DETECTORS

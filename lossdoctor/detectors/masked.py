@@ -9,6 +9,9 @@ import numpy as np
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
 
+#: A loss that falls below this (nats) before it reads 0.0 was rounded by the logger.
+ROUNDED_BELOW = 0.01
+
 
 @dataclass(frozen=True)
 class MaskedNonFinite:
@@ -26,11 +29,23 @@ class MaskedNonFinite:
 def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) -> MaskedNonFinite:
     """Return the number (points) and share (0-1) of non-finite gradient norms, whether they
     last to the end of the run, and how many loss values are exactly 0.0 after a non-zero
-    loss (Hugging Face's NaN filter and broken fp16 runs log that)."""
+    loss (Hugging Face's NaN filter and broken fp16 runs log that); zeros where the gradient
+    norm is 0.0 too (nothing to learn: zero-loss) or after the loss glided below 0.01
+    (rounding) are not counted."""
     losses = train.series.values
     nonzero = (losses != 0.0) & ~np.isnan(losses)
     first_nonzero = int(np.argmax(nonzero)) if nonzero.any() else losses.shape[0]
     zeros_after = losses[first_nonzero + 1 :] == 0.0
+    # the last non-zero loss before each point: a loss that glided below ROUNDED_BELOW
+    # was rounded to 0.0 by the logger, not filtered
+    last_nonzero = np.where(nonzero, np.arange(losses.shape[0]), -1)
+    last_nonzero = np.maximum.accumulate(last_nonzero)[first_nonzero + 1 :]
+    zeros_after &= np.abs(losses[np.maximum(last_nonzero, 0)]) >= ROUNDED_BELOW
+    if grad_norm is not None and len(grad_norm.series):
+        # a gradient norm of exactly 0.0 with the loss means nothing to learn (zero-loss)
+        at = train.series.steps[first_nonzero + 1 :]
+        grad_zero_steps = grad_norm.series.steps[grad_norm.series.values == 0.0]
+        zeros_after &= ~np.isin(at, grad_zero_steps)
     zero_count = int(np.count_nonzero(zeros_after))
     grad_bad = 0
     share = 0.0

@@ -14,7 +14,7 @@ from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.schema import Rule
 from lossdoctor.features import SeriesView
-from lossdoctor.model import LOSS_ROLES, TRAIN, VAL, Run, Series
+from lossdoctor.model import LOSS_ROLES, REWARD, TRAIN, VAL, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
 from lossdoctor.sampling import sample_stride
@@ -142,6 +142,19 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
     return None
 
 
+#: Objectives named with ``--objective`` whose loss is not a progress signal.
+RL_OBJECTIVES = frozenset({"grpo", "ppo", "rl", "rloo", "reinforce"})
+
+
+def is_rl_run(run: Run, context: Mapping[str, Any] | None) -> bool:
+    """Return True when the run optimises a reinforcement-learning objective: named with
+    ``--objective`` (grpo, ppo, ...), or, without one, a logged reward series."""
+    objective = str((context or {}).get("objective") or "").lower()
+    if objective:
+        return objective in RL_OBJECTIVES
+    return REWARD in run.series
+
+
 def evaluate(
     run: Run,
     rules: Sequence[Rule],
@@ -166,10 +179,14 @@ def evaluate(
             return roles
         return tuple(VAL if role == TRAIN else role for role in roles)
 
+    rl_run = is_rl_run(run, context)
     for rule in rules:
         if rule.emitted_by:
             continue  # made by a comparison or a live monitor, not by one run alone
         spec = DETECTORS[rule.detector]
+        if rl_run and not rule.rl_loss and TRAIN in (rule.series or rule.inputs):
+            skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
+            continue
         series_roles, input_roles = judged(rule.series), judged(rule.inputs)
         params = {**spec.params, **rule.params}
         params.update({k: context[k] for k in spec.context if context and k in context})
@@ -205,6 +222,11 @@ def evaluate(
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
+    if rl_run:
+        notes.append(
+            "reinforcement-learning run (a reward is logged): the loss-curve rules are not "
+            "applied to its loss, the reward is judged instead"
+        )
     if VAL in views and TRAIN not in views:
         notes.append(
             "only a validation loss is in this log: its shape is judged, train/validation "

@@ -36,6 +36,7 @@ ALLOWED_KEYS = frozenset(
         "causes",
         "emitted_by",
         "positive",
+        "rl_loss",
     }
 )
 REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
@@ -260,6 +261,9 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
     supersedes = data.get("supersedes", [])
     if not isinstance(supersedes, list) or not all(isinstance(s, str) for s in supersedes):
         raise _fail(path, "supersedes", "must be a list of rule names")
+    rl_loss = data.get("rl_loss", False)
+    if not isinstance(rl_loss, bool):
+        raise _fail(path, "rl_loss", "must be true or false")
     rule = Rule(
         code=code,
         name=name,
@@ -283,6 +287,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         path=str(path),
         emitted_by=_emitted_by(data, path),
         positive=_positive(data, path),
+        rl_loss=rl_loss,
     )
     _check_placeholders(rule, spec, path)
     titles = {f.title for f in rule.fixes}

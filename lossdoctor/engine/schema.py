@@ -76,6 +76,9 @@ class Rule:
     #: True for good news (smooth-decline): its findings never fail a run.
     positive: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: True when the rule is meaningful on the loss of a reinforcement-learning run too
+    #: (GRPO/PPO losses are not progress signals: other loss rules skip those runs).
+    rl_loss: bool = False
 
     @property
     def default_severity(self) -> str:

@@ -11,7 +11,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lossdoctor.model import GRAD_NORM, LR, TRAIN, VAL, XKind
+from lossdoctor.model import (
+    GRAD_NORM,
+    LR,
+    PREFERENCE,
+    REWARD,
+    REWARD_ZERO_STD,
+    TRAIN,
+    VAL,
+    XKind,
+)
 
 STEP_NAMES = (
     "step",
@@ -91,6 +100,25 @@ GRAD_NORM_NAMES = (
     "grad norm",
     "gnorm",
     "norm",
+)
+
+REWARD_NAMES = (
+    "reward",
+    "train/reward",
+    "rewards/mean",
+    "objective/rlhf_reward",
+    "env/reward_mean",
+    "ppo/mean_scores",
+    "objective/scores",
+)
+REWARD_ZERO_STD_NAMES = ("frac_reward_zero_std", "train/frac_reward_zero_std")
+PREFERENCE_NAMES = (
+    "rewards/margins",
+    "train/rewards/margins",
+    "rewards/chosen",
+    "train/rewards/chosen",
+    "logps/chosen",
+    "train/logps/chosen",
 )
 
 _VAL_WORD = re.compile(r"(^|[^a-z])(val|valid|validation|eval|evaluation|test|dev)([^a-z]|$)")
@@ -203,4 +231,12 @@ def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> Colu
     grad = _find(names, GRAD_NORM_NAMES)
     if grad is not None:
         roles[GRAD_NORM] = grad
+    for role, wanted in (
+        (REWARD, REWARD_NAMES),
+        (REWARD_ZERO_STD, REWARD_ZERO_STD_NAMES),
+        (PREFERENCE, PREFERENCE_NAMES),
+    ):
+        found = _find(names, wanted)
+        if found is not None and found not in roles.values():
+            roles[role] = found
     return ColumnChoice(roles=roles, step=step, x_kind=x_kind)

@@ -247,6 +247,32 @@ def _fill_gaps(values: FloatArray, present: BoolArray) -> FloatArray:
     return values[last]
 
 
+def resumed_steps(steps: FloatArray) -> list[float]:
+    """Return the steps at which the run resumed: the step counter went back, but not to
+    (or before) the very first step (that is a new run in the same log)."""
+    if steps.shape[0] < 2:
+        return []
+    backward = np.flatnonzero(steps[1:] < steps[:-1]) + 1
+    return [float(steps[i]) for i in backward if steps[i] > steps[0]]
+
+
+def resume_meta(steps: FloatArray) -> dict[str, str]:
+    """Return the series meta that lists the steps where the run resumed (none: empty)."""
+    resumed = resumed_steps(steps)
+    return {"resumed_at": ",".join(f"{s:g}" for s in resumed)} if resumed else {}
+
+
+def keep_last_run(steps: FloatArray) -> BoolArray:
+    """Return the rows of the last run in the log: from the last point where the step
+    counter went back to (or before) the very first step."""
+    keep = np.ones(steps.shape[0], dtype=bool)
+    if steps.shape[0] > 1:
+        restart = np.flatnonzero((steps[1:] < steps[:-1]) & (steps[1:] <= steps[0])) + 1
+        if restart.shape[0]:
+            keep[: restart[-1]] = False
+    return keep
+
+
 def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[BoolArray, list[str]]:
     """Return the rows to keep when steps go backwards, and notes saying what happened.
 
@@ -355,6 +381,7 @@ def table_to_run(
         if col.garbage:
             notes.append(f"'{column}': {col.garbage} cells that are not numbers were skipped")
         mask = col.present
+        meta: dict[str, str] = {}
         steps = _pick(row_steps, mask)
         lines = None if table.lines is None else _pick(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
@@ -372,10 +399,17 @@ def table_to_run(
             else:
                 keep, restart_notes = _keep_after_restarts(steps, lines)
                 notes.extend(restart_notes)
+                meta = resume_meta(steps[keep_last_run(steps)])
                 steps, values = _pick(steps, keep), _pick(values, keep)
                 lines = None if lines is None else _pick(lines, keep)
         series[role] = Series(
-            role=role, column=column, steps=steps, values=values, x_kind=x_kind, lines=lines
+            role=role,
+            column=column,
+            steps=steps,
+            values=values,
+            x_kind=x_kind,
+            lines=lines,
+            meta=meta,
         )
     notes = list(dict.fromkeys(notes))
     used = ", ".join(f"{role}={column}" for role, column in roles.items() if role not in part_names)
@@ -471,7 +505,10 @@ def series_run(
         steps, values = columns[name]
         keep, restart_notes = _keep_after_restarts(steps, None)
         out_notes.extend(f"'{name}': {note}" for note in restart_notes)
-        series[role] = Series(role=role, column=name, steps=steps[keep], values=values[keep])
+        meta = resume_meta(steps[keep_last_run(steps)])
+        series[role] = Series(
+            role=role, column=name, steps=steps[keep], values=values[keep], meta=meta
+        )
     used = ", ".join(f"{role}={name}" for role, name in roles.items())
     out_notes.insert(0, f"series: {used}")
     return Run(source=source, reader=reader, series=series, notes=tuple(dict.fromkeys(out_notes)))

@@ -1,0 +1,227 @@
+"""Signals beside the loss: gradient norm, learning rate, resumes, preference and RL runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lossdoctor import synth as curves
+from lossdoctor.cli import app
+from lossdoctor.ingest import read_run
+
+from conftest import fired, run_json, write_csv
+
+LOGS = Path(__file__).resolve().parent / "cases" / "logs"
+
+
+def _finding(run, rule):
+    return next(f for f in run["findings"] if f["rule"] == rule)
+
+
+def test_labels_masked_is_a_zero_loss_error_with_its_span(runner):
+    code, doc = run_json(runner, str(LOGS / "zero_loss_labels_masked.json"))
+    (run,) = doc["runs"]
+    assert code == 1
+    assert run["verdict"] == "failing"
+    finding = _finding(run, "zero-loss")
+    assert finding["code"] == "LD104"
+    assert finding["severity"] == "error"
+    assert finding["evidence"]["zero_points"] == 80
+    assert finding["evidence"]["start_step"] == 10
+    assert finding["evidence"]["end_step"] == 800
+    assert "gradient norm is 0.0" in finding["message"]
+    assert finding["fixes"][0]["title"].startswith("Check that the labels are not all masked")
+    # a gradient norm of 0.0 means nothing to learn, not a NaN hidden by the logger
+    assert "masked-non-finite" not in fired(run)
+
+
+def test_zero_loss_without_grad_norm_names_both_explanations(runner, tmp_path):
+    path = write_csv(tmp_path / "zeros.csv", {"step": np.arange(1, 41), "loss": np.zeros(40)})
+    _, doc = run_json(runner, str(path))
+    finding = _finding(doc["runs"][0], "zero-loss")
+    assert finding["severity"] == "error"
+    assert "every label is masked" in finding["message"]
+    assert "NaN" in finding["message"]
+
+
+def test_abrupt_drop_to_zero_is_an_error_and_a_glide_is_not(runner, tmp_path):
+    falling = np.r_[np.linspace(2.0, 1.5, 50), np.zeros(20)]
+    path = write_csv(tmp_path / "drop.csv", {"step": np.arange(70), "loss": falling})
+    _, doc = run_json(runner, str(path))
+    finding = _finding(doc["runs"][0], "zero-loss")
+    assert finding["severity"] == "error"
+    assert finding["evidence"]["longest_zero_run"] == 20
+    assert "drops from 1.5" in finding["message"]
+    _, doc = run_json(runner, str(LOGS / "zero_loss_rounded.json"))
+    assert doc["runs"][0]["verdict"] == "healthy"
+
+
+def test_fp16_overflow_is_an_error_and_skipped_steps_are_not(runner):
+    code, doc = run_json(runner, str(LOGS / "fp16_overflow.json"))
+    run = doc["runs"][0]
+    assert code == 1
+    finding = _finding(run, "non-finite-grad-norm")
+    assert finding["severity"] == "error"
+    assert finding["evidence"]["start_step"] == 700
+    assert finding["evidence"]["non_finite"] == 51
+    assert finding["fixes"][0]["title"] == "Use bf16 instead of fp16"
+    assert fired(run)["masked-non-finite"] == "error"
+    code, doc = run_json(runner, str(LOGS / "fp16_skipped_steps.json"))
+    run = doc["runs"][0]
+    assert code == 0
+    assert run["verdict"] == "healthy"
+    skipped = _finding(run, "non-finite-grad-norm")
+    assert skipped["severity"] == "info"
+    assert skipped["evidence"]["non_finite"] == 2
+    assert skipped["evidence"]["start_step"] == 310
+
+
+def test_clear_grad_norm_spike_warns_and_noise_does_not(runner):
+    _, doc = run_json(runner, str(LOGS / "grad_norm_clear_spike.log"))
+    finding = _finding(doc["runs"][0], "grad-norm-spikes")
+    assert finding["severity"] == "warning"
+    assert finding["code"] == "LD205"
+    assert finding["evidence"]["spikes"] == 1
+    assert finding["evidence"]["max_score"] > 50
+    assert finding["evidence"]["with_loss_spike"] == 0
+    _, doc = run_json(runner, str(LOGS / "grad_norm_noisy_healthy.log"))
+    assert "grad-norm-spikes" not in fired(doc["runs"][0])
+    assert doc["runs"][0]["verdict"] == "healthy"
+
+
+def test_grad_norm_co_spike_with_the_loss_is_counted(runner, tmp_path):
+    steps, loss = curves.healthy(400)
+    grad = np.full(400, 1.0) * np.exp(np.random.default_rng(0).normal(0, 0.1, 400))
+    loss[250] *= 3.0
+    grad[250] *= 12.0
+    path = write_csv(tmp_path / "co.csv", {"step": steps, "loss": loss, "grad_norm": grad})
+    _, doc = run_json(runner, str(path))
+    run = doc["runs"][0]
+    finding = _finding(run, "grad-norm-spikes")
+    assert finding["evidence"]["with_loss_spike"] == 1
+    assert finding["evidence"]["start_step"] == steps[250]
+    assert finding["severity"] == "info"
+    assert fired(run)["spikes"] == "warning"
+
+
+def test_zero_learning_rate(runner):
+    code, doc = run_json(runner, str(LOGS / "lr_zero_throughout.json"))
+    assert code == 1
+    finding = _finding(doc["runs"][0], "lr-schedule")
+    assert finding["severity"] == "error"
+    assert "0 at every one of its 60 logged points" in finding["message"]
+    _, doc = run_json(runner, str(LOGS / "lr_zero_first_logs.json"))
+    finding = _finding(doc["runs"][0], "lr-schedule")
+    assert finding["severity"] == "warning"
+    assert finding["evidence"]["zero_at_start"] == 12
+    assert "first non-zero at step 130" in finding["message"]
+    _, doc = run_json(runner, str(LOGS / "lr_warmup_from_zero.json"))
+    assert "lr-schedule" not in fired(doc["runs"][0])
+
+
+def test_loss_reset_to_the_initial_level(runner):
+    _, doc = run_json(runner, str(LOGS / "reset_to_init.log"))
+    run = doc["runs"][0]
+    finding = _finding(run, "loss-reset")
+    assert finding["severity"] == "error"
+    assert finding["evidence"]["start_step"] == 1200
+    assert "stayed at a median of 10.79" in finding["message"]
+    assert finding["evidence"]["first_value"] == 10.9003
+    # the reset explains the divergence and the level shift it looks like
+    explained = {f["rule"]: f.get("superseded_by") for f in run["findings"]}
+    assert explained.get("level-shift") == "loss-reset"
+    assert explained.get("divergence") in (None, "loss-reset")
+
+
+def test_loss_reset_to_chance_with_vocab_size(runner, tmp_path):
+    steps = np.arange(1, 601, dtype=float)
+    loss = np.r_[np.linspace(10.8, 4.0, 300), np.full(300, 10.9)]
+    path = write_csv(tmp_path / "reset.csv", {"step": steps, "loss": loss})
+    _, doc = run_json(runner, "--vocab-size", "50257", str(path))
+    finding = _finding(doc["runs"][0], "loss-reset")
+    assert finding["severity"] == "error"
+    assert finding["evidence"]["start_step"] == 301
+
+
+def test_resume_without_state_is_a_jump_at_the_resume_step(runner):
+    run = read_run(str(LOGS / "resume_jump.log"))
+    assert run.series["train"].meta["resumed_at"] == "500"
+    _, doc = run_json(runner, str(LOGS / "resume_jump.log"))
+    finding = _finding(doc["runs"][0], "resume-jump")
+    assert finding["severity"] == "warning"
+    assert finding["evidence"]["start_step"] == 500
+    assert finding["evidence"]["jumps"] == 1
+    assert "resumed at step 500" in finding["message"]
+    _, doc = run_json(runner, str(LOGS / "resume_clean.log"))
+    clean = _finding(doc["runs"][0], "resume-jump")
+    assert clean["severity"] == "info"
+    assert doc["runs"][0]["verdict"] == "healthy"
+
+
+def test_a_new_run_in_the_same_file_is_not_a_resume(tmp_path):
+    steps = np.r_[np.arange(0, 100), np.arange(0, 100)]
+    loss = np.r_[np.linspace(4, 2, 100), np.linspace(4, 2, 100)]
+    path = write_csv(tmp_path / "two.csv", {"step": steps, "loss": loss})
+    assert "resumed_at" not in read_run(str(path)).series["train"].meta
+
+
+def test_dpo_at_ln2_is_no_preference_signal(runner):
+    code, doc = run_json(runner, str(LOGS / "dpo_at_ln2.log"))
+    run = doc["runs"][0]
+    assert code == 1
+    finding = _finding(run, "preference-chance")
+    assert finding["severity"] == "error"
+    assert finding["code"] == "LD308"
+    assert abs(finding["evidence"]["late_level"] - 0.6931) < 0.001
+    assert run["columns"]["preference"] == "rewards/margins"
+    # flat by definition: the preference finding explains the flatline
+    flat = _finding(run, "high-flatline")
+    assert flat["superseded_by"] == "preference-chance"
+    _, doc = run_json(runner, str(LOGS / "dpo_learning.log"))
+    assert "preference-chance" not in fired(doc["runs"][0])
+
+
+def test_objective_dpo_applies_to_a_plain_loss_column(runner, tmp_path):
+    rng = np.random.default_rng(3)
+    loss = 0.6931 + rng.normal(0, 0.0003, 100)
+    path = write_csv(tmp_path / "dpo.csv", {"step": np.arange(100), "loss": loss})
+    _, doc = run_json(runner, str(path))
+    assert "preference-chance" not in fired(doc["runs"][0])
+    _, doc = run_json(runner, "--objective", "dpo", str(path))
+    assert fired(doc["runs"][0])["preference-chance"] == "error"
+
+
+def test_rl_run_judges_the_reward_not_the_loss(runner):
+    code, doc = run_json(runner, str(LOGS / "grpo_no_signal.log"))
+    run = doc["runs"][0]
+    assert code == 1
+    assert fired(run) == {"reward-trend": "error"}
+    finding = _finding(run, "reward-trend")
+    assert "96% of the prompt groups" in finding["message"]
+    assert any("reinforcement-learning run" in note for note in run["notes"])
+    _, doc = run_json(runner, str(LOGS / "grpo_learning.log"))
+    run = doc["runs"][0]
+    assert run["verdict"] == "healthy"
+    assert _finding(run, "reward-trend")["severity"] == "info"
+
+
+def test_objective_grpo_turns_the_loss_rules_off_and_non_finite_stays_on(runner, tmp_path):
+    loss = np.r_[np.zeros(5), np.random.default_rng(4).normal(0, 0.01, 95)]
+    loss[60] = np.nan
+    path = write_csv(tmp_path / "grpo.csv", {"step": np.arange(100), "loss": loss})
+    _, doc = run_json(runner, "--objective", "grpo", str(path))
+    run = doc["runs"][0]
+    assert set(fired(run)) == {"non-finite"}
+
+
+def test_unknown_objective_is_a_usage_error(runner, tmp_path):
+    path = write_csv(tmp_path / "r.csv", {"step": np.arange(10), "loss": np.linspace(3, 2, 10)})
+    result = runner.invoke(app, ["check", "--objective", "dop", str(path)])
+    assert result.exit_code == 2
+    assert "unknown objective 'dop'" in result.output
+    (tmp_path / "lossdoctor.toml").write_text('objective = "grop"\n', encoding="utf-8")
+    result = runner.invoke(app, ["check", "--config", str(tmp_path / "lossdoctor.toml"), str(path)])
+    assert result.exit_code == 2
+    assert "key 'objective'" in result.output
+    assert "did you mean 'grpo'" in result.output
