@@ -22,6 +22,8 @@ from pathlib import Path
 #: Shapes of the generated runs, in turn (one run in 50 is a file that is not a log).
 SHAPES = ("healthy", "healthy", "spiky", "healthy", "diverging", "plateau", "with_nan")
 CORRUPT_EVERY = 50
+#: Scheduler, workers and the scheduler's HTTP server listen on the loopback interface only.
+LOOPBACK_ONLY = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
 
 
 def write_runs(folder: Path, count: int, points: int) -> list[str]:
@@ -95,7 +97,7 @@ def main() -> int:
             from distributed import LocalCluster
 
             cluster = LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=2, threads_per_worker=1, processes=True, **LOOPBACK_ONLY
             )
             address = cluster.scheduler_address
             passes.append(

@@ -39,6 +39,12 @@ LOG_NAME = re.compile(
     r"(\.(csv|tsv|json|jsonl|log|txt|out)(\.gz)?$)|tfevents|(^|/)(metrics|scalars)[^/]*$",
     re.IGNORECASE,
 )
+#: Listing fields that change when an object does, the first found is its stamp (S3, GCS,
+#: Azure, the Hub, HTTP, local files).
+STAMP_KEYS = (
+    "ETag", "etag", "md5Hash", "blob_id", "Content-MD5", "Digest", "LastModified",
+    "last_modified", "Last-Modified", "updated", "mtime",
+)  # fmt: skip
 #: Bytes asked of the store per read: objects are streamed, not mirrored to disk.
 BLOCK_BYTES = 4 << 20
 
@@ -92,7 +98,7 @@ def _failure(exc: BaseException) -> str:
 
 
 def _stamp(info: dict[str, Any]) -> str | None:
-    for key in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "updated"):
+    for key in STAMP_KEYS:
         if info.get(key) is not None:
             return f"{key}={info[key]}"
     return None
@@ -106,6 +112,7 @@ def expand(url: str) -> Iterator[SourceRef]:
     """
     fs, path = _filesystem(url)
     try:
+        fs.invalidate_cache()  # a listing made earlier in this process may be stale
         if _GLOB.search(path):
             found: dict[str, dict[str, Any]] = fs.glob(path, detail=True)
         else:

@@ -22,6 +22,9 @@ from lossdoctor.fleet import Options, diagnose_stream
 
 from conftest import write_curve
 
+#: Scheduler, workers and the scheduler's HTTP server listen on the loopback interface only.
+LOOPBACK_ONLY = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+
 
 @pytest.fixture
 def sweep(tmp_path) -> list[str]:
@@ -144,7 +147,7 @@ def dask_scheduler() -> Iterator[str]:
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, **LOOPBACK_ONLY
     ) as cluster:
         yield cluster.scheduler_address
 
@@ -167,3 +170,39 @@ def test_dask_executor_needs_a_scheduler(runner, sweep, monkeypatch):
     assert result.stderr == (
         "lossdoctor: --executor dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)\n"
     )
+
+
+class _LostWorkers:
+    """An executor whose every task fails the way a lost worker does."""
+
+    capacity = 2
+    batch = 2
+
+    def share(self, value):
+        return value
+
+    def submit(self, fn, *args):
+        class Lost:
+            def result(self):
+                raise RuntimeError("worker tcp://10.0.0.9:4242 died")
+
+        return Lost()
+
+    def close(self):
+        pass
+
+
+def test_a_failed_task_makes_error_runs_and_the_stream_goes_on(sweep, monkeypatch):
+    monkeypatch.delenv("LOSSDOCTOR_DEBUG", raising=False)
+    rules = select_rules(Settings())
+    reports = list(diagnose_stream(sweep, Options(rules=rules), executor=_LostWorkers()))
+    assert [r.source for r in reports] == sweep
+    assert reports[0].error == (
+        f"{sweep[0]}: diagnosis failed (RuntimeError: worker tcp://10.0.0.9:4242 died)"
+    )
+
+
+def test_an_unknown_executor_is_refused(runner, sweep):
+    result = runner.invoke(app, ["check", "--executor", "ray", *sweep])
+    assert result.exit_code == 2
+    assert result.stderr == "lossdoctor: unknown executor 'ray' (choose from local, dask)\n"

@@ -150,6 +150,14 @@ def test_a_glob_reads_every_object_and_a_corrupt_one_is_an_error_run(runner, s3)
     assert result.stderr.strip() == f"lossdoctor: {sources[0]}: binary file, not a loss log"
 
 
+def test_worker_processes_read_the_objects_as_this_process_does(runner, s3):
+    url = f"s3://{BUCKET}/sweep/**/log.csv"
+    serial = runner.invoke(app, ["check", "-f", "json", url])
+    parallel = runner.invoke(app, ["check", "-f", "json", "--jobs", "2", url])
+    assert serial.exit_code == parallel.exit_code == 2
+    assert parallel.stdout == serial.stdout
+
+
 def test_an_object_reads_as_the_same_file_on_disk_does(runner, s3):
     _, remote = _check(runner, f"s3://{BUCKET}/sweep/lr-1e-3/log.csv")
     _, local = _check(runner, str(s3.local / "nan.csv"))
@@ -248,3 +256,35 @@ def test_http_missing_file_is_an_error_run_naming_the_url(runner, http_root):
     assert [r["verdict"] for r in doc["runs"]] == ["error", "healthy"]
     assert result.stderr.startswith(f"lossdoctor: {url}: not found (")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_the_cache_keys_objects_by_etag(s3, tmp_path, monkeypatch):
+    from lossdoctor.api import select_rules
+    from lossdoctor.cache import ReportCache
+    from lossdoctor.config import Settings
+    from lossdoctor.fleet import Options, diagnose_stream
+
+    options = Options(rules=select_rules(Settings()))
+    url = f"s3://{BUCKET}/cached/*.csv"
+    client = boto3.client(
+        "s3", endpoint_url=s3.url, region_name="us-east-1",
+        aws_access_key_id=s3.key_id, aws_secret_access_key=s3.secret,
+    )  # fmt: skip
+    for name, curve in (("a.csv", curves.healthy()), ("b.csv", curves.healthy(seed=5))):
+        client.put_object(
+            Bucket=BUCKET, Key=f"cached/{name}", Body=_csv_bytes(tmp_path, name, curve)
+        )
+
+    def verdicts() -> tuple[list[str], ReportCache]:
+        cache = ReportCache(tmp_path / "cache", options.fingerprint())
+        return [r.verdict for r in diagnose_stream([url], options, cache=cache)], cache
+
+    assert verdicts()[0] == ["healthy", "healthy"]
+    again, cache = verdicts()
+    assert again == ["healthy", "healthy"]
+    assert (cache.hits, cache.misses) == (2, 0)
+    body = _csv_bytes(tmp_path, "b.csv", curves.with_nan())  # the run was redone: new ETag
+    client.put_object(Bucket=BUCKET, Key="cached/b.csv", Body=body)
+    changed, cache = verdicts()
+    assert changed == ["healthy", "failing"]
+    assert (cache.hits, cache.misses) == (1, 1)
