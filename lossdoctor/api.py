@@ -10,8 +10,8 @@ from lossdoctor.config import Settings
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.engine.schema import Rule
-from lossdoctor.errors import ConfigError, InputError
-from lossdoctor.ingest import ColumnHints, read_runs
+from lossdoctor.errors import ConfigError, InputError, NotALogError
+from lossdoctor.ingest import ColumnHints, read_source
 from lossdoctor.report import Report, RunReport
 from lossdoctor.sources import fetch, is_url
 
@@ -25,21 +25,36 @@ def diagnose_source(
     run: str | None = None,
     context: Mapping[str, Any] | None = None,
     curves: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_non_logs: bool = False,
 ) -> list[RunReport]:
     """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
     MLflow database, an fsspec URL of one object, or ``data`` read from standard input),
-    with the decimated curves charts draw when ``curves``.
+    with the decimated curves charts draw when ``curves``.  A folder is walked with the
+    ``include``/``exclude`` globs; its first report's ``files`` lists every file met.
 
-    An unreadable source gives one report whose ``error`` holds the one-line reason.
+    An unreadable source gives one report whose ``error`` holds the one-line reason; with
+    ``skip_non_logs`` a source that is no loss log gives one report whose ``skip`` says why
+    (no run: :class:`~lossdoctor.report.Report` lists it among its files).
     """
     pack = rules if rules is not None else load_rules()
     try:
         if data is None and is_url(source):
             data = fetch(source)
-        runs = read_runs(source, data=data, hints=hints, run=run)
+        runs, files = read_source(
+            source, data=data, hints=hints, run=run, include=include, exclude=exclude
+        )
+    except NotALogError as exc:
+        if skip_non_logs:
+            return [RunReport(source=source, skip=exc.message)]
+        return [RunReport(source=source, error=exc.one_line())]
     except InputError as exc:
         return [RunReport(source=source, error=exc.one_line())]
-    return [evaluate(r, pack, context, curves=curves) for r in runs]
+    reports = [evaluate(r, pack, context, curves=curves) for r in runs]
+    if reports:
+        reports[0].files = files
+    return reports
 
 
 def diagnose(
@@ -63,19 +78,26 @@ def diagnose_many(
     context: Mapping[str, Any] | None = None,
     jobs: int = 1,
     curves: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Report:
     """Return the report of every run of every source, in order (``-`` reads ``stdin``; a
     URL glob or prefix gives one run per object); with ``jobs`` > 1 the sources are
-    diagnosed in that many processes; ``curves`` as for :func:`diagnose_source`.
+    diagnosed in that many processes; ``curves`` as for :func:`diagnose_source`; folders
+    are walked with ``include``/``exclude`` globs.  Among several sources, one that is no
+    loss log is skipped with a note (the report's ``files``), not an error.
     :func:`lossdoctor.fleet.diagnose_stream` streams them, on any executor, with a cache."""
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
 
     pack = list(rules) if rules is not None else load_rules()
-    options = Options(rules=pack, hints=hints, run=run, context=context or {}, curves=curves)
+    options = Options(
+        rules=pack, hints=hints, run=run, context=context or {}, curves=curves,
+        include=tuple(include), exclude=tuple(exclude), skip_non_logs=len(sources) > 1,
+    )  # fmt: skip
     executor = make_executor("local", jobs=jobs if len(sources) > 1 else 1)
     try:
-        return Report(runs=list(diagnose_stream(sources, options, stdin=stdin, executor=executor)))
+        return Report.gather(diagnose_stream(sources, options, stdin=stdin, executor=executor))
     finally:
         executor.close()
 

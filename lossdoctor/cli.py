@@ -255,6 +255,13 @@ def check(
     sort: Annotated[
         str, typer.Option(help="Order of the summary rows: input, verdict, final, best.")
     ] = "input",
+    include: Annotated[
+        list[str],
+        typer.Option(help="In folders, read only files matching this glob (path or name)."),
+    ] = [],  # noqa: B006
+    exclude: Annotated[
+        list[str], typer.Option(help="In folders, skip files and runs matching this glob.")
+    ] = [],  # noqa: B006
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
 
@@ -291,12 +298,18 @@ def check(
     )
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
-    runs, summary = cli_fleet.diagnose(
+    runs, summary, files = cli_fleet.diagnose(
         paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
         curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
         scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
+        include=_csv(include), exclude=_csv(exclude),
     )  # fmt: skip
-    report = Report(runs=runs)
+    if not summary.rows:
+        for note in files:
+            _error(f"{note.path}: {note.detail}")
+        _error("none of the paths is a loss log")
+        raise typer.Exit(ExitCode.USAGE)
+    report = Report(runs=runs, files=files)
     if baseline is not None:
         from lossdoctor.compare import compare_report
 

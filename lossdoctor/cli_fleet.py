@@ -11,6 +11,7 @@ from typing import Any
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.model import FileNote
 from lossdoctor.report import RunReport
 from lossdoctor.reporters.summary import SORT_KEYS, Summary
 from lossdoctor.sources import is_url
@@ -32,29 +33,40 @@ def diagnose(
     scheduler: str | None = None,
     cache: str | None = None,
     keep: bool = True,
-) -> tuple[list[RunReport], Summary]:
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> tuple[list[RunReport], Summary, list[FileNote]]:
     """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
-    alone) and the summary of every run at ``paths``, diagnosed by ``executor``
-    (``local`` with ``jobs`` processes, or ``dask`` at ``scheduler``), reusing the reports
-    of unchanged runs stored in the folder ``cache``."""
+    alone), the summary of every run at ``paths`` and the files met in folders or skipped
+    (no loss log among several paths), diagnosed by ``executor`` (``local`` with ``jobs``
+    processes, or ``dask`` at ``scheduler``), reusing the reports of unchanged runs stored
+    in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs."""
     from lossdoctor.cache import ReportCache
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
 
-    options = Options(rules=rules, hints=hints, run=run, context=context or {}, curves=curves)
-    store = ReportCache(cache, options.fingerprint()) if cache else None
     many = len(paths) > 1 or any(is_url(p) for p in paths)
+    options = Options(
+        rules=rules, hints=hints, run=run, context=context or {}, curves=curves,
+        include=tuple(include), exclude=tuple(exclude), skip_non_logs=many,
+    )  # fmt: skip
+    store = ReportCache(cache, options.fingerprint()) if cache else None
     pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)
     reports: list[RunReport] = []
+    files: list[FileNote] = []
     summary = Summary()
     try:
         for report in diagnose_stream(paths, options, stdin=stdin, executor=pool, cache=store):
+            files.extend(report.files)
+            if report.skip is not None:
+                files.append(FileNote(report.source, "skipped", report.skip))
+                continue
             summary.add(report.to_dict())
             if keep:
                 reports.append(report)
     finally:
         pool.close()
-    return reports, summary
+    return reports, summary, files
 
 
 def summarize(reports: Sequence[RunReport]) -> Summary:

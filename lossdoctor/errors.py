@@ -38,6 +38,11 @@ class InputError(LossdoctorError):
     """A log could not be read or holds no loss series."""
 
 
+class NotALogError(InputError):
+    """The input is readable but is no loss log (empty, binary, prose, a table without a
+    loss): a folder walk or a shell glob skips it with this reason."""
+
+
 class RulePackError(LossdoctorError):
     """A rule file is malformed (names the file and the key)."""
 

@@ -30,10 +30,18 @@ class Options:
     run: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
     curves: bool = True
+    #: Globs picking the files of a walked folder.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: A source that is no loss log gives a ``skip`` report, not an error (several paths).
+    skip_non_logs: bool = False
 
     def fingerprint(self) -> str:
         """Return the digest the report cache keys entries by."""
-        return fingerprint(list(self.rules), self.hints, self.run, dict(self.context), self.curves)
+        return fingerprint(
+            list(self.rules), self.hints, self.run, dict(self.context), self.curves,
+            self.include, self.exclude, self.skip_non_logs,
+        )  # fmt: skip
 
 
 def diagnose_batch(work: list[tuple[str, bytes | None]], options: Options) -> list[list[RunReport]]:
@@ -49,6 +57,9 @@ def diagnose_batch(work: list[tuple[str, bytes | None]], options: Options) -> li
             run=options.run,
             context=options.context,
             curves=options.curves,
+            include=options.include,
+            exclude=options.exclude,
+            skip_non_logs=options.skip_non_logs,
         )
         for name, data in work
     ]

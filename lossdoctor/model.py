@@ -71,6 +71,16 @@ class Series:
 
 
 @dataclass(frozen=True)
+class FileNote:
+    """One file met while reading a folder or several paths: ``status`` is ``read``
+    (``detail``: the run it went into) or ``skipped`` (``detail``: why)."""
+
+    path: str
+    status: Literal["read", "skipped"]
+    detail: str
+
+
+@dataclass(frozen=True)
 class Run:
     """A training run as read from one source.
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lossdoctor import __version__
+from lossdoctor.model import FileNote
 
 #: Version of the JSON report layout; bumped on any incompatible change.
 SCHEMA_VERSION = 1
@@ -137,6 +139,10 @@ class RunReport:
     comparison: dict[str, Any] | None = None
     #: role -> (steps, values) decimated for drawing (charts, HTML); not in the JSON report.
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    #: The files met when the source is a folder (on the first report of that folder).
+    files: list[FileNote] = field(default_factory=list)
+    #: Why the source was skipped (no loss log among several paths): then it is no run.
+    skip: str | None = None
 
     @property
     def active(self) -> list[Finding]:
@@ -204,12 +210,34 @@ class Report:
     """The diagnosis of every source given, in order."""
 
     runs: list[RunReport]
+    #: Every file met in a folder or skipped among several paths (read, or skipped and why).
+    files: list[FileNote] = field(default_factory=list)
+
+    @classmethod
+    def gather(cls, reports: Iterable[RunReport]) -> Report:
+        """Return the report of ``reports`` as the diagnosis streams them: skipped sources
+        and the files of walked folders go to ``files``, the rest are the runs."""
+        runs: list[RunReport] = []
+        files: list[FileNote] = []
+        for report in reports:
+            files.extend(report.files)
+            if report.skip is not None:
+                files.append(FileNote(report.source, "skipped", report.skip))
+            else:
+                runs.append(report)
+        return cls(runs=runs, files=files)
 
     def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
         """Return the versioned report dict every output format renders from (charts ask
-        for the decimated ``curves`` too)."""
-        return {
+        for the decimated ``curves`` too); ``files`` only when a folder was walked or a
+        path skipped."""
+        doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "version": __version__,
             "runs": [r.to_dict(curves=curves) for r in self.runs],
         }
+        if self.files:
+            doc["files"] = [
+                {"path": f.path, "status": f.status, "detail": f.detail} for f in self.files
+            ]
+        return doc

@@ -86,7 +86,7 @@ def test_text_summary_lists_errors_and_an_unknown_sort_is_refused(runner, sweep,
 
 def test_a_summary_only_check_keeps_rows_not_reports(sweep):
     rules = select_rules(Settings())
-    reports, summary = cli_fleet.diagnose(sweep, rules=rules, keep=False)
+    reports, summary, _ = cli_fleet.diagnose(sweep, rules=rules, keep=False)
     assert reports == []
     assert [r.verdict for r in summary.rows] == ["healthy", "warning", "failing", "healthy"]
 

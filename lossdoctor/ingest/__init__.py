@@ -13,17 +13,18 @@ import json
 import os
 import stat
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest import delimited
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited, table_layout
 from lossdoctor.ingest.jsonl_bulk import BULK_MIN_BYTES, read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
-from lossdoctor.model import Run
+from lossdoctor.model import FileNote, Run
 
-__all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs"]
+__all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs", "read_source"]
 
 #: Bytes looked at to tell text from binary.
 BINARY_PROBE_BYTES = 8192
@@ -68,9 +69,9 @@ def _check_text(data: bytes, source: str) -> None:
     """Raise :class:`InputError` when ``data`` is empty (or blank) or binary."""
     probe = data[:BINARY_PROBE_BYTES]
     if not probe.strip() and not data.strip():
-        raise InputError("file is empty", path=source)
+        raise NotALogError("file is empty", path=source)
     if b"\x00" in probe:
-        raise InputError("binary file, not a loss log", path=source)
+        raise NotALogError("binary file, not a loss log", path=source)
 
 
 def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
@@ -111,6 +112,9 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         scalars = EventScalars()
         read_event_bytes(data, scalars, source=source)
         return scalars_to_run(scalars, source=source, hints=hints)
+    binary_run = _read_binary_log(data, source=source, hints=hints)
+    if binary_run is not None:
+        return binary_run
     _check_text(data, source)
     form = _read_text_form(data, source=source, hints=hints)
     if form is not None:
@@ -160,6 +164,20 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     return _read_text(text, source=source, hints=hints)
 
 
+def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
+    """Return the run of a W&B or SwanLab run file, or None for other data."""
+    from lossdoctor.ingest.leveldblog import log_ident
+
+    writer = log_ident(data)
+    if writer == "W&B":
+        from lossdoctor.ingest.wandb_offline import read_wandb_file
+
+        return read_wandb_file(data, source=source, hints=hints)
+    if writer == "SwanLab":
+        raise InputError("SwanLab 0.8+ run files (.swanlab) are not read yet", path=source)
+    return None
+
+
 def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
     """Return the run when ``data`` is one of the text forms with their own reader
     (see :mod:`lossdoctor.ingest.textforms`), else None."""
@@ -192,6 +210,31 @@ def _one_object_per_line(text: str) -> bool:
     )
 
 
+def read_source(
+    source: str,
+    *,
+    data: bytes | None = None,
+    hints: ColumnHints | None = None,
+    run: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> tuple[list[Run], list[FileNote]]:
+    """Return every run at ``source`` (see :func:`read_runs`) and, for a folder, a note on
+    every file met in it (read, or skipped and why); ``include``/``exclude`` are glob
+    patterns that pick the files of a folder.
+
+    Raises :class:`InputError` with a one-line reason naming ``source``.
+    """
+    if data is None and stat.S_ISDIR(_stat(Path(source), source).st_mode):
+        from lossdoctor.ingest.walk import walk_folder
+
+        found = walk_folder(
+            Path(source), source=source, hints=hints, run=run, include=include, exclude=exclude
+        )
+        return found.runs, found.files
+    return read_runs(source, data=data, hints=hints, run=run), []
+
+
 def read_runs(
     source: str,
     *,
@@ -200,7 +243,7 @@ def read_runs(
     run: str | None = None,
 ) -> list[Run]:
     """Return every run at ``source``: one for a log file or ``data`` (stdin), one per run
-    for a folder of runs or an MLflow database.
+    for a folder (each run folder, each other log file in it) or an MLflow database.
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """

@@ -22,22 +22,30 @@ SPLIT_DIRS = frozenset(
     {"train", "training", "validation", "val", "valid", "eval", "evaluation", "test"}
 )
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+#: The binary run file of a W&B or SwanLab (0.8+) run folder.
+_RUN_FILE = re.compile(r"^run-[\w-]+\.(?:wandb|swanlab)$")
 
 
 @dataclass
 class RunUnit:
     """One run found in a folder: its kind, its root folder and the files to read."""
 
-    kind: str  # "tfevents", "lightning-csv", "hf-trainer-state", "mlflow-file"
+    kind: str  # "tfevents", "lightning-csv", "hf-trainer-state", "mlflow-file", "wandb", ...
     root: Path
     files: list[Path] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
 
 
-def _walk(top: Path) -> list[tuple[Path, list[str], list[str]]]:
+Tree = list[tuple[Path, list[str], list[str]]]
+
+
+def walk_tree(top: Path) -> Tree:
+    """Return (folder, sub-folders, files) for ``top`` and the folders below it, in path
+    order; hidden folders are left out, symbolic links to folders are not followed
+    (no loops), and the walk stops ``MAX_DEPTH`` folders down."""
     out = []
     base_depth = len(top.parts)
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if len(here.parts) - base_depth >= MAX_DEPTH:
@@ -50,9 +58,9 @@ def _under(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def find_runs(top: Path) -> list[RunUnit]:
-    """Return the runs under ``top``, in path order."""
-    tree = _walk(top)
+def find_runs(top: Path, tree: Tree | None = None) -> list[RunUnit]:
+    """Return the runs under ``top`` (``tree``: its :func:`walk_tree`), in path order."""
+    tree = walk_tree(top) if tree is None else tree
     units: list[RunUnit] = []
 
     # Hugging Face: output_dir/trainer_state.json or output_dir/checkpoint-N/trainer_state.json
@@ -67,6 +75,14 @@ def find_runs(top: Path) -> list[RunUnit]:
             hf[root] = (rank, here / "trainer_state.json")
     for root, (_, path) in sorted(hf.items()):
         units.append(RunUnit("hf-trainer-state", root, [path]))
+    taken = [u.root for u in units]
+
+    # W&B run folders (wandb/offline-run-*/run-<id>.wandb) and SwanLab run folders
+    for here, _, files in tree:
+        binary = [f for f in files if _RUN_FILE.match(f)]
+        if binary:
+            kind = "wandb" if binary[0].endswith(".wandb") else "swanlab"
+            units.append(RunUnit(kind, here, [here / binary[0]]))
     taken = [u.root for u in units]
 
     # MLflow file store: <run>/metrics/<key...>
@@ -102,3 +118,30 @@ def find_runs(top: Path) -> list[RunUnit]:
             unit.prefixes.append(prefix)
     units.extend(tb_units.values())
     return sorted(units, key=lambda u: str(u.root))
+
+
+def claimed_files(unit: RunUnit, tree: Tree) -> dict[Path, str]:
+    """Return the files under ``unit``'s root that belong to it without being read (path
+    -> why): earlier checkpoints, a trainer's log beside its state, the TensorBoard copy of
+    a run read from another file, an MLflow run's other files."""
+    out: dict[Path, str] = {}
+    label = unit.root.name or str(unit.root)
+    for here, _, files in tree:
+        if here != unit.root and unit.root not in here.parents:
+            continue
+        for name in files:
+            path = here / name
+            if path in unit.files:
+                continue
+            if unit.kind == "mlflow-file":
+                out[path] = f"part of MLflow run {label}"
+            elif unit.kind in ("wandb", "swanlab"):
+                writer = "W&B" if unit.kind == "wandb" else "SwanLab"
+                out[path] = f"part of {writer} run {label} (read from {unit.files[0].name})"
+            elif name == "trainer_state.json":
+                out[path] = f"an earlier checkpoint of run {label}"
+            elif name == "trainer_log.jsonl" and unit.kind == "hf-trainer-state":
+                out[path] = "the same points as trainer_state.json beside it"
+            elif "tfevents" in name and unit.kind != "tfevents":
+                out[path] = f"TensorBoard copy of run {label} (read from {unit.files[0].name})"
+    return out

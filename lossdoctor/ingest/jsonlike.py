@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Table, coerce_objects, table_to_run, tensorboard_export_run
@@ -113,7 +113,7 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         if lists:
             return _history_dict(lists, source=source, hints=hints)
     kind = type(obj).__name__ if not isinstance(obj, dict | list) else "JSON of another shape"
-    raise InputError(
+    raise NotALogError(
         f"JSON holds no loss log ({kind}); expected records, a trainer_state.json, "
         "a dict of lists or a TensorBoard export",
         path=source,

@@ -1,28 +1,87 @@
-"""Read a folder: find its runs (see :mod:`lossdoctor.ingest.folders`) and read each."""
+"""Read a folder: find its runs (see :mod:`lossdoctor.ingest.walk`) and read each."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.folders import RunUnit, find_runs
+from lossdoctor.ingest.folders import RunUnit
 from lossdoctor.model import Run
 
-
-def _label(unit: RunUnit, top: Path, source: str, single: bool) -> str:
-    if single:
-        return source
-    rel = unit.root.relative_to(top).as_posix()
-    return source if rel == "." else f"{source.rstrip('/')}/{rel}"
+#: A run read from a folder (or why it could not be), its label and the files it used.
+UnitPart = tuple[Run | InputError, str, list[Path]]
 
 
-def _read_unit(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
-    if unit.kind == "tfevents":
-        from lossdoctor.ingest.tfevents import read_event_files, scalars_to_run
+def read_unit(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> list[UnitPart]:
+    """Return the run of one run folder found by :func:`~lossdoctor.ingest.folders.find_runs`
+    (several when a folder's event files share no tag: files of different runs), each with
+    its label and files; a part that cannot be read holds the :class:`InputError`."""
+    if unit.kind == "tfevents" and len(unit.files) >= MIN_FILES_TO_SPLIT and not any(unit.prefixes):
+        try:
+            groups = _groups_sharing_tags(unit.files)
+        except InputError:
+            groups = [unit.files]  # the read below says why
+        if len(groups) > 1:
+            note = f"event files in one folder with no tag in common: read as {len(groups)} runs"
+            parts: list[UnitPart] = []
+            for group in groups:
+                name = f"{label.rstrip('/')}/{group[0].name}"
+                parts.append((_try(unit, group, [], name, hints, note), name, group))
+            return parts
+    return [(_try(unit, unit.files, unit.prefixes, label, hints, ""), label, unit.files)]
 
-        scalars = read_event_files(unit.files, prefixes=unit.prefixes)
-        return scalars_to_run(scalars, source=label, hints=hints)
+
+def _try(
+    unit: RunUnit,
+    files: list[Path],
+    prefixes: list[str],
+    label: str,
+    hints: ColumnHints | None,
+    note: str,
+) -> Run | InputError:
+    try:
+        if unit.kind == "tfevents":
+            from lossdoctor.ingest.tfevents import read_event_files, scalars_to_run
+
+            scalars = read_event_files(files, prefixes=prefixes or None)
+            run = scalars_to_run(scalars, source=label, hints=hints)
+        else:
+            run = _read_one(unit, label=label, hints=hints)
+    except InputError as exc:
+        return exc
+    if not note:
+        return run
+    return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
+
+
+#: A folder needs this many event files before they may be split into runs.
+MIN_FILES_TO_SPLIT = 2
+
+
+def _groups_sharing_tags(paths: list[Path]) -> list[list[Path]]:
+    """Return ``paths`` grouped so that files of a group share scalar tags (connected)."""
+    from lossdoctor.ingest.tfevents import read_event_files
+
+    tags = [set(read_event_files([p]).tags) for p in paths]
+    groups: list[tuple[set[str], list[Path]]] = []
+    for path, own in sorted(zip(paths, tags, strict=True), key=lambda pt: pt[0].name):
+        joined = [g for g in groups if g[0] & own or not own]
+        if not joined:
+            groups.append((set(own), [path]))
+            continue
+        first = joined[0]
+        for other in joined[1:]:
+            first[0].update(other[0])
+            first[1].extend(other[1])
+            groups.remove(other)
+        first[0].update(own)
+        first[1].append(path)
+    return [sorted(files, key=lambda p: p.name) for _, files in groups]
+
+
+def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
     if unit.kind == "mlflow-file":
         from lossdoctor.ingest.mlflow import read_file_store_run
 
@@ -39,19 +98,22 @@ def _read_unit(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
     return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
 
 
-def read_folder(top: Path, *, source: str, hints: ColumnHints | None, run: str | None) -> list[Run]:
-    """Return one run per run found under ``top`` (``run`` keeps those whose path contains it).
+def read_folder(
+    top: Path,
+    *,
+    source: str,
+    hints: ColumnHints | None,
+    run: str | None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[Run]:
+    """Return one run per run found under ``top`` (``run`` keeps those whose path contains
+    it; ``include``/``exclude`` filter files by glob).
 
     Raises :class:`InputError` when the folder holds no run lossdoctor can read.
     """
-    units = find_runs(top)
-    if run is not None:
-        units = [u for u in units if run in u.root.relative_to(top).as_posix()]
-    if not units:
-        raise InputError(
-            "no loss logs found in this folder (looked for event files, metrics.csv, "
-            "trainer_state.json and MLflow runs)" + (f" matching --run '{run}'" if run else ""),
-            path=source,
-        )
-    single = len(units) == 1
-    return [_read_unit(u, label=_label(u, top, source, single), hints=hints) for u in units]
+    from lossdoctor.ingest.walk import walk_folder
+
+    return walk_folder(
+        top, source=source, hints=hints, run=run, include=include, exclude=exclude
+    ).runs

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import (
     ColumnHints,
     choose_columns,
@@ -357,7 +357,7 @@ def table_to_run(
                     line=line,
                 )
         shown = ", ".join(names[:20]) or "none"
-        raise InputError(
+        raise NotALogError(
             f"no loss column found (columns: {shown}); name it with --train-col",
             path=source,
         )
@@ -497,7 +497,7 @@ def series_run(
     roles = promote_single_loss(roles, out_notes)
     if TRAIN not in roles:
         shown = ", ".join(names[:20]) or "none"
-        raise InputError(
+        raise NotALogError(
             f"no loss series found (series: {shown}); name it with --train-col", path=source
         )
     series: dict[str, Series] = {}

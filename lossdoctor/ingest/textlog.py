@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
 from lossdoctor.ingest.provenance import mark_smoothing
@@ -435,7 +435,7 @@ def read_text_log(
         start = cut + 1
     read = reader.table()
     if read is None:
-        raise InputError(
+        raise NotALogError(
             f"no loss values found in this text ({len(text.splitlines())} lines; "
             "no line matched a known log format)",
             path=source,

@@ -17,7 +17,7 @@ _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "lossdoctor.tfevents"
 
 
-def _field(
+def add_field(
     message: Any,
     name: str,
     number: int,
@@ -26,13 +26,19 @@ def _field(
     repeated: bool = False,
     type_name: str | None = None,
     oneof: int | None = None,
+    package: str = _PACKAGE,
 ) -> None:
+    """Declare field ``name`` = ``number`` of type ``kind`` on a ``DescriptorProto``
+    (``type_name``: a message of ``package``)."""
     field = message.field.add(name=name, number=number, type=kind)
     field.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
     if type_name:
-        field.type_name = f".{_PACKAGE}.{type_name}"
+        field.type_name = f".{package}.{type_name}"
     if oneof is not None:
         field.oneof_index = oneof
+
+
+_field = add_field
 
 
 @cache

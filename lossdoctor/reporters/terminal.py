@@ -211,6 +211,20 @@ def render(
             summary.add(run)
         console.print()
         _print_summary(console, summary.to_dict(sort))
+    if report.get("files"):
+        console.print()
+        _render_files(console, report["files"])
+
+
+def _render_files(console: Console, files: list[dict[str, str]]) -> None:
+    """Print every file met in a folder: read (into which run) or skipped (and why)."""
+    read = sum(1 for f in files if f["status"] == "read")
+    skipped = len(files) - read
+    console.print(Text(f"files: {read} read in folders, {skipped} skipped", style="bold"))
+    for note in files:
+        style = "" if note["status"] == "read" else "dim"
+        line = f"  {note['status']:<8} {note['path']}  ({note['detail']})"
+        console.print(Text(line, style=style))
 
 
 def render_summary(

@@ -1,0 +1,140 @@
+"""W&B run files (``wandb/offline-run-*/run-<id>.wandb``, also online runs' local copy),
+read without the ``wandb`` package: LevelDB-log framed ``Record`` protobufs (see
+:mod:`lossdoctor.ingest.leveldblog`) whose ``history`` records hold one row of
+``wandb.log`` each: items ``key`` + ``value_json`` (or, from wandb 0.2x on, typed
+``number``/``integer`` fields) and the step in ``step.num``.
+
+Field numbers from wandb's ``wandb_internal.proto`` (checked against wandb 0.31.0):
+``Record{num=1, history=2, run=17}``, ``HistoryRecord{item=1, step=2}``,
+``HistoryItem{key=1, nested_key=2, integer=5 (sint64), number=6 (double), value_json=16}``,
+``HistoryStep{num=1}``, ``RunRecord{run_id=1, project=3, display_name=8}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from lossdoctor.errors import InputError
+from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.leveldblog import read_records
+from lossdoctor.ingest.table import series_run
+from lossdoctor.model import FloatArray, Run
+
+_PACKAGE = "lossdoctor.wandb"
+#: History keys W&B adds itself (its step counter, times, system metrics).
+SYSTEM_PREFIXES = ("_", "system/")
+
+
+@cache
+def record_class() -> Any:
+    """Return the ``Record`` message class (only the fields read here; built once)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    from lossdoctor.ingest.tfevents_schema import add_field
+
+    f = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="lossdoctor_wandb.proto", package=_PACKAGE, syntax="proto3"
+    )
+    item = fdp.message_type.add(name="HistoryItem")
+    add_field(item, "key", 1, f.TYPE_STRING, package=_PACKAGE)
+    add_field(item, "nested_key", 2, f.TYPE_STRING, repeated=True, package=_PACKAGE)
+    add_field(item, "integer", 5, f.TYPE_SINT64, package=_PACKAGE)
+    add_field(item, "number", 6, f.TYPE_DOUBLE, package=_PACKAGE)
+    add_field(item, "value_json", 16, f.TYPE_STRING, package=_PACKAGE)
+    step = fdp.message_type.add(name="HistoryStep")
+    add_field(step, "num", 1, f.TYPE_INT64, package=_PACKAGE)
+    history = fdp.message_type.add(name="HistoryRecord")
+    add_field(history, "item", 1, f.TYPE_MESSAGE, repeated=True, type_name="HistoryItem",
+              package=_PACKAGE)  # fmt: skip
+    add_field(history, "step", 2, f.TYPE_MESSAGE, type_name="HistoryStep", package=_PACKAGE)
+    run = fdp.message_type.add(name="RunRecord")
+    add_field(run, "run_id", 1, f.TYPE_STRING, package=_PACKAGE)
+    add_field(run, "project", 3, f.TYPE_STRING, package=_PACKAGE)
+    add_field(run, "display_name", 8, f.TYPE_STRING, package=_PACKAGE)
+    record = fdp.message_type.add(name="Record")
+    add_field(record, "num", 1, f.TYPE_INT64, package=_PACKAGE)
+    add_field(record, "history", 2, f.TYPE_MESSAGE, type_name="HistoryRecord", package=_PACKAGE)
+    add_field(record, "run", 17, f.TYPE_MESSAGE, type_name="RunRecord", package=_PACKAGE)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Record"))
+
+
+def _item_value(item: Any) -> float | None:
+    """Return the number an item holds (NaN and Inf kept), or None for other values."""
+    if item.value_json:
+        try:
+            value = json.loads(item.value_json)
+        except ValueError:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return None
+        try:
+            return float(value)  # "NaN", "Infinity" strings too
+        except ValueError:
+            return None
+    if item.HasField("number"):
+        return float(item.number)
+    if item.HasField("integer"):
+        return float(item.integer)
+    return None
+
+
+def read_wandb_file(data: bytes, *, source: str, hints: ColumnHints | None = None) -> Run:
+    """Return the run in a W&B run file: one series per logged number, on ``_step``.
+
+    Raises :class:`InputError` when it holds no history.
+    """
+    from google.protobuf.message import DecodeError
+
+    records = read_records(data, source=source)
+    parse = record_class().FromString
+    columns: dict[str, tuple[list[float], list[float]]] = {}
+    rows = undecodable = 0
+    name = ""
+    for payload in records.payloads:
+        try:
+            record = parse(payload)
+        except DecodeError:
+            undecodable += 1
+            continue
+        if record.HasField("run") and not name:
+            name = record.run.display_name or record.run.run_id
+        if not record.HasField("history"):
+            continue
+        rows += 1
+        items = {
+            "/".join(item.nested_key) if item.nested_key else item.key: item
+            for item in record.history.item
+        }
+        step_item = items.get("_step")
+        step = _item_value(step_item) if step_item is not None else None
+        if step is None or math.isnan(step):
+            step = float(record.history.step.num)
+        for key, item in items.items():
+            if key.startswith(SYSTEM_PREFIXES):
+                continue
+            value = _item_value(item)
+            if value is None:
+                continue
+            steps, values = columns.setdefault(key, ([], []))
+            steps.append(step)
+            values.append(value)
+    if not columns:
+        raise InputError(f"W&B run file holds no logged numbers ({rows} history rows)", path=source)
+    notes = [f"W&B run file: {rows} history rows" + (f" of run '{name}'" if name else "")]
+    if records.truncated:
+        notes.append("the last record is cut off (run still being written?): read up to it")
+    if records.bad or undecodable:
+        notes.append(f"{records.bad + undecodable} damaged records were skipped")
+    arrays: dict[str, tuple[FloatArray, FloatArray]] = {
+        key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
+        for key, (s, v) in columns.items()
+    }
+    return series_run(arrays, source=source, reader="wandb-offline", hints=hints, notes=notes)

@@ -1,0 +1,192 @@
+"""`lossdoctor check DIR` and `check PATH...`: every log found by content, one report per
+run, every file listed as read or skipped (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lossdoctor import synth as curves
+from lossdoctor.cli import app
+from lossdoctor.ingest import read_source
+
+from conftest import FIXTURES, ROOT, run_json, write_curve
+
+EXAMPLES = ROOT / "examples"
+
+
+def files_by_status(doc) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {"read": {}, "skipped": {}}
+    for note in doc.get("files", []):
+        out[note["status"]][note["path"]] = note["detail"]
+    return out
+
+
+def test_check_examples_folder_reads_every_log_and_lists_the_rest(runner):
+    code, doc = run_json(runner, str(EXAMPLES))
+    sources = sorted(Path(r["source"]).name for r in doc["runs"])
+    assert sources == sorted(
+        ["reference.jsonl", "divergence_nan.csv", "flatline.tsv", "healthy.csv",
+         "overfitting_trainer_state.json", "plateau_metrics.csv",
+         "run-oscillation-tag-loss.csv", "spikes.jsonl"]
+    )  # fmt: skip
+    assert all(r["verdict"] != "error" for r in doc["runs"])
+    assert code == 1  # failing examples, not an input error
+    files = files_by_status(doc)
+    assert files["skipped"][f"{EXAMPLES}/README.md"] == "not a log (.md file)"
+    assert files["skipped"][f"{EXAMPLES}/charts/healthy.png"] == "not a log (.png file)"
+    assert files["read"][f"{EXAMPLES}/healthy.csv"] == "a run of its own"
+
+
+def test_check_examples_glob_skips_non_logs_with_a_note(runner):
+    paths = sorted(str(p) for p in EXAMPLES.iterdir())
+    result = runner.invoke(app, ["check", *paths])
+    assert result.exit_code == 1, result.output
+    assert "README.md  (no loss values found" in result.stdout
+    assert "charts  (no loss logs found in this folder" in result.stdout
+    assert "9 runs" not in result.stdout
+    assert "8 runs: " in result.stdout
+    code, doc = run_json(runner, *paths)
+    assert code == 1
+    assert len(doc["runs"]) == 8
+    assert f"{EXAMPLES}/README.md" in files_by_status(doc)["skipped"]
+
+
+def test_a_single_non_log_is_still_an_input_error(runner):
+    result = runner.invoke(app, ["check", str(EXAMPLES / "README.md")])
+    assert result.exit_code == 2
+    assert "README.md: no loss values found" in result.stderr
+
+
+def test_paths_that_are_all_non_logs_exit_2(runner, tmp_path):
+    (tmp_path / "a.txt").write_text("hello\n")
+    (tmp_path / "b.txt").write_text("world\n")
+    result = runner.invoke(app, ["check", str(tmp_path / "a.txt"), str(tmp_path / "b.txt")])
+    assert result.exit_code == 2
+    assert "none of the paths is a loss log" in result.stderr
+
+
+@pytest.fixture
+def tbw():
+    import tbwriter
+
+    return tbwriter
+
+
+def _event_file(tbw, tmp_path: Path, into: Path, name: str, points) -> Path:
+    made = tbw.write_events(tmp_path / f"_w_{name}", points)
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / f"events.out.tfevents.{name}"
+    shutil.move(made, target)
+    return target
+
+
+def mixed_folder(tmp_path: Path, tbw) -> Path:
+    top = tmp_path / "logs"
+    ft = FIXTURES / "finetune"
+    (top / "yolo" / "train4").mkdir(parents=True)
+    shutil.copy(ft / "ultralytics_results.csv", top / "yolo" / "train4" / "results.csv")
+    (top / "llm").mkdir()
+    shutil.copy(ft / "torchtune_log_1718000000.txt", top / "llm" / "log_1718000000.txt")
+    shutil.copy(ft / "hf_notebook_table.txt", top / "llm" / "pasted.txt")
+    shutil.copy(EXAMPLES / "README.md", top / "README.md")
+    (top / "weights.safetensors").write_bytes(b"\x00" * 64)
+    (top / "blob.dat").write_bytes(b"\x01\x00\x02" * 100)
+    (top / "empty.log").write_text("")
+    # a Hugging Face output_dir: checkpoints, and LLaMA-Factory's log beside the state
+    out = top / "qwen-lora"
+    for step in (100, 200):
+        ckpt = out / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        history = [{"loss": 3.0 - i * 0.01, "step": i * 10} for i in range(step // 10)]
+        (ckpt / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    shutil.copy(ft / "llamafactory_trainer_log.jsonl", out / "trainer_log.jsonl")
+    (out / "config.json").write_text('{"hidden_size": 896}')
+    # two projects' event files dropped in one folder: no tag in common
+    steps = np.arange(50.0)
+    _event_file(tbw, tmp_path, top / "tb", "1700000000.a", {"train/loss": (steps, 3 - steps / 50)})
+    _event_file(tbw, tmp_path, top / "tb", "1700000001.b", {"lr": (steps, np.full(50, 1e-3)),
+                                                           "loss": (steps, 1 - steps / 60)})  # fmt: skip
+    # one run restarted: two event files sharing their tag
+    _event_file(tbw, tmp_path, top / "resumed", "1700000000.h", {"loss": (steps, 3 - steps / 50)})
+    _event_file(tbw, tmp_path, top / "resumed", "1700000100.h",
+                {"loss": (steps + 50, 2 - steps / 100)})  # fmt: skip
+    return top
+
+
+def test_mixed_folder_one_report_per_run_never_merged(tmp_path, tbw, runner):
+    top = mixed_folder(tmp_path, tbw)
+    code, doc = run_json(runner, str(top))
+    sources = [r["source"] for r in doc["runs"]]
+    assert sources == sorted(sources)
+    assert sorted(s.removeprefix(f"{top}/") for s in sources) == sorted(
+        ["llm/log_1718000000.txt", "llm/pasted.txt", "qwen-lora", "resumed",
+         "tb/events.out.tfevents.1700000000.a", "tb/events.out.tfevents.1700000001.b",
+         "yolo/train4/results.csv"]
+    )  # fmt: skip
+    by_source = {r["source"].removeprefix(f"{top}/"): r for r in doc["runs"]}
+    assert by_source["qwen-lora"]["reader"] == "hf-trainer-state"
+    assert by_source["qwen-lora"]["series"]["train"]["points"] == 20  # the latest checkpoint
+    assert by_source["resumed"]["series"]["train"]["points"] == 100  # one run, two files
+    assert by_source["tb/events.out.tfevents.1700000001.b"]["columns"] == {
+        "train": "loss",
+        "lr": "lr",
+    }
+    assert "lr" not in by_source["tb/events.out.tfevents.1700000000.a"]["columns"]
+    assert by_source["yolo/train4/results.csv"]["columns"]["train"] == "train/loss"
+    assert by_source["llm/pasted.txt"]["reader"] == "hf-notebook-table"
+    skipped = {k.removeprefix(f"{top}/"): v for k, v in files_by_status(doc)["skipped"].items()}
+    assert skipped["README.md"] == "not a log (.md file)"
+    assert skipped["weights.safetensors"] == "not a log (.safetensors file)"
+    assert skipped["blob.dat"] == "binary file, not a loss log"
+    assert skipped["empty.log"] == "file is empty"
+    assert skipped["qwen-lora/checkpoint-100/trainer_state.json"].startswith(
+        "an earlier checkpoint"
+    )
+    assert skipped["qwen-lora/trainer_log.jsonl"].startswith("the same points as trainer_state")
+    assert skipped["qwen-lora/config.json"].startswith("JSON holds no loss log")
+    assert code == 1
+
+
+def test_include_and_exclude_globs(tmp_path, tbw, runner):
+    top = mixed_folder(tmp_path, tbw)
+    _, doc = run_json(runner, str(top), "--include", "*.txt")
+    assert sorted(Path(r["source"]).name for r in doc["runs"]) == [
+        "log_1718000000.txt",
+        "pasted.txt",
+    ]
+    _, doc = run_json(runner, str(top), "--exclude", "tb/*", "--exclude", "qwen-lora*")
+    names = [r["source"].removeprefix(f"{top}/") for r in doc["runs"]]
+    assert not any(n.startswith(("tb/", "qwen-lora")) for n in names)
+    assert (
+        files_by_status(doc)["skipped"][f"{top}/tb/events.out.tfevents.1700000000.a"] == "--exclude"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symlinks")
+def test_walk_skips_pipes_and_survives_symlink_loops(tmp_path):
+    top = tmp_path / "runs"
+    top.mkdir()
+    write_curve(top / "a.csv", *curves.healthy(n=50))
+    os.mkfifo(top / "pipe.log")
+    (top / "loop").symlink_to(top, target_is_directory=True)
+    (top / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    runs, files = read_source(str(top))
+    assert [Path(r.source).name for r in runs] == ["a.csv"]
+    notes = {Path(f.path).name: f.detail for f in files}
+    assert notes["pipe.log"] == "not a regular file"
+    assert notes["dangling.csv"] == "broken link"
+
+
+def test_folder_without_logs_is_an_input_error_naming_why(tmp_path, runner):
+    (tmp_path / "notes.md").write_text("# notes\n")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        "no loss logs found in this folder; 1 files skipped (not a log (.md file))" in result.stderr
+    )
