@@ -27,6 +27,7 @@ READERS: tuple[ReaderInfo, ...] = (
     ReaderInfo("json-history", "a dict of per-epoch lists (Keras History.history)", '{"loss": [2.3, 1.9], "val_loss": [2.4, 2.0]}'),
     ReaderInfo("hf-trainer-state", "Hugging Face trainer_state.json (log_history)", '{"log_history": [{"loss": 2.31, "step": 100}, ...]}', "transformers TrainerState.save_to_json"),
     ReaderInfo("tfevents", "TensorBoard event files and log folders (simple_value and tensor scalars, every point)", "events.out.tfevents.1700000000.host", "tensorboard 2.21.0 (tests write event files with it)"),
+    ReaderInfo("wandb-offline", "W&B run files (wandb/offline-run-*/run-<id>.wandb, also online runs' local copy) without the wandb package: every logged number on _step; a run folder is one run", "wandb/offline-run-20240101_120000-abc123/", "wandb 0.31.0 (tests write offline runs with it)"),
     ReaderInfo("mlflow-metric", "one MLflow metric file", "1700000000123 2.31 100"),
     ReaderInfo("mlflow-file", "an MLflow file-store run folder (mlruns/<exp>/<run>/metrics/<key>)", "mlruns/0/<run id>/"),
     ReaderInfo("mlflow-sqlite", "an MLflow SQLite tracking store; one run per MLflow run (--run picks)", "mlflow.db"),
