@@ -46,7 +46,7 @@ def diagnose_source(
             source, data=data, hints=hints, run=run, include=include, exclude=exclude
         )
     except NotALogError as exc:
-        if skip_non_logs:
+        if skip_non_logs and not is_url(source):  # a remote object is named like a log
             return [RunReport(source=source, skip=exc.message)]
         return [RunReport(source=source, error=exc.one_line())]
     except InputError as exc:
