@@ -1,7 +1,8 @@
 """Compare a candidate run with a reference run: is it worse beyond a tolerance?
 
-Checks, on the training loss: the final level and the best level (relative
-tolerance), the curve over the shared steps (a band of max(rtol, k robust
+Checks, on the training loss: the first logged loss (either way: a difference before
+any update means the two runs do not compute the same loss), the final level and the
+best level (relative tolerance), the curve over the shared steps (a band of max(rtol, k robust
 deviations of the reference's trend)), the steps needed to reach the reference's
 final loss, and problem findings the reference did not have.  Failed checks become
 ``baseline-regression`` findings (error) on the candidate's report.
@@ -80,7 +81,7 @@ def compare_runs(
     ref, cand = SeriesView(ref_train), SeriesView(cand_train)
     if ref.n < 2 or cand.n < 2 or not (ref.log_space and cand.log_space):
         return [Check("curve", True, "too few positive points to compare", {})]
-    checks: list[Check] = []
+    checks: list[Check] = [_first_check(ref, cand, tol)]
     for name, ref_level, cand_level, ref_logged, cand_logged in (
         ("final", ref.end_level, cand.end_level, ref.values[-1], cand.values[-1]),
         ("best", ref.best_level, cand.best_level, ref.values.min(), cand.values.min()),
@@ -109,6 +110,70 @@ def compare_runs(
     )
     checks.append(Check("new-findings", not new, message, {"count": float(len(new))}))
     return checks
+
+
+#: A whole-curve ratio this close (relative) to a whole number k >= 2 (or 1/k) is named as
+#: a loss-scaling suspect.
+INTEGER_FACTOR_TOL = 0.03
+
+
+def scale_factor(ref: SeriesView, cand: SeriesView) -> float:
+    """Return the median ratio candidate / reference of the two trends over the shared
+    steps (NaN when they share fewer than 3 logged steps of the reference)."""
+    shared = (ref.steps >= cand.steps[0]) & (ref.steps <= cand.steps[-1])
+    if shared.sum() < 3:
+        return float("nan")
+    cand_y = np.interp(ref.steps[shared], cand.steps, cand.trend)
+    return safe_exp(float(np.median(cand_y - ref.trend[shared])))
+
+
+def integer_factor(ratio: float) -> int | None:
+    """Return k when ``ratio`` is within 3% of a whole number k >= 2 or of 1/k, else None."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return None
+    big = ratio if ratio >= 1 else 1 / ratio
+    k = round(big)
+    return k if k >= 2 and abs(big / k - 1) <= INTEGER_FACTOR_TOL else None
+
+
+def _first_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
+    """The first logged losses, before any update could explain a difference."""
+    ref_first, cand_first = float(ref.values[0]), float(cand.values[0])
+    ref_step, cand_step = float(ref.steps[0]), float(cand.steps[0])
+    numbers = {"candidate_first": cand_first, "reference_first": ref_first, "step": ref_step}
+    if ref_step != cand_step:
+        message = f"first logged steps differ ({cand_step:g} vs {ref_step:g}): not compared"
+        return Check("first-loss", True, message, numbers)
+    ratio = cand_first / ref_first
+    # two seeds' first batches differ by the per-point noise: the band is the larger of
+    # the relative tolerance and k noise deviations of a difference of two points
+    band = max(math.log1p(tol.rtol), tol.k * math.sqrt(2.0) * ref.noise)
+    numbers.update(ratio=ratio, band_pct=100 * (safe_exp(band) - 1))
+    factor = scale_factor(ref, cand)
+    numbers["curve_ratio"] = factor
+    within = f"band {numbers['band_pct']:.1f}% either way"
+    if abs(math.log(ratio)) <= band:
+        message = (
+            f"first logged loss {cand_first:.4g} vs reference {ref_first:.4g} at step "
+            f"{ref_step:g} ({_pct(ratio)}, {within})"
+        )
+        return Check("first-loss", True, message, numbers)
+    direction = "lower" if ratio < 1 else "higher"
+    message = (
+        f"the first logged loss is already {direction}: {cand_first:.4g} vs reference "
+        f"{ref_first:.4g} at step {ref_step:g} ({_pct(ratio)}, {within}), before any "
+        "update could explain it: the loss function, the data or the tokenisation changed, "
+        "so the two curves are not comparable"
+    )
+    k = integer_factor(factor)
+    if k is not None:
+        numbers["integer_factor"] = float(k)
+        message += (
+            f"; the whole curve is {factor:.3g}x the reference's, near {'1/' if factor < 1 else ''}"
+            f"{k}: a loss-scaling suspect (the gradient-accumulation count, or a sum instead of "
+            "a mean)"
+        )
+    return Check("first-loss", False, message, numbers)
 
 
 def _curve_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:

@@ -301,3 +301,42 @@ def test_many_runs_in_parallel_match_serial_and_exit_by_the_worst(runner, in_roo
     text = runner.invoke(app, ["check", *paths]).stdout
     assert "3 runs: 1 healthy, 1 warning, 1 failing" in text
     assert "examples/flatline.tsv" in text.split("3 runs:")[0].splitlines()[-1]
+
+
+def test_compare_fails_a_first_loss_that_differs_before_any_update(runner, tmp_path):
+    np = curves.np
+    steps = np.arange(1, 801, dtype=float)
+    noise = np.exp(np.random.default_rng(5).normal(0, 0.002, 800))
+    ref = (2.0 + 8.9 * np.exp(-6 * steps / 800)) * noise
+    cand = ref * 0.93  # a loss-normalisation change: -7% from step 1 on
+    code, checks, doc = _compare(runner, *_pair(tmp_path, (steps, ref), (steps, cand)))
+    assert code == 1
+    assert not checks["first-loss"]
+    finding = next(
+        f
+        for f in doc["runs"][0]["findings"]
+        if f["rule"] == "baseline-regression" and f["evidence"]["check"] == "first-loss"
+    )
+    assert "already lower" in finding["message"]
+    assert "not comparable" in finding["message"]
+    assert finding["evidence"]["step"] == 1
+    assert round(finding["evidence"]["ratio"], 2) == 0.93
+
+
+def test_compare_names_a_whole_number_loss_scale(runner, tmp_path):
+    np = curves.np
+    steps = np.arange(1, 801, dtype=float)
+    noise = np.exp(np.random.default_rng(6).normal(0, 0.01, 800))
+    ref = (1.5 + 3.5 * np.exp(-6 * steps / 800)) * noise
+    code, checks, doc = _compare(runner, *_pair(tmp_path, (steps, ref), (steps, ref * 4)))
+    assert code == 1
+    finding = next(
+        f for f in doc["runs"][0]["findings"] if f["evidence"].get("check") == "first-loss"
+    )
+    assert finding["evidence"]["integer_factor"] == 4
+    assert "loss-scaling suspect" in finding["message"]
+    # a different seed of the same recipe passes the first-loss check
+    code, checks, _ = _compare(
+        runner, *_pair(tmp_path, curves.healthy(800, seed=1), curves.healthy(800, seed=2))
+    )
+    assert checks["first-loss"]

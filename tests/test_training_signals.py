@@ -225,3 +225,57 @@ def test_unknown_objective_is_a_usage_error(runner, tmp_path):
     assert result.exit_code == 2
     assert "key 'objective'" in result.output
     assert "did you mean 'grpo'" in result.output
+
+
+def _nanogpt_log(path, losses, header):
+    lines = [header] + [
+        f"iter {i * 10}: loss {v:.4f}, time 100.00ms, mfu 10.00%" for i, v in enumerate(losses)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_vocabulary_size_stated_in_the_log_sets_the_chance_level(runner, tmp_path):
+    losses = 4.17 * np.exp(-np.linspace(0, 1, 200))
+    path = _nanogpt_log(
+        tmp_path / "train.log",
+        losses,
+        "found vocab_size = 65 (inside data/shakespeare_char/meta.pkl)",
+    )
+    assert read_run(str(path)).series["train"].meta["vocab_size"] == "65"
+    _, doc = run_json(runner, str(path))
+    run = doc["runs"][0]
+    assert any("vocabulary size 65 read from the log" in n for n in run["notes"])
+    assert "init-loss" not in fired(run)
+    # a first loss far above ln(65) = 4.17 with no --vocab-size given
+    _nanogpt_log(tmp_path / "train.log", losses * 3, "found vocab_size = 65 (inside meta.pkl)")
+    _, doc = run_json(runner, str(path))
+    finding = _finding(doc["runs"][0], "init-loss")
+    assert finding["severity"] == "warning"
+    assert finding["evidence"]["chance_loss"] == round(np.log(65), 6)
+
+
+def test_a_fine_tune_that_starts_at_ln_vocab_was_not_pretrained(runner, tmp_path):
+    losses = 10.83 * np.exp(-np.linspace(0, 1.5, 200))
+    path = _nanogpt_log(tmp_path / "ft.log", losses, "vocab_size: 50257")
+    _, doc = run_json(runner, str(path))
+    assert "init-loss" not in fired(doc["runs"][0])  # pretraining from scratch: as expected
+    _, doc = run_json(runner, "--objective", "sft", str(path))
+    finding = _finding(doc["runs"][0], "init-loss")
+    assert finding["severity"] == "warning"
+    assert "not the pretrained ones" in finding["message"]
+    assert finding["fixes"][0]["title"] == "Check that the pretrained weights were loaded"
+    # a real fine-tune starts far below ln(V): silent
+    _nanogpt_log(tmp_path / "ft.log", losses / 4, "vocab_size: 50257")
+    _, doc = run_json(runner, "--objective", "sft", str(path))
+    assert "init-loss" not in fired(doc["runs"][0])
+
+
+def test_trainer_state_reads_the_vocabulary_from_config_json(tmp_path):
+    state = LOGS / "lr_warmup_from_zero.json"
+    folder = tmp_path / "checkpoint-600"
+    folder.mkdir()
+    (folder / "trainer_state.json").write_text(state.read_text(encoding="utf-8"))
+    (folder / "config.json").write_text('{"model_type": "llama", "vocab_size": 32000}')
+    run = read_run(str(folder / "trainer_state.json"))
+    assert run.series["train"].meta["vocab_size"] == "32000"

@@ -22,6 +22,12 @@ PROFILES: dict[str, tuple[tuple[str, float, float], ...]] = {
 }
 
 
+#: Objectives (``--objective``) that start from pretrained weights.
+FINETUNE_OBJECTIVES = frozenset({"sft", "dpo", "ipo", "reward-model"})
+#: Profiles (``--profile``) of fine-tunes.
+FINETUNE_PROFILES = frozenset({"slm-finetune"})
+
+
 @dataclass(frozen=True)
 class InitialLoss:
     """The first loss and the chance loss ln(N)."""
@@ -30,24 +36,34 @@ class InitialLoss:
     start_level: float
     chance_loss: float
     first_to_chance: float
+    finetune: bool
     evidence: Evidence
 
 
 @register_detector("initial_loss")
-def initial_loss(series: SeriesView, *, chance_loss: float | None = None) -> InitialLoss:
-    """Return the first logged loss, the start level (median of the first 3 points, nats)
-    and the start level's ratio to the chance loss ln(N) (NaN without
-    ``--vocab-size``/``--classes``)."""
+def initial_loss(
+    series: SeriesView,
+    *,
+    chance_loss: float | None = None,
+    profile: str | None = None,
+    objective: str | None = None,
+) -> InitialLoss:
+    """Return the first logged loss, the start level (median of the first 3 points, nats),
+    the start level's ratio to the chance loss ln(N) (NaN without ``--vocab-size``,
+    ``--classes`` or a vocabulary size stated in the log), and whether the run is a
+    fine-tune (``--profile slm-finetune`` or ``--objective sft|dpo|ipo|reward-model``):
+    a fine-tune starts far below ln(N)."""
     first = float(np.median(series.values[:FIRST_POINTS])) if series.n else float("nan")
     first_logged = float(series.values[0]) if series.n else float("nan")
     chance = float(chance_loss) if chance_loss else float("nan")
+    finetune = (profile or "") in FINETUNE_PROFILES or (objective or "") in FINETUNE_OBJECTIVES
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
         start_step=float(series.steps[0]) if series.n else None,
         numbers={"first_value": first_logged, "start_level": first, "chance_loss": chance},
     )
-    return InitialLoss(first_logged, first, chance, first / chance, evidence)
+    return InitialLoss(first_logged, first, chance, first / chance, finetune, evidence)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,19 @@ def is_rl_run(run: Run, context: Mapping[str, Any] | None) -> bool:
     return REWARD in run.series
 
 
+def _context_with_logged_vocab(
+    run: Run, context: Mapping[str, Any] | None
+) -> tuple[Mapping[str, Any] | None, str]:
+    """Return the context with ``chance_loss`` = ln(V) for a vocabulary size V the log
+    states (when ``--vocab-size``/``--classes`` did not give one), and a note saying so."""
+    train = run.get(TRAIN)
+    stated = train.meta.get("vocab_size") if train is not None else None
+    if not stated or (context and context.get("chance_loss")):
+        return context, ""
+    note = f"vocabulary size {stated} read from the log: chance level ln({stated})"
+    return {**(context or {}), "chance_loss": math.log(int(stated))}, note
+
+
 def evaluate(
     run: Run,
     rules: Sequence[Rule],
@@ -180,6 +193,7 @@ def evaluate(
         return tuple(VAL if role == TRAIN else role for role in roles)
 
     rl_run = is_rl_run(run, context)
+    context, vocab_note = _context_with_logged_vocab(run, context)
     for rule in rules:
         if rule.emitted_by:
             continue  # made by a comparison or a live monitor, not by one run alone
@@ -222,6 +236,8 @@ def evaluate(
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
+    if vocab_note:
+        notes.append(vocab_note)
     if rl_run:
         notes.append(
             "reinforcement-learning run (a reward is logged): the loss-curve rules are not "

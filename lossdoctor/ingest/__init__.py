@@ -263,7 +263,12 @@ def read_runs(
         from lossdoctor.ingest.mlflow import read_sqlite
 
         return read_sqlite(path, source=source, hints=hints, run=run)
-    return [read_bytes(raw, source=source, hints=hints)]
+    one = read_bytes(raw, source=source, hints=hints)
+    if one.reader == "hf-trainer-state":
+        from lossdoctor.ingest.metadata import vocab_from_config, with_vocab
+
+        one = with_vocab(one, vocab_from_config(path))
+    return [one]
 
 
 def _read_streamed_table(

@@ -442,4 +442,6 @@ def read_text_log(
         )
     table, dialect = read
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
-    return mark_smoothing(run, set(table.columns))
+    from lossdoctor.ingest.metadata import vocab_from_text, with_vocab
+
+    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(text))
