@@ -266,11 +266,34 @@ def reward() -> None:
     printed_dicts("grpo_learning.log", rising, "***** Running training *****  (GRPOTrainer)")
 
 
+def epochs() -> None:
+    per_epoch, n_epochs, every = 600, 5, 10
+    n = per_epoch * n_epochs // every
+    rng = np.random.default_rng(13)
+    steps = (np.arange(n) + 1) * every
+    within = (steps % per_epoch) / per_epoch
+    trend = 1.0 + 1.4 * np.exp(-3 * steps / steps[-1])
+    # the same order every epoch: the loss climbs through the epoch as the data drifts
+    unshuffled = trend * (1 + 0.35 * (within - 0.5)) * np.exp(rng.normal(0, 0.02, n))
+    rows = [
+        {"loss": v, "learning_rate": 1e-4, "epoch": round(s / per_epoch, 4)}
+        for s, v in zip(steps, unshuffled, strict=True)
+    ]
+    trainer_state("unshuffled_epochs.json", rows, every=every)
+    # a multi-epoch fine-tune: flat within an epoch, a drop at each new one
+    stair = 1.2 * 0.7 ** np.floor(steps / per_epoch) * np.exp(rng.normal(0, 0.03, n))
+    rows = [
+        {"loss": v, "learning_rate": 1e-4, "epoch": round(s / per_epoch, 4)}
+        for s, v in zip(steps, stair, strict=True)
+    ]
+    trainer_state("epoch_staircase.json", rows, every=every)
+
+
 def main() -> None:
     """Write every fixture."""
     OUT.mkdir(parents=True, exist_ok=True)
     makers = (zero_loss, nonfinite_grad, grad_spikes, lr_schedule, loss_reset, resume)
-    for make in (*makers, preference, reward):
+    for make in (*makers, preference, reward, epochs):
         make()
 
 

@@ -279,3 +279,28 @@ def test_trainer_state_reads_the_vocabulary_from_config_json(tmp_path):
     (folder / "config.json").write_text('{"model_type": "llama", "vocab_size": 32000}')
     run = read_run(str(folder / "trainer_state.json"))
     assert run.series["train"].meta["vocab_size"] == "32000"
+
+
+def test_unshuffled_data_repeats_every_epoch(runner):
+    run = read_run(str(LOGS / "unshuffled_epochs.json"))
+    assert run.series["train"].meta["steps_per_epoch"] == "600"
+    code, doc = run_json(runner, str(LOGS / "unshuffled_epochs.json"))
+    assert code == 0  # a warning: the default --fail-on is error
+    finding = _finding(doc["runs"][0], "epoch-periodic")
+    assert finding["severity"] == "warning"
+    assert finding["code"] == "LD207"
+    assert finding["evidence"]["steps_per_epoch"] == 600
+    assert finding["evidence"]["epoch_autocorr"] > 0.5
+    assert "Shuffle" in finding["message"]
+    assert finding["fixes"][0]["title"] == "Shuffle the training data every epoch"
+
+
+def test_the_epoch_staircase_is_expected_not_a_problem(runner):
+    code, doc = run_json(runner, str(LOGS / "epoch_staircase.json"))
+    run = doc["runs"][0]
+    assert code == 0
+    assert run["verdict"] == "healthy"
+    finding = _finding(run, "epoch-periodic")
+    assert finding["severity"] == "info"
+    assert finding["evidence"]["boundary_drops"] == 4
+    assert "memorise" in finding["message"]

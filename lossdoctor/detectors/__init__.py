@@ -121,6 +121,7 @@ def load_builtin_detectors() -> dict[str, DetectorSpec]:
         coverage,
         decline,
         divergence,
+        epochs,
         external,
         flatline,
         gradnorm,

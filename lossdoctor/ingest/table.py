@@ -18,6 +18,7 @@ import numpy as np
 
 from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import (
+    EPOCH_NAMES,
     ColumnHints,
     choose_columns,
     looks_like_validation,
@@ -368,6 +369,7 @@ def table_to_run(
 
     notes = list(table.notes)
     row_steps, is_index = _row_steps(table, choice.step)
+    epoch_meta = {} if is_index or choice.x_kind != "step" else _epoch_meta(table, row_steps)
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
     if not (hints and hints.val):  # an explicit --val-col wins: the series stays validation
@@ -409,13 +411,39 @@ def table_to_run(
             values=values,
             x_kind=x_kind,
             lines=lines,
-            meta=meta,
+            meta={**meta, **epoch_meta} if role == TRAIN else meta,
         )
     notes = list(dict.fromkeys(notes))
     used = ", ".join(f"{role}={column}" for role, column in roles.items() if role not in part_names)
     step_text = choice.step if not is_index else "row order"
     notes.insert(0, f"columns: {used}; x: {step_text}")
     return Run(source=source, reader=reader, series=series, notes=tuple(notes))
+
+
+#: Series meta key: the steps one epoch takes, from an epoch column beside the steps.
+STEPS_PER_EPOCH = "steps_per_epoch"
+
+
+def _epoch_meta(table: Table, row_steps: FloatArray) -> dict[str, str]:
+    """Return ``{"steps_per_epoch": N}`` when the table logs a fractional epoch beside its
+    steps (Hugging Face, LLaMA-Factory): N is the median of step / epoch over the rows."""
+    column = next((c for c in table.columns if normalise(c) in EPOCH_NAMES), None)
+    if column is None:
+        return {}
+    col = table.columns[column]
+    epochs = col.values[col.present]
+    steps = row_steps[col.present]
+    usable = (epochs > 0) & np.isfinite(epochs) & np.isfinite(steps) & (steps > 0)
+    if usable.sum() < MIN_EPOCH_ROWS:
+        return {}
+    per_epoch = float(np.median(steps[usable] / epochs[usable]))
+    if not np.isfinite(per_epoch) or per_epoch < 1:
+        return {}
+    return {STEPS_PER_EPOCH: f"{per_epoch:.6g}"}
+
+
+#: Rows with an epoch and a step needed to say how long an epoch is.
+MIN_EPOCH_ROWS = 3
 
 
 def _pick(array: ArrayT, mask: BoolArray) -> ArrayT:
