@@ -17,6 +17,9 @@ MIN_POINTS_PER_EPOCH = 6
 MIN_EPOCHS = 3
 #: Share of an epoch at each side of a boundary whose medians are compared.
 BOUNDARY_SHARE = 0.15
+#: Smallest drop across a boundary, beyond the epoch's own slope, that counts (log units:
+#: about 5%).
+MIN_DROP = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ def epoch_pattern(train: SeriesView) -> EpochPattern:
     trend = rolling median over one epoch) at a lag of one epoch and of half an epoch, the
     wobble's robust size (log units: 0.1 is about +-10%), the number of epoch boundaries
     and how many show a drop of the loss at the new epoch (median of the first 15% of the
-    epoch below the last 15% of the previous one by more than three noise deviations),
-    with the median drop (ratio after / before, below 1)."""
+    epoch below the last 15% of the previous one by more than the previous epoch's own
+    slope predicts, by at least 5% and three noise deviations), with the median drop
+    (ratio after / before, below 1)."""
     nan = float("nan")
     raw = train.series.meta.get(STEPS_PER_EPOCH, "")
     per_epoch = float(raw) if raw else nan
@@ -79,13 +83,18 @@ def epoch_pattern(train: SeriesView) -> EpochPattern:
     drops: list[float] = []
     boundaries = 0
     for k in range(1, int(index[-1]) + 1):
-        before = y[index == k - 1][-edge:]
-        after = y[index == k][:edge]
-        if before.shape[0] == 0 or after.shape[0] == 0:
+        previous = y[index == k - 1]
+        before, after = previous[-edge:], y[index == k][:edge]
+        if previous.shape[0] < 2 * edge or after.shape[0] == 0:
             continue
         boundaries += 1
         gap = float(np.median(after) - np.median(before))
-        if gap < -3 * noise / np.sqrt(edge):
+        # what the previous epoch's own slope predicts over the same distance: a steady
+        # decline crosses a boundary as it crosses any other point
+        within = float(np.median(before) - np.median(previous[:edge]))
+        expected = within * edge / max(1, previous.shape[0] - edge)
+        excess = gap - min(expected, 0.0)
+        if excess < -max(3 * noise / np.sqrt(edge), MIN_DROP):
             drops.append(gap)
     median_drop = float(np.exp(np.median(drops))) if drops else nan
     evidence = Evidence(
