@@ -11,7 +11,7 @@ from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError, InputError, NotALogError
-from lossdoctor.ingest import ColumnHints, read_source
+from lossdoctor.ingest import ColumnHints, read_runs, read_source
 from lossdoctor.report import Report, RunReport
 from lossdoctor.sources import fetch, is_url
 
@@ -80,12 +80,14 @@ def diagnose_many(
     curves: bool = True,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    merge: bool = False,
 ) -> Report:
     """Return the report of every run of every source, in order (``-`` reads ``stdin``; a
     URL glob or prefix gives one run per object); with ``jobs`` > 1 the sources are
     diagnosed in that many processes; ``curves`` as for :func:`diagnose_source`; folders
     are walked with ``include``/``exclude`` globs.  Among several sources, one that is no
-    loss log is skipped with a note (the report's ``files``), not an error.
+    loss log is skipped with a note (the report's ``files``), not an error; with ``merge`` the
+    sources are the files of one run (one report).
     :func:`lossdoctor.fleet.diagnose_stream` streams them, on any executor, with a cache."""
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
@@ -97,9 +99,32 @@ def diagnose_many(
     )  # fmt: skip
     executor = make_executor("local", jobs=jobs if len(sources) > 1 else 1)
     try:
-        return Report.gather(diagnose_stream(sources, options, stdin=stdin, executor=executor))
+        stream = diagnose_stream(sources, options, stdin=stdin, executor=executor, merge=merge)
+        return Report.gather(stream)
     finally:
         executor.close()
+
+
+def diagnose_merged(
+    sources: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    hints: ColumnHints | None = None,
+    rules: Sequence[Rule] | None = None,
+    context: Mapping[str, Any] | None = None,
+    curves: bool = True,
+) -> list[RunReport]:
+    """Return the one report of several files of one run (train and validation exports)
+    judged together; its source names them all, joined by " + "."""
+    from lossdoctor.ingest.merge import merge_runs
+
+    pack = rules if rules is not None else load_rules()
+    try:
+        runs = [read_runs(s, data=stdin if s == "-" else None, hints=hints)[0] for s in sources]
+        merged = merge_runs(runs)
+    except InputError as exc:
+        return [RunReport(source=" + ".join(sources), error=exc.one_line())]
+    return [evaluate(merged, pack, context, curves=curves)]
 
 
 def select_rules(settings: Settings) -> list[Rule]:

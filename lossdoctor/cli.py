@@ -262,6 +262,14 @@ def check(
     exclude: Annotated[
         list[str], typer.Option(help="In folders, skip files and runs matching this glob.")
     ] = [],  # noqa: B006
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="The paths are files of ONE run (e.g. train and validation exports):"
+            " judge them together.",
+        ),
+    ] = False,
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
 
@@ -302,7 +310,7 @@ def check(
         paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
         curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
         scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
-        include=_csv(include), exclude=_csv(exclude),
+        include=_csv(include), exclude=_csv(exclude), merge=merge,
     )  # fmt: skip
     if not summary.rows:
         for note in files:

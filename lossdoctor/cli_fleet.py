@@ -35,6 +35,7 @@ def diagnose(
     keep: bool = True,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    merge: bool = False,
 ) -> tuple[list[RunReport], Summary, list[FileNote]]:
     """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
     alone), the summary of every run at ``paths`` and the files met in folders or skipped
@@ -56,7 +57,10 @@ def diagnose(
     files: list[FileNote] = []
     summary = Summary()
     try:
-        for report in diagnose_stream(paths, options, stdin=stdin, executor=pool, cache=store):
+        stream = diagnose_stream(
+            paths, options, stdin=stdin, executor=pool, cache=store, merge=merge
+        )
+        for report in stream:
             files.extend(report.files)
             if report.skip is not None:
                 files.append(FileNote(report.source, "skipped", report.skip))

@@ -283,6 +283,10 @@ def _fixes(rules: Sequence[Rule]) -> tuple[dict[str, str], ...]:
     return tuple({"title": f.title, "why": f.why} for f in rule.fixes)
 
 
+#: Keys of a check that the finding's message already says.
+_SAID = frozenset({"message", "passed"})
+
+
 def attach(
     report: RunReport, reference: str, checks: list[Check], fixes: tuple[dict[str, str], ...]
 ) -> RunReport:
@@ -298,7 +302,10 @@ def attach(
                     severity="error",
                     message=f"Worse than the reference {reference}: {check.message}.",
                     series=TRAIN,
-                    evidence={**check.to_dict(), "check": check.name, "reference_run": reference},
+                    evidence={
+                        **{k: v for k, v in check.to_dict().items() if k not in _SAID},
+                        "reference_run": reference,
+                    },
                     fixes=fixes,
                 )
             )

@@ -44,22 +44,32 @@ class Options:
         )  # fmt: skip
 
 
-def diagnose_batch(work: list[tuple[str, bytes | None]], options: Options) -> list[list[RunReport]]:
-    """Return the run reports of each (source, stdin data or None) in ``work``, in order."""
-    from lossdoctor.api import diagnose_source
+#: One unit of work: a source (or the files of one run, judged together) and stdin's data.
+Work = tuple[str | tuple[str, ...], bytes | None]
 
+
+def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
+    """Return the run reports of each (source, stdin data or None) in ``work``, in order;
+    a tuple of sources is the files of one run, judged together (one report)."""
+    from lossdoctor.api import diagnose_merged, diagnose_source
+
+    kwargs: dict[str, Any] = {
+        "hints": options.hints,
+        "rules": options.rules,
+        "context": options.context,
+        "curves": options.curves,
+    }
     return [
-        diagnose_source(
+        diagnose_merged(list(name), stdin=data, **kwargs)
+        if isinstance(name, tuple)
+        else diagnose_source(
             name,
             data=data,
-            hints=options.hints,
-            rules=options.rules,
             run=options.run,
-            context=options.context,
-            curves=options.curves,
             include=options.include,
             exclude=options.exclude,
             skip_non_logs=options.skip_non_logs,
+            **kwargs,
         )
         for name, data in work
     ]
@@ -79,8 +89,26 @@ def expand_sources(names: Iterable[str]) -> Iterator[tuple[SourceRef, str | None
             yield SourceRef(name), exc.one_line()
 
 
-#: One source in flight: (source, listing error, cache key, cached reports).
-_Entry = tuple[SourceRef, str | None, str | None, list[RunReport] | None]
+#: One source in flight: (source, listing error, cache key, cached reports, the files of
+#: one run judged together or ()).
+_Entry = tuple[SourceRef, str | None, str | None, list[RunReport] | None, tuple[str, ...]]
+
+
+def _grouped(
+    sources: list[tuple[SourceRef, str | None]], merge: bool
+) -> list[tuple[SourceRef, str | None, tuple[str, ...]]]:
+    """Return the sources with the files of one run (``--merge``, or a TensorBoard train
+    export beside its validation export) made into one source named "a + b"."""
+    from lossdoctor.ingest.merge import group_sources
+
+    groups = group_sources([ref.name for ref, _ in sources], merge=merge)
+    if all(len(g) == 1 for g in groups):
+        return [(ref, error, ()) for ref, error in sources]
+    by_name = {ref.name: (ref, error) for ref, error in sources}
+    return [
+        (*by_name[g[0]], ()) if len(g) == 1 else (SourceRef(" + ".join(g)), None, tuple(g))
+        for g in groups
+    ]
 
 
 def diagnose_stream(
@@ -90,22 +118,28 @@ def diagnose_stream(
     stdin: bytes | None = None,
     executor: Executor | None = None,
     cache: ReportCache | None = None,
+    merge: bool = False,
 ) -> Iterator[RunReport]:
     """Yield the report of every run of every source in ``names`` (``-`` reads ``stdin``),
     in order: cached reports from ``cache``, the others diagnosed by ``executor``
-    (in this process when None).  An unreadable source yields an ``error`` run."""
+    (in this process when None).  An unreadable source yields an ``error`` run.  With
+    ``merge`` every source is a file of one run (one report); without it, a TensorBoard
+    train export beside its validation export is judged with it."""
     executor = executor or InProcess()
-    sources = list(expand_sources(names))
+    sources = _grouped(list(expand_sources(names)), merge)
     shared = executor.share(options)
     size = max(1, min(executor.batch, len(sources) // max(1, executor.capacity)))
     window: deque[tuple[list[_Entry], Pending | None]] = deque()
     for start in range(0, len(sources), size):
         entries: list[_Entry] = []
-        for ref, error in sources[start : start + size]:
-            key = cache.key(ref) if cache is not None and error is None else None
-            entries.append((ref, error, key, cache.get(key) if cache is not None else None))
-        work = [
-            (r.name, stdin if r.name == "-" else None) for r, e, _, hit in entries if not (e or hit)
+        for ref, error, members in sources[start : start + size]:
+            key = cache.key(ref) if cache is not None and error is None and not members else None
+            hit = cache.get(key) if cache is not None and key is not None else None
+            entries.append((ref, error, key, hit, members))
+        work: list[Work] = [
+            (members or r.name, stdin if "-" in (members or (r.name,)) else None)
+            for r, e, _, hit, members in entries
+            if not (e or hit)
         ]
         window.append((entries, executor.submit(diagnose_batch, work, shared) if work else None))
         while len(window) >= executor.capacity:
@@ -126,7 +160,7 @@ def _collect(
             if os.environ.get("LOSSDOCTOR_DEBUG"):
                 raise
             failed = " ".join(f"{type(exc).__name__}: {exc}".split())
-    for ref, error, key, hit in entries:
+    for ref, error, key, hit, _ in entries:
         if error is not None:
             yield RunReport(source=ref.name, error=error)
         elif hit is not None:
@@ -135,6 +169,6 @@ def _collect(
             yield RunReport(source=ref.name, error=f"{ref.name}: diagnosis failed ({failed})")
         else:
             reports = next(computed)
-            if cache is not None:
+            if cache is not None and key is not None:
                 cache.put(key, reports)
             yield from reports

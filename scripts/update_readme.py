@@ -1,10 +1,21 @@
 #!/usr/bin/env python3
-"""Regenerate the rule table in README.md from the rule files."""
+"""Regenerate the generated parts of README.md: the rule table (from the rule files),
+the formats table (from the readers) and the sample outputs (from the real commands).
+
+A sample is a block between ``<!-- sample: ARGS -->`` and ``<!-- sample:end -->``: the
+output of ``lossdoctor ARGS`` run from the repository's root, as a ```text block
+(``json`` when ARGS ask for JSON: abridged, every list cut to its first item)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.ingest.catalog import markdown_table as formats_table
@@ -20,10 +31,43 @@ def _replace(text: str, name: str, table: str) -> str:
     return head + start + table + end + tail
 
 
+_SAMPLE = re.compile(r"<!-- sample: (?P<args>.+?) -->\n.*?<!-- sample:end -->", re.S)
+
+
+def _abridged(value: Any) -> Any:
+    """Return ``value`` with every list cut to its first item (README samples)."""
+    if isinstance(value, dict):
+        return {k: _abridged(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abridged(v) for v in value[:1]]
+    return value
+
+
+def sample(args: str) -> str:
+    """Return the README block for ``lossdoctor ARGS`` run from the repository root."""
+    from typer.testing import CliRunner
+
+    from lossdoctor.cli import app
+
+    argv = shlex.split(args)
+    with contextlib.chdir(README.parent):
+        os.environ["NO_COLOR"] = "1"
+        result = CliRunner().invoke(app, argv, terminal_width=100)
+    if "json" in argv:
+        doc = _abridged(json.loads(result.stdout))
+        doc["version"] = "..."
+        return f"```json\n{json.dumps(doc, indent=1, ensure_ascii=False)}\n```\n"
+    return f"```text\n$ lossdoctor {args}\n{result.stdout.rstrip()}\n```\n"
+
+
 def render(text: str) -> str:
-    """Return ``text`` with the generated tables (rules, formats) brought up to date."""
+    """Return ``text`` with the generated tables (rules, formats) and the sample outputs
+    brought up to date."""
     text = _replace(text, "rules-table", markdown_table(load_rules()))
-    return _replace(text, "formats-table", formats_table())
+    text = _replace(text, "formats-table", formats_table())
+    return _SAMPLE.sub(
+        lambda m: f"<!-- sample: {m['args']} -->\n{sample(m['args'])}<!-- sample:end -->", text
+    )
 
 
 def main() -> int:

@@ -7,7 +7,8 @@ import importlib.util
 from conftest import ROOT
 
 
-def test_readme_rule_table_is_current():
+def update_readme_module():
+    """Return scripts/update_readme.py loaded as a module."""
     spec = importlib.util.spec_from_file_location(
         "update_readme", ROOT / "scripts" / "update_readme.py"
     )
@@ -15,8 +16,15 @@ def test_readme_rule_table_is_current():
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_rule_table_is_current():
+    module = update_readme_module()
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert module.render(text) == text, "README rule table is stale: run scripts/update_readme.py"
+    assert module.render(text) == text, (
+        "README tables or sample outputs are stale: run scripts/update_readme.py"
+    )
 
 
 def test_readme_starts_with_the_two_commands():

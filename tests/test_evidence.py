@@ -306,3 +306,118 @@ def test_a_validation_export_is_read_as_validation(runner, tmp_path):
         assert "no-validation" not in fired(run)
     _, doc = run_json(runner, str(_tb_export(tmp_path / "run-x-tag-loss.csv")))
     assert list(doc["runs"][0]["series"]) == ["train"]
+
+
+def test_readme_samples_are_the_real_outputs():
+    from test_docs import update_readme_module
+
+    module = update_readme_module()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    samples = module._SAMPLE.findall(text)
+    assert len(samples) >= 3
+    for match in module._SAMPLE.finditer(text):
+        block = match.group(0)
+        expected = module.sample(match["args"])
+        assert expected in block, f"README sample '{match['args']}' drifted: run update_readme"
+
+
+# -- files that hold several runs or sessions ----------------------------------------
+
+
+def _tb_json(path: Path, sessions: list[tuple[int, int, float]]) -> Path:
+    """Write a TensorBoard JSON export of ``sessions`` (first step, last step, scale),
+    an hour apart, interleaved by step as an export of several event files is."""
+    rows, wall = [], 0.0
+    for first, last, scale in sessions:
+        for step in range(first, last, 10):
+            rows.append([wall, step, scale * (0.5 + 4 * np.exp(-step / 500))])
+            wall += 5
+        wall += 3600
+    rows.sort(key=lambda r: r[1])
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_tensorboard_sessions_resumed_are_one_run(runner, tmp_path):
+    path = _tb_json(tmp_path / "loss.json", [(0, 1000, 1.0), (800, 2000, 1.0), (1800, 3000, 1.0)])
+    _, doc = run_json(runner, str(path))
+    run = doc["runs"][0]
+    assert run["series"]["train"]["points"] == 300  # 100 + 120 + 120, replaced from 800, 1800
+    assert any("3 sessions" in n and "one resumed run" in n for n in run["notes"])
+
+
+def test_tensorboard_sessions_restarted_are_separate_runs(runner, tmp_path):
+    path = _tb_json(tmp_path / "loss.json", [(0, 1000, 1.5), (0, 1500, 1.0)])
+    _, doc = run_json(runner, str(path))
+    run = doc["runs"][0]
+    train = run["series"]["train"]
+    assert train["points"] == 150  # the last run alone
+    assert train["first"] == pytest.approx(4.5)
+    assert any("separate run" in n for n in run["notes"])
+
+
+def test_merge_judges_train_and_validation_files_as_one_run(runner, tmp_path):
+    steps = np.arange(0, 30)
+    train = 0.5 + 2 * np.exp(-steps / 5)
+    val = 0.9 + 2 * np.exp(-np.minimum(steps, 10) / 5) + 0.05 * np.maximum(steps - 10, 0)
+    a = write_curve(tmp_path / "train.csv", steps, train)
+    b = write_curve(tmp_path / "val.csv", steps, val, name="val_loss")
+    _, doc = run_json(runner, "--merge", str(a), str(b))
+    assert len(doc["runs"]) == 1
+    run = doc["runs"][0]
+    assert set(run["series"]) == {"train", "val"}
+    assert "overfitting" in fired(run)
+
+
+def test_tensorboard_train_and_validation_exports_are_paired(runner, tmp_path):
+    steps = np.arange(0, 30)
+    for run_name, values in (
+        ("train", 0.5 + 2 * np.exp(-steps / 5)),
+        (
+            "validation",
+            0.9 + 2 * np.exp(-np.minimum(steps, 10) / 5) + 0.05 * np.maximum(steps - 10, 0),
+        ),
+    ):
+        rows = "".join(f"{1000 + s},{s},{v:.4f}\n" for s, v in zip(steps, values, strict=True))
+        (tmp_path / f"run-{run_name}-tag-epoch_loss.csv").write_text(
+            "Wall time,Step,Value\n" + rows
+        )
+    paths = [str(tmp_path / f"run-{r}-tag-epoch_loss.csv") for r in ("validation", "train")]
+    _, doc = run_json(runner, *paths)
+    assert len(doc["runs"]) == 1
+    assert set(doc["runs"][0]["series"]) == {"train", "val"}
+    assert "overfitting" in fired(doc["runs"][0])
+
+
+def test_tensorboard_sessions_with_a_fresh_step_counter_are_one_training(runner, tmp_path):
+    # the second session counts from 0 again but its loss goes on from where it was
+    rows, wall = [], 0.0
+    for step in range(0, 1000, 10):
+        rows.append([wall, step, 0.5 + 4 * np.exp(-step / 300)])
+        wall += 5
+    wall += 3600
+    for step in range(0, 1000, 10):
+        rows.append([wall, step, 0.5 + 4 * np.exp(-(step + 1000) / 300)])
+        wall += 5
+    rows.sort(key=lambda r: r[1])
+    path = tmp_path / "loss.json"
+    path.write_text(json.dumps(rows))
+    _, doc = run_json(runner, str(path))
+    train = doc["runs"][0]["series"]["train"]
+    assert train["points"] == 200
+    assert train["first"] == pytest.approx(4.5)
+    assert train["last"] == pytest.approx(0.5 + 4 * np.exp(-1990 / 300), rel=1e-4)
+    assert train["last_step"] == 1990
+
+
+def test_real_tensorboard_json_of_several_sessions(runner):
+    path = (
+        ROOT.parent / "shared" / "corpus" / "real" / "tb_json" / "attention-ocr_tb-loss-json.json"
+    )
+    if not path.exists():
+        pytest.skip("../shared corpus not present")
+    _, doc = run_json(runner, str(path))
+    run = doc["runs"][0]
+    assert run["series"]["train"]["first"] == pytest.approx(2.84167, rel=1e-4)  # not 0.006771
+    assert run["series"]["train"]["last"] < run["series"]["train"]["first"]
+    assert any("4 sessions" in n for n in run["notes"])

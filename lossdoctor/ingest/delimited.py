@@ -451,7 +451,7 @@ def normalise_header(name: object) -> str:
 
 def _tensorboard_csv(table: Table, *, source: str, hints: ColumnHints | None = None) -> Run:
     """Return the single series of a TensorBoard scalar export (``Wall time,Step,Value``)."""
-    step_name, value_name = list(table.columns)[1:3]
+    wall_name, step_name, value_name = list(table.columns)[:3]
     tag_match = TB_EXPORT_NAME.search(PurePath(source).stem)
     tag = tag_match.group("tag") if tag_match else PurePath(source).stem or value_name
     return tensorboard_export_run(
@@ -462,4 +462,5 @@ def _tensorboard_csv(table: Table, *, source: str, hints: ColumnHints | None = N
         source=source,
         reader="tensorboard-csv",
         hints=hints,
+        walls=table.columns[wall_name],
     )

@@ -94,7 +94,7 @@ def read_json(obj: Any, *, source: str, hints: ColumnHints | None = None) -> Run
         tag = PurePath(source).stem or "value"
         return tensorboard_export_run(
             steps, values, tag=tag, lines=None, source=source, reader="tensorboard-json",
-            hints=hints,
+            hints=hints, walls=coerce_objects([r[0] for r in obj], nan_is_missing=False),
         )  # fmt: skip
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         return table_to_run(

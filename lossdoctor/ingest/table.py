@@ -472,6 +472,7 @@ def tensorboard_export_run(
     source: str,
     reader: str,
     hints: ColumnHints | None = None,
+    walls: Column | None = None,
 ) -> Run:
     """Return the run of a TensorBoard export: one series, named after its tag.
 
@@ -480,13 +481,19 @@ def tensorboard_export_run(
     ``run-x-tag-eval_loss.csv``), else the main (train) curve.  Points are put in step
     order, as TensorBoard draws them (an export of several event files interleaves them).
     """
+    from lossdoctor.ingest.sessions import sessions
+
     notes: list[str] = []
-    if steps.values.shape[0] > 1 and (np.diff(steps.values) < 0).any():
-        order = np.argsort(steps.values, kind="stable")
-        steps = Column(steps.values[order], steps.present[order], steps.garbage)
+    wall_values = walls.values if walls is not None else np.full(steps.values.shape, np.nan)
+    found = sessions(wall_values, steps.values, values.values)
+    if found.note or (np.diff(steps.values) < 0).any():
+        order = found.order
+        steps = Column(found.steps, steps.present[order], steps.garbage)
         values = Column(values.values[order], values.present[order], values.garbage)
         lines = None if lines is None else lines[order]
-        notes.append("steps were out of order (several sessions in one export): sorted by step")
+        notes.append(
+            found.note or "steps were out of order (no wall times to order them): sorted by step"
+        )
     table = Table(columns={"Step": steps, tag: values}, lines=lines)
     is_val = bool(hints and hints.val) or looks_like_validation(tag) or _validation_run(source)
     role_hints = (
@@ -494,7 +501,15 @@ def tensorboard_export_run(
     )
     run = table_to_run(table, source=source, reader=reader, hints=role_hints)
     role = VAL if is_val else TRAIN
-    why = " (--val-col)" if hints and hints.val else " (the tag says validation)" if is_val else ""
+    why = (
+        " (--val-col)"
+        if hints and hints.val
+        else " (the tag says validation)"
+        if looks_like_validation(tag)
+        else " (the run's name says validation)"
+        if is_val
+        else ""
+    )
     header = f"columns: {role}=Value (tag '{tag}'){why}; x: Step"
     all_notes = (header, *notes, *run.notes[1:])
     run = Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)

@@ -1,0 +1,97 @@
+"""Sessions of a TensorBoard export: one export may hold the points of several event
+files (a run stopped and resumed, or started again from scratch), interleaved.
+
+The wall time puts the points back in the order they were logged; a step that goes
+back, or a long pause, starts a new session.  A session whose step counter starts
+again at (or before) the first step is either a new run from scratch (its loss starts
+near the run's first loss) or the same training resumed with a fresh step counter
+(its loss picks up where the last session ended: its steps are shifted to follow
+on).  A session that starts at a later step resumes the run (its points replace the
+earlier ones from that step on)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdoctor.model import FloatArray, IntArray
+
+#: A pause between two points longer than this many seconds ...
+MIN_PAUSE_S = 600.0
+#: ... and this many times the typical interval starts a new session.
+PAUSE_FACTOR = 20.0
+#: Points whose median is the level at a session's edge.
+EDGE_POINTS = 3
+#: Sessions named in the note at the most.
+MAX_SAID = 5
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The logged order of an export's points, their steps and what the sessions are."""
+
+    order: IntArray
+    #: Steps in logged order, shifted where a session resumed with a fresh step counter.
+    steps: FloatArray
+    #: One sentence for the report ("" for one session).
+    note: str
+
+
+def _level(values: FloatArray) -> float:
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return float("nan")
+    return float(np.median(np.log(finite) if (finite > 0).all() else finite))
+
+
+def sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessions:
+    """Return the logged order of the points (by wall time; by step when wall times are
+    missing), their steps (shifted where a session resumed with a fresh step counter)
+    and a note saying how the sessions were judged."""
+    n = steps.shape[0]
+    if n < 2 or not np.isfinite(walls).all():
+        order = np.argsort(steps, kind="stable")
+        return Sessions(order, steps[order], "")
+    order = np.argsort(walls, kind="stable")
+    wall, step, value = walls[order], steps[order].astype(np.float64), values[order]
+    gaps = np.diff(wall)
+    pause = gaps > max(MIN_PAUSE_S, PAUSE_FACTOR * float(np.median(gaps)))
+    starts = np.flatnonzero(pause | (np.diff(step) < 0)) + 1
+    if not starts.size:
+        return Sessions(order, step, "")
+    interval = float(np.median(np.abs(np.diff(step)))) or 1.0
+    start_level = _level(value[:EDGE_POINTS])
+    raw = step.copy()
+    said: list[str] = []
+    separate = renumbered = False
+    offset = 0.0
+    ends = [*starts[1:].tolist(), n]
+    for at, end in zip(starts.tolist(), ends, strict=True):
+        new_level = _level(value[at : at + EDGE_POINTS])
+        before = _level(value[max(0, at - EDGE_POINTS) : at])
+        if raw[at] <= raw[0]:
+            if abs(new_level - before) < abs(new_level - start_level):
+                offset = step[at - 1] + interval - raw[at]
+                renumbered = True
+                said.append(f"the step counter restarted at wall-time row {at + 1} but the loss "
+                            "went on from where it was: the same training resumed (its steps "
+                            "shifted to follow on)")  # fmt: skip
+            else:
+                offset = 0.0
+                separate = True
+                said.append(f"at step {raw[at]:g} a separate run started from scratch")
+        elif raw[at] < raw[at - 1]:
+            said.append(f"resumed at step {raw[at] + offset:g}")
+        else:
+            said.append(f"continued at step {raw[at] + offset:g} after a pause")
+        step[at:end] = raw[at:end] + offset
+    if separate:
+        verdict = "judged: the last run only (the earlier runs are not mixed in)"
+    else:
+        verdict = "judged as one resumed run"
+        if renumbered:
+            verdict += " (x: steps counted on across sessions)"
+    shown = "; ".join(said[:MAX_SAID]) + ("; ..." if len(said) > MAX_SAID else "")
+    note = f"{starts.size + 1} sessions in this export (by wall time): {shown}; {verdict}"
+    return Sessions(order, step, note)
