@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
-from lossdoctor.robust import robust_sigma, rolling_median
+from lossdoctor.robust import bucket_medians, robust_sigma, rolling_median
 from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions
 
 __all__ = ["LRProfile", "SeriesView", "robust_sigma", "rolling_median", "spearman"]
@@ -151,8 +151,7 @@ class SeriesView:
         if buckets == self.n:
             levels, steps = self.y.copy(), self.steps.copy()
         else:
-            bounds = zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
-            levels = np.array([np.median(self.y[a:b]) for a, b in bounds], dtype=np.float64)
+            levels = bucket_medians(self.y, edges)
             # a logged step (the bucket's middle point), never the mean of two steps
             steps = self.steps[(edges[:-1] + edges[1:] - 1) // 2].astype(np.float64)
         window = max(3, round(buckets * EDGE_SHARE))

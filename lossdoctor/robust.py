@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossdoctor.model import FloatArray
+from lossdoctor.model import FloatArray, IntArray
 
 #: MAD -> standard deviation of a normal distribution.
 MAD_TO_SIGMA = 1.4826
@@ -29,3 +29,18 @@ def rolling_median(values: FloatArray, window: int) -> FloatArray:
     padded = np.concatenate([values.astype(np.float64), np.full(half, np.nan)])
     trailing = bottleneck.move_median(padded, window=window, min_count=1)
     return np.asarray(trailing[half:], dtype=np.float64)
+
+
+def bucket_medians(values: FloatArray, edges: IntArray) -> FloatArray:
+    """Return the median of each bucket ``values[edges[i]:edges[i + 1]]`` (``values``
+    finite, buckets non-empty and of sizes that differ by at most a few points), as
+    ``np.median`` gives it, computed for all buckets at once."""
+    sizes = np.diff(edges)
+    buckets = sizes.shape[0]
+    grid = np.full((buckets, int(sizes.max())), np.inf)
+    rows = np.repeat(np.arange(buckets), sizes)
+    grid[rows, np.arange(values.shape[0]) - np.repeat(edges[:-1], sizes)] = values
+    grid.sort(axis=1)  # the padding (+inf) sorts after every value
+    at = np.arange(buckets)
+    low, high = grid[at, (sizes - 1) // 2], grid[at, sizes // 2]
+    return np.asarray(np.where(sizes % 2 == 1, low, (low + high) / 2), dtype=np.float64)

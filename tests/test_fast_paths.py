@@ -3,6 +3,9 @@ steps, values, source lines, notes) or the same error, on varied inputs."""
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import json
 
 import numpy as np
@@ -11,11 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lossdoctor.errors import InputError
-from lossdoctor.ingest import textlog
+from lossdoctor.ingest import delimited, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
+from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log, strip_prefix
 from lossdoctor.model import Run
+from lossdoctor.robust import bucket_medians
 
 
 def assert_same_run(fast: Run, slow: Run) -> None:
@@ -209,3 +214,60 @@ def test_jsonl_bulk_takes_the_common_shape() -> None:
     assert list(bulk.columns.values()) == ["loss", "val_loss"]
     assert bulk.series["train"].n_nonfinite == 2
     assert bulk.series["val"].line_of(0) == 30_001
+
+
+CELL_TEXTS = st.one_of(
+    st.text(alphabet="0123456789.eE+-", max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", "-", "nan", "NA", " 1.5", "1_000", '"2"', "inf", "1e400", "true"]),
+)
+
+
+@given(cells=st.lists(CELL_TEXTS, max_size=30))
+def test_text_cells_convert_as_one_by_one(cells: list[str]) -> None:
+    """A delimited file's cells converted at once read as cell by cell."""
+    fast, slow = coerce_texts(cells), coerce_objects(cells, nan_is_missing=True)
+    assert np.array_equal(fast.values, slow.values, equal_nan=True)
+    assert np.array_equal(fast.present, slow.present)
+    assert (fast.garbage, fast.first_garbage) == (slow.garbage, slow.first_garbage)
+
+
+@given(
+    values=st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=700),
+    buckets=st.integers(1, 200),
+)
+def test_bucket_medians_are_numpy_medians(values: list[float], buckets: int) -> None:
+    """The coarse trend's bucket medians, computed at once, are np.median's per bucket."""
+    y = np.array(values)
+    edges = np.linspace(0, y.shape[0], min(buckets, y.shape[0]) + 1).astype(np.int64)
+    expected = [np.median(y[a:b]) for a, b in itertools.pairwise(edges.tolist())]
+    assert np.array_equal(bucket_medians(y, edges), np.array(expected))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.text(alphabet="0123456789.eE+- ", max_size=6), min_size=1, max_size=4),
+        min_size=1,
+        max_size=12,
+    ),
+    delimiter=st.sampled_from([",", "\t", ";", "|"]),
+    trailing=st.booleans(),
+)
+def test_plain_number_tables_read_as_the_csv_path(
+    rows: list[list[str]], delimiter: str, trailing: bool
+) -> None:
+    """A small table of plain numbers read at once gives the ``csv`` path's columns; any
+    other table (ragged, blanks, empty cells) is left to the ``csv`` path."""
+    width = len(rows[0])
+    header = [f"c{i}" for i in range(width)]
+    body = "\n".join(delimiter.join(row) for row in rows) + ("\n" if trailing else "")
+    fast = delimited._plain_numbers(body, header, delimiter)
+    if fast is None:
+        return
+    reader = csv.reader(io.StringIO(body), delimiter=delimiter, skipinitialspace=True)
+    slow = delimited._columns(header, list(reader))
+    assert list(fast) == list(slow)
+    for name, column in fast.items():
+        assert np.array_equal(column.values, slow[name].values, equal_nan=True)
+        assert np.array_equal(column.present, slow[name].present)

@@ -28,6 +28,7 @@ from lossdoctor.ingest.table import (
     ColumnSink,
     Table,
     coerce_objects,
+    coerce_texts,
     table_to_run,
     tensorboard_export_run,
 )
@@ -193,6 +194,21 @@ def _parse_small(
     if layout.skipped:
         parts = text.split("\n", layout.skipped)
         text = parts[-1] if len(parts) > layout.skipped else ""
+    if '"' not in text:
+        first, _, rest = text.partition("\n")
+        if names or first.strip():
+            given = _unique_names(names or first.split(layout.delimiter))
+            plain = _plain_numbers(text if names else rest, given, layout.delimiter)
+            if plain is not None:
+                return plain
+    reader = csv.reader(io.StringIO(text), delimiter=layout.delimiter, skipinitialspace=True)
+    try:
+        header = _unique_names(names or next(reader, []))
+        body = list(reader)
+    except csv.Error:
+        body = None
+    if body is not None and all(len(row) == len(header) for row in body):  # the usual case
+        return _columns(header, body)
     reader = csv.reader(io.StringIO(text), delimiter=layout.delimiter, skipinitialspace=True)
     try:
         header = _unique_names(names or next(reader, []))
@@ -224,11 +240,35 @@ def _parse_small(
     except csv.Error as exc:
         line = layout.skipped + reader.line_num
         raise InputError(f"malformed row ({exc})", path=source, line=line) from None
-    cells: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [()] * width
+    return _columns(header, rows)
+
+
+def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Column] | None:
+    """Return the columns of ``body`` when it is rows of plain numbers, one a line, each as
+    wide as ``header`` (read at once by numpy, as the ``csv`` path would read them), or
+    None for any other body."""
+    body = body[:-1] if body.endswith("\n") else body
+    if not header:
+        return None
+    cell = r"[0-9.eE+-]+"
+    row = cell + rf"(?:{re.escape(delimiter)}{cell}){{{len(header) - 1}}}"
+    if not body or re.fullmatch(rf"{row}(?:\n{row})*", body) is None:
+        return None
+    try:
+        values = np.array(body.replace(delimiter, "\n").split("\n"), dtype=np.float64)
+    except ValueError:  # "-", "1e", "+": read cell by cell
+        return None
+    table = values.reshape(-1, len(header))
     return {
-        name: coerce_objects(column, nan_is_missing=True)
-        for name, column in zip(header, cells, strict=True)
+        name: Column(np.ascontiguousarray(table[:, j]), np.ones(table.shape[0], dtype=bool))
+        for j, name in enumerate(header)
     }
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> dict[str, Column]:
+    """Return the columns of ``rows`` (each as wide as ``header``)."""
+    cells: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [()] * len(header)
+    return {name: coerce_texts(column) for name, column in zip(header, cells, strict=True)}
 
 
 def _unique_names(header: list[str]) -> list[str]:

@@ -39,7 +39,10 @@ def _match(line: str) -> tuple[int, int, int, str] | None:
 
 def looks_like_progress_bar(text: str) -> bool:
     """Return True when the start of ``text`` holds at least two Lightning bar lines."""
-    head = text[:HEAD_CHARS].replace("\r", "\n").split("\n")
+    head_text = text[:HEAD_CHARS]
+    if "Epoch " not in head_text:  # both bars start with it
+        return False
+    head = head_text.replace("\r", "\n").split("\n")
     return sum(1 for line in head if _match(line)) >= 2
 
 

@@ -9,7 +9,7 @@ then picks the columns, aligns steps, resolves restarts and builds the run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TypeVar
@@ -117,6 +117,24 @@ def coerce_objects(cells: Iterable[object], *, nan_is_missing: bool) -> Column:
         garbage=garbage,
         first_garbage=first_garbage,
     )
+
+
+#: Text made only of plain decimal numbers (no blanks, words, quotes or separators).
+_PLAIN_NUMBERS = re.compile(r"[0-9.eE+-]*")
+
+
+def coerce_texts(cells: Sequence[str]) -> Column:
+    """Return a :class:`Column` from the text cells of a delimited file, as
+    :func:`coerce_objects` with ``nan_is_missing`` reads them; a column of plain numbers
+    (the usual case) is converted by numpy at once."""
+    if cells and all(cells) and _PLAIN_NUMBERS.fullmatch("".join(cells)):
+        try:
+            values = np.array(cells, dtype=np.float64)
+        except ValueError:  # "-", "1e", "+": read cell by cell
+            pass
+        else:
+            return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
+    return coerce_objects(cells, nan_is_missing=True)
 
 
 #: The value of a cell that holds something other than a number or a missing token.
