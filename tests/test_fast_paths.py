@@ -7,6 +7,8 @@ import csv
 import io
 import itertools
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +273,35 @@ def test_plain_number_tables_read_as_the_csv_path(
     for name, column in fast.items():
         assert np.array_equal(column.values, slow[name].values, equal_nan=True)
         assert np.array_equal(column.present, slow[name].present)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=1),
+    style=st.sampled_from(["simple", "tensor", "float_val"]),
+    big_steps=st.booleans(),
+)
+def test_event_records_decoded_at_once_as_one_by_one(
+    values: list[float], style: str, big_steps: bool
+) -> None:
+    """Scalar records (old-style, TF2 tensor_content with the metadata after the value,
+    float_val) decoded at once give what protobuf gives record by record."""
+    tbwriter = pytest.importorskip("tbwriter")
+    from lossdoctor.ingest import tfevents
+
+    steps = np.arange(len(values)) * (10**9 if big_steps else 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tbwriter.write_events(
+            Path(tmp), {"train/loss": (steps, np.array(values))}, style=style
+        )
+        data = path.read_bytes()
+    fast = tfevents.EventScalars()
+    tfevents.read_event_bytes(data, fast, source="events")
+    frames = tfevents._frame(data)
+    slow = tfevents.EventScalars()
+    tfevents._decode_each(data, frames, np.arange(frames.starts.shape[0]), slow, 0)
+    assert list(fast.tags) == list(slow.tags) == ["train/loss"]
+    for got, want in zip(
+        fast.tags["train/loss"].arrays(), slow.tags["train/loss"].arrays(), strict=True
+    ):
+        assert np.array_equal(got, want, equal_nan=True)

@@ -370,12 +370,14 @@ def _decode_common(
             if not remaining.any():
                 break
             lead = int(np.argmax(remaining))
-            same = remaining & (body[:, begin : length - 4] == body[lead, begin : length - 4]).all(
-                axis=1
-            )
+            at = _value_at(parse, body[lead].tobytes(), int(group_steps[lead]), begin)
+            template = np.ones(length, dtype=bool)
+            template[:begin] = False
+            template[at : at + 4] = False
+            same = remaining & (body[:, template] == body[lead, template]).all(axis=1)
             remaining &= ~same
             members = np.flatnonzero(same)
-            intact = _affine_crc_check(body[members], stored[rows[members]], begin)
+            intact = _affine_crc_check(body[members], stored[rows[members]], begin, at)
             if intact is None:
                 continue  # no intact sample to trust: protobuf reads them one by one
             sample = int(members[int(np.argmax(intact))])
@@ -383,7 +385,7 @@ def _decode_common(
             if scalar is None:
                 continue
             tag, number = scalar
-            values = np.ascontiguousarray(body[members, length - 4 :]).view("<f4").ravel()
+            values = np.ascontiguousarray(body[members, at : at + 4]).view("<f4").ravel()
             if not _same_float32(number, float(values[sample == members].item())):
                 continue
             done[rows[members]] = True
@@ -395,6 +397,25 @@ def _decode_common(
                 values[intact].astype(np.float64),
             )
     return done
+
+
+def _value_at(parse: Any, payload: bytes, step: int, begin: int) -> int:
+    """Return where a record's float32 scalar starts: its last four bytes (``simple_value``,
+    ``float_val``), or, when a field follows the value (TF2 writes the summary metadata
+    after the tensor), after the tensor's 4-byte ``tensor_content`` or ``float_val``
+    field header."""
+    end = len(payload) - 4
+    scalar = _sample_scalar(parse, payload, step)
+    if scalar is None:
+        return end
+    bits = np.float32(scalar[1]).tobytes()
+    if payload[end:] == bits:
+        return end
+    for header in _FLOAT_FIELDS:
+        found = payload.rfind(header + bits, begin)
+        if found >= 0:
+            return found + len(header)
+    return end
 
 
 def _sample_scalar(parse: Any, payload: bytes, step: int) -> tuple[str, float] | None:
@@ -410,18 +431,20 @@ def _sample_scalar(parse: Any, payload: bytes, step: int) -> tuple[str, float] |
     return scalars[0] if len(scalars) == 1 else None
 
 
+#: TensorProto field headers of one float32: ``tensor_content`` (4), packed ``float_val`` (5).
+_FLOAT_FIELDS = (b"\x22\x04", b"\x2a\x04")
 #: Templates tried per group of records of one length (the rest go to protobuf).
 MAX_TEMPLATES = 64
 
 
-def _varying(length: int, begin: int) -> list[int]:
+def _varying(begin: int, at: int) -> list[int]:
     """Return the byte positions where records of one template differ: the wall time
-    (1-8), the step (10 to ``begin``) and the value (the last four)."""
-    return [*range(1, 9), *range(10, begin), *range(length - 4, length)]
+    (1-8), the step (10 to ``begin``) and the value (four bytes from ``at``)."""
+    return [*range(1, 9), *range(10, begin), *range(at, at + 4)]
 
 
 def _affine_crc_check(
-    body: npt.NDArray[np.uint8], stored: npt.NDArray[np.uint32], begin: int
+    body: npt.NDArray[np.uint8], stored: npt.NDArray[np.uint32], begin: int, at: int
 ) -> BoolArray | None:
     """Return which rows of ``body`` (records equal outside their varying bytes) match
     their ``stored`` masked CRC-32C, or None when none of the first few does.
@@ -438,7 +461,7 @@ def _affine_crc_check(
     if base < 0:
         return None
     crc = np.full(body.shape[0], google_crc32c.value(body[base].tobytes()), dtype=np.uint32)
-    for position in _varying(length, begin):
+    for position in _varying(begin, at):
         diff = body[:, position] ^ body[base, position]
         if diff.any():
             crc ^= _byte_effect(length, position)[diff]
