@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lossdoctor.errors import InputError
-from lossdoctor.ingest import delimited, textlog
+from lossdoctor.ingest import delimited, read_bytes, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
@@ -249,7 +249,9 @@ def test_bucket_medians_are_numpy_medians(values: list[float], buckets: int) -> 
 @settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(
-        st.lists(st.text(alphabet="0123456789.eE+- ", max_size=6), min_size=1, max_size=4),
+        st.lists(
+            st.text(alphabet="0123456789.eE+- ", max_size=6) | st.just(""), min_size=1, max_size=4
+        ),
         min_size=1,
         max_size=12,
     ),
@@ -268,7 +270,8 @@ def test_plain_number_tables_read_as_the_csv_path(
     if fast is None:
         return
     reader = csv.reader(io.StringIO(body), delimiter=delimiter, skipinitialspace=True)
-    slow = delimited._columns(header, list(reader))
+    padded = [row + [""] * (width - len(row)) for row in reader]  # as _parse_small pads
+    slow = delimited._columns(header, padded)
     assert list(fast) == list(slow)
     for name, column in fast.items():
         assert np.array_equal(column.values, slow[name].values, equal_nan=True)
@@ -305,3 +308,36 @@ def test_event_records_decoded_at_once_as_one_by_one(
         fast.tags["train/loss"].arrays(), slow.tags["train/loss"].arrays(), strict=True
     ):
         assert np.array_equal(got, want, equal_nan=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(text_lines(), min_size=1, max_size=30),
+    ends=st.sampled_from(["\n", "\r\n", "\r"]),
+    bom=st.booleans(),
+    block=st.integers(1, 200),
+)
+def test_text_log_bytes_read_in_blocks_as_the_decoded_text(
+    lines: list[str], ends: str, bom: bool, block: int
+) -> None:
+    """A text log decoded a block at a time reads as the whole decoded text."""
+    data = (b"\xef\xbb\xbf" if bom else b"") + ends.join(lines).encode("utf-8", "surrogatepass")
+    data += b"\xff caf\xc3 \n" if block % 3 == 0 else b""
+    fast = outcome(textlog.read_text_log_bytes, data, source="log.txt", block_bytes=block)
+    slow = outcome(read_text_log, delimited.decode_text(data), source="log.txt")
+    assert_same_outcome(fast, slow)
+
+
+def test_a_large_text_log_is_read_without_decoding_it_whole() -> None:
+    """read_bytes routes a large nanoGPT log to the block reader: same run as the text."""
+    lines = ["number of parameters: 10.65M"]
+    for step in range(30_000):
+        if step % 1000 == 0:
+            lines.append(f"step {step}: train loss 4.0, val loss 4.1")
+        lines.append(f"iter {step}: loss {5 - step / 10_000:.4f}, time 12.3ms, mfu 30.0%")
+    data = ("\n".join(lines) + "\n").encode()
+    run = read_bytes(data, source="train.log")
+    assert_same_run(run, read_text_log(delimited.decode_text(data), source="train.log"))
+    assert run.reader == "text:nanogpt"
+    assert len(run.series["train"]) == 30_000
+    assert run.series["val"].line_of(0) == 2

@@ -32,6 +32,10 @@ BINARY_PROBE_BYTES = 8192
 #: SMALL_TABLE_BYTES is streamed to the parser rather than loaded whole).
 HEAD_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Lines the sniffing of a whole text looks at (metric file: 50, table layout: 60).
+HEAD_LINES_LOOKED_AT = 64
+#: Characters before the end of a head where a JSON error is not trusted to be final.
+JSON_LOOKAHEAD = 64
 
 
 def _stat(path: Path, source: str) -> os.stat_result:
@@ -126,6 +130,10 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         bulk = read_jsonl_bulk(data, source=source, hints=hints)
         if bulk is not None:
             return bulk
+    if len(data) > HEAD_BYTES and _plain_text_head(decode_text(data[:HEAD_BYTES])):
+        from lossdoctor.ingest.textlog import read_text_log_bytes
+
+        return read_text_log_bytes(data, source=source, hints=hints)
     text = decode_text(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
@@ -187,6 +195,26 @@ def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> R
     if head.lstrip()[:1] == "{":
         return None
     return read_text_form(head, lambda: decode_text(data), source=source, hints=hints)
+
+
+def _plain_text_head(head: str) -> bool:
+    """Return True when a large text starting with ``head`` is a text log on its head alone:
+    it cannot be JSON (a JSON value would fail where the head fails), and its first lines,
+    all in the head, make neither an MLflow metric file nor a table (the checks below in
+    :func:`read_bytes` look at no more)."""
+    from lossdoctor.ingest.mlflow import looks_like_metric_file
+
+    stripped = head.lstrip()
+    if not stripped or stripped[:1] in ("{", "[") or head.count("\n") <= HEAD_LINES_LOOKED_AT:
+        return False
+    try:
+        json.loads(head)
+    except json.JSONDecodeError as exc:
+        if exc.pos + JSON_LOOKAHEAD >= len(head):
+            return False  # failed near the cut: the whole text might still be JSON
+    else:
+        return False
+    return not looks_like_metric_file(head) and table_layout(head, complete=True) is None
 
 
 def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:

@@ -244,25 +244,29 @@ def _parse_small(
 
 
 def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Column] | None:
-    """Return the columns of ``body`` when it is rows of plain numbers, one a line, each as
-    wide as ``header`` (read at once by numpy, as the ``csv`` path would read them), or
-    None for any other body."""
+    """Return the columns of ``body`` when it is rows of plain numbers or empty cells, one
+    row a line, each as wide as ``header`` (read at once by numpy, as the ``csv`` path
+    would read them), or None for any other body."""
     body = body[:-1] if body.endswith("\n") else body
-    if not header:
+    if not header or not body:
         return None
-    cell = r"[0-9.eE+-]+"
-    row = cell + rf"(?:{re.escape(delimiter)}{cell}){{{len(header) - 1}}}"
-    if not body or re.fullmatch(rf"{row}(?:\n{row})*", body) is None:
+    sep, cell = re.escape(delimiter), r"[0-9.eE+-]*"
+    row = cell + rf"(?:{sep}{cell}){{{len(header) - 1}}}"
+    if re.fullmatch(rf"{row}(?:\n{row})*", body) is None:
         return None
+    framed = f"\n{body}\n"
+    if any(pair in framed for pair in (delimiter * 2, "\n" + delimiter, delimiter + "\n", "\n\n")):
+        body = re.sub(rf"(?<![^{sep}\n])(?![^{sep}\n])", "nan", body)  # empty cells: absent
     try:
         values = np.array(body.replace(delimiter, "\n").split("\n"), dtype=np.float64)
     except ValueError:  # "-", "1e", "+": read cell by cell
         return None
     table = values.reshape(-1, len(header))
-    return {
-        name: Column(np.ascontiguousarray(table[:, j]), np.ones(table.shape[0], dtype=bool))
-        for j, name in enumerate(header)
-    }
+    columns = {}
+    for j, name in enumerate(header):
+        column = np.ascontiguousarray(table[:, j])
+        columns[name] = Column(column, ~np.isnan(column))  # plain numbers are never NaN
+    return columns
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> dict[str, Column]:

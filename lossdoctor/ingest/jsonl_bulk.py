@@ -105,8 +105,12 @@ def _column(cells: pl.Series) -> Column:
     """Return a :class:`Column`: every non-null cell is a point."""
     import polars as pl
 
+    floats = cells.cast(pl.Float64)
+    if not cells.null_count():
+        values = np.array(floats.to_numpy(), dtype=np.float64)  # a writable copy
+        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
     present = np.array(cells.is_not_null().to_numpy(), dtype=bool)
-    values = np.array(cells.cast(pl.Float64).to_numpy(), dtype=np.float64)  # NaN for null
+    values = np.array(floats.to_numpy(), dtype=np.float64)  # NaN for null
     values[~present] = np.nan
     return Column(values=values, present=present)
 

@@ -445,3 +445,39 @@ def read_text_log(
     from lossdoctor.ingest.metadata import vocab_from_text, with_vocab
 
     return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(text))
+
+
+def read_text_log_bytes(
+    data: bytes, *, source: str, hints: ColumnHints | None = None, block_bytes: int = BLOCK_CHARS
+) -> Run:
+    """Return the run in a text log given as bytes, decoded (as
+    :func:`~lossdoctor.ingest.delimited.decode_text` decodes) and read a block of about
+    ``block_bytes`` of whole lines at a time, so the whole text is never held.
+
+    Raises :class:`NotALogError` when no line carries a loss value.
+    """
+    reader = TextLogReader()
+    start, size = 0, len(data)
+    while start < size:
+        cut = data.find(b"\n", start + block_bytes) if start + block_bytes < size else -1
+        end = size if cut < 0 else cut + 1
+        text = data[start:end].decode("utf-8-sig" if start == 0 else "utf-8", errors="replace")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        reader.feed(text[:-1] if text.endswith("\n") and end < size else text)
+        start = end
+    read = reader.table()
+    from lossdoctor.ingest.delimited import decode_text
+
+    if read is None:
+        raise NotALogError(
+            f"no loss values found in this text ({len(decode_text(data).splitlines())} lines; "
+            "no line matched a known log format)",
+            path=source,
+        )
+    table, dialect = read
+    run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+    from lossdoctor.ingest.metadata import TEXT_HEAD_CHARS, vocab_from_text, with_vocab
+
+    # the head the vocabulary is looked for in: enough bytes for TEXT_HEAD_CHARS characters
+    head = decode_text(data[: 4 * TEXT_HEAD_CHARS + 16])
+    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))
