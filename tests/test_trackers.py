@@ -98,3 +98,134 @@ def test_read_source_lists_nothing_for_a_single_file(wandb_dir):
     runs, files = read_source(str(path))
     assert len(runs) == 1
     assert files == []
+
+
+TRACKIO_RUNS = """
+import math, trackio
+trackio.init(project="ft", name="lora-good")
+for i in range(1, 121):
+    trackio.log({"train/loss": 3.0 * math.exp(-i / 30) + 0.3, "train/lr": 2e-4}, step=i * 10)
+trackio.finish()
+trackio.init(project="ft", name="lora-swing")
+for i in range(1, 121):
+    loss = 2.0 * math.exp(0.5 * math.sin(i * 2.1)) if i < 100 else float("nan")
+    trackio.log({"train/loss": loss, "train/lr": 2e-4}, step=i * 10)
+trackio.finish()
+"""
+
+
+@pytest.fixture(scope="module")
+def trackio_db(tmp_path_factory) -> Path:
+    pytest.importorskip("trackio")
+    top = tmp_path_factory.mktemp("tk")
+    _write_in_child(TRACKIO_RUNS, top, {"TRACKIO_DIR": str(top / "store")})
+    return top / "store" / "ft.db"
+
+
+def test_trackio_database_one_run_per_run_name(trackio_db, runner):
+    runs, _ = read_source(str(trackio_db))
+    assert [r.source for r in runs] == [f"{trackio_db}#lora-good", f"{trackio_db}#lora-swing"]
+    good, swing = runs
+    assert good.reader == "trackio"
+    assert good.columns == {"train": "train/loss", "lr": "train/lr"}
+    assert good.series["train"].steps[:2].tolist() == [10, 20]
+    assert swing.series["train"].n_nonfinite == 21  # trackio stores NaN as "NaN"
+    code, doc = run_json(runner, str(trackio_db), "--run", "lora-swing")
+    assert code == 1
+    (only,) = doc["runs"]
+    assert only["verdict"] == "failing"
+    assert "non-finite" in {f["rule"] for f in only["findings"]}
+
+
+MLFLOW_RUN = """
+import math, mlflow
+mlflow.set_tracking_uri("sqlite:///mlflow.db")
+mlflow.set_experiment("ft")
+with mlflow.start_run(run_name="qlora"):
+    for i in range(1, 101):
+        value = 3.0 * math.exp(-i / 25) + 0.3
+        if i == 70:
+            value = float("inf")
+        if i == 71:
+            value = float("nan")
+        mlflow.log_metric("train_loss", value, step=i * 10)
+        if i % 20 == 0:
+            mlflow.log_metric("eval_loss", value * 1.1 if math.isfinite(value) else 1.0, step=i * 10)
+"""
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory) -> Path:
+    pytest.importorskip("mlflow")
+    top = tmp_path_factory.mktemp("ml")
+    _write_in_child(MLFLOW_RUN, top, {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"})
+    return top / "mlflow.db"
+
+
+def test_mlflow_sqlite_inf_and_nan_read_back(mlflow_db):
+    import sqlite3
+
+    stored = (
+        sqlite3.connect(mlflow_db)
+        .execute("SELECT value, is_nan FROM metrics WHERE step IN (700, 710) ORDER BY step")
+        .fetchall()
+    )
+    assert stored == [(1.7976931348623157e308, 0), (0.0, 1)]  # how MLflow keeps them
+    run = read_run(str(mlflow_db))
+    assert run.reader == "mlflow-sqlite"
+    train = run.series["train"]
+    assert train.values[69] == math.inf
+    assert math.isnan(train.values[70])
+    assert run.series["val"].steps.tolist() == [200, 400, 600, 800, 1000]
+    report = diagnose(str(mlflow_db))
+    nonfinite = next(f for f in report.active if f.rule == "non-finite")
+    assert nonfinite.severity == "error"
+    assert "step 700" in nonfinite.message
+
+
+SWANLAB_RUN = """
+import math, swanlab
+swanlab.init(project="ft", experiment_name="lora", mode="offline", logdir="swanlog")
+for i in range(1, 151):
+    swanlab.log({"train/loss": 10.8 + 0.01 * math.sin(i), "train/lr": 2e-4}, step=i * 10)
+swanlab.finish()
+"""
+
+
+def test_swanlab_run_folder_read_without_swanlab(tmp_path, runner):
+    pytest.importorskip("swanlab")
+    _write_in_child(SWANLAB_RUN, tmp_path, {"SWANLAB_MODE": "offline"})
+    (path,) = (tmp_path / "swanlog").glob("run-*/run-*.swanlab")
+    run = read_run(str(path))
+    assert run.reader == "swanlab"
+    assert run.columns == {"train": "train/loss", "lr": "train/lr"}
+    assert run.series["train"].steps[:2].tolist() == [10, 20]
+    assert len(run.series["train"]) == 150
+    code, doc = run_json(runner, str(tmp_path / "swanlog"))
+    assert code == 1
+    (only,) = doc["runs"]
+    assert "high-flatline" in {f["rule"] for f in only["findings"]}
+    parts = [f for f in doc["files"] if f["detail"].startswith("part of SwanLab run")]
+    assert any(Path(f["path"]).name == "config.yaml" for f in parts)
+
+
+def test_trackio_parquet_export(trackio_db, tmp_path):
+    env = {"TRACKIO_DIR": str(trackio_db.parent)}
+    # trackio's own export needs pyarrow (trackio[spaces]); its rows are made by trackio
+    # here and written with polars, as _write_parquet_rows writes them with pyarrow
+    _write_in_child(
+        "import polars as pl\n"
+        "from pathlib import Path\n"
+        "from trackio.sqlite_storage import SQLiteStorage as S\n"
+        f"db = Path({str(trackio_db)!r})\n"
+        "rows = S._flatten_json_rows(S._read_table_rows(db, 'metrics'), 'metrics')\n"
+        "pl.DataFrame(rows, strict=False).write_parquet(db.with_suffix('.parquet'))\n",
+        tmp_path, env,
+    )  # fmt: skip
+    export = trackio_db.with_suffix(".parquet")
+    runs, _ = read_source(str(export))
+    assert [r.source.rsplit("#", 1)[1] for r in runs] == ["lora-good", "lora-swing"]
+    assert runs[0].reader == "trackio-parquet"
+    assert runs[0].columns["train"] == "train/loss"
+    assert len(runs[0].series["train"]) == 120
+    assert runs[1].series["train"].n_nonfinite == 21

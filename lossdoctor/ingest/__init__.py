@@ -182,7 +182,9 @@ def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> 
 
         return read_wandb_file(data, source=source, hints=hints)
     if writer == "SwanLab":
-        raise InputError("SwanLab 0.8+ run files (.swanlab) are not read yet", path=source)
+        from lossdoctor.ingest.swanlab import read_swanlab_file
+
+        return read_swanlab_file(data, source=source, hints=hints)
     return None
 
 
@@ -291,6 +293,10 @@ def read_runs(
         from lossdoctor.ingest.mlflow import read_sqlite
 
         return read_sqlite(path, source=source, hints=hints, run=run)
+    if raw.startswith(b"PAR1"):
+        from lossdoctor.ingest.trackio import read_trackio_parquet
+
+        return read_trackio_parquet(path, source=source, hints=hints, run=run)
     one = read_bytes(raw, source=source, hints=hints)
     if one.reader == "hf-trainer-state":
         from lossdoctor.ingest.metadata import vocab_from_config, with_vocab

@@ -76,18 +76,32 @@ def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None
     return series_run(columns, source=source, reader="mlflow-file", hints=hints)
 
 
+def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    """Return table name -> column names of an open database (empty when unreadable)."""
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: {r[1] for r in conn.execute(f"PRAGMA table_info('{n}')")} for n in names}
+    except sqlite3.Error:
+        return {}
+
+
 def read_sqlite(
     path: Path, *, source: str, hints: ColumnHints | None, run: str | None
 ) -> list[Run]:
-    """Return one run per MLflow run in a SQLite tracking store (``--run`` picks one).
+    """Return one run per MLflow run in a SQLite tracking store (``--run`` picks one); a
+    trackio database is read by :mod:`lossdoctor.ingest.trackio`.
 
-    Raises :class:`InputError` when the file is not an MLflow store or ``run`` matches none.
+    Raises :class:`InputError` when the file is not such a store or ``run`` matches none.
     """
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise InputError(f"cannot open SQLite database ({exc})", path=source) from None
     try:
+        from lossdoctor.ingest.trackio import is_trackio, read_trackio_db
+
+        if is_trackio(_tables(conn)):
+            return read_trackio_db(conn, source=source, hints=hints, run=run)
         try:
             names = dict(
                 conn.execute("SELECT run_uuid, COALESCE(name, run_uuid) FROM runs").fetchall()

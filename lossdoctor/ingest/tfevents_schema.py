@@ -40,6 +40,29 @@ def add_field(
 
 _field = add_field
 
+#: One field of :func:`message_class`: name, number, type name (``string``, ``int64``,
+#: ``sint64``, ``double``, or a message declared before), and whether it repeats.
+FieldSpec = tuple[str, int, str, bool]
+_SCALAR_TYPES = {"string": _F.TYPE_STRING, "int64": _F.TYPE_INT64, "sint64": _F.TYPE_SINT64,
+                 "double": _F.TYPE_DOUBLE}  # fmt: skip
+
+
+def message_class(package: str, messages: dict[str, list[FieldSpec]]) -> Any:
+    """Return the class of the last message of ``messages`` (name -> fields, in
+    declaration order), built at run time in ``package``."""
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name=f"{package.replace('.', '_')}.proto", package=package, syntax="proto3"
+    )
+    for name, fields in messages.items():
+        message = fdp.message_type.add(name=name)
+        for field_name, number, kind, repeated in fields:
+            scalar = _SCALAR_TYPES.get(kind)
+            add_field(message, field_name, number, scalar or _F.TYPE_MESSAGE, repeated=repeated,
+                      type_name=None if scalar else kind, package=package)  # fmt: skip
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+
 
 @cache
 def event_class() -> Any:

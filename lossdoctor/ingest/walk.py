@@ -32,7 +32,7 @@ NOT_LOG_SUFFIXES = frozenset(
 #: Bytes read to tell a binary file (skipped unread) from text or a known binary log.
 PROBE_BYTES = 8192
 #: Binary starts of logs lossdoctor reads (gzip, SQLite).
-BINARY_LOG_MAGIC = (b"\x1f\x8b", b"SQLite format 3\x00", b":W&B", b":SWL")
+BINARY_LOG_MAGIC = (b"\x1f\x8b", b"SQLite format 3\x00", b":W&B", b":SWL", b"PAR1")
 
 
 @dataclass

@@ -25,7 +25,6 @@ from lossdoctor.ingest.leveldblog import read_records
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import FloatArray, Run
 
-_PACKAGE = "lossdoctor.wandb"
 #: History keys W&B adds itself (its step counter, times, system metrics).
 SYSTEM_PREFIXES = ("_", "system/")
 
@@ -33,37 +32,22 @@ SYSTEM_PREFIXES = ("_", "system/")
 @cache
 def record_class() -> Any:
     """Return the ``Record`` message class (only the fields read here; built once)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from lossdoctor.ingest.tfevents_schema import message_class
 
-    from lossdoctor.ingest.tfevents_schema import add_field
-
-    f = descriptor_pb2.FieldDescriptorProto
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="lossdoctor_wandb.proto", package=_PACKAGE, syntax="proto3"
-    )
-    item = fdp.message_type.add(name="HistoryItem")
-    add_field(item, "key", 1, f.TYPE_STRING, package=_PACKAGE)
-    add_field(item, "nested_key", 2, f.TYPE_STRING, repeated=True, package=_PACKAGE)
-    add_field(item, "integer", 5, f.TYPE_SINT64, package=_PACKAGE)
-    add_field(item, "number", 6, f.TYPE_DOUBLE, package=_PACKAGE)
-    add_field(item, "value_json", 16, f.TYPE_STRING, package=_PACKAGE)
-    step = fdp.message_type.add(name="HistoryStep")
-    add_field(step, "num", 1, f.TYPE_INT64, package=_PACKAGE)
-    history = fdp.message_type.add(name="HistoryRecord")
-    add_field(history, "item", 1, f.TYPE_MESSAGE, repeated=True, type_name="HistoryItem",
-              package=_PACKAGE)  # fmt: skip
-    add_field(history, "step", 2, f.TYPE_MESSAGE, type_name="HistoryStep", package=_PACKAGE)
-    run = fdp.message_type.add(name="RunRecord")
-    add_field(run, "run_id", 1, f.TYPE_STRING, package=_PACKAGE)
-    add_field(run, "project", 3, f.TYPE_STRING, package=_PACKAGE)
-    add_field(run, "display_name", 8, f.TYPE_STRING, package=_PACKAGE)
-    record = fdp.message_type.add(name="Record")
-    add_field(record, "num", 1, f.TYPE_INT64, package=_PACKAGE)
-    add_field(record, "history", 2, f.TYPE_MESSAGE, type_name="HistoryRecord", package=_PACKAGE)
-    add_field(record, "run", 17, f.TYPE_MESSAGE, type_name="RunRecord", package=_PACKAGE)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Record"))
+    return message_class(
+        "lossdoctor.wandb",
+        {
+            "HistoryItem": [("key", 1, "string", False), ("nested_key", 2, "string", True),
+                            ("integer", 5, "sint64", False), ("number", 6, "double", False),
+                            ("value_json", 16, "string", False)],
+            "HistoryStep": [("num", 1, "int64", False)],
+            "HistoryRecord": [("item", 1, "HistoryItem", True), ("step", 2, "HistoryStep", False)],
+            "RunRecord": [("run_id", 1, "string", False), ("project", 3, "string", False),
+                          ("display_name", 8, "string", False)],
+            "Record": [("num", 1, "int64", False), ("history", 2, "HistoryRecord", False),
+                       ("run", 17, "RunRecord", False)],
+        },
+    )  # fmt: skip
 
 
 def _item_value(item: Any) -> float | None:
