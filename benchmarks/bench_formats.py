@@ -6,7 +6,7 @@ Each command runs in its own process (start-up included), the pairs interleaved,
 ``--repeat`` times; the fastest run of each is kept (the machine is shared and noisy:
 the minimum is the least disturbed measurement).  Event files are read in-process.
 
-    python benchmarks/bench_formats.py [--repeat 3] [--only jsonl,text,tensor,small,csv]
+    python benchmarks/bench_formats.py [--repeat 3] [--only jsonl,text,small,csv,tensor]
         [--records 1000000] [--scalars 1000000] [--runs 500] [--csv-max 10000000]
 """
 
@@ -113,6 +113,15 @@ def write_csv(path: Path, n: int) -> None:
             )
 
 
+WRITERS = {"jsonl": write_jsonl, "text": write_nanogpt, "csv": write_csv}
+
+
+def write(kind: str, path: Path, n: int) -> None:
+    """Write a file in a child process: this process stays small, so the peak memory a
+    child reports is its own (a child starts from the RSS of the process it forks from)."""
+    subprocess.run([sys.executable, __file__, "--write", kind, str(path), str(n)], check=True)
+
+
 def row(name: str, ours: tuple[float, float], anchor_name: str, anchor: tuple[float, float],
         target: str, extra: str = "") -> None:  # fmt: skip
     """Print one Markdown row: times, peaks and the time ratio."""
@@ -130,8 +139,8 @@ def memory_note(peak: float, baseline: float, kept_mib: float) -> str:
 
 def bench_jsonl(tmp: Path, args: argparse.Namespace) -> None:
     path, small = tmp / "run.jsonl", tmp / "small.jsonl"
-    write_jsonl(path, args.records)
-    write_jsonl(small, 100)
+    write("jsonl", path, args.records)
+    write("jsonl", small, 100)
     anchor = [sys.executable, "-c", f"import polars; polars.read_ndjson({str(path)!r})"]
     ours, theirs, base = best_of(args.repeat, [[*CHECK, str(path)], anchor, [*CHECK, str(small)]])
     kept = args.records * 3 * 3 * 8 / 2**20  # loss, lr, grad_norm: steps, values, lines
@@ -141,8 +150,8 @@ def bench_jsonl(tmp: Path, args: argparse.Namespace) -> None:
 
 def bench_text(tmp: Path, args: argparse.Namespace) -> None:
     path, small = tmp / "train.log", tmp / "small.log"
-    write_nanogpt(path, args.records)
-    write_nanogpt(small, 100)
+    write("text", path, args.records)
+    write("text", small, 100)
     script = tmp / "regex_loop.py"
     script.write_text(REGEX_LOOP)
     commands = [[*CHECK, str(path)], [sys.executable, str(script), str(path)]]
@@ -238,7 +247,7 @@ def bench_small(tmp: Path, args: argparse.Namespace) -> None:
     paths = []
     for index in range(args.runs):
         path = folder / f"run{index:04d}.csv"
-        write_csv(path, 2000)
+        write_csv(path, 2000)  # small: written here
         paths.append(str(path))
     script = tmp / "pandas_loop.py"
     script.write_text(PANDAS_LOOP)
@@ -263,7 +272,7 @@ def bench_small(tmp: Path, args: argparse.Namespace) -> None:
 def bench_csv(tmp: Path, args: argparse.Namespace) -> None:
     for rows in (n for n in (1_000_000, 10_000_000) if n <= args.csv_max):
         path = tmp / f"run{rows}.csv"
-        write_csv(path, rows)
+        write("csv", path, rows)
         anchor = [sys.executable, "-c", f"import polars; polars.read_csv({str(path)!r})"]
         ours, theirs = best_of(args.repeat, [[*CHECK, str(path)], anchor])
         row(f"CSV, {rows:,} rows", ours, "polars.read_csv", theirs, "<= 1.5x")
@@ -273,9 +282,9 @@ def bench_csv(tmp: Path, args: argparse.Namespace) -> None:
 BENCHES = {
     "jsonl": bench_jsonl,
     "text": bench_text,
-    "tensor": bench_tensor,
     "small": bench_small,
     "csv": bench_csv,
+    "tensor": bench_tensor,  # last: it loads TensorBoard into this process
 }
 
 
@@ -288,10 +297,15 @@ def main() -> int:
     ap.add_argument("--scalars", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--csv-max", type=int, default=10_000_000)
+    ap.add_argument("--write", nargs=3, metavar=("KIND", "PATH", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.write:
+        kind, path, n = args.write
+        WRITERS[kind](Path(path), int(n))
+        return 0
     print("| input | lossdoctor check | anchor | anchor's time | ratio | target | note |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.only.split(","):
+    for name in (n for n in BENCHES if n in args.only.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             BENCHES[name](Path(tmp), args)
     return 0
