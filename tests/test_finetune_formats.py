@@ -156,3 +156,19 @@ def test_printed_dicts_quoted_numbers_and_axolotl(name):
     assert len(run.series["train"]) == 120
     assert run.series["train"].values[0] == pytest.approx(3.2411)
     assert active(FT / name)["oscillation"] == "error"
+
+
+def test_lightning_rich_progress_bar():
+    lines = []
+    for epoch in range(4):
+        for batch in (50, 100):
+            val = f" val_loss: {1.5 - 0.1 * epoch:.3f}" if batch == 100 else ""
+            lines.append(
+                f"Epoch {epoch}/3  ━━━━━━━━━━━━━━━━━━━━ {batch}/100 0:00:12 • 0:00:00 20.10it/s "
+                f"v_num: 0 train_loss: {2.0 - 0.2 * epoch - batch / 1000:.3f}{val}"
+            )
+    run = read_bytes(("\n".join(lines) + "\n").encode(), source="rich.log")
+    assert run.reader == "text:lightning-progress"
+    assert run.series["train"].steps.tolist() == [50, 100, 150, 200, 250, 300, 350, 400]
+    assert run.series["val"].steps.tolist() == [100, 200, 300, 400]
+    assert run.series["val"].values.tolist() == pytest.approx([1.5, 1.4, 1.3, 1.2])
