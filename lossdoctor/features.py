@@ -14,7 +14,7 @@ import numpy as np
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
 from lossdoctor.robust import bucket_medians, robust_sigma, rolling_median
-from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions
+from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions, sample_stride
 
 __all__ = ["LRProfile", "SeriesView", "robust_sigma", "rolling_median", "spearman"]
 
@@ -23,9 +23,16 @@ TREND_WINDOW_SHARE = 0.04
 #: ... bounded to this many points.
 TREND_WINDOW_MIN = 5
 TREND_WINDOW_MAX = 401
-#: Share of points at each end used for "start level" and "end level".
+#: Share of points at each end used for the "early level" and the "end level" (and the
+#: coarse trend's smoothing).
 EDGE_SHARE = 0.1
 EDGE_MIN_POINTS = 3
+#: The start of a run is its first points: this share of them, at least
+#: ``START_MIN_POINTS`` and at most ``START_MAX_POINTS`` (a run that drops in its first 1%
+#: did leave its start).
+START_SHARE = 0.005
+START_MIN_POINTS = 3
+START_MAX_POINTS = 10
 #: Buckets of the coarse trend.
 COARSE_BUCKETS = 200
 #: A warmup starts below this share of the peak learning rate ...
@@ -85,6 +92,17 @@ class SeriesView:
         return self.n < self.n_finite
 
     @cached_property
+    def regular(self) -> BoolArray:
+        """Return which judged points are regular picks of the sample (all of them when the
+        series is not sampled): the points kept for standing out are over-represented in a
+        sample, so distributions of the noise are taken over the regular picks only."""
+        if not self.sampled:
+            return np.ones(self.n, dtype=bool)
+        stride = sample_stride(self.n_finite, self.max_points)
+        rank = (np.cumsum(self.finite_mask) - 1)[self.index]
+        return np.asarray(rank % stride == 0)
+
+    @cached_property
     def log_space(self) -> bool:
         """Return True when every finite value is positive, so ``y`` is log(value)."""
         return self.n > 0 and bool((self.values > 0).all())
@@ -124,9 +142,20 @@ class SeriesView:
         return max(1, min(EDGE_MIN_POINTS, self.n // 4))
 
     @cached_property
-    def start_level(self) -> float:
-        """Return the median of ``y`` over the first points."""
+    def early_level(self) -> float:
+        """Return the median of ``y`` over the first 10% of the points: a level robust to
+        noise for comparing swings with progress (the start itself is :attr:`start_level`)."""
         return float(np.median(self.y[: self.edge_points()])) if self.n else float("nan")
+
+    def start_points(self) -> int:
+        """Return how many of the first points make up the start of the run."""
+        wanted = min(START_MAX_POINTS, max(START_MIN_POINTS, int(self.n * START_SHARE)))
+        return max(1, min(self.n, wanted))
+
+    @cached_property
+    def start_level(self) -> float:
+        """Return the median of ``y`` over the first points (see :meth:`start_points`)."""
+        return float(np.median(self.y[: self.start_points()])) if self.n else float("nan")
 
     @cached_property
     def end_level(self) -> float:
@@ -183,7 +212,7 @@ class SeriesView:
     @cached_property
     def linear_swing_to_progress(self) -> float:
         """Return the robust swing of the values around the trend divided by the progress
-        (start level minus best level), both measured on the loss values themselves.
+        (early level minus best level), both measured on the loss values themselves.
 
         Near zero, log space magnifies harmless wobbles; this ratio does not.
         """
@@ -193,7 +222,7 @@ class SeriesView:
             robust_sigma(self.values - np.exp(self.trend)),
             robust_sigma(self.values - np.exp(self.coarse_at_points)),
         )
-        progress = float(np.exp(self.start_level) - np.exp(self.best_level))
+        progress = float(np.exp(self.early_level) - np.exp(self.best_level))
         return swing / progress if progress > 0 else float("inf")
 
     @cached_property
@@ -203,7 +232,7 @@ class SeriesView:
         if self.n == 0:
             return float("nan")
         start, best, end = (
-            self.value_at(v) for v in (self.start_level, self.best_level, self.end_level)
+            self.value_at(v) for v in (self.early_level, self.best_level, self.end_level)
         )
         return (end - best) / (start - best) if start > best else float("inf")
 

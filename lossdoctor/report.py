@@ -33,6 +33,8 @@ class Finding:
     causes: tuple[dict[str, Any], ...] = ()
     #: Good news (its rule says ``positive = true``): never a failure, never toward --fail-on.
     positive: bool = False
+    #: Whether the finding may explain (supersede) others; not part of the report.
+    explains: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Return the finding as a JSON-ready dict."""

@@ -50,6 +50,15 @@ def late_spike(n: int = 1000, seed: int = 9, ratio: float = 3.0, at: float = 0.9
     return steps, values
 
 
+def low_loss_blip(n: int = 400, seed: int = 24, ratio: float = 2.9, at: float = 0.9) -> Curve:
+    """Return a classifier's per-batch loss falling from 2.3 to about 0.07 with 10% noise and
+    one batch at ``ratio`` x the local level at ``at`` of the run (a hard batch, near zero)."""
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    values = _decay(n, 2.3, 0.05, 6.0) * np.exp(_rng(seed).normal(0, 0.1, n))
+    values[int(n * at)] *= ratio
+    return steps, values
+
+
 def level_shift(n: int = 1000, seed: int = 18, factor: float = 1.6, at: float = 0.6) -> Curve:
     """Return a healthy curve that jumps ``factor`` x at ``at`` of the run and stays there."""
     steps, values = healthy(n, seed)
@@ -95,11 +104,41 @@ def flat(n: int = 400, seed: int = 3, level: float = 10.8, noise: float = 0.01) 
     return steps, level * np.exp(_rng(seed).normal(0, noise, n))
 
 
-def flat_after_blip(n: int = 1000, seed: int = 12, level: float = 5.5, blip: float = 1.3) -> Curve:
-    """Return a flat curve whose first 2% of points sit ``blip`` x higher."""
+def flat_after_blip(
+    n: int = 1000, seed: int = 12, level: float = 5.5, blip: float = 1.3, share: float = 0.02
+) -> Curve:
+    """Return a flat curve whose first ``share`` of points sit ``blip`` x higher."""
     steps, values = flat(n, seed, level)
-    values[: max(2, n // 50)] *= blip
+    values[: max(2, int(n * share))] *= blip
     return steps, values
+
+
+def early_drop(
+    n: int = 1000, seed: int = 20, start: float = 3.0, drop: float = 0.5, share: float = 0.01
+) -> Curve:
+    """Return a curve that falls by ``drop`` (a share of its start) within the first
+    ``share`` of the run, then stays flat with 3% noise (a fast, finished fine-tune)."""
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    fall = max(2, int(n * share))
+    level = np.full(n, start * (1 - drop))
+    level[:fall] = np.geomspace(start, start * (1 - drop), fall)
+    return steps, level * np.exp(_rng(seed).normal(0, 0.03, n))
+
+
+def burst_then_stuck(
+    n: int = 600, seed: int = 21, start: float = 3.4, burst: float = 1.5, stuck: float = 2.9
+) -> Curve:
+    """Return a curve that bursts to ``burst`` x its start in its first 2%, then drops to
+    ``stuck`` by 5% of the run and stays there, creeping down 2% by the end (a learning rate
+    10-100x too high: the model only learns which tokens are common)."""
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    x = np.linspace(0, 1, n)
+    level = stuck * (1 - 0.02 * x)
+    peak = start * burst
+    level = np.where(x < 0.02, start + (peak - start) * x / 0.02, level)
+    falling = (x >= 0.02) & (x < 0.05)
+    level[falling] = np.geomspace(peak, stuck, int(falling.sum()))
+    return steps, level * np.exp(_rng(seed).normal(0, 0.02, n))
 
 
 def plateau(n: int = 600, seed: int = 4) -> Curve:
@@ -118,6 +157,35 @@ def diverging(n: int = 600, seed: int = 5, factor: float = 4.0) -> Curve:
         x < 0.4, low + (5.0 - low) * (1 - x / 0.4) ** 2, low * factor ** ((x - 0.4) / 0.6)
     )
     return steps, values * np.exp(_rng(seed).normal(0, 0.01, n))
+
+
+def restart_too_high(
+    n: int = 1200, seed: int = 22, at: float = 0.66, jump: float = 1.7, end: float = 1.45
+) -> Curve:
+    """Return a healthy curve until ``at`` of the run, where a learning-rate restart to a
+    too-high peak lifts the loss ``jump`` x within 2% of the run; it eases only to ``end`` x
+    the level before the restart and never comes back."""
+    steps, values = healthy(n, seed)
+    i, ramp = int(n * at), max(2, n // 50)
+    base = _decay(n, 4.5, 1.2 * 0.7, 2.5)
+    lift = np.ones(n)
+    lift[i : i + ramp] = np.linspace(1.0, jump, ramp)
+    lift[i + ramp :] = np.geomspace(jump, end, n - i - ramp)
+    return steps, values / base * np.maximum(base, base[i]) * lift
+
+
+def explode_then_settle(
+    n: int = 1000, seed: int = 23, at: float = 0.5, peak: float = 1e6, settle: float = 3.0
+) -> Curve:
+    """Return a healthy curve that explodes to ``peak`` x its level from ``at`` of the run over
+    5% of it, then falls back to ``settle`` x and stays there."""
+    steps, values = healthy(n, seed)
+    i, rise = int(n * at), n // 20
+    lift = np.full(n, settle)
+    lift[:i] = 1.0
+    lift[i : i + rise] = np.geomspace(1.0, peak, rise)
+    lift[i + rise : i + 2 * rise] = np.geomspace(peak, settle, rise)
+    return steps, values * lift
 
 
 def linear_divergence(n: int = 3000, seed: int = 13, rise: float = 0.3) -> Curve:

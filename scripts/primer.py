@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Run the rule pack over labelled corpora and print per-rule precision/recall.
 
-    python scripts/primer.py [--bench DIR] [--real DIR] [-v]
+    python scripts/primer.py [--bench DIR] [--real DIR] [--real2 DIR] [--lab DIR] [-v]
 
-Corpora: ``../shared/bench/cases`` and ``../shared/corpus/real`` (each with a
-``labels.jsonl`` of must / allow / verdicts), and the project's own rule case files
-(``tests/cases``).  The numbers are compared with the committed baseline
-(``scripts/primer_baseline.json``); ``--save`` rewrites it.  Scoring follows the benchmark:
+Corpora: ``../shared/bench/cases``, ``../shared/corpus/real`` and ``real2`` and the
+project's training lab ``lab/runs`` (each with a ``labels.jsonl`` of must / allow /
+verdicts), and the project's own rule case files (``tests/cases``).  The numbers are
+compared with the committed baseline (``scripts/primer_baseline.json``); ``--save``
+rewrites it.  Scoring follows the benchmark:
 a rule fires when it has a finding at warning or error (smooth-decline and
 plateau at any severity).  Run it before changing a threshold and put its
 numbers in the commit message.
@@ -32,6 +33,8 @@ SCORED = [
     "overfitting",
     "divergence",
     "non-finite",
+    "level-shift",
+    "masked-non-finite",
 ]
 ANY_SEVERITY = {"smooth-decline", "plateau"}
 HERE = Path(__file__).resolve().parent.parent
@@ -134,13 +137,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", default=str(HERE.parent / "shared" / "bench" / "cases"))
     ap.add_argument("--real", default=str(HERE.parent / "shared" / "corpus" / "real"))
+    ap.add_argument("--real2", default=str(HERE.parent / "shared" / "corpus" / "real2"))
+    ap.add_argument("--lab", default=str(HERE / "lab" / "runs"))
     ap.add_argument("--cases", default=str(HERE / "tests" / "cases"))
     ap.add_argument("--baseline", default=str(HERE / "scripts" / "primer_baseline.json"))
     ap.add_argument("--save", action="store_true", help="rewrite the baseline with these numbers")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     scores: dict = {}
-    for name, folder in (("bench", args.bench), ("real", args.real)):
+    corpora = (("bench", args.bench), ("real", args.real), ("real2", args.real2), ("lab", args.lab))
+    for name, folder in corpora:
         if (Path(folder) / "labels.jsonl").is_file():
             scores[name] = score(Path(folder), args.verbose)
         else:

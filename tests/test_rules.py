@@ -136,9 +136,9 @@ def test_nan_tail_is_non_finite_error_with_first_step():
     assert "never recovered" in finding.message
 
 
-def test_single_inf_is_non_finite_and_supersedes_divergence():
+def test_inf_to_the_end_is_non_finite_and_supersedes_divergence():
     steps, values = curves.diverging(factor=3)
-    values[100:102] = np.inf
+    values[500:] = np.inf
     report = judge(steps, values)
     assert severities(report)["non-finite"] == "error"
     div = next(f for f in report.findings if f.rule == "divergence")
@@ -150,8 +150,19 @@ def test_a_single_inf_does_not_explain_away_a_divergence():
     steps, values = curves.diverging(factor=3)
     values[100] = np.inf
     report = judge(steps, values)
-    assert severities(report)["non-finite"] == "warning"
-    assert report.drivers == ["divergence"]
+    assert severities(report)["non-finite"] == "error"
+    assert report.drivers == ["non-finite", "divergence"]
+
+
+def test_a_recovered_nan_is_an_error_saying_when_it_recovered():
+    steps, values = curves.healthy()
+    values[200] = np.nan
+    report = judge(steps, values)
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    assert finding.severity == "error"
+    assert report.verdict == "failing"
+    assert f"the run recovered at step {steps[201]:g}" in finding.message
+    assert f"the first at step {steps[200]:g}" in finding.message
 
 
 def test_finite_curve_has_no_non_finite_finding():
@@ -256,6 +267,14 @@ def test_an_isolated_nan_grad_norm_while_the_loss_falls_is_a_skipped_step():
     assert found["non-finite-grad-norm"] == "info"
     assert "masked-non-finite" not in found
     assert report.verdict == "healthy"
+
+
+def test_a_nan_grad_norm_beside_a_nan_loss_is_not_masked():
+    values, grad = np.linspace(3, 2, 100), np.ones(100)
+    values[40] = grad[40] = np.nan
+    report = _run_with_grad(values, grad)
+    assert "masked-non-finite" not in severities(report)
+    assert severities(report)["non-finite"] == "error"
 
 
 def test_clean_grad_norm_has_no_masked_finding():

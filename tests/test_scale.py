@@ -398,3 +398,19 @@ def test_average_ranks_match_pandas_rank():
     x = np.arange(50, dtype=np.float64)
     assert spearman(x, x**3) == pytest.approx(1.0)
     assert spearman(x, -x) == pytest.approx(-1.0)
+
+
+def test_spikes_in_a_million_point_run_with_dips_are_not_lost_to_sampling():
+    # a sample keeps every outlier, dips too: 500 dips in a million points are 0.25% of the
+    # sample; the noise tail must come from the regular picks or it hides the spikes
+    n = 1_000_000
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, n)
+    values = (1.0 + 3.0 * np.exp(-4 * x)) * np.exp(rng.normal(0, 0.03, n))
+    values[rng.random(n) < 0.0005] *= 0.4
+    values[np.linspace(n * 0.2, n * 0.9, 5).astype(int)] *= 3.0
+    series = Series(role=TRAIN, column="loss", steps=np.arange(1.0, n + 1), values=values)
+    report = evaluate(Run(source="big", reader="test", series={TRAIN: series}), load_rules())
+    spikes = next(f for f in report.findings if f.rule == "spikes")
+    assert SeriesView(series).sampled
+    assert spikes.evidence["events"] == 5

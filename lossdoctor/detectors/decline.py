@@ -41,9 +41,9 @@ def decline(series: SeriesView) -> Decline:
         nan = float("nan")
         return Decline(nan, nan, nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
-    drop = series.start_level - series.end_level
+    drop = series.early_level - series.end_level
     steadiness = -spearman(steps, levels)
-    progress = max(series.start_level - series.best_level, MIN_PROGRESS)
+    progress = max(series.early_level - series.best_level, MIN_PROGRESS)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -52,7 +52,7 @@ def decline(series: SeriesView) -> Decline:
         numbers={
             "first_value": float(series.values[0]),
             "last_value": float(series.values[-1]),
-            "start_level": series.value_at(series.start_level),
+            "start_level": series.value_at(series.early_level),
             "end_level": series.value_at(series.end_level),
             "drop_pct": round(100 * (1 - float(np.exp(-drop))), 1),
         },

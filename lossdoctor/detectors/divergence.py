@@ -23,6 +23,8 @@ class Divergence:
     rise_share: float
     steadiness: float
     rise_to_swing: float
+    peak_ratio: float
+    held_share: float
     best_step: float
     lr_rel_at_best: float
     lr_rel_end: float
@@ -35,17 +37,27 @@ def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
     """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
     as a multiple), the share of the run (0-1, steps) since the best level, and the
     steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1),
-    and the rise as a multiple of the typical swing around the trend."""
+    the rise as a multiple of the typical swing around the trend, the highest local level
+    after the best as a multiple of the best (``peak_ratio``: an explosion that later
+    settles still shows), and the share of the coarse trend after the best that stays
+    above half the final rise (``held_share``, 0-1: a rise that never comes back holds)."""
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
     best_step = float(steps[best])
     after_steps, after_levels = steps[best:], levels[best:]
     steadiness = spearman(after_steps, after_levels)
+    best_level = float(levels[best])
+    later = series.trend[series.steps >= best_step]
+    peak_rise = float(later.max()) - best_level if later.size else float("nan")
+    midway = best_level + rise / 2
+    held_share = (
+        float(np.mean(after_levels[1:] > midway)) if rise > 0 and best < len(levels) - 1 else 0.0
+    )
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
     lr_profile = LRProfile(lr, best_step)
     end_line = series.series.line_of(int(series.index[-1]))
@@ -67,6 +79,8 @@ def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
         rise_share=float((series.steps[-1] - best_step) / series.span),
         steadiness=steadiness,
         rise_to_swing=rise / max(series.noise, SWING_FLOOR),
+        peak_ratio=float(np.exp(peak_rise)) if series.log_space else float("nan"),
+        held_share=held_share,
         best_step=best_step,
         lr_rel_at_best=lr_profile.rel_at,
         lr_rel_end=lr_profile.rel_end,

@@ -10,6 +10,10 @@ from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView
 
 MIN_POINTS = 10
+#: The early phase of a run: its first 10% (steps) ...
+EARLY_SHARE = 0.1
+#: ... after which the level it settled at is measured up to 20% of the run.
+SETTLED_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,8 @@ class Flatline:
 
     improvement: float
     improvement_pct: float
+    later_improvement_pct: float
+    early_burst: float
     end_change: float
     first_value: float
     last_value: float
@@ -35,18 +41,22 @@ def flatline(
     series: SeriesView, lr: SeriesView | None = None, *, chance_loss: float | None = None
 ) -> Flatline:
     """Return the best improvement over the start (nats; ``improvement_pct`` in % of the
-    start value), the change from start to end (nats, positive = higher at the end), the
-    first and last logged values, the smoothed start and end levels (``start_value``,
-    ``end_value``: medians of the first and last 10% of points, loss units), the end
+    start value), the improvement after the early phase (``later_improvement_pct``: from the
+    level the run settled at, 10-20% into it, to its best level after that, in %), the
+    early burst (the highest local level in the first 10% as a multiple of the start),
+    the change from start to end (nats, positive = higher at the end), the first and last
+    logged values, the start and end levels (``start_value``: median of the first points,
+    at most 10; ``end_value``: median of the last 10% of points; loss units), the end
     level as a share of the chance loss ln(N) when known, and the learning rate's peak
     and its end as a share of the peak (NaN without an lr series)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Flatline(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Flatline(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     improvement = series.start_level - series.best_level
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
+    later, burst = _after_early_phase(series)
     lr_profile = LRProfile(lr)
     evidence = Evidence(
         series=series.series.role,
@@ -66,6 +76,8 @@ def flatline(
     return Flatline(
         improvement=improvement,
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
+        later_improvement_pct=100 * (1 - float(np.exp(-later))),
+        early_burst=float(np.exp(burst)) if burst == burst else float("nan"),
         end_change=end_change,
         first_value=float(series.values[0]),
         last_value=float(series.values[-1]),
@@ -77,3 +89,21 @@ def flatline(
         lr_rel_end=lr_profile.rel_end,
         evidence=evidence,
     )
+
+
+def _after_early_phase(series: SeriesView) -> tuple[float, float]:
+    """Return the improvement (nats) from the level the run settled at after its early phase
+    to its best coarse level later on, and the rise of the highest local level of the early
+    phase over the start (nats); NaN when the run is too short to tell."""
+    nan = float("nan")
+    start = series.steps[0]
+    early_end = start + EARLY_SHARE * series.span
+    settled_end = start + SETTLED_SHARE * series.span
+    settled = series.y[(series.steps >= early_end) & (series.steps < settled_end)]
+    coarse_steps, levels = series.coarse
+    later = levels[coarse_steps >= settled_end]
+    if settled.size == 0 or later.size == 0:
+        return nan, nan
+    early_trend = series.trend[series.steps < early_end]
+    burst = float(early_trend.max()) - series.start_level if early_trend.size else nan
+    return float(np.median(settled)) - float(later.min()), burst

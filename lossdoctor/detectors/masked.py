@@ -27,7 +27,8 @@ class MaskedNonFinite:
 
 @register_detector("masked_non_finite")
 def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) -> MaskedNonFinite:
-    """Return the number (points) and share (0-1) of non-finite gradient norms, whether they
+    """Return the number (points) and share (0-1) of non-finite gradient norms logged beside
+    a finite loss, whether they
     last to the end of the run, and how many loss values are exactly 0.0 after a non-zero
     loss (Hugging Face's NaN filter and broken fp16 runs log that); zeros where the gradient
     norm is 0.0 too (nothing to learn: zero-loss) or after the loss glided below 0.01
@@ -52,7 +53,11 @@ def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) ->
     to_end = False
     first_step = float("nan")
     if grad_norm is not None and len(grad_norm.series):
+        # a gradient norm is masked only where the loss logged beside it is finite: a NaN
+        # loss at the same step is shown (and judged) by itself
+        loss_bad_steps = train.series.steps[~np.isfinite(losses)]
         bad = ~np.isfinite(grad_norm.series.values)
+        bad &= ~np.isin(grad_norm.series.steps, loss_bad_steps)
         grad_bad = int(bad.sum())
         share = grad_bad / bad.shape[0]
         if grad_bad:

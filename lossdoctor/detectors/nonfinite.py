@@ -20,6 +20,8 @@ class NonFinite:
     inf_count: int
     first_step: float
     first_line: int
+    last_step: float
+    recovered_step: float
     to_the_end: bool
     evidence: Evidence
 
@@ -29,7 +31,9 @@ def non_finite(series: SeriesView) -> NonFinite:
     """Return how many values are NaN or infinite (points), their share (0-1), the first.
 
     ``to_the_end`` is True when every point from the first non-finite one on is
-    non-finite (the run died rather than hiccuped).
+    non-finite (the run died rather than hiccuped); otherwise ``last_step`` is the step of
+    the last non-finite point and ``recovered_step`` the step of the finite point after it
+    (NaN when there is none).
     """
     values = series.series.values
     good = series.finite_mask
@@ -41,6 +45,10 @@ def non_finite(series: SeriesView) -> NonFinite:
     line = series.series.line_of(first) if count else None
     last_good = n - 1 - int(np.argmax(good[::-1])) if series.n_finite else -1
     last_good_step = float(series.series.steps[last_good]) if last_good >= 0 else float("nan")
+    last_bad = n - 1 - int(np.argmax(bad[::-1])) if count else -1
+    last_step = float(series.series.steps[last_bad]) if count else float("nan")
+    recovered = count and last_bad < n - 1
+    recovered_step = float(series.series.steps[last_bad + 1]) if recovered else float("nan")
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -56,6 +64,8 @@ def non_finite(series: SeriesView) -> NonFinite:
         inf_count=int(np.isinf(values).sum()) if count else 0,
         first_step=first_step,
         first_line=line or 0,
+        last_step=last_step,
+        recovered_step=recovered_step,
         to_the_end=bool(count and bad[first:].all()),
         evidence=evidence,
     )

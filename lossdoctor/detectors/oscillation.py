@@ -38,7 +38,7 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         nan = float("nan")
         return Oscillation(nan, nan, nan, nan, nan, nan, nan, empty)
     swing = series.swing
-    progress = max(series.start_level - series.best_level, 0.0)
+    progress = max(series.early_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
     evidence = Evidence(
         series=series.series.role,
@@ -47,7 +47,7 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         end_step=float(series.steps[-1]),
         numbers={
             "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
-            "start_level": series.value_at(series.start_level),
+            "start_level": series.value_at(series.early_level),
             "best_level": series.value_at(series.best_level),
         },
     )

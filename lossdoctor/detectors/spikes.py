@@ -35,13 +35,15 @@ class Spikes:
     single_step: bool
     max_duration: int
     stays_high: bool
+    excess_to_progress: float
     lr_rel_at_worst: float
     evidence: Evidence
 
 
 def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
     """Return the measurement of a series without spike events."""
-    return Spikes(0, 0, 1.0, 0.0, rate, float("nan"), True, True, 0, False, float("nan"), evidence)
+    nan = float("nan")
+    return Spikes(0, 0, 1.0, 0.0, rate, nan, True, True, 0, False, 0.0, nan, evidence)
 
 
 @register_detector("spikes")
@@ -72,6 +74,10 @@ def spikes(
     times further above the trend than the ``tail_quantile`` of the points below it
     (noise is symmetric in log space, spikes are not).  Points during a learning-rate
     warmup (from ``lr``) are not judged.
+
+    ``excess_to_progress`` is how far the worst spike rose above its trend, in loss units,
+    as a multiple of the progress the run made (its early level minus its best level): near
+    a loss of zero a batch twice the local level is a small step; a bad batch is not.
     """
     empty = Evidence(series=series.series.role, column=series.series.column)
     if series.n < MIN_POINTS or not series.log_space:
@@ -80,7 +86,9 @@ def spikes(
     resid, trend = series.resid, series.trend
     ratio = np.exp(resid)
     zscore = resid / scale
-    lower_tail = -float(np.quantile(zscore, tail_quantile))
+    # the tail of the noise, from the regular picks: a sample keeps every outlier (dips
+    # too), so over all judged points the tail of a long run would look far heavier
+    lower_tail = -float(np.quantile(zscore[series.regular], tail_quantile))
     bar = max(z, tail_factor * lower_tail)
     beyond = zscore > bar
     hot = (beyond & (ratio >= min_ratio)) | ((zscore > huge_z) & (ratio >= huge_ratio))
@@ -149,6 +157,15 @@ def spikes(
         single_step=bool(durations.max() <= SINGLE_STEP_POINTS),
         max_duration=int(durations.max()),
         stays_high=stays_high,
+        excess_to_progress=_excess_to_progress(series, peak_index),
         lr_rel_at_worst=LRProfile(lr, float(series.steps[peak_index])).rel_at,
         evidence=evidence,
     )
+
+
+def _excess_to_progress(series: SeriesView, at: int) -> float:
+    """Return the rise of the point ``at`` above its trend divided by the run's progress,
+    both in loss units (inf when the run made no progress)."""
+    excess = float(series.values[at]) - series.value_at(float(series.trend[at]))
+    progress = series.value_at(series.early_level) - series.value_at(series.best_level)
+    return excess / progress if progress > 0 else float("inf")

@@ -138,6 +138,7 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
                 evidence=ev,
                 fixes=tuple({"title": f.title, "why": f.why} for f in fixes),
                 positive=rule.positive,
+                explains=level.explains,
             )
     return None
 
@@ -284,7 +285,7 @@ def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[
     by_name = {r.name: r for r in rules}
     explains: dict[tuple[str, str], Finding] = {}
     for f in findings:
-        if f.severity == "info":
+        if f.severity == "info" or not f.explains:
             continue
         for other in by_name[f.rule].supersedes:
             explains.setdefault((other, f.series), f)

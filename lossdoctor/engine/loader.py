@@ -90,7 +90,7 @@ def _levels(
         key = f"levels[{i}]"
         if not isinstance(item, dict):
             raise _fail(path, key, "must be a table")
-        unknown = set(item) - {"severity", "when", "message"}
+        unknown = set(item) - {"severity", "when", "message", "explains"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
         severity = item.get("severity")
@@ -124,7 +124,17 @@ def _levels(
         message = item.get("message")
         if not isinstance(message, str) or not message.strip():
             raise _fail(path, f"{key}.message", "must be a non-empty string")
-        levels.append(Level(severity=severity, when=tuple(conditions), message=message.strip()))
+        explains = item.get("explains", True)
+        if not isinstance(explains, bool):
+            raise _fail(path, f"{key}.explains", "must be true or false")
+        levels.append(
+            Level(
+                severity=severity,
+                when=tuple(conditions),
+                message=message.strip(),
+                explains=explains,
+            )
+        )
     return tuple(levels)
 
 

@@ -19,6 +19,9 @@ class Level:
     severity: Severity
     when: tuple[Condition, ...]
     message: str
+    #: False when a finding at this level explains nothing (the rule's ``supersedes``
+    #: does not apply), e.g. a NaN the run recovered from does not explain a divergence.
+    explains: bool = True
 
 
 @dataclass(frozen=True)
