@@ -172,3 +172,16 @@ def test_lightning_rich_progress_bar():
     assert run.series["train"].steps.tolist() == [50, 100, 150, 200, 250, 300, 350, 400]
     assert run.series["val"].steps.tolist() == [100, 200, 300, 400]
     assert run.series["val"].values.tolist() == pytest.approx([1.5, 1.4, 1.3, 1.2])
+
+
+def test_loss_weights_and_scales_are_not_loss_parts():
+    lines = [
+        f'{{"iteration": {i}, "total_loss": {2 - i / 100}, "loss_cls": {1 - i / 200}, '
+        f'"loss_box_reg": {1 - i / 200}, "loss_weight": 1.0, "loss_scale": 65536}}'
+        for i in range(1, 60)
+    ]
+    run = read_bytes(("\n".join(lines) + "\n").encode(), source="metrics.json")
+    assert run.columns["train"] == "total_loss"
+    assert {"loss_cls", "loss_box_reg"} <= set(run.series)
+    assert "loss_weight" not in run.series
+    assert "loss_scale" not in run.series

@@ -22,7 +22,7 @@ _PART = re.compile(r"^(?P<prefix>(?:[a-z]+/)?)(?:(?P<a>[a-z0-9]\w*)_loss|loss_(?
 #: Suffixes and prefixes that make a loss-named column a statistic, not a part.
 NOT_PARTS = frozenset(
     {"scale", "mean", "std", "min", "max", "avg", "ema", "smooth", "smoothed", "step", "epoch",
-     "total", "train", "val", "valid", "eval", "test", "running", "raw"}
+     "total", "train", "val", "valid", "eval", "test", "running", "raw", "weight"}
 )  # fmt: skip
 #: Names that are totals, never parts.
 _TOTALS = frozenset({*TRAIN_NAMES, *VAL_NAMES})
