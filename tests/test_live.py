@@ -201,7 +201,7 @@ def test_split_lines_handles_partial_lines_and_carriage_returns():
 
 
 def test_point_buffer_stays_bounded_and_keeps_extremes():
-    buffer = PointBuffer(capacity=1000, recent=200)
+    buffer = PointBuffer(head=100, recent=200, max_buckets=300)
     for i in range(10_000):
         buffer.append(float(i), 9.0 if i == 123 else (float("nan") if i == 456 else 1.0))
     steps, values = buffer.arrays()

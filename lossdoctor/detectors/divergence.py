@@ -10,6 +10,9 @@ from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView, spearman
 
 MIN_POINTS = 10
+#: An explosion is judged on the lowest of the last this many points as well (a run that
+#: blows up within its last few points, before the end level of its last 10% moves).
+TAIL_POINTS = 5
 #: Smallest swing assumed when comparing the rise with the noise (nats).
 SWING_FLOOR = 0.01
 
@@ -59,6 +62,9 @@ def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
         float(np.mean(after_levels[1:] > midway)) if rise > 0 and best < len(levels) - 1 else 0.0
     )
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
+    if series.log_space and series.n >= MIN_POINTS:
+        tail = float(np.min(series.y[-TAIL_POINTS:])) - float(levels[best])
+        rise_ratio = max(rise_ratio, float(np.exp(tail)))
     lr_profile = LRProfile(lr, best_step)
     end_line = series.series.line_of(int(series.index[-1]))
     evidence = Evidence(

@@ -12,6 +12,7 @@ import numpy as np
 
 from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
+from lossdoctor.engine.requires import waiting
 from lossdoctor.engine.schema import Rule
 from lossdoctor.features import SeriesView
 from lossdoctor.model import LOSS_ROLES, REWARD, TRAIN, VAL, Run, Series
@@ -175,10 +176,14 @@ def evaluate(
     context: Mapping[str, Any] | None = None,
     *,
     curves: bool = True,
+    partial: bool = False,
 ) -> RunReport:
     """Return the report of ``run`` judged by ``rules``: findings in rule order, supersession
     applied, series summaries, the reader's notes and (with ``curves``) the decimated
-    curves charts draw."""
+    curves charts draw.
+
+    With ``partial`` the run is still in progress: a rule judges only once it has the
+    evidence its ``[requires]`` table names, else it is listed in ``skipped`` as waiting."""
     load_builtin_detectors()
     views = {role: SeriesView(series) for role, series in run.series.items()}
     findings: list[Finding] = []
@@ -214,9 +219,16 @@ def evaluate(
             missing = ", ".join(needed or series_roles)
             skipped.append((rule.code, rule.name, f"no {missing} series"))
             continue
+        ready = [r for r in series_roles or input_roles[:1] if r in views]
+        if partial and ready:
+            waits = {r: waiting(rule.requires, views[r], views.get("lr")) for r in ready}
+            ready = [r for r in ready if waits[r] is None]
+            if not ready:
+                skipped.append((rule.code, rule.name, next(iter(waits.values())) or ""))
+                continue
         checked.append((rule.code, rule.name))
         if series_roles:
-            for role in series_roles:
+            for role in ready if partial else series_roles:
                 if role in views:
                     measured = spec.func(views[role], **params)
                     found = _finding(rule, measured, role, views[role].series.x_kind)

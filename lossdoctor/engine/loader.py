@@ -15,6 +15,7 @@ from typing import Any
 
 from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
 from lossdoctor.engine.conditions import parse_condition
+from lossdoctor.engine.requires import REQUIRES_INTS, Requires
 from lossdoctor.engine.schema import SEVERITIES, Cause, Docs, Fix, Level, Rule
 from lossdoctor.errors import RulePackError
 
@@ -37,6 +38,7 @@ ALLOWED_KEYS = frozenset(
         "emitted_by",
         "positive",
         "rl_loss",
+        "requires",
     }
 )
 REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
@@ -209,6 +211,25 @@ def _positive(data: dict[str, Any], path: Path) -> bool:
     return value
 
 
+def parse_requires(data: Any, path: Path) -> Requires:
+    """Return the ``[requires]`` table of a rule file (absent: no requirement)."""
+    if data is None:
+        return Requires()
+    if not isinstance(data, dict):
+        raise _fail(path, "requires", "must be a table")
+    for key, value in data.items():
+        if key == "finished":
+            if not isinstance(value, bool):
+                raise _fail(path, "requires.finished", "must be true or false")
+        elif key in REQUIRES_INTS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _fail(path, f"requires.{key}", "must be a whole number >= 0")
+        else:
+            known = ", ".join(("finished", *REQUIRES_INTS))
+            raise _fail(path, f"requires.{key}", f"unknown key (known: {known})")
+    return Requires(**data)
+
+
 def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSpec]) -> Rule:
     """Return the rule described by ``data`` (a parsed TOML table) read from ``path``."""
     unknown = sorted(set(data) - ALLOWED_KEYS)
@@ -294,6 +315,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         ),
         supersedes=tuple(supersedes),
         causes=_causes(data, path, set(spec.fields), thresholds),
+        requires=parse_requires(data.get("requires"), path),
         path=str(path),
         emitted_by=_emitted_by(data, path),
         positive=_positive(data, path),

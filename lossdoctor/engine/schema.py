@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lossdoctor.engine.conditions import Condition
+from lossdoctor.engine.requires import Requires
 from lossdoctor.report import SEVERITY_RANK
 
 Severity = Literal["info", "warning", "error"]
@@ -72,6 +73,8 @@ class Rule:
     docs: Docs
     supersedes: tuple[str, ...] = ()
     causes: tuple[Cause, ...] = ()
+    #: The evidence the rule needs before it may judge a run in progress.
+    requires: Requires = field(default_factory=Requires)
     path: str = ""
     #: "compare" or "watch" when the findings come from a comparison or a live monitor
     #: (the engine does not run the rule on a run alone); "" for every other rule.

@@ -48,7 +48,7 @@ class LiveMonitor:
         self.last_point_time: float | None = None
         self.first_point_time: float | None = None
         self.points = 0
-        self.seen: dict[tuple[str, str], str] = {}
+        self.seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.stalled_for: float | None = None
         self.notes: list[str] = []
         #: Lines that could not be read (malformed, too long, too deeply nested).
@@ -211,11 +211,10 @@ class LiveMonitor:
     def judge(self, *, finished: bool = False) -> RunReport | None:
         """Return the report of the run so far (None before any loss value); with
         ``finished`` the run is judged as a whole run, else as a run in progress."""
-        del finished  # judged alike until rules state the evidence they need
         run = self.run()
         if run is None:
             return None
-        report = evaluate(run, self.rules, self.context)
+        report = evaluate(run, self.rules, self.context, partial=not finished)
         if self.stalled_for is not None:
             report.findings.append(self._stall_finding(self.stalled_for))
         return report
@@ -234,12 +233,14 @@ class LiveMonitor:
         return Finding(STALL_RULE, STALL_CODE, "warning", message, "train", evidence, (fix,))
 
     def changes(self, report: RunReport) -> list[Finding]:
-        """Return the findings that are new or changed severity since the last call."""
+        """Return the findings that are new or changed materially since the last call: a
+        new severity, a new start step, or a count (of NaN, spikes, ...) that doubled."""
         out = []
         for finding in report.active:
             key = (finding.rule, finding.series)
-            if self.seen.get(key) != finding.severity:
-                self.seen[key] = finding.severity
+            mark = _material(finding)
+            if self.seen.get(key) != mark:
+                self.seen[key] = mark
                 out.append(finding)
         return out
 
@@ -249,6 +250,14 @@ class LiveMonitor:
             return 0.0
         elapsed = self.last_point_time - self.first_point_time
         return self.points / elapsed if elapsed > 0 else 0.0
+
+
+def _material(finding: Finding) -> tuple[Any, ...]:
+    """Return what must change for a finding to be shown again: its severity, where it
+    starts, and its count to the nearest power of two."""
+    count = finding.evidence.get("count")
+    scale = int(math.log2(count)) if isinstance(count, int | float) and count >= 1 else None
+    return finding.severity, finding.evidence.get("start_step"), scale
 
 
 def reaches(finding: Finding, level: str) -> bool:
