@@ -233,9 +233,13 @@ def run_command(
 
     monitor = _monitor(" ".join(command), settings)
     env = {**child_env, "PYTHONUNBUFFERED": "1"}
+    signals: list[int] = []
+    guard = contextlib.ExitStack()  # signals are caught from before the command starts
+    guard.enter_context(_catching(signals, interrupt=False))
     try:
         child = Child(command, env)
     except OSError as exc:
+        guard.close()
         _error(f"{command[0]}: cannot start ({exc.strerror})")
         return int(ExitCode.USAGE)
     assert child.process.stdout is not None
@@ -248,8 +252,7 @@ def run_command(
     callbacks = Callbacks(
         on_change=lambda changed, report: display.change(changed, report, monitor.last_step)
     )
-    signals: list[int] = []
-    with _catching(signals, interrupt=False):
+    with guard:
         try:
             outcome: Any = run_loop(
                 monitor, events, pipes=2, callbacks=callbacks, stop_on=stop_on,

@@ -101,7 +101,7 @@ def test_watch_survives_partial_lines_carriage_returns_garbage_and_tee(tmp_path)
 
 
 def test_watch_reports_a_stall(tmp_path):
-    writer = _script(tmp_path, "w.py", WRITER.format(n=200, pause=0, tail="time.sleep(2.0)"))
+    writer = _script(tmp_path, "w.py", WRITER.format(n=200, pause=0, tail="time.sleep(4.0)"))
     proc = subprocess.run(
         f"{sys.executable} {writer} | {sys.executable} -m lossdoctor watch --stall-after 0.5 -",
         shell=True, capture_output=True, env=ENV, timeout=60,
@@ -113,16 +113,21 @@ def test_watch_follows_a_file_through_a_rewrite_and_ctrl_c_prints_the_report(tmp
     log = tmp_path / "metrics.csv"
     log.write_text("step,train_loss\n" + "".join(f"{i},{3 - i / 100}\n" for i in range(100)))
     watch = subprocess.Popen(
-        [*LD, "watch", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
-    )
-    time.sleep(1.5)
+        [*LD, "watch", "--tee", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=ENV,
+    )  # fmt: skip
+    assert watch.stdout is not None
+    while not watch.stdout.readline().startswith(b"99,"):  # the first version was read
+        pass
     # Lightning's CSV logger rewrites the whole file with a new header when a key appears
     log.write_text(
         "step,train_loss,val_loss\n" + "".join(f"{i},{3 - i / 100},\n" for i in range(150))
     )
-    time.sleep(1.5)
+    while not watch.stdout.readline().startswith(b"149,"):  # the second version was read
+        pass
+    time.sleep(0.5)
     watch.send_signal(signal.SIGINT)
-    out, _ = watch.communicate(timeout=20)
+    out, _ = watch.communicate(timeout=60)
     out = out.decode()
     assert watch.returncode == 130
     assert "train_loss: 150 points" in out

@@ -210,3 +210,19 @@ def test_an_alert_is_shown_again_when_its_count_grows():
     again = monitor.changes(monitor.judge())
     assert [f.evidence["count"] for f in again if f.rule == "non-finite"] == [95]
     assert "95 NaN/Inf" in next(f.message for f in again if f.rule == "non-finite")
+
+
+def test_the_first_nan_does_not_show_two_contradictory_likely_causes():
+    monitor = LiveMonitor("-", load_rules())
+    healthy = [json.dumps({"step": i, "loss": 4 - i / 100}) for i in range(100)]
+    monitor.add_lines([*healthy, '{"step": 100, "loss": NaN}'])
+    report = monitor.judge()
+    assert report is not None
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    likely = [c["cause"] for c in finding.causes if c["likely"]]
+    assert not ("Training blew up" in likely and "A bad batch" in likely), likely
+    monitor.add_lines([json.dumps({"step": 101 + i, "loss": float("nan")}) for i in range(5)])
+    report = monitor.judge()
+    assert report is not None
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    assert [c["cause"] for c in finding.causes if c["likely"]] == ["Training blew up"]

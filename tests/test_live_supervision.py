@@ -100,13 +100,15 @@ def test_run_keeps_the_command_alive_and_its_exit_code_when_diagnosis_fails(tmp_
 
 def test_sigterm_to_watch_prints_the_report_and_exits_143():
     watch = subprocess.Popen(
-        [*LD, "watch", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [*LD, "watch", "--tee", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
     assert watch.stdin is not None
+    assert watch.stdout is not None
     watch.stdin.write(_healthy_jsonl(200).encode())
     watch.stdin.flush()
-    time.sleep(1.5)
+    while b'"step": 199' not in watch.stdout.readline():  # read (and passed through)
+        pass
     watch.send_signal(signal.SIGTERM)
     out, err = watch.communicate(timeout=30)
     assert watch.returncode == 143, err
@@ -129,9 +131,14 @@ def test_run_interrupted_stops_a_stubborn_command_with_escalation(tmp_path):
         [*LD, "run", "--grace", "0.5", "--", sys.executable, child],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    time.sleep(2.0)
+    assert proc.stdout is not None
+    seen = b""
+    while b"step=99 " not in seen:  # the command runs, its output passed through
+        seen += proc.stdout.readline()
+    time.sleep(0.5)  # and judged
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
+    out = seen + out
     assert proc.returncode == 143
     assert b"ignoring SIGINT" in out
     assert b"ignoring SIGTERM" in out

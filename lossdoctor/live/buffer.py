@@ -54,7 +54,14 @@ class PointBuffer:
 
     def append(self, step: float, value: float) -> None:
         """Add one point."""
-        self.extend([step], [value])
+        if len(self.head_values) < self.head_size:
+            self.extend([step], [value])
+            return
+        self.total += 1
+        self.steps.append(step)
+        self.values.append(value)
+        if len(self.values) >= self.recent_size + max(min(FOLD, self.recent_size), self.bucket):
+            self._fold()
 
     def extend(self, steps: list[float], values: list[float]) -> None:
         """Add many points (in arrival order)."""

@@ -9,6 +9,7 @@ at most :data:`JUDGE_SHARE` of the time.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections.abc import Callable
@@ -95,6 +96,11 @@ def run_loop(
                 break
         now = time.monotonic()
         if should_end is not None and should_end():
+            for _ in range(events.qsize()):  # the lines already read count in the report
+                with contextlib.suppress(queue.Empty):
+                    kind, payload = events.get_nowait()
+                    if kind == "lines":
+                        monitor.add_lines(payload)
             return Outcome("ended", monitor.judge())
         if (
             stall_after

@@ -24,8 +24,9 @@ from lossdoctor.ingest.textlog import MAX_LINE_CHARS
 
 Event = tuple[str, Any]
 CHUNK = 1 << 16
-#: Batches of lines the queue holds at most (each from one read of at most CHUNK bytes).
-QUEUE_BATCHES = 64
+#: Batches of lines the queue holds at most (each from one read of at most CHUNK bytes):
+#: about 1 MiB of text, the most that is still to be read when the input ends.
+QUEUE_BATCHES = 16
 #: A partial line longer than this many bytes is dropped (and counted) until its newline.
 MAX_PENDING_BYTES = 4 * MAX_LINE_CHARS
 #: Seconds between polls of a followed file.
