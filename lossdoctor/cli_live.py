@@ -45,15 +45,13 @@ def machine_on_stdout(outputs: Outputs) -> bool:
 
 
 @contextlib.contextmanager
-def _catching(signals: list[int], *, interrupt: bool) -> Iterator[None]:
-    """Record SIGINT and SIGTERM in ``signals`` while inside; with ``interrupt`` also raise
-    KeyboardInterrupt in the main thread (to leave a blocking loop)."""
+def _catching(signals: list[int]) -> Iterator[None]:
+    """Record SIGINT and SIGTERM in ``signals`` while inside (the live loop ends at the
+    next turn, with the lines already read counted)."""
 
     def handler(signum: int, frame: Any) -> None:
         del frame
         signals.append(signum)
-        if interrupt:
-            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -123,27 +121,26 @@ def watch_command(
     if pid is not None:
         ends.append(lambda: not _alive(pid))
     signals: list[int] = []
-    with _catching(signals, interrupt=True):
+    ends.append(lambda: bool(signals))
+    with _catching(signals):
+        if path == "-":
+            pipe_reader(sys.stdin.fileno(), events, "stdin", discard=stop)
+        else:
+            file_follower(Path(path), events, stop)
+        display.start()
         try:
-            if path == "-":
-                pipe_reader(sys.stdin.fileno(), events, "stdin", discard=stop)
-            else:
-                file_follower(Path(path), events, stop)
-            display.start()
             outcome = run_loop(
                 monitor, events, pipes=1 if path == "-" else 1 << 30, callbacks=callbacks,
                 stop_on=stop_on, stall_after=stall_after,
-                should_end=(lambda: any(end() for end in ends)) if ends else None,
+                should_end=lambda: any(end() for end in ends),
             )  # fmt: skip
-        except KeyboardInterrupt:
+        finally:
             display.stop()
             stop.set()
-            report = monitor.judge()
-            if report is not None:
-                _final(report, fail_on, outputs)
-            return _interrupted_code(signals)
-        display.stop()
-        stop.set()
+    if signals:  # the report so far, of a run in progress
+        if outcome.report is not None:
+            _final(outcome.report, fail_on, outputs)
+        return _interrupted_code(signals)
     report = outcome.report
     if outcome.reason == "ended":  # the writer is gone or idle: judge the run as finished
         report = monitor.judge(finished=True)
@@ -235,7 +232,7 @@ def run_command(
     env = {**child_env, "PYTHONUNBUFFERED": "1"}
     signals: list[int] = []
     guard = contextlib.ExitStack()  # signals are caught from before the command starts
-    guard.enter_context(_catching(signals, interrupt=False))
+    guard.enter_context(_catching(signals))
     try:
         child = Child(command, env)
     except OSError as exc:

@@ -81,10 +81,10 @@ def run_loop(
         except queue.Empty:
             kind, payload = "", None
         if kind == "lines":
-            if callbacks.on_lines:
-                callbacks.on_lines(payload)
             urgent |= monitor.add_lines(payload)
             dirty = True
+            if callbacks.on_lines:
+                callbacks.on_lines(payload)
         elif kind == "skip":
             monitor.skip(payload)
         elif kind == "reset":
