@@ -29,6 +29,8 @@ BROKEN_ANY = {
         "masked-non-finite",
         "smooth-decline",
         "overfitting",
+        "grad-norm-spikes",
+        "non-finite-grad-norm",
     ),
     "verdicts": ("warning", "failing"),
 }
@@ -73,7 +75,7 @@ class Scenario:
         if fmt.startswith("hf_") and "non-finite" in must:
             # the Trainer's logging_nan_inf_filter turns the NaN losses into 0.0
             must[must.index("non-finite")] = "masked-non-finite"
-            allow.append("non-finite")
+            allow += ["non-finite", "non-finite-grad-norm"]
         verdicts = list(self.label["verdicts"])
         if hidden & set(must) and not set(must) - hidden:
             verdicts = ["healthy", *verdicts]  # all the cause showed is hidden by the format
@@ -215,7 +217,7 @@ SCENARIOS = (
         replace(CHAR, lr=0.3),
         _label(
             ("high-flatline",),
-            ("spikes", "plateau", "oscillation", "level-shift", "divergence"),
+            ("spikes", "plateau", "oscillation", "level-shift", "divergence", "grad-norm-spikes"),
             ("warning", "failing"),
         ),
         variants=CHAR_WIDTHS,
@@ -269,7 +271,7 @@ SCENARIOS = (
         "lr-zero",
         "learning rate 0 or 1e-8",
         replace(MLP, lr=0.0),
-        _label(("high-flatline",), (), ("failing",)),
+        _label(("high-flatline",), ("lr-schedule",), ("failing",)),
         variants=({"lr": 0.0}, {"lr": 1e-8, "task": "char", "steps": 300, "batch": 8, "width": 16}),
     ),
     Scenario(
