@@ -155,5 +155,9 @@ def make_context(
     if vocab_size is not None:
         context["chance_loss"] = math.log(vocab_size)
     if profile is not None:
+        from lossdoctor.detectors.initial import PROFILES
+
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
         context["profile"] = profile
     return context

@@ -59,15 +59,55 @@ class CaseResult:
         return self.got == self.expected
 
 
+#: Points a synthetic case may ask for at the most (``n``).
+MAX_CASE_POINTS = 1_000_000
+#: (lowest, highest) of shape parameters with their own range; other whole numbers go from
+#: 0 to MAX_CASE_POINTS, other numbers from -1e6 to 1e6, ``at``/``*share`` are fractions.
+_SHAPE_RANGES = {"n": (10.0, float(MAX_CASE_POINTS)), "seed": (0.0, float(2**32 - 1))}
+_FRACTION = (0.0, 0.999)
+
+
+def _shape_params(shape: str, params: object, path: Path, key: str) -> dict[str, Any]:
+    """Return the checked parameters of a synthetic ``shape``.
+
+    Raises :class:`RulePackError` naming ``path`` and ``key`` for an unknown shape, an
+    unknown parameter, a wrong type or a value out of range.
+    """
+    if not isinstance(shape, str) or shape not in synth.shapes():
+        raise RulePackError(
+            f"case key '{key}.shape': unknown shape '{shape}' "
+            f"(shapes: {', '.join(synth.shapes())})",
+            path=str(path),
+        )
+    if not isinstance(params, dict):
+        raise RulePackError(f"case key '{key}.params': expected a table", path=str(path))
+    known = synth.shape_params(shape)
+    for name, value in params.items():
+        where = f"case key '{key}.params.{name}'"
+        if name not in known:
+            raise RulePackError(
+                f"{where}: shape '{shape}' has no such parameter (it has: {', '.join(known)})",
+                path=str(path),
+            )
+        whole = known[name] is int
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+            expected = "a whole number" if whole else "a number"
+            raise RulePackError(f"{where}: expected {expected}", path=str(path))
+        fraction = name in ("at", "share") or name.endswith("_share")
+        default = (0.0, float(MAX_CASE_POINTS)) if whole else (-1e6, 1e6)
+        low, high = _SHAPE_RANGES.get(name, _FRACTION if fraction else default)
+        if not low <= value <= high:
+            raise RulePackError(
+                f"{where}: expected a number from {low:g} to {high:g}", path=str(path)
+            )
+    return dict(params)
+
+
 def _run_from_shape(shape: str, params: dict[str, Any], source: str) -> Run:
     try:
         series = synth.make(shape, **params)
-    except KeyError:
-        raise RulePackError(
-            f"unknown shape '{shape}' (shapes: {', '.join(synth.shapes())})", path=source
-        ) from None
-    except TypeError as exc:
-        raise RulePackError(f"shape '{shape}': {exc}", path=source) from None
+    except (ValueError, ArithmeticError, IndexError) as exc:
+        raise RulePackError(f"shape '{shape}' cannot be built ({exc})", path=source) from None
     built = {
         role: Series(
             role=role, column=role, steps=np.asarray(s, float), values=np.asarray(v, float)
@@ -98,8 +138,8 @@ def run_case_file(path: Path, rules: Sequence[Rule]) -> list[CaseResult]:
     from lossdoctor.ingest import read_run
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(path.read_bytes()[: 16 << 20].decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise RulePackError(f"cannot read case file ({exc})", path=str(path)) from None
     default_rule = data.get("rule")
     cases = data.get("case")
@@ -108,37 +148,51 @@ def run_case_file(path: Path, rules: Sequence[Rule]) -> list[CaseResult]:
     known = {r.name for r in rules}
     results: list[CaseResult] = []
     for i, case in enumerate(cases):
+        key = f"case[{i}]"
+        if not isinstance(case, dict):
+            raise RulePackError(f"case key '{key}': expected a table", path=str(path))
         name = str(case.get("name", f"case {i + 1}"))
         where = f"{path}[{name}]"
         if "file" in case:
+            if not isinstance(case["file"], str):
+                raise RulePackError(f"case key '{key}.file': expected a path", path=str(path))
             try:
                 run = read_run(str(path.parent / case["file"]))
             except InputError as exc:
                 raise RulePackError(exc.one_line(), path=str(path)) from None
         elif "shape" in case:
-            run = _run_from_shape(case["shape"], dict(case.get("params", {})), where)
+            params = _shape_params(case["shape"], case.get("params", {}), path, key)
+            run = _run_from_shape(case["shape"], params, where)
         else:
-            raise RulePackError(f"case key 'case[{i}]': give 'shape' or 'file'", path=str(path))
-        expectations = dict(case.get("also", {}))
+            raise RulePackError(f"case key '{key}': give 'shape' or 'file'", path=str(path))
+        also = case.get("also", {})
+        if not isinstance(also, dict):
+            raise RulePackError(
+                f"case key '{key}.also': expected a table of rule = expectation", path=str(path)
+            )
+        expectations: dict[str, object] = dict(also)
         if "expect" in case:
             rule = case.get("rule", default_rule)
             if rule is None:
                 raise RulePackError(
-                    f"case key 'case[{i}].rule': which rule does 'expect' speak of?", path=str(path)
+                    f"case key '{key}.rule': which rule does 'expect' speak of?", path=str(path)
                 )
+            if not isinstance(rule, str):
+                raise RulePackError(f"case key '{key}.rule': expected a rule name", path=str(path))
             expectations[rule] = case["expect"]
-        report = evaluate(run, rules)
         for rule, expected in expectations.items():
             if rule not in known:
-                raise RulePackError(f"case key 'case[{i}]': unknown rule '{rule}'", path=str(path))
-            if expected not in EXPECTATIONS:
+                raise RulePackError(f"case key '{key}': unknown rule '{rule}'", path=str(path))
+            if not isinstance(expected, str) or expected not in EXPECTATIONS:
                 raise RulePackError(
-                    f"case key 'case[{i}]': expectation '{expected}' is not one of "
+                    f"case key '{key}': expectation '{expected}' is not one of "
                     + ", ".join(EXPECTATIONS),
                     path=str(path),
                 )
+        report = evaluate(run, rules)
+        for rule, expected in expectations.items():
             results.append(
-                CaseResult(str(path), name, rule, expected, _worst(report.findings, rule))
+                CaseResult(str(path), name, rule, str(expected), _worst(report.findings, rule))
             )
     return results
 

@@ -297,7 +297,11 @@ def check(
 
     cli_fleet.check_sort(sort)
     rules = select_rules(settings)
-    stdin = sys.stdin.buffer.read() if "-" in paths else None
+    stdin = None
+    if "-" in paths:
+        from lossdoctor.ingest import read_stdin
+
+        stdin = read_stdin(sys.stdin.buffer)
     hints = ColumnHints(**settings.columns) if settings.columns else None
     context = make_context(
         vocab_size=settings.vocab_size,
@@ -520,8 +524,8 @@ def plot_command(
     learning rate, and every finding where it is.  Needs the 'plot' extra."""
     from lossdoctor.reporters import chart
 
-    chart.require_matplotlib()
     rules, hints, context = _live_setup(config, vocab_size)
+    chart.require_matplotlib()
     from lossdoctor.api import diagnose_many
 
     report = diagnose_many(paths, hints=hints, rules=rules, context=context)

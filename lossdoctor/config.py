@@ -16,6 +16,7 @@ from typing import Any
 
 from lossdoctor.engine.schema import SEVERITIES, Level, Rule
 from lossdoctor.errors import ConfigError
+from lossdoctor.safeio import is_regular_file, os_reason
 
 FAIL_ON = ("error", "warning", "info", "never")
 TOP_KEYS = (
@@ -145,8 +146,15 @@ def parse_settings(table: dict[str, Any], *, path: str, base: Path) -> Settings:
     if vocab is not None and (not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 2):
         raise ConfigError("key 'vocab-size': expected a whole number of at least 2", path=path)
     profile = table.get("profile")
-    if profile is not None and not isinstance(profile, str):
-        raise ConfigError("key 'profile': expected a string", path=path)
+    if profile is not None:
+        from lossdoctor.detectors.initial import PROFILES
+
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"key 'profile': expected one of {', '.join(PROFILES)}"
+                + (_hint(profile, list(PROFILES)) if isinstance(profile, str) else ""),
+                path=path,
+            )
     objective = table.get("objective")
     if objective is not None and objective not in OBJECTIVES:
         raise ConfigError(
@@ -175,19 +183,31 @@ def parse_settings(table: dict[str, Any], *, path: str, base: Path) -> Settings:
 def read_config_file(path: Path) -> Settings:
     """Return the settings in ``path``: a ``lossdoctor.toml`` (top-level keys) or a
     ``pyproject.toml`` (``[tool.lossdoctor]``).  Raises :class:`ConfigError`."""
+    data = _load_toml(path)
+    tool = data.get("tool", {})
+    if path.name == "pyproject.toml" or (isinstance(tool, dict) and "lossdoctor" in tool):
+        data = tool.get("lossdoctor", {}) if isinstance(tool, dict) else {}
+    if not isinstance(data, dict):
+        raise ConfigError("key 'tool.lossdoctor': expected a table", path=str(path))
+    return parse_settings(data, path=str(path), base=path.parent)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    """Return the TOML document at ``path``; raise :class:`ConfigError` naming it (and the
+    line of a syntax error) when it cannot be read or is not valid TOML."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()[: 16 << 20].decode("utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError("no such file", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot be read ({exc})", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({os_reason(exc)})", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("cannot be read (not UTF-8 text)", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML ({exc})", path=str(path)) from None
-    if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("lossdoctor", {})
-    elif "tool" in data and "lossdoctor" in data.get("tool", {}):
-        data = data["tool"]["lossdoctor"]
-    return parse_settings(data, path=str(path), base=path.parent)
+    except RecursionError:
+        raise ConfigError("invalid TOML (nested too deeply)", path=str(path)) from None
 
 
 def find_project_config(start: Path) -> Path | None:
@@ -195,15 +215,13 @@ def find_project_config(start: Path) -> Path | None:
     ``[tool.lossdoctor]`` table, in ``start`` or its parents."""
     for folder in (start, *start.parents):
         candidate = folder / "lossdoctor.toml"
-        if candidate.is_file():
+        if is_regular_file(candidate):
             return candidate
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-                continue
-            if "lossdoctor" in data.get("tool", {}):
+        if is_regular_file(pyproject):
+            data = _load_toml(pyproject)
+            tool = data.get("tool", {})
+            if isinstance(tool, dict) and "lossdoctor" in tool:
                 return pyproject
     return None
 
@@ -264,12 +282,15 @@ def apply_settings(rules: list[Rule], settings: Settings, detectors: dict[str, A
             continue
         override = found
         spec = detectors[rule.detector]
-        for key in override.params:
+        for key, value in override.params.items():
             if key not in spec.params:
                 hint = _hint(key, list(spec.params))
                 raise ConfigError(
                     f"key 'rules.{rule.name}.params.{key}': not a parameter{hint}", path=path
                 )
+            problem = spec.param_problem(key, value)
+            if problem is not None:
+                raise ConfigError(f"key 'rules.{rule.name}.params.{key}': {problem}", path=path)
         for key in override.thresholds:
             if key not in rule.thresholds:
                 hint = _hint(key, list(rule.thresholds))

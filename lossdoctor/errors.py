@@ -29,9 +29,18 @@ class LossdoctorError(Exception):
         """Return the error as one line: ``path:line: message`` (path and line when known)."""
         where = ""
         if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
+            path = printable(self.path)
+            where = f"{path}:{self.line}: " if self.line is not None else f"{path}: "
         text = " ".join(self.message.split())
         return f"{where}{text}"
+
+
+def printable(name: str) -> str:
+    """Return ``name`` with control characters (a newline in a file name) escaped, so it
+    prints on one line: ``a\\nb.csv``."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 class InputError(LossdoctorError):

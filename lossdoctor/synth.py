@@ -7,6 +7,7 @@ curve.  :func:`make` builds a named shape as a dict of series for case files.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -296,6 +297,16 @@ _SHAPES: dict[str, Callable[..., Any]] = {
 def shapes() -> list[str]:
     """Return the names of the shapes :func:`make` knows."""
     return sorted(_SHAPES)
+
+
+def shape_params(shape: str) -> dict[str, type]:
+    """Return the parameters of ``shape`` and their types (int or float), in order."""
+    func = _SHAPES[shape]
+    annotations = inspect.get_annotations(func, eval_str=True)
+    return {
+        name: int if annotations.get(name) is int else float
+        for name in inspect.signature(func).parameters
+    }
 
 
 def make(shape: str, **params: Any) -> Series3:

@@ -72,6 +72,19 @@ class DetectorSpec:
     context: frozenset[str]
     params: dict[str, Any]
     fields: tuple[str, ...]
+    #: Per tunable: (type, lowest, highest) a rule or configuration may set.
+    bounds: dict[str, tuple[type, float, float]] = field(default_factory=dict)
+
+    def param_problem(self, key: str, value: object) -> str | None:
+        """Return why ``value`` cannot be tunable ``key`` (wrong type, out of range), or None."""
+        kind, low, high = self.bounds.get(key, (float, 0.0, DEFAULT_PARAM_MAX))
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected {'a whole number' if kind is int else 'a number'}"
+        if kind is int and not isinstance(value, int):
+            return "expected a whole number"
+        if not low <= value <= high:
+            return f"expected a number from {low:g} to {high:g}"
+        return None
 
 
 DETECTORS: dict[str, DetectorSpec] = {}
@@ -80,10 +93,16 @@ DETECTORS: dict[str, DetectorSpec] = {}
 #: ``chance_loss`` (nats, ln of the vocabulary or class count), ``profile`` and
 #: ``objective`` (what the loss optimises: ``dpo``, ``grpo``, ...; None = a likelihood).
 CONTEXT_PARAMS = frozenset({"chance_loss", "profile", "objective"})
+#: The largest value a tunable may take unless its detector says otherwise.
+DEFAULT_PARAM_MAX = 1e6
 
 
-def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Return a decorator that registers a detector under ``name``."""
+def register_detector(
+    name: str, *, ranges: dict[str, tuple[float, float]] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a decorator that registers a detector under ``name``; ``ranges`` gives the
+    (lowest, highest) value of tunables that may not take any value from 0 to
+    :data:`DEFAULT_PARAM_MAX`."""
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func)
@@ -97,6 +116,10 @@ def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[...,
             name for name in inputs if type(None) in typing.get_args(annotations.get(name))
         )
         fields = tuple(f.name for f in dataclasses.fields(result_type) if f.name != "evidence")
+        bounds: dict[str, tuple[type, float, float]] = {}
+        for key in params:
+            low, high = (ranges or {}).get(key, (0.0, DEFAULT_PARAM_MAX))
+            bounds[key] = (int if annotations.get(key) is int else float, low, high)
 
         @functools.wraps(func)
         def quiet(*args: Any, **kwargs: Any) -> Any:
@@ -104,7 +127,9 @@ def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[...,
             with np.errstate(all="ignore"):
                 return func(*args, **kwargs)
 
-        DETECTORS[name] = DetectorSpec(name, quiet, inputs, optional, context, params, fields)
+        DETECTORS[name] = DetectorSpec(
+            name, quiet, inputs, optional, context, params, fields, bounds
+        )
         return quiet
 
     return wrap

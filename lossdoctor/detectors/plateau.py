@@ -25,7 +25,7 @@ class Plateau:
     evidence: Evidence
 
 
-@register_detector("plateau")
+@register_detector("plateau", ranges={"band_share": (0.0, 1.0)})
 def plateau(
     series: SeriesView, lr: SeriesView | None = None, *, band_share: float = 0.1
 ) -> Plateau:

@@ -46,7 +46,7 @@ def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
     return Spikes(0, 0, 1.0, 0.0, rate, nan, True, True, 0, False, 0.0, nan, evidence)
 
 
-@register_detector("spikes")
+@register_detector("spikes", ranges={"tail_quantile": (0.0, 1.0)})
 def spikes(
     series: SeriesView,
     lr: SeriesView | None = None,

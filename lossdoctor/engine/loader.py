@@ -44,7 +44,10 @@ ALLOWED_KEYS = frozenset(
 REQUIRED_KEYS = ("code", "name", "group", "summary", "detector", "levels", "fixes", "docs")
 _CODE = re.compile(r"^[A-Z]{2,6}[0-9]{3}$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^{}]*)?\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
+_NUMBER_IN_SPEC = re.compile(r"\d+")
+#: The widest field and the most digits a message placeholder may ask for (``{x:>12.3f}``).
+MAX_FORMAT_WIDTH = 100
 
 
 def builtin_rules_dir() -> Path:
@@ -186,10 +189,17 @@ def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
     texts = [(f"levels[{i}].message", lv.message) for i, lv in enumerate(rule.levels)]
     texts += [(f"causes[{i}].evidence", c.evidence) for i, c in enumerate(rule.causes)]
     for key, text in texts:
-        for name in _PLACEHOLDER.findall(text):
+        for name, fmt in _PLACEHOLDER.findall(text):
             if name not in known:
                 raise _fail(
                     path, key, f"unknown placeholder '{{{name}}}'{_suggest(name, sorted(known))}"
+                )
+            if any(int(n) > MAX_FORMAT_WIDTH for n in _NUMBER_IN_SPEC.findall(fmt[:20])):
+                raise _fail(
+                    path,
+                    key,
+                    f"placeholder '{{{name}:{fmt[:20]}}}' asks for more than "
+                    f"{MAX_FORMAT_WIDTH} characters",
                 )
 
 
@@ -265,13 +275,16 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise _fail(path, "params", "must be a table")
-    for key in params:
+    for key, value in params.items():
         if key not in spec.params:
             raise _fail(
                 path,
                 f"params.{key}",
                 f"not a parameter of '{detector}'{_suggest(key, sorted(spec.params))}",
             )
+        problem = spec.param_problem(key, value)
+        if problem is not None:
+            raise _fail(path, f"params.{key}", problem)
     thresholds = data.get("thresholds", {})
     if not isinstance(thresholds, dict) or not all(
         isinstance(v, int | float | bool) for v in thresholds.values()

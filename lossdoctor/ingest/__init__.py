@@ -8,13 +8,12 @@ input) works for every text format.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import stat
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest import delimited
@@ -23,6 +22,18 @@ from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited
 from lossdoctor.ingest.jsonl_bulk import BULK_MIN_BYTES, read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
 from lossdoctor.model import FileNote, Run
+from lossdoctor.safeio import (
+    GZIP_MAGIC,
+    SNIFF_BYTES,
+    SQLITE_MAGIC,
+    JSONTooDeep,
+    gunzip_capped,
+    json_loads,
+    read_head,
+    read_stream,
+    read_whole,
+    stat_input,
+)
 
 __all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs", "read_source"]
 
@@ -31,42 +42,12 @@ BINARY_PROBE_BYTES = 8192
 #: Bytes looked at to tell a table from other text (a table in a file larger than
 #: SMALL_TABLE_BYTES is streamed to the parser rather than loaded whole).
 HEAD_BYTES = 1 << 16
-_GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+PARQUET_MAGIC = b"PAR1"
 #: Lines the sniffing of a whole text looks at (metric file: 50, table layout: 60).
 HEAD_LINES_LOOKED_AT = 64
 #: Characters before the end of a head where a JSON error is not trusted to be final.
 JSON_LOOKAHEAD = 64
-
-
-def _stat(path: Path, source: str) -> os.stat_result:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        raise InputError("no such file or folder", path=source) from None
-    except OSError as exc:
-        raise InputError(exc.strerror or "cannot be read", path=source) from None
-
-
-def _load(path: Path, source: str) -> bytes:
-    """Return the bytes of the file at ``path``; raise :class:`InputError` if unreadable."""
-    mode = _stat(path, source).st_mode
-    if not stat.S_ISREG(mode):
-        raise InputError("is not a regular file (pipe or device): use '-' for a pipe", path=source)
-    if not os.access(path, os.R_OK):
-        raise InputError("permission denied", path=source)
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(exc.strerror or "cannot be read", path=source) from None
-
-
-def _gunzip(data: bytes, source: str) -> bytes:
-    if not data.startswith(_GZIP_MAGIC):
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error):
-        raise InputError("corrupt gzip file", path=source) from None
 
 
 def _check_text(data: bytes, source: str) -> None:
@@ -76,6 +57,36 @@ def _check_text(data: bytes, source: str) -> None:
         raise NotALogError("file is empty", path=source)
     if b"\x00" in probe:
         raise NotALogError("binary file, not a loss log", path=source)
+
+
+def _from_utf16(data: bytes, source: str) -> bytes:
+    """Return UTF-16 text (with its byte-order mark, as Windows PowerShell writes it)
+    re-encoded as UTF-8; other data unchanged."""
+    if data[:2] not in _UTF16_BOMS:
+        return data
+    try:
+        return data.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("invalid UTF-16 text", path=source) from None
+
+
+def read_stdin(stream: BinaryIO, source: str = "-") -> bytes:
+    """Return the bytes of a log piped to ``stream``; a binary stream is refused from its
+    first bytes, a text one read up to :data:`~lossdoctor.safeio.MAX_WHOLE_BYTES`.
+
+    Raises :class:`InputError` naming ``source``.
+    """
+    head = bytes(stream.read(SNIFF_BYTES))
+    if not _may_be_binary(head) and b"\x00" in head[:BINARY_PROBE_BYTES]:
+        raise NotALogError("binary file, not a loss log", path=source)
+    return read_stream(stream, source, head=head)
+
+
+def _may_be_binary(head: bytes) -> bool:
+    """Return True when ``head`` starts a format that holds NUL bytes legitimately."""
+    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+
+    return head.startswith(GZIP_MAGIC) or head[:2] in _UTF16_BOMS or looks_like_tfrecord(head)
 
 
 def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
@@ -89,7 +100,7 @@ def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
         return None
     if complete:
         try:
-            json.loads(text)
+            json_loads(text)
         except ValueError:
             pass
         else:
@@ -111,7 +122,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         scalars_to_run,
     )
 
-    data = _gunzip(data, source)
+    data = _from_utf16(gunzip_capped(data, source), source)
     if looks_like_tfrecord(data):
         scalars = EventScalars()
         read_event_bytes(data, scalars, source=source)
@@ -142,7 +153,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
         if not opens_json(head):
             return _read_text(text, source=source, hints=hints)
         try:
-            obj = json.loads(text)
+            obj = json_loads(text)
         except ValueError as exc:
             first_line = head.split("\n", 1)[0].strip()
             if _is_json_object(first_line):
@@ -157,7 +168,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
             return read_jsonl(text, source=source, hints=hints)
         return read_json(obj, source=source, hints=hints)
     try:
-        scalar = json.loads(text)
+        scalar = json_loads(text)
     except ValueError:
         pass
     else:
@@ -210,7 +221,9 @@ def _plain_text_head(head: str) -> bool:
     if not stripped or stripped[:1] in ("{", "[") or head.count("\n") <= HEAD_LINES_LOOKED_AT:
         return False
     try:
-        json.loads(head)
+        json_loads(head)
+    except JSONTooDeep:
+        return False
     except json.JSONDecodeError as exc:
         if exc.pos + JSON_LOOKAHEAD >= len(head):
             return False  # failed near the cut: the whole text might still be JSON
@@ -227,7 +240,7 @@ def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:
 
 def _is_json_object(line: str) -> bool:
     try:
-        return isinstance(json.loads(line), dict)
+        return isinstance(json_loads(line), dict)
     except ValueError:
         return False
 
@@ -255,7 +268,7 @@ def read_source(
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """
-    if data is None and stat.S_ISDIR(_stat(Path(source), source).st_mode):
+    if data is None and stat.S_ISDIR(stat_input(Path(source), source).st_mode):
         from lossdoctor.ingest.walk import walk_folder
 
         found = walk_folder(
@@ -280,24 +293,24 @@ def read_runs(
     if data is not None:
         return [read_bytes(data, source=source, hints=hints)]
     path = Path(source)
-    info = _stat(path, source)
+    info = stat_input(path, source)
     if stat.S_ISDIR(info.st_mode):
         from lossdoctor.ingest.runfolder import read_folder
 
         return read_folder(path, source=source, hints=hints, run=run)
-    streamed = _read_streamed_table(path, info, source=source, hints=hints)
-    if streamed is not None:
-        return [streamed]
-    raw = _load(path, source)
-    if raw.startswith(b"SQLite format 3\x00"):
+    head = read_head(path, source)
+    if head.startswith(SQLITE_MAGIC):
         from lossdoctor.ingest.mlflow import read_sqlite
 
         return read_sqlite(path, source=source, hints=hints, run=run)
-    if raw.startswith(b"PAR1"):
+    if head.startswith(PARQUET_MAGIC):
         from lossdoctor.ingest.trackio import read_trackio_parquet
 
         return read_trackio_parquet(path, source=source, hints=hints, run=run)
-    one = read_bytes(raw, source=source, hints=hints)
+    streamed = _read_streamed_table(path, info, head, source=source, hints=hints)
+    if streamed is not None:
+        return [streamed]
+    one = read_bytes(read_whole(path, source), source=source, hints=hints)
     if one.reader == "hf-trainer-state":
         from lossdoctor.ingest.metadata import vocab_from_config, with_vocab
 
@@ -306,23 +319,19 @@ def read_runs(
 
 
 def _read_streamed_table(
-    path: Path, info: os.stat_result, *, source: str, hints: ColumnHints | None
+    path: Path, info: os.stat_result, head: bytes, *, source: str, hints: ColumnHints | None
 ) -> Run | None:
-    """Return the run of a large plain delimited file (``info``: its stat), parsed straight
-    from its path (never loaded whole), or None when the file is small, compressed, binary
-    or not a table."""
-    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+    """Return the run of a large plain delimited file (``info``: its stat, ``head``: its
+    first bytes), parsed straight from its path (never loaded whole), or None when the file
+    is small, compressed or not a table.
 
-    if not stat.S_ISREG(info.st_mode) or info.st_size <= delimited.SMALL_TABLE_BYTES:
+    Raises :class:`InputError` for a binary file, found from ``head`` alone.
+    """
+    if _may_be_binary(head):
         return None
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except OSError:
-        return None  # _load says why
-    if head.startswith(_GZIP_MAGIC) or b"\x00" in head[:BINARY_PROBE_BYTES]:
-        return None
-    if looks_like_tfrecord(head):
+    if b"\x00" in head[:BINARY_PROBE_BYTES]:
+        raise NotALogError("binary file, not a loss log", path=source)
+    if info.st_size <= delimited.SMALL_TABLE_BYTES:
         return None
     layout = _table_layout(head, complete=False)
     if layout is None:

@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lossdoctor.errors import InputError
+from lossdoctor.safeio import is_regular_file, os_reason
+
 #: Folders below the one given that are searched at the most.
 MAX_DEPTH = 8
 #: Sub-folder names TensorBoard-style loggers use for one split of one run.
@@ -39,14 +42,36 @@ class RunUnit:
 Tree = list[tuple[Path, list[str], list[str]]]
 
 
-def walk_tree(top: Path) -> Tree:
+def walk_tree(top: Path, unreadable: list[Path] | None = None) -> Tree:
     """Return (folder, sub-folders, files) for ``top`` and the folders below it, in path
-    order; hidden folders are left out, symbolic links to folders are not followed
-    (no loops), and the walk stops ``MAX_DEPTH`` folders down."""
+    order; hidden folders are left out, symbolic links to folders are followed once each
+    (a symlink loop ends), and the walk stops ``MAX_DEPTH`` folders down.  Folders that
+    cannot be listed go to ``unreadable``.
+
+    Raises :class:`InputError` when ``top`` itself cannot be listed (permission denied).
+    """
     out = []
     base_depth = len(top.parts)
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+    seen: set[tuple[int, int]] = set()
+
+    def failed(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else top
+        if where == top:
+            raise InputError(os_reason(exc), path=str(top))
+        if unreadable is not None:
+            unreadable.append(where)
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=failed, followlinks=True):
         here = Path(dirpath)
+        try:
+            info = here.stat()
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen:  # reached again through a symlink
+            dirnames[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if len(here.parts) - base_depth >= MAX_DEPTH:
             dirnames[:] = []
@@ -61,6 +86,11 @@ def _under(path: Path, roots: list[Path]) -> bool:
 def find_runs(top: Path, tree: Tree | None = None) -> list[RunUnit]:
     """Return the runs under ``top`` (``tree``: its :func:`walk_tree`), in path order."""
     tree = walk_tree(top) if tree is None else tree
+    # only regular files make runs (a FIFO or a link to /dev/zero named metrics.csv would
+    # block or read forever); the walk notes the others as skipped
+    tree = [
+        (here, dirs, [f for f in files if is_regular_file(here / f)]) for here, dirs, files in tree
+    ]
     units: list[RunUnit] = []
 
     # Hugging Face: output_dir/trainer_state.json or output_dir/checkpoint-N/trainer_state.json

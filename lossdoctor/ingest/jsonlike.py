@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -15,6 +14,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Table, coerce_objects, table_to_run, tensorboard_export_run
 from lossdoctor.model import Run
+from lossdoctor.safeio import json_loads
 
 #: Keys of the Hugging Face Trainer's end-of-training summary entry (not a curve point).
 HF_SUMMARY_KEYS = frozenset({"train_runtime", "train_samples_per_second", "total_flos"})
@@ -48,7 +48,7 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
         if not stripped:
             continue
         try:
-            obj = json.loads(stripped)
+            obj = json_loads(stripped)
         except ValueError:
             obj = None
         if not isinstance(obj, dict):

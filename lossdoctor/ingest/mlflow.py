@@ -13,6 +13,7 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import FloatArray, Run
+from lossdoctor.safeio import read_whole, sqlite_uri
 
 #: A metric file line: ``<timestamp_ms> <value> <step>`` (old files omit the step).
 METRIC_LINE = re.compile(r"^\s*(\d+)\s+(\S+)(?:\s+(-?\d+))?\s*$")
@@ -66,10 +67,7 @@ def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None
     columns: dict[str, tuple[FloatArray, FloatArray]] = {}
     for path in sorted(p for p in metrics.rglob("*") if p.is_file()):
         key = path.relative_to(metrics).as_posix()
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise InputError(exc.strerror or "cannot be read", path=str(path)) from None
+        text = read_whole(path, str(path)).decode("utf-8", errors="replace")
         columns[key] = parse_metric_text(text, source=str(path))
     if not columns:
         raise InputError("MLflow run has no metrics", path=source)
@@ -94,7 +92,7 @@ def read_sqlite(
     Raises :class:`InputError` when the file is not such a store or ``run`` matches none.
     """
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(sqlite_uri(path), uri=True)
     except sqlite3.Error as exc:
         raise InputError(f"cannot open SQLite database ({exc})", path=source) from None
     try:
@@ -103,9 +101,12 @@ def read_sqlite(
         if is_trackio(_tables(conn)):
             return read_trackio_db(conn, source=source, hints=hints, run=run)
         try:
-            names = dict(
-                conn.execute("SELECT run_uuid, COALESCE(name, run_uuid) FROM runs").fetchall()
-            )
+            names = {
+                str(run_id): str(name)
+                for run_id, name in conn.execute(
+                    "SELECT run_uuid, COALESCE(name, run_uuid) FROM runs"
+                ).fetchall()
+            }
             rows = conn.execute(
                 "SELECT run_uuid, key, step, value, is_nan FROM metrics "
                 "ORDER BY run_uuid, key, timestamp, step"
@@ -115,12 +116,17 @@ def read_sqlite(
     finally:
         conn.close()
     by_run: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    skipped = 0
     for run_id, key, step, value, is_nan in rows:
-        series = by_run.setdefault(run_id, {}).setdefault(key, ([], []))
-        number = float("nan") if is_nan else float(value)
+        step_number = _db_number(step if step is not None else 0)
+        number = float("nan") if is_nan else _db_number(value)
+        if step_number is None or number is None:
+            skipped += 1
+            continue
         if abs(number) >= _FLOAT_MAX:
             number = float("inf") if number > 0 else float("-inf")
-        series[0].append(float(step or 0))
+        series = by_run.setdefault(str(run_id), {}).setdefault(str(key), ([], []))
+        series[0].append(step_number)
         series[1].append(number)
     wanted = sorted(by_run, key=lambda r: str(names.get(r, r)))
     if run is not None:
@@ -137,5 +143,16 @@ def read_sqlite(
             for key, (s, v) in by_run[run_id].items()
         }
         label = source if len(wanted) == 1 else f"{source}#{names.get(run_id, run_id)}"
-        runs.append(series_run(columns, source=label, reader="mlflow-sqlite", hints=hints))
+        found = series_run(columns, source=label, reader="mlflow-sqlite", hints=hints)
+        if skipped:
+            note = f"{skipped} metric rows whose step or value is not a number were skipped"
+            found = Run(found.source, found.reader, found.series, (*found.notes, note))
+        runs.append(found)
     return runs
+
+
+def _db_number(cell: object) -> float | None:
+    """Return the float a database cell holds, or None for NULL, text or blobs."""
+    if isinstance(cell, int | float) and not isinstance(cell, bool):
+        return float(cell)
+    return None

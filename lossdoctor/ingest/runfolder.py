@@ -9,6 +9,7 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.folders import RunUnit
 from lossdoctor.model import Run
+from lossdoctor.safeio import read_whole
 
 #: A run read from a folder (or why it could not be), its label and the files it used.
 UnitPart = tuple[Run | InputError, str, list[Path]]
@@ -89,10 +90,7 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
     from lossdoctor.ingest import read_bytes
 
     path = unit.files[0]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(exc.strerror or "cannot be read", path=str(path)) from None
+    data = read_whole(path, str(path))
     run = read_bytes(data, source=label, hints=hints)
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
     return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))

@@ -504,7 +504,7 @@ def tensorboard_export_run(
     notes: list[str] = []
     wall_values = walls.values if walls is not None else np.full(steps.values.shape, np.nan)
     found = sessions(wall_values, steps.values, values.values)
-    if found.note or (np.diff(steps.values) < 0).any():
+    if found.note or (steps.values[1:] < steps.values[:-1]).any():
         order = found.order
         steps = Column(found.steps, steps.present[order], steps.garbage)
         values = Column(values.values[order], values.present[order], values.garbage)

@@ -28,6 +28,7 @@ from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
+from lossdoctor.safeio import parse_int
 
 NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
 _NUM_RE = re.compile(rf"^(?:{NUM})$")
@@ -138,18 +139,18 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
         values = {k: v for k, v in numbers.items() if v is not None}
         return ParsedLine(dict(values), "hf-printed")
     if m := _KERAS_EPOCH.match(stripped):
-        state.keras_epoch = int(m.group(1))
+        state.keras_epoch = parse_int(m.group(1))
         return None
     values = _generic(stripped)
     dialect = "generic"
     is_val = False
-    if m := _MM_EPOCH.search(stripped):
-        epoch, it, per_epoch = int(m.group(2)), int(m.group(3)), int(m.group(4))
-        values["step"] = (
-            float((epoch - 1) * per_epoch + it) if m.group(1) != "val" else float(epoch)
-        )
+    mm_epoch = _MM_EPOCH.search(stripped)
+    counters = [parse_int(g) for g in mm_epoch.groups()[1:]] if mm_epoch else []
+    if mm_epoch and None not in counters:
+        epoch, it, per_epoch = (int(c or 0) for c in counters)
+        is_val = mm_epoch.group(1) == "val"
+        values["step"] = float(epoch) if is_val else float((epoch - 1) * per_epoch + it)
         values["epoch"] = float(epoch)
-        is_val = m.group(1) == "val"
         dialect = "mmengine"
     elif m := _MM_ITER.search(stripped):
         values["step"] = float(m.group(2))

@@ -23,6 +23,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
+from lossdoctor.safeio import read_whole
 
 #: TFRecord header: uint64 length + uint32 masked CRC of the length.
 HEADER_BYTES = 12
@@ -499,10 +500,7 @@ def read_event_files(paths: list[Path], *, prefixes: list[str] | None = None) ->
     )
     for i in order:
         path = paths[i]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(exc.strerror or "cannot be read", path=str(path)) from None
+        data = read_whole(path, str(path))
         part = EventScalars(records=scalars.records)
         read_event_bytes(data, part, source=str(path))
         scalars.records = part.records

@@ -20,6 +20,7 @@ from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.folders import claimed_files, find_runs, walk_tree
 from lossdoctor.model import FileNote, Run
+from lossdoctor.safeio import os_reason
 
 #: Suffixes of files that are never loss logs (weights, images, code, documents, configs).
 NOT_LOG_SUFFIXES = frozenset(
@@ -61,7 +62,7 @@ def _probe(path: Path) -> str | None:
     except FileNotFoundError:
         return "broken link"
     except OSError as exc:
-        return exc.strerror or "cannot be read"
+        return os_reason(exc)
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
     if info.st_size == 0:
@@ -70,7 +71,7 @@ def _probe(path: Path) -> str | None:
         with path.open("rb") as handle:
             head = handle.read(PROBE_BYTES)
     except OSError as exc:
-        return exc.strerror or "cannot be read"
+        return os_reason(exc)
     from lossdoctor.ingest.tfevents import looks_like_tfrecord
 
     if b"\x00" in head and not head.startswith(BINARY_LOG_MAGIC) and not looks_like_tfrecord(head):
@@ -95,9 +96,10 @@ def walk_folder(
     """
     from lossdoctor.ingest.runfolder import read_unit
 
-    tree = walk_tree(top)
+    unreadable: list[Path] = []
+    tree = walk_tree(top, unreadable)
     units = find_runs(top, tree)
-    files: list[FileNote] = []
+    files = [FileNote(_label(top, source, p), "skipped", "permission denied") for p in unreadable]
     claimed: dict[Path, str] = {}
     own = {path for unit in units for path in unit.files}
     for unit in units:

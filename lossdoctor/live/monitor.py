@@ -191,7 +191,7 @@ class LiveMonitor:
             steps, values = self.buffers[name].arrays()
             if steps.size:
                 order = np.argsort(steps, kind="stable")
-                if (np.diff(steps) < 0).any():
+                if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
             series[role] = Series(role=role, column=name, steps=steps, values=values)
         used = ", ".join(f"{r}={n}" for r, n in roles.items())
