@@ -149,7 +149,7 @@ def parse_settings(table: dict[str, Any], *, path: str, base: Path) -> Settings:
     if profile is not None:
         from lossdoctor.detectors.initial import PROFILES
 
-        if profile not in PROFILES:
+        if not isinstance(profile, str) or profile not in PROFILES:
             raise ConfigError(
                 f"key 'profile': expected one of {', '.join(PROFILES)}"
                 + (_hint(profile, list(PROFILES)) if isinstance(profile, str) else ""),

@@ -191,7 +191,7 @@ def gunzip_capped(data: bytes, source: str) -> bytes:
     if not data.startswith(GZIP_MAGIC):
         return data
     cap = inflate_cap(len(data))
-    out: list[bytes] = []
+    out = bytearray()
     total = 0
     rest = data
     try:
@@ -207,7 +207,7 @@ def gunzip_capped(data: bytes, source: str) -> bytes:
                         "its size): refused as a decompression bomb",
                         path=source,
                     )
-                out.append(chunk)
+                out += chunk
                 pending = inflater.unconsumed_tail
             if not inflater.eof:
                 raise InputError("corrupt gzip file (truncated)", path=source)
@@ -216,7 +216,7 @@ def gunzip_capped(data: bytes, source: str) -> bytes:
                 break  # trailing garbage after the last member, as gzip(1) ignores
     except zlib.error:
         raise InputError("corrupt gzip file", path=source) from None
-    return b"".join(out)
+    return bytes(out)
 
 
 class JSONTooDeep(ValueError):

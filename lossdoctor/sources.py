@@ -148,15 +148,20 @@ def _why_nothing(fs: Any, pattern: str) -> str:
 
 
 def fetch(url: str) -> bytes:
-    """Return the bytes of the object at ``url``, read in blocks of :data:`BLOCK_BYTES`.
+    """Return the bytes of the object at ``url``, read in blocks of :data:`BLOCK_BYTES`, at
+    most :data:`~lossdoctor.safeio.MAX_WHOLE_BYTES` of them.
 
     Raises :class:`InputError` naming ``url`` on any network, permission or missing-object
     failure.
     """
+    from lossdoctor.safeio import MAX_WHOLE_BYTES, read_bounded, too_large
+
     fs, path = _filesystem(url)
     try:
         with fs.open(path, "rb", block_size=BLOCK_BYTES) as handle:
-            data: bytes = handle.read()
+            data = read_bounded(handle, MAX_WHOLE_BYTES)
     except Exception as exc:  # fsspec backends raise their own exception types
         raise InputError(_failure(exc), path=url) from None
+    if len(data) > MAX_WHOLE_BYTES:
+        raise InputError(too_large(len(data), MAX_WHOLE_BYTES, at_least=True), path=url)
     return data

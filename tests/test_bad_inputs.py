@@ -467,8 +467,16 @@ def _expected_fixtures() -> dict[str, dict[str, object]]:
 
 def _fixture_kind(name: str, spec: dict[str, object]) -> Builder:
     def build(d: Path) -> Case:
-        target = write(d / name, (BAD / name).read_bytes())
-        return check(target, int(spec["code"]), str(spec.get("message", "")))  # type: ignore[call-overload]
+        data = (BAD / name).read_bytes()
+        code, message = int(spec["code"]), str(spec.get("message", ""))  # type: ignore[call-overload]
+        if spec.get("as") == "config":
+            path = _config(d, data.decode())
+            return Case(["check", "log.csv"], code, message, named=str(path), cwd=d)
+        if spec.get("as") == "rule":
+            path = write(d / "pack" / name, data)
+            _config(d, 'rule-paths = ["pack"]\n')
+            return Case(["check", "log.csv"], code, message, named=str(path), cwd=d)
+        return check(write(d / name, data), code, message)
 
     return build
 

@@ -157,9 +157,7 @@ def _causes(
         unknown = set(item) - {"title", "why", "when", "evidence", "fixes"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
-        when = item.get("when", [])
-        if isinstance(when, str):
-            when = [when]
+        when = _texts(item.get("when", []), path, f"{key}.when", "a list of conditions")
         conditions = []
         for text in when:
             try:
@@ -178,10 +176,19 @@ def _causes(
                 why=str(item.get("why", "")).strip(),
                 when=tuple(conditions),
                 evidence=str(item.get("evidence", "")).strip(),
-                fixes=tuple(str(f) for f in item.get("fixes", [])),
+                fixes=_texts(item.get("fixes", []), path, f"{key}.fixes", "a list of fix titles"),
             )
         )
     return tuple(causes)
+
+
+def _texts(value: object, path: Path, key: str, what: str) -> tuple[str, ...]:
+    """Return ``value`` (a string or a list of strings) as a tuple of strings."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, key, f"must be {what}")
+    return tuple(value)
 
 
 def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
@@ -209,7 +216,7 @@ EMITTERS = ("compare", "watch")
 
 def _emitted_by(data: dict[str, Any], path: Path) -> str:
     value = data.get("emitted_by", "")
-    if value and value not in EMITTERS:
+    if value and (not isinstance(value, str) or value not in EMITTERS):
         raise _fail(path, "emitted_by", f"must be one of {', '.join(EMITTERS)}")
     return str(value)
 
@@ -324,7 +331,9 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
             what=docs_raw["what"].strip(),
             why=docs_raw["why"].strip(),
             problems=str(docs_raw.get("problems", "")).strip(),
-            references=tuple(str(r) for r in docs_raw.get("references", [])),
+            references=_texts(
+                docs_raw.get("references", []), path, "docs.references", "a list of strings"
+            ),
         ),
         supersedes=tuple(supersedes),
         causes=_causes(data, path, set(spec.fields), thresholds),
