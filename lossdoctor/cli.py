@@ -90,16 +90,25 @@ def _refuse_overwrite(
     outputs: list[tuple[str, str | None]], inputs: list[str], plot: str | None = None
 ) -> None:
     """Raise a usage error when a report or chart path is one of the input files."""
-    given = {Path(p).resolve(): p for p in inputs if p != "-"}
+    given = {_real_path(p): p for p in inputs if p != "-"}
     targets = [(f"{name} report", path) for name, path in outputs if path is not None]
     targets += [("chart", plot)] if plot is not None else []
     for what, path in targets:
         assert path is not None
-        if Path(path).resolve() in given:
+        if _real_path(path) in given:
             raise LossdoctorError(
                 f"refusing to write the {what} over the input file (give another path)",
                 path=path,
             )
+
+
+def _real_path(path: str) -> str:
+    """Return ``path`` with symlinks resolved as far as they go (a symlink loop or an odd
+    name is left for the reader to report)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
 
 
 def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
