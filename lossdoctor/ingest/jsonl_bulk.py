@@ -19,6 +19,7 @@ from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.model import Run
+from lossdoctor.safeio import json_loads
 
 if TYPE_CHECKING:
     import polars as pl
@@ -124,7 +125,7 @@ def _first_seen(data: bytes, names: set[str]) -> list[str] | None:
         end = data.find(b"\n", start)
         line = data[start:] if end < 0 else data[start:end]
         try:
-            obj = json.loads(line)
+            obj = json_loads(line)
         except ValueError:
             return None
         if not isinstance(obj, dict):

@@ -20,6 +20,7 @@ from lossdoctor.ingest.jsonlike import records_table
 from lossdoctor.ingest.table import table_to_run
 from lossdoctor.ingest.textlog import NUM
 from lossdoctor.model import Run
+from lossdoctor.safeio import parse_int
 
 _TQDM = re.compile(r"^\s*Epoch (\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]\s*$")
 _RICH = re.compile(r"^\s*Epoch (\d+)/\d+\s+\S*\s+(\d+)/(\d+)\s+[\d:]+\s+•\s+\S+\s+\S+\s*(.*)$")
@@ -34,7 +35,10 @@ def _match(line: str) -> tuple[int, int, int, str] | None:
     m = _TQDM.match(line) or _RICH.match(line)
     if m is None:
         return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+    epoch, done, total = (parse_int(m.group(i)) for i in (1, 2, 3))
+    if epoch is None or done is None or total is None:
+        return None  # counters of thousands of digits: not a progress bar
+    return epoch, done, total, m.group(4)
 
 
 def looks_like_progress_bar(text: str) -> bool:
