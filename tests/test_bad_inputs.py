@@ -309,7 +309,7 @@ def _mlflow_store(d: Path) -> Case:
     run = d / "mlruns" / "0" / "abc"
     write(run / "meta.yaml", "run_id: abc\n")
     write(run / "metrics" / "loss", "1700000000 0.5 0\n1700000001 oops 1\n")
-    return check(d / "mlruns", 2, "is not a number", named=str(run / "metrics" / "loss"))
+    return check(d / "mlruns", 2, "'oops' is not a number")
 
 
 # --- folders -----------------------------------------------------------------------------
