@@ -83,10 +83,17 @@ def read_stdin(stream: BinaryIO, source: str = "-") -> bytes:
 
 
 def _may_be_binary(head: bytes) -> bool:
-    """Return True when ``head`` starts a format that holds NUL bytes legitimately."""
+    """Return True when ``head`` starts a format that holds NUL bytes legitimately (gzip,
+    UTF-16, TFRecord, a W&B or SwanLab run file)."""
+    from lossdoctor.ingest.leveldblog import log_ident
     from lossdoctor.ingest.tfevents import looks_like_tfrecord
 
-    return head.startswith(GZIP_MAGIC) or head[:2] in _UTF16_BOMS or looks_like_tfrecord(head)
+    return (
+        head.startswith(GZIP_MAGIC)
+        or head[:2] in _UTF16_BOMS
+        or looks_like_tfrecord(head)
+        or log_ident(head) is not None
+    )
 
 
 def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
