@@ -53,6 +53,12 @@ def sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessio
     if n < 2 or not np.isfinite(walls).all():
         order = np.argsort(steps, kind="stable")
         return Sessions(order, steps[order], "")
+    with np.errstate(over="ignore", invalid="ignore"):  # steps of +-1e308: inf gaps are fine
+        return _sessions(walls, steps, values)
+
+
+def _sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessions:
+    n = steps.shape[0]
     order = np.argsort(walls, kind="stable")
     wall, step, value = walls[order], steps[order].astype(np.float64), values[order]
     gaps = np.diff(wall)

@@ -30,7 +30,7 @@ from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 from lossdoctor.safeio import parse_int
 
-NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
+NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
 _NUM_RE = re.compile(rf"^(?:{NUM})$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PREFIXES = (
