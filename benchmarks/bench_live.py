@@ -206,9 +206,9 @@ def million() -> None:
         started = time.perf_counter()
         with log.open("rb") as source:
             proc = subprocess.run([*LD, "watch", "-"], stdin=source, capture_output=True, env=ENV)
-        head = proc.stdout.decode().splitlines()[0]
+        head = next(line for line in proc.stdout.decode().splitlines() if "[live:" in line)
         print(
-            f"1,000,000 healthy lines | watch -: exit {proc.returncode}, {head.split()[-1]} "
+            f"1,000,000 healthy lines | watch -: exit {proc.returncode}, {head.split()[2]} "
             f"({time.perf_counter() - started:.1f} s)"
         )
         started = time.perf_counter()
@@ -217,7 +217,7 @@ def million() -> None:
             env=ENV,
         )  # fmt: skip
         verdict = next(
-            (line.split()[-1] for line in proc.stdout.decode().splitlines()[-80:]
+            (line.split()[2] for line in proc.stdout.decode().splitlines()[-80:]
              if "[live:" in line), "?",
         )  # fmt: skip
         print(

@@ -89,7 +89,7 @@ def test_no_prefix_of_a_real_healthy_log_reaches_error(path):
 def _with_fault(kind: str) -> tuple[list[str], int]:
     """Return JSON lines of a healthy run that breaks at line ``at`` (the fault's start)."""
     rng = np.random.default_rng(7)
-    n, at = 1500, 600
+    n, at = 2500, 600
     steps = np.arange(n, dtype=np.float64)
     loss = (1.5 + 3 * np.exp(-steps / 200)) * np.exp(rng.normal(0, 0.02, n))
     after = steps[at:] - at
@@ -106,7 +106,7 @@ def _with_fault(kind: str) -> tuple[list[str], int]:
 
 
 #: Lines after the fault's start by which it must be caught at error.
-DELAY = {"nan": 1, "explosion": 20, "divergence": 300, "flatline": 250}
+DELAY = {"nan": 1, "explosion": 20, "divergence": 300, "flatline": 2050}
 
 
 @pytest.mark.parametrize("kind", sorted(DELAY))
@@ -186,7 +186,7 @@ def test_a_partial_run_waits_for_the_evidence_a_rule_requires():
     partial = evaluate(flat, rules, partial=True)
     assert "high-flatline" not in [f.rule for f in partial.findings]
     waits = {name: why for _, name, why in partial.skipped}
-    assert waits["high-flatline"] == "waiting for 200 points (40 so far)"
+    assert waits["high-flatline"] == "waiting for 2000 points (40 so far)"
     assert waits["plateau"] == "judged on a finished run only"
     whole = evaluate(flat, rules)
     assert "high-flatline" in [f.rule for f in whole.findings]

@@ -24,9 +24,6 @@ MIN_INTERVAL = 0.05
 #: Judging may take at most this share of the time.
 JUDGE_SHARE = 0.25
 WAIT = 0.1
-#: Seconds the sources may still deliver lines once ``finished()`` said the writer ended
-#: (a background grandchild may hold the pipe open for much longer: it is not waited for).
-DRAIN_SECONDS = 1.0
 
 
 @dataclass
@@ -61,7 +58,8 @@ def run_loop(
     should_end: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Run until every pipe ended, a finding reaches ``stop_on``, ``finished()`` (then the
-    lines already written are read first, for at most :data:`DRAIN_SECONDS`) or
+    lines still coming are read until none came for :data:`WAIT` seconds: a background
+    grandchild holding the pipe open is not waited for) or
     ``should_end()`` (at once).  The outcome's report judges the run as finished unless
     the loop stopped on a finding or ``should_end``.
 
@@ -128,7 +126,7 @@ def run_loop(
             callbacks.on_tick(monitor, report)
             last_tick = now
         if drain_until is None and finished is not None and finished():
-            drain_until = now + DRAIN_SECONDS
-        if drain_until is not None and (kind == "" or now >= drain_until):
+            drain_until = now
+        if drain_until is not None and kind == "":
             return Outcome("done", monitor.judge(finished=True))
     return Outcome("eof", monitor.judge(finished=True))
