@@ -520,12 +520,24 @@ def compare(
 @_one_line_errors
 def plot_command(
     paths: Annotated[
-        list[str], typer.Argument(help="Runs to draw (several: one chart, overlaid).")
+        list[str], typer.Argument(help="Runs to draw (several: one panel each, with findings).")
     ],
     output: Annotated[str, typer.Option("--output", "-o", help="The chart file: .png or .svg.")],
     smoothing: Annotated[
         float, typer.Option(min=0.0, max=0.999, help="EMA smoothing of the training loss (0-1).")
     ] = 0.6,
+    log_y: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-y/--linear-y", help="Loss axis scale (default: log when it spans over 20x)."
+        ),
+    ] = None,
+    xlim: Annotated[
+        str | None, typer.Option(help="x axis limits LOW:HIGH (either may be left out).")
+    ] = None,
+    ylim: Annotated[
+        str | None, typer.Option(help="Loss axis limits LOW:HIGH (either may be left out).")
+    ] = None,
     vocab_size: VocabOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -543,8 +555,29 @@ def plot_command(
             _error(run.error)
     if all(run.error is not None for run in report.runs):
         raise typer.Exit(ExitCode.USAGE)
-    chart.render(report.to_dict(curves=True), output, smoothing=smoothing)
+    axes = chart.Axes(
+        y_scale="auto" if log_y is None else "log" if log_y else "linear",
+        x_limits=_limits(xlim, "--xlim"),
+        y_limits=_limits(ylim, "--ylim"),
+    )
+    chart.render(report.to_dict(curves=True), output, smoothing=smoothing, axes=axes)
     typer.echo(f"wrote {output}")
+
+
+def _limits(text: str | None, name: str) -> tuple[float | None, float | None]:
+    """Return the axis limits written as ``LOW:HIGH`` (either side may be empty)."""
+    if text is None:
+        return (None, None)
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        limits = tuple(float(v) if v.strip() else None for v in (low, high))
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{text}' is not LOW:HIGH (e.g. 0:5000 or :3)", param_hint=name
+        ) from None
+    return limits[0], limits[1]
 
 
 def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, Any]:

@@ -135,6 +135,29 @@ def charts() -> None:
     for path in sorted(p for p in OUT.iterdir() if p.is_file() and p.name != "README.md"):
         doc = diagnose_many([f"examples/{path.name}"]).to_dict(curves=True)
         chart.render(doc, str(folder / f"{path.stem}.png"))
+    several = ["healthy.csv", "run-oscillation-tag-loss.csv", "overfitting_trainer_state.json"]
+    doc = diagnose_many([f"examples/{name}" for name in several]).to_dict(curves=True)
+    chart.render(doc, str(folder / "several_runs.png"))
+    chart.render(doc, str(folder / "several_runs_log_y.png"), axes=chart.Axes(y_scale="log"))
+    overlap_chart(folder)
+
+
+def overlap_chart(folder: Path) -> None:
+    """Draw a run whose findings overlap (oscillation over a divergence)."""
+    import tempfile
+
+    from lossdoctor.api import diagnose_many
+    from lossdoctor.reporters import chart
+
+    steps, values = curves.diverging(n=800, factor=3.0)
+    values = values * np.exp(np.random.default_rng(3).normal(0, 0.35, 800))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "oscillating_divergence.csv"
+        rows = "".join(f"{int(s)},{v:.5f}\n" for s, v in zip(steps, values, strict=True))
+        path.write_text("step,loss\n" + rows)
+        doc = diagnose_many([str(path)]).to_dict(curves=True)
+    doc["runs"][0]["source"] = "oscillating_divergence.csv"
+    chart.render(doc, str(folder / "overlapping_findings.png"))
 
 
 def main() -> int:

@@ -60,14 +60,73 @@ def test_each_family_renders_to_png_and_svg_with_its_annotations(tmp_path, famil
         assert label in text
 
 
-def test_several_runs_share_one_chart(tmp_path, runner):
+def test_several_runs_get_one_panel_each_with_their_findings(tmp_path, runner):
     a, b = _log(tmp_path, "healthy"), _log(tmp_path, "plateau")
     out = tmp_path / "both.svg"
     result = runner.invoke(app, ["plot", "-o", str(out), str(a), str(b)])
     assert result.exit_code == 0
     text = out.read_text()
-    assert "healthy.csv: train (raw)" in text
-    assert "plateau.csv: train (raw)" in text
+    assert f"{a}: HEALTHY" in text
+    assert "LD302 plateau" in text  # the second run's finding, in its own panel
+    doc = diagnose_many([str(a), str(b)]).to_dict(curves=True)
+    fig = chart.figure(doc)
+    panels = [ax for ax in fig.axes if ax.get_ylabel() == "loss"]
+    assert len(panels) == 2
+
+
+def _bbox_overlap(one, two) -> bool:
+    return one.x0 < two.x1 and two.x0 < one.x1 and one.y0 < two.y1 and two.y0 < one.y1
+
+
+@pytest.mark.parametrize("family", ["overfitting", "spikes", "plateau"])
+def test_the_legend_is_never_over_the_data(tmp_path, family):
+    doc = diagnose_many([str(_log(tmp_path, family))]).to_dict(curves=True)
+    fig = chart.figure(doc)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            assert not _bbox_overlap(legend.get_window_extent(renderer), ax.get_window_extent())
+
+
+def test_log_and_linear_y_and_axis_limits(tmp_path, runner):
+    log = _log(tmp_path, "healthy")
+    doc = diagnose_many([str(log)]).to_dict(curves=True)
+    loss_axes = [
+        ax
+        for ax in chart.figure(doc, axes=chart.Axes(y_scale="log")).axes
+        if ax.get_ylabel() == "loss"
+    ]
+    assert loss_axes[0].get_yscale() == "log"
+    fig = chart.figure(
+        doc, axes=chart.Axes(y_scale="linear", x_limits=(100, 2000), y_limits=(0, 3))
+    )
+    ax = next(a for a in fig.axes if a.get_ylabel() == "loss")
+    assert ax.get_yscale() == "linear"
+    assert ax.get_xlim() == (100, 2000)
+    assert ax.get_ylim() == (0, 3)
+    out = tmp_path / "c.png"
+    args = ["plot", "-o", str(out), "--log-y", "--xlim", "100:", "--ylim", ":3", str(log)]
+    assert runner.invoke(app, args).exit_code == 0
+    bad = runner.invoke(app, ["plot", "-o", str(out), "--xlim", "abc", str(log)])
+    assert bad.exit_code == 2
+
+
+def test_overlapping_findings_each_get_a_strip_of_their_own(tmp_path):
+    steps, values = curves.diverging(n=800, factor=3.0)
+    values = values * np.exp(np.random.default_rng(3).normal(0, 0.35, 800))
+    doc = diagnose_many([str(write_curve(tmp_path / "o.csv", steps, values))]).to_dict(curves=True)
+    shaded = {f["code"] for f in doc["runs"][0]["findings"] if f["rule"] in chart.SHADED}
+    assert len(shaded) >= 2
+    fig = chart.figure(doc)
+    ax = next(a for a in fig.axes if a.get_ylabel() == "loss")
+    labels = [t.get_text().strip() for t in ax.texts]
+    for code in shaded:
+        assert any(label.startswith(code) for label in labels)
+    top = ax.get_ylim()[1]
+    finite = [v for v in doc["runs"][0]["curves"]["train"]["values"] if np.isfinite(v)]
+    assert max(finite) < top  # the strips sit above every point
 
 
 def test_check_plot_and_bad_extension(tmp_path, runner):

@@ -7,6 +7,7 @@ module without it raises :class:`PlotUnavailable`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,18 @@ def _draw_run(
     return drawn
 
 
-def _annotate(ax: Any, run: dict[str, Any]) -> None:
+#: Height of one finding's strip at the top of a panel (share of the axes).
+STRIP_HEIGHT = 0.045
+#: Hatches that tell overlapping shaded findings apart.
+HATCHES = ("///", "\\\\\\", "...", "xx", "||")
+
+
+def _annotate(ax: Any, run: dict[str, Any]) -> int:
+    """Draw every counted finding of ``run`` where it is: shaded findings as a light span
+    (each with its own hatch) and a labelled strip of its own at the top of the panel,
+    so that overlapping ranges stay readable; spikes and NaN as marks.  Return the number
+    of strips drawn."""
+    strips = 0
     for f in run.get("findings", []):
         if f.get("superseded_by"):
             continue
@@ -122,14 +134,23 @@ def _annotate(ax: Any, run: dict[str, Any]) -> None:
         label = f"{f['code']} {rule} ({f['severity']})"
         if rule in SHADED and isinstance(start, int | float):
             stop = end if isinstance(end, int | float) else ax.get_xlim()[1]
-            ax.axvspan(start, stop, color=color, alpha=0.12, label=label)
+            hatch = HATCHES[strips % len(HATCHES)]
+            ax.axvspan(start, stop, facecolor=color, alpha=0.07, edgecolor="none")
+            ax.axvspan(start, stop, facecolor="none", edgecolor=color, alpha=0.25,
+                       hatch=hatch, linewidth=0, label=label)  # fmt: skip
+            top = 1 - strips * (STRIP_HEIGHT + 0.01)
+            ax.axvspan(start, stop, ymin=top - STRIP_HEIGHT, ymax=top, color=color, alpha=0.55)
+            ax.text(start, top - STRIP_HEIGHT / 2, f" {f['code']} {rule}",
+                    transform=ax.get_xaxis_transform(), fontsize=7, va="center", ha="left",
+                    color="white", fontweight="bold", clip_on=True)  # fmt: skip
+            strips += 1
             if rule == "overfitting":
                 ax.axvline(
                     start,
                     color=color,
                     linestyle="--",
                     linewidth=1.2,
-                    label=f"best validation step {start:g}: stop here",
+                    label=f"best logged validation step {start:g}: keep this checkpoint",
                 )
             if rule == "plateau":
                 ax.axvline(start, color=color, linestyle=":", linewidth=1.0)
@@ -153,12 +174,31 @@ def _annotate(ax: Any, run: dict[str, Any]) -> None:
                 ax.axvline(start, color=color, linewidth=1.2, label=label)
         elif rule == "level-shift" and isinstance(start, int | float):
             ax.axvline(start, color=color, linewidth=1.2, label=label)
+    return strips
+
+
+def _headroom(ax: Any, strips: int) -> None:
+    """Raise the top of the loss axis so the finding strips sit above every point."""
+    if not strips:
+        return
+    share = strips * (STRIP_HEIGHT + 0.01) + 0.01
+    low, high = ax.get_ylim()
+    if ax.get_yscale() == "log" and low > 0:
+        ax.set_ylim(low, low * (high / low) ** (1 / (1 - share)))
+    else:
+        ax.set_ylim(low, low + (high - low) / (1 - share))
 
 
 def render(
-    doc: dict[str, Any], path: str, *, smoothing: float = 0.6, title: str | None = None
+    doc: dict[str, Any],
+    path: str,
+    *,
+    smoothing: float = 0.6,
+    title: str | None = None,
+    axes: Axes | None = None,
 ) -> None:
-    """Write the chart of every run in ``doc`` (with curves) to ``path`` (.png or .svg).
+    """Write the chart of every run in ``doc`` (with curves) to ``path`` (.png or .svg);
+    ``axes`` sets the y scale and the axis limits.
 
     Raises :class:`PlotUnavailable` without matplotlib, :class:`LossdoctorError` for
     another extension.
@@ -167,50 +207,61 @@ def render(
     if suffix not in (".png", ".svg"):
         raise LossdoctorError("the chart's file name must end in .png or .svg", path=path)
     try:
-        _save(doc, path, smoothing=smoothing, title=title, dpi=110)
+        _save(doc, path, smoothing=smoothing, title=title, axes=axes, dpi=110)
     except OSError as exc:
         raise LossdoctorError(f"cannot write chart ({exc.strerror})", path=path) from None
 
 
-def figure(doc: dict[str, Any], *, smoothing: float = 0.6, title: str | None = None) -> Any:
-    """Return a matplotlib figure of the runs in ``doc`` (one chart; several runs overlay)."""
-    plt = _pyplot()
-    runs = [r for r in doc["runs"] if r.get("verdict") != "error"]
-    fig, ax = plt.subplots(figsize=(10, 5.2))
-    palette = [None, "#6a1b9a", "#00838f", "#558b2f", "#ad1457"]
-    lows, highs = [], []
-    for i, run in enumerate(runs):
-        prefix = f"{Path(run['source']).name}: " if len(runs) > 1 else ""
-        _draw_run(
-            ax, run, smoothing=smoothing, label_prefix=prefix, color=palette[i % len(palette)]
-        )
-        for curve in (run.get("curves", {}).get(k) for k in ("train", "val")):
-            if curve:
-                finite = [v for v in curve["values"] if math.isfinite(v)]
-                if finite:
-                    lows.append(min(finite))
-                    highs.append(max(finite))
-    if lows and min(lows) > 0 and max(highs) / min(lows) > LOG_SCALE_RANGE:
+@dataclass(frozen=True)
+class Axes:
+    """How the axes are drawn: the y scale (``log``, ``linear`` or ``auto``: log when
+    the values span more than 20x) and limits (None: fitted to the data)."""
+
+    y_scale: str = "auto"
+    x_limits: tuple[float | None, float | None] = (None, None)
+    y_limits: tuple[float | None, float | None] = (None, None)
+
+
+def _values_range(run: dict[str, Any]) -> tuple[float, float] | None:
+    finite = [
+        v
+        for key in ("train", "val")
+        for v in (run.get("curves", {}).get(key) or {"values": []})["values"]
+        if math.isfinite(v)
+    ]
+    return (min(finite), max(finite)) if finite else None
+
+
+def _panel(ax: Any, run: dict[str, Any], *, smoothing: float, axes: Axes, many: bool) -> None:
+    """Draw one run in its own panel: curves, findings, learning rate, comparison; the
+    legend below the panel, never over the data."""
+    _draw_run(ax, run, smoothing=smoothing, label_prefix="", color=None)
+    span = _values_range(run)
+    log = axes.y_scale == "log" or (
+        axes.y_scale == "auto" and span is not None and span[0] > 0
+        and span[1] / span[0] > LOG_SCALE_RANGE
+    )  # fmt: skip
+    if log and span is not None and span[0] > 0:
         ax.set_yscale("log")
-    xs = [s for r in runs for c in r.get("curves", {}).values() for s in c["steps"]]
+    xs = [s for c in run.get("curves", {}).values() for s in c["steps"]]
     if xs and min(xs) < max(xs):
         ax.set_xlim(min(xs), max(xs))
-    if len(runs) == 1:
-        _annotate(ax, runs[0])
-        lr = runs[0].get("curves", {}).get("lr")
-        if lr:
-            ax2 = ax.twinx()
-            ax2.plot(
-                lr["steps"],
-                lr["values"],
-                color="#9e9e9e",
-                linewidth=1.0,
-                linestyle="-.",
-                label="learning rate",
-            )
-            ax2.set_ylabel("learning rate", color="#757575")
-            ax2.legend(loc="upper center", fontsize=8, frameon=False)
-    comparison = runs[0].get("comparison") if runs else None
+    if axes.x_limits != (None, None):
+        ax.set_xlim(*axes.x_limits)
+    if axes.y_limits != (None, None):
+        ax.set_ylim(*axes.y_limits)
+    strips = _annotate(ax, run)
+    if axes.y_limits == (None, None):
+        _headroom(ax, strips)
+    extra: list[tuple[Any, str]] = []
+    lr = run.get("curves", {}).get("lr")
+    if lr:
+        ax2 = ax.twinx()
+        (line,) = ax2.plot(lr["steps"], lr["values"], color="#9e9e9e", linewidth=1.0,
+                           linestyle="-.", label="learning rate")  # fmt: skip
+        ax2.set_ylabel("learning rate", color="#757575")
+        extra.append((line, "learning rate"))
+    comparison = run.get("comparison")
     if comparison:
         ax.set_title(f"compared with {comparison['reference']}", fontsize=9, loc="right")
         ref = comparison.get("reference_curve")
@@ -222,21 +273,37 @@ def figure(doc: dict[str, Any], *, smoothing: float = 0.6, title: str | None = N
             band = comparison.get("band_pct")
             if isinstance(band, int | float):
                 upper = [v * (1 + band / 100) for v in smooth]
-                ax.fill_between(
-                    ref["steps"],
-                    smooth,
-                    upper,
-                    color="#9e9e9e",
-                    alpha=0.25,
-                    label=f"tolerance band (+{band:.1f}%)",
-                )
-    x_kind = runs[0]["series"].get("train", {}).get("x", "step") if runs else "step"
-    ax.set_xlabel(x_kind)
+                ax.fill_between(ref["steps"], smooth, upper, color="#9e9e9e", alpha=0.25,
+                                label=f"tolerance band (+{band:.1f}%)")  # fmt: skip
+    ax.set_xlabel(run["series"].get("train", run["series"].get("val", {})).get("x", "step"))
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.25)
+    if many:
+        ax.set_title(f"{run['source']}: {run['verdict'].upper()}", fontsize=10, loc="left",
+                     color=VERDICT_COLOR[run["verdict"]], fontweight="bold")  # fmt: skip
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right", framealpha=0.85)
+    unique.update({label: handle for handle, label in extra})
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)  # fmt: skip
+
+
+def figure(
+    doc: dict[str, Any],
+    *,
+    smoothing: float = 0.6,
+    title: str | None = None,
+    axes: Axes | None = None,
+) -> Any:
+    """Return a matplotlib figure of the runs in ``doc``: one panel per run (small
+    multiples, each on its own x axis, with its findings), the legend of each below it."""
+    plt = _pyplot()
+    axes = axes or Axes()
+    runs = [r for r in doc["runs"] if r.get("verdict") != "error"]
+    count = max(1, len(runs))
+    fig, panels = plt.subplots(count, 1, figsize=(10, 4.6 * count + 0.6), squeeze=False)
+    for ax, run in zip(panels[:, 0], runs, strict=False):
+        _panel(ax, run, smoothing=smoothing, axes=axes, many=len(runs) > 1)
     if title is None and runs:
         verdicts = ", ".join(f"{Path(r['source']).name}: {r['verdict'].upper()}" for r in runs)
         title = f"lossdoctor · {verdicts}"
@@ -256,11 +323,17 @@ def svg_text(doc: dict[str, Any], *, smoothing: float = 0.6) -> str:
 
 
 def _save(
-    doc: dict[str, Any], target: Any, *, smoothing: float, title: str | None = None, **options: Any
+    doc: dict[str, Any],
+    target: Any,
+    *,
+    smoothing: float,
+    title: str | None = None,
+    axes: Axes | None = None,
+    **options: Any,
 ) -> None:
     """Draw the figure of ``doc``, save it to ``target`` (a path or a file) and close it."""
     plt = _pyplot()
-    fig = figure(doc, smoothing=smoothing, title=title)
+    fig = figure(doc, smoothing=smoothing, title=title, axes=axes)
     try:
         fig.savefig(target, bbox_inches="tight", **options)
     finally:
