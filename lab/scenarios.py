@@ -92,10 +92,11 @@ def _label(
     return {"must": must, "allow": allow, "verdicts": verdicts}
 
 
-#: A late rise after a learning rate raised too high: the rise must be seen.
+#: A late rise after a learning rate raised too high: the rise must be seen (a catapult
+#: all the way back to the first loss is a reset of what was learned: loss-reset).
 LATE_RISE = _label(
     ("divergence",),
-    ("spikes", "oscillation", "level-shift", "plateau", "smooth-decline"),
+    ("spikes", "oscillation", "level-shift", "plateau", "smooth-decline", "loss-reset"),
     ("warning", "failing"),
 )
 MLP = Config(task="mlp", steps=400, lr=1e-3)

@@ -47,7 +47,7 @@ def loss_reset(
     """Return the strongest reset of the loss: its first logged value, the lowest logged
     value before the reset, the level after it (median of the rest of the run), the share
     of the progress lost (0 = none, 1 = back at the start), the level after as a multiple
-    of the first level, the points the jump took (from the last low to the first point
+    of the first logged value, the points the jump took (from the last low to the first point
     back near the start), whether that was abrupt (at most 3 points or ``jump_share`` of
     the run), the share (0-1) of the rest of the run that stayed near the start level,
     and whether the level after is at least ln(N) (``at_chance``, with ``--vocab-size``)."""
@@ -93,7 +93,7 @@ def loss_reset(
         low_before=lowest_logged,
         level_after=float(np.exp(level_after)),
         progress_lost=float(lost),
-        above_start=float(np.exp(level_after - start)),
+        above_start=float(np.exp(level_after)) / first_logged,
         jump_points=jump_points,
         abrupt=abrupt,
         stays_share=stays,
