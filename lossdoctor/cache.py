@@ -44,6 +44,8 @@ class ReportCache:
             ) from None
         self.hits = 0
         self.misses = 0
+        self._cwd = os.getcwd()
+        self._root = str(self.folder)
 
     def key(self, ref: SourceRef) -> str | None:
         """Return the entry name for ``ref``, or None when it cannot be cached."""
@@ -60,18 +62,19 @@ class ReportCache:
                 return None
             if not stat.S_ISREG(info.st_mode):
                 return None
-            stamp = (ref.name, os.path.abspath(ref.name), info.st_size, info.st_mtime_ns)
+            where = os.path.join(self._cwd, ref.name)  # the file, whatever the working folder
+            stamp = (ref.name, where, info.st_size, info.st_mtime_ns)
         return hashlib.sha256(repr((stamp, self.options)).encode()).hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key[2:]}.pickle"
+    def _path(self, key: str) -> str:
+        return os.path.join(self._root, key[:2], f"{key[2:]}.pickle")
 
     def get(self, key: str | None) -> list[RunReport] | None:
         """Return the reports stored under ``key``, or None (not stored, or unreadable)."""
         if key is None:
             return None
         try:
-            with self._path(key).open("rb") as handle:
+            with open(self._path(key), "rb") as handle:
                 reports: list[RunReport] = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             self.misses += 1
@@ -85,8 +88,9 @@ class ReportCache:
         if key is None or any(r.error is not None for r in reports):
             return
         target = self._path(key)
+        folder = os.path.dirname(target)
         with contextlib.suppress(OSError):
-            target.parent.mkdir(exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as handle:
                 pickle.dump(reports, handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(handle.name, target)

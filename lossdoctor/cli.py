@@ -89,26 +89,30 @@ def _parse_formats(values: list[str]) -> list[tuple[str, str | None]]:
 def _refuse_overwrite(
     outputs: list[tuple[str, str | None]], inputs: list[str], plot: str | None = None
 ) -> None:
-    """Raise a usage error when a report or chart path is one of the input files."""
-    given = {_real_path(p): p for p in inputs if p != "-"}
+    """Raise a usage error when a report or chart path is one of the input files (the same
+    file: device and inode; inputs are looked at only when a target already exists)."""
     targets = [(f"{name} report", path) for name, path in outputs if path is not None]
     targets += [("chart", plot)] if plot is not None else []
+    existing: dict[tuple[int, int], tuple[str, str]] = {}
     for what, path in targets:
-        assert path is not None
-        if _real_path(path) in given:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            continue  # nothing there yet: it cannot be an input
+        existing[(info.st_dev, info.st_ino)] = (what, path)
+    if not existing:
+        return
+    for name in inputs:
+        try:
+            info = os.stat(name)
+        except (OSError, ValueError):
+            continue
+        if (info.st_dev, info.st_ino) in existing:
+            what, path = existing[(info.st_dev, info.st_ino)]
             raise LossdoctorError(
                 f"refusing to write the {what} over the input file (give another path)",
                 path=path,
             )
-
-
-def _real_path(path: str) -> str:
-    """Return ``path`` with symlinks resolved as far as they go (a symlink loop or an odd
-    name is left for the reader to report)."""
-    try:
-        return os.path.realpath(path)
-    except (OSError, ValueError):
-        return path
 
 
 def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
