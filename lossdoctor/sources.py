@@ -152,13 +152,15 @@ def fetch(url: str) -> bytes:
     most :data:`~lossdoctor.safeio.MAX_WHOLE_BYTES` of them.
 
     Raises :class:`InputError` naming ``url`` on any network, permission or missing-object
-    failure.
+    failure, or when the object is too large.
     """
     from lossdoctor.safeio import MAX_WHOLE_BYTES, read_bounded, too_large
 
     fs, path = _filesystem(url)
+    # HTTP: one streamed GET (block_size=0), which servers without range requests answer
+    streamed = 0 if url.split("://", 1)[0].lower() in ("http", "https") else BLOCK_BYTES
     try:
-        with fs.open(path, "rb", block_size=BLOCK_BYTES) as handle:
+        with fs.open(path, "rb", block_size=streamed) as handle:
             data = read_bounded(handle, MAX_WHOLE_BYTES)
     except Exception as exc:  # fsspec backends raise their own exception types
         raise InputError(_failure(exc), path=url) from None
