@@ -5,7 +5,7 @@ LocalCluster (2 worker processes), and again with ``--jobs 1 --cache`` over the 
 runs; runs per second and the peak memory of the coordinating process (its own RSS, not
 the workers').
 
-    python benchmarks/bench_fleet.py [--runs 10000] [--points 200] [--skip-dask]
+    python benchmarks/bench_fleet.py [--runs 10000] [--points 200] [--skip-dask | --cache-only]
 
 Each pass runs in a fresh coordinator process; the table is Markdown.
 """
@@ -79,6 +79,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--points", type=int, default=200)
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument(
+        "--cache-only", action="store_true", help="only the two --jobs 1 --cache passes"
+    )
     ap.add_argument("--coordinate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -92,10 +95,11 @@ def main() -> int:
         cache = ["--jobs", "1", "--cache", str(root / "cache")]
         passes: list[tuple[str, list[str]]] = [
             ("local --jobs 1 --cache (first pass: every run diagnosed and stored)", cache),
-            ("local --jobs 2", ["--jobs", "2"]),
         ]
+        if not args.cache_only:
+            passes.append(("local --jobs 2", ["--jobs", "2"]))
         cluster = None
-        if not args.skip_dask:
+        if not args.skip_dask and not args.cache_only:
             from distributed import LocalCluster
 
             cluster = LocalCluster(
