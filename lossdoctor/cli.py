@@ -389,49 +389,15 @@ def _render_to(
         if summary is None:
             return
         text = summary
-    elif name == "text":
+    elif name == "text" and path is None:
         from lossdoctor.reporters import terminal
 
-        if path is None:
-            terminal.render(doc, sort=sort)
-            return
-        import io
-
-        buffer = io.StringIO()
-        terminal.render(doc, buffer, width=100, sort=sort)
-        text = buffer.getvalue()
-    elif name == "json":
-        from lossdoctor.reporters import json_report
-
-        text = json_report.render(doc)
-    elif name == "markdown":
-        from lossdoctor.reporters import markdown
-
-        text = markdown.render(doc, fail_on=fail_on)
-    elif name == "github":
-        from lossdoctor.reporters import github
-
-        text = github.render(doc, fail_on=fail_on)
-    elif name == "html":
-        from lossdoctor.reporters import html
-
-        svg = None
-        if any(r.get("curves") for r in doc["runs"]):
-            try:
-                from lossdoctor.reporters import chart
-
-                svg = chart.svg_text(doc)
-            except LossdoctorError:
-                svg = None  # without matplotlib the page has no chart
-        text = html.render(doc, chart_svg=svg)
-    elif name == "junit":
-        from lossdoctor.reporters import junit
-
-        text = junit.render(doc, fail_on=fail_on)
+        terminal.render(doc, sort=sort)
+        return
     else:
-        from lossdoctor.reporters import gitlab
+        from lossdoctor.reporters.render import render
 
-        text = gitlab.render(doc, fail_on=fail_on)
+        text = render(name, doc, fail_on=fail_on, sort=sort)
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()

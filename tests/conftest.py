@@ -59,3 +59,16 @@ def run_json(runner: CliRunner, *args: str, input: str | None = None) -> tuple[i
 def fired(run: dict[str, Any]) -> dict[str, str]:
     """Return rule name -> severity of a run's findings that drive the verdict (not superseded)."""
     return {f["rule"]: f["severity"] for f in run["findings"] if not f.get("superseded_by")}
+
+
+def readme_python(heading: str, index: int = 0) -> str:
+    """Return the ``index``-th ```python block of the README section under ``heading``
+    (the tests run the README's examples as they are written)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n{heading}\n")
+    level = heading.split(" ")[0]
+    end = min(
+        (i for i in (text.find(f"\n{level} ", start + 1), len(text)) if i > 0), default=len(text)
+    )
+    blocks = text[start:end].split("```python\n")[1:]
+    return blocks[index].split("```")[0]

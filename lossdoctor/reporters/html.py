@@ -25,12 +25,43 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
-def render(doc: dict[str, Any], *, chart_svg: str | None = None) -> str:
-    """Return the HTML page for the report (``chart_svg`` embedded when given)."""
+#: The class of the element that holds a report embedded in another page (a notebook).
+FRAGMENT_CLASS = "lossdoctor-report"
+
+
+def scoped_style(scope: str) -> str:
+    """Return :data:`STYLE` with every selector limited to elements inside ``scope`` (a CSS
+    selector), so an embedded report does not restyle the page around it."""
+    rules = []
+    for rule in STYLE.replace("\n", " ").split("}"):
+        if "{" not in rule:
+            continue
+        selectors, body = rule.split("{", 1)
+        scoped = [
+            scope if s.strip() == "body" else f"{scope} {s.strip()}"
+            for s in selectors.split(",")
+            if s.strip()
+        ]
+        rules.append(f"{','.join(scoped)}{{{body}}}")
+    return "\n".join(rules)
+
+
+def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool = False) -> str:
+    """Return the HTML page for the report (``chart_svg`` embedded when given); with
+    ``fragment``, one ``<div>`` with its own scoped style instead of a whole page (for
+    notebooks)."""
+    if fragment:
+        head = [
+            f"<div class='{FRAGMENT_CLASS}'><style>{scoped_style('.' + FRAGMENT_CLASS)}</style>"
+        ]
+    else:
+        head = [
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>lossdoctor report</title><style>{STYLE}</style></head><body>",
+        ]
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>lossdoctor report</title><style>{STYLE}</style></head><body>",
+        *head,
         f"<h1>lossdoctor report <span class='dim'>v{_e(doc['version'])}</span></h1>",
         "<table><tr><th>run</th><th>verdict</th><th>points</th><th>last loss</th></tr>",
     ]
@@ -90,5 +121,5 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None) -> str:
             parts.append("</ol>")
         if run.get("notes"):
             parts.append("<p class='dim'>" + "<br>".join(_e(n) for n in run["notes"]) + "</p>")
-    parts.append("</body></html>")
+    parts.append("</div>" if fragment else "</body></html>")
     return "\n".join(parts) + "\n"
