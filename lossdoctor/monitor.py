@@ -59,9 +59,9 @@ class Monitor:
             return self._judge()
         return []
 
-    def _judge(self) -> list[Finding]:
+    def _judge(self, *, finished: bool = False) -> list[Finding]:
         started = time.monotonic()
-        report = self._live.judge()
+        report = self._live.judge(finished=finished)
         self._last_judge = time.monotonic()
         self._interval = max(self._min_interval, (self._last_judge - started) / JUDGE_SHARE)
         self._dirty = False
@@ -82,11 +82,12 @@ class Monitor:
             raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
         return self._last is not None and any(reaches(f, level) for f in self._last.active)
 
-    def report(self) -> Report:
-        """Return the report of the run so far, judged now (verdict ``error`` with a note
-        when no loss value was added yet)."""
-        if self._dirty or self._last is None:
-            self._judge()
+    def report(self, *, finished: bool = False) -> Report:
+        """Return the report of the run so far, judged now; with ``finished``, judged as a
+        whole run (rules that wait for the end may speak).  Its verdict is ``error`` with
+        a note when no loss value was added yet."""
+        if finished or self._dirty or self._last is None:
+            self._judge(finished=finished)
         run = self._last or RunReport(
             source=self._live.source, reader=READER, error="no loss values were added"
         )

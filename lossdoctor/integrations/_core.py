@@ -86,7 +86,7 @@ class CallbackCore:
     def finish(self, directory: str | os.PathLike[str] | None) -> Report:
         """Judge the whole run, write the report files into ``directory`` (none when it is
         None or no format is asked for) and return the report."""
-        self.report = self.monitor.report()
+        self.report = self.monitor.report(finished=True)
         if directory is not None and self.formats:
             self.written = self.report.save(directory, self.formats)
             self.logger.info(
