@@ -104,3 +104,23 @@ def test_nan_run_stops_at_the_next_logging_step_and_names_the_finding(
     # as the README warns: ModelCheckpoint (no monitor) still saves the epoch's broken weights
     saved = [p.name for p in (tmp_path / trainer.log_dir / "checkpoints").glob("*.ckpt")]
     assert saved == [f"epoch=1-step={trainer.global_step}.ckpt"]
+
+
+def test_gradient_accumulation_feeds_one_point_per_optimizer_step(tmp_path, monkeypatch):
+    from lossdoctor.integrations.lightning import LossDoctorCallback
+
+    torch.manual_seed(0)
+    monkeypatch.chdir(tmp_path)
+    data = torch.utils.data.TensorDataset(torch.randn(256, 8), torch.randn(256, 1))
+    callback = LossDoctorCallback(stop_on=None, report_formats=[])
+    trainer = L.Trainer(
+        max_epochs=1, log_every_n_steps=1, accumulate_grad_batches=2, callbacks=[callback],
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        logger=False,
+    )  # fmt: skip
+    trainer.fit(Regression(), torch.utils.data.DataLoader(data, batch_size=32))
+    assert trainer.global_step == 4
+    series = callback.report.to_dict()["runs"][0]["series"]["train"]
+    # steps 0 (the first micro-batch, before any update), 1, 2, 3, 4: not 8 micro-batches
+    assert (series["points"], series["first_step"], series["last_step"]) == (5, 0, 4)
+    assert not list(tmp_path.iterdir())  # no report files asked for, none written

@@ -47,13 +47,16 @@ class LossDoctorCallback(LossDoctorCallbackBase, Callback):  # type: ignore[misc
         super().__init__(**kwargs)
         self._before_validation: dict[str, float | None] = {}
         self._validation_keys: set[str] = set()
+        self._last_train_step: int | None = None
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """At the logging cadence, feed the step metrics; stop on a finding at ``stop_on``."""
-        if trainer.global_step % max(1, trainer.log_every_n_steps) != 0:
-            return
+        step = trainer.global_step
+        if step % max(1, trainer.log_every_n_steps) != 0 or step == self._last_train_step:
+            return  # off cadence, or another micro-batch of the same optimizer step
+        self._last_train_step = step
         metrics: dict[str, Any] = {}
         for name, value in trainer.callback_metrics.items():
             if name in self._validation_keys or name.endswith(EPOCH_SUFFIX):
