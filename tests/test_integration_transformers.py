@@ -104,7 +104,11 @@ def test_nan_run_stops_within_two_logging_steps_and_names_the_finding(
     assert EndSeen.ended  # the Trainer's end of training still ran
     run = doc["runs"][0]
     assert run["verdict"] == "failing"
-    assert "masked-non-finite" in run["drivers"]  # the Trainer hides the NaN loss itself
-    assert any("lossdoctor: error LD103 masked-non-finite" in m for m in caplog.messages)
+    # the Trainer hides the NaN loss itself: the NaN gradient norm gives it away
+    gradient_rules = {"masked-non-finite", "non-finite-grad-norm"}
+    assert run["drivers"]
+    assert set(run["drivers"]) <= gradient_rules
+    logged = [m for m in caplog.messages if m.startswith("lossdoctor: error LD10")]
+    assert any(rule in m for m in logged for rule in gradient_rules)
     assert any("stopping training at step" in m for m in caplog.messages)
     assert not list((tmp_path / "out").glob("checkpoint-*"))  # no checkpoint of broken weights
