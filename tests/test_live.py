@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_live_supervision import read_until
 
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
@@ -117,14 +118,12 @@ def test_watch_follows_a_file_through_a_rewrite_and_ctrl_c_prints_the_report(tmp
         env=ENV,
     )  # fmt: skip
     assert watch.stdout is not None
-    while not watch.stdout.readline().startswith(b"99,"):  # the first version was read
-        pass
+    read_until(watch.stdout, b"\n99,")  # the first version was read
     # Lightning's CSV logger rewrites the whole file with a new header when a key appears
     log.write_text(
         "step,train_loss,val_loss\n" + "".join(f"{i},{3 - i / 100},\n" for i in range(150))
     )
-    while not watch.stdout.readline().startswith(b"149,"):  # the second version was read
-        pass
+    read_until(watch.stdout, b"\n149,")  # the second version was read
     time.sleep(0.5)
     watch.send_signal(signal.SIGINT)
     out, _ = watch.communicate(timeout=60)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -30,6 +31,24 @@ def _healthy_jsonl(n: int, start: int = 0) -> str:
         json.dumps({"step": i, "loss": round(4 * 2.718 ** (-i / 100) + 1, 4)}) + "\n"
         for i in range(start, start + n)
     )
+
+
+def read_until(stream: Any, marker: bytes, seconds: float = 120.0) -> bytes:
+    """Return the bytes ``stream`` gave until ``marker`` appeared (read unbuffered from its
+    descriptor); fail, never hang, at its end or after ``seconds``."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} in time: {seen[-300:]!r}"
+        ready, _, _ = select.select([stream.fileno()], [], [], left)
+        if ready:
+            chunk = os.read(stream.fileno(), 65536)
+            assert chunk, f"the output ended before {marker!r}: {seen[-300:]!r}"
+            seen += chunk
+    return seen
 
 
 def _script(tmp_path: Path, name: str, body: str) -> str:
@@ -107,8 +126,7 @@ def test_sigterm_to_watch_prints_the_report_and_exits_143():
     assert watch.stdout is not None
     watch.stdin.write(_healthy_jsonl(200).encode())
     watch.stdin.flush()
-    while b'"step": 199' not in watch.stdout.readline():  # read (and passed through)
-        pass
+    read_until(watch.stdout, b'"step": 199')  # read (and passed through)
     watch.send_signal(signal.SIGTERM)
     out, err = watch.communicate(timeout=30)
     assert watch.returncode == 143, err
@@ -132,9 +150,7 @@ def test_run_interrupted_stops_a_stubborn_command_with_escalation(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
     assert proc.stdout is not None
-    seen = b""
-    while b"step=99 " not in seen:  # the command runs, its output passed through
-        seen += proc.stdout.readline()
+    seen = read_until(proc.stdout, b"step=99 ")  # the command runs, its output passed through
     time.sleep(0.5)  # and judged
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -221,8 +237,7 @@ def test_watch_file_exits_when_idle_and_notes_a_recreated_file(tmp_path):
         stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
     assert watch.stdout is not None
-    while b'"step": 99' not in watch.stdout.readline():  # the first file was read
-        pass
+    read_until(watch.stdout, b'"step": 99')  # the first file was read
     log.unlink()
     time.sleep(0.5)
     log.write_text(_healthy_jsonl(60))
