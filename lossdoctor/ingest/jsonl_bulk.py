@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
@@ -93,7 +94,12 @@ def read_jsonl_bulk(
     if fixes:
         _set_non_finite(data, fixes, columns)
     table = Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
-    run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    try:
+        run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    except InputError:
+        # the bulk schema may drop all-null keys the message lists: the line-by-line
+        # reader says why exactly
+        return None
     return mark_smoothing(run, set(table.columns))
 
 
