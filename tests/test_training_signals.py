@@ -304,3 +304,25 @@ def test_the_epoch_staircase_is_expected_not_a_problem(runner):
     assert finding["severity"] == "info"
     assert finding["evidence"]["boundary_drops"] == 4
     assert "memorise" in finding["message"]
+
+
+def test_a_run_in_progress_that_just_hit_an_isolated_fp16_overflow_is_not_warned(tmp_path):
+    # the prefix of a healthy fp16 run ending at its skipped step: the whole run says info,
+    # so the prefix may not say more
+    from lossdoctor.engine.evaluate import evaluate
+    from lossdoctor.engine.loader import load_rules
+    from lossdoctor.model import Run, Series
+
+    steps = np.arange(1, 61, dtype=float)
+    grad = np.ones(60)
+    grad[-1] = np.nan
+    run = Run(
+        "live",
+        "test",
+        {
+            "train": Series("train", "loss", steps, np.linspace(3, 2, 60)),
+            "grad_norm": Series("grad_norm", "grad_norm", steps, grad),
+        },
+    )
+    found = {f.rule: f.severity for f in evaluate(run, load_rules()).findings}
+    assert found["non-finite-grad-norm"] == "info"
