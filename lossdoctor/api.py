@@ -148,9 +148,9 @@ def make_context(
 ) -> dict[str, Any]:
     """Return the run context detectors may use: ``chance_loss`` = ln(vocab_size) in nats
     (the loss of a uniform guess), the typical-values ``profile`` and the training
-    ``objective`` (``dpo``, ``grpo``, ...)."""
+    ``objective`` (``dpo``, ``grpo``, ...; ``auto`` = read from the log, like None)."""
     context: dict[str, Any] = {}
-    if objective is not None:
+    if objective not in (None, "auto"):
         context["objective"] = objective
     if vocab_size is not None:
         context["chance_loss"] = math.log(vocab_size)

@@ -179,6 +179,15 @@ def _settings(
     return settings
 
 
+def _context(settings: Any) -> dict[str, Any]:
+    """Return the run context the settings give detectors (chance level, profile, objective)."""
+    from lossdoctor.api import make_context
+
+    return make_context(
+        vocab_size=settings.vocab_size, profile=settings.profile, objective=settings.objective
+    )
+
+
 @app.command()
 @_one_line_errors
 def check(
@@ -304,7 +313,7 @@ def check(
         objective=objective,
     )  # fmt: skip
     from lossdoctor import cli_fleet
-    from lossdoctor.api import make_context, select_rules
+    from lossdoctor.api import select_rules
     from lossdoctor.ingest.columns import ColumnHints
     from lossdoctor.report import Report
 
@@ -316,11 +325,7 @@ def check(
 
         stdin = read_stdin(sys.stdin.buffer)
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(
-        vocab_size=settings.vocab_size,
-        profile=settings.profile,
-        objective=None if settings.objective in (None, "auto") else settings.objective,
-    )
+    context = _context(settings)
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
     runs, summary, files = cli_fleet.diagnose(
@@ -453,7 +458,7 @@ def compare(
         raise typer.BadParameter(f"'{fail_on}' is not one of {', '.join(FAIL_ON)}")
     outputs = _parse_formats(fmt)
     _refuse_overwrite(outputs, [reference, candidate], plot)
-    from lossdoctor.api import diagnose_many, make_context, select_rules
+    from lossdoctor.api import diagnose_many, select_rules
     from lossdoctor.compare import Tolerances, compare_report
     from lossdoctor.config import Settings, resolve_settings
     from lossdoctor.ingest.columns import ColumnHints
@@ -461,11 +466,7 @@ def compare(
     settings = resolve_settings(Settings(), config, Path.cwd())
     rules = select_rules(settings)
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(
-        vocab_size=settings.vocab_size,
-        profile=settings.profile,
-        objective=None if settings.objective in (None, "auto") else settings.objective,
-    )
+    context = _context(settings)
     report = diagnose_many([candidate], hints=hints, rules=rules, context=context)
     if any(r.error for r in report.runs):
         for r in report.runs:
@@ -551,18 +552,14 @@ def _limits(text: str | None, name: str) -> tuple[float | None, float | None]:
 
 
 def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, Any]:
-    from lossdoctor.api import make_context, select_rules
+    from lossdoctor.api import select_rules
     from lossdoctor.config import Settings, resolve_settings
     from lossdoctor.ingest.columns import ColumnHints
 
     settings = resolve_settings(Settings(vocab_size=vocab_size), config, Path.cwd())
     rules = select_rules(settings)
     hints = ColumnHints(**settings.columns) if settings.columns else None
-    context = make_context(
-        vocab_size=settings.vocab_size,
-        profile=settings.profile,
-        objective=None if settings.objective in (None, "auto") else settings.objective,
-    )
+    context = _context(settings)
     return rules, hints, context
 
 

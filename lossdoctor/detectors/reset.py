@@ -73,8 +73,7 @@ def loss_reset(
     jump_points = j - last_low
     stays = float(np.count_nonzero(after >= low + 0.6 * (start - low)) / after.shape[0])
     abrupt = jump_points <= max(3, round(jump_share * train.n))
-    nan = float("nan")
-    chance = bool(chance_loss) and np.exp(level_after) >= float(chance_loss or nan) * 0.95
+    chance = bool(chance_loss) and float(np.exp(level_after)) >= 0.95 * float(chance_loss or 0)
     first_logged = float(train.values[0])
     lowest_logged = float(train.values[:j].min()) if j else first_logged
     evidence = Evidence(
