@@ -30,18 +30,46 @@ PRELOAD = (
 )
 
 
-def _preload() -> None:
+#: Packages imported whole: a module they import lazily (typer's vendored click imports
+#: its decorators on first use) may lie where the permission cases' user cannot read.
+PRELOAD_PACKAGES = ("lossdoctor", "typer", "click", "rich")
+#: Never imported by the CLI: the framework integrations (each imports its framework).
+SKIP_PREFIXES = ("lossdoctor.integrations.",)
+
+
+def _import_package(name: str) -> None:
+    """Import package ``name`` and every module below it that imports on this platform."""
     import importlib
     import pkgutil
 
-    import lossdoctor
+    try:
+        package = importlib.import_module(name)
+    except ImportError:
+        return
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), f"{name}."):
+        if info.name.endswith("__main__") or info.name.startswith(SKIP_PREFIXES):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception:  # a module for another platform (Windows consoles)
+            continue
+
+
+_preloaded = False
+
+
+def _preload() -> None:
+    global _preloaded
+    if _preloaded:
+        return
+    import importlib
+
     from lossdoctor.detectors import load_builtin_detectors
 
     for name in PRELOAD:
         importlib.import_module(name)
-    for info in pkgutil.walk_packages(lossdoctor.__path__, "lossdoctor."):
-        if not info.name.endswith("__main__"):
-            importlib.import_module(info.name)
+    for name in PRELOAD_PACKAGES:
+        _import_package(name)
     load_builtin_detectors()
     _cache_builtin_rules()
     global _COMMAND
@@ -51,6 +79,7 @@ def _preload() -> None:
         from lossdoctor import cli
 
         _COMMAND = typer.main.get_command(cli.app)  # built once: 0.1 s a run otherwise
+    _preloaded = True
 
 
 _COMMAND: Any = None
