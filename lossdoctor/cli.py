@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from lossdoctor import __version__
-from lossdoctor.errors import ExitCode, LossdoctorError
+from lossdoctor.errors import DiagnosisBug, ExitCode, LossdoctorError
 
 FAIL_ON = ("error", "warning", "info", "never")
 FORMATS = ("text", "json", "markdown", "github", "junit", "gitlab", "html")
@@ -875,5 +875,6 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("LOSSDOCTOR_DEBUG"):
             raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (set LOSSDOCTOR_DEBUG=1 for details)")
+        what = str(exc) if isinstance(exc, DiagnosisBug) else f"{type(exc).__name__}: {exc}"
+        _error(f"internal error: {what} (set LOSSDOCTOR_DEBUG=1 for details)")
         sys.exit(ExitCode.USAGE)

@@ -58,3 +58,16 @@ class RulePackError(LossdoctorError):
 
 class ConfigError(LossdoctorError):
     """A configuration value or command-line option is invalid."""
+
+
+class DiagnosisBug(Exception):
+    """An exception lossdoctor did not expect, raised while diagnosing ``source``: a bug,
+    never reported as a failed run (picklable, so a worker process can send it back)."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(source, detail)
+        self.source = source
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"while diagnosing {printable(self.source)}: {self.detail}"

@@ -14,7 +14,7 @@ from typing import Any
 
 from lossdoctor.cache import ReportCache, fingerprint
 from lossdoctor.engine.schema import Rule
-from lossdoctor.errors import InputError
+from lossdoctor.errors import DiagnosisBug, InputError, LossdoctorError
 from lossdoctor.executors import Executor, InProcess, Pending
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.report import RunReport
@@ -50,7 +50,10 @@ Work = tuple[str | tuple[str, ...], bytes | None]
 
 def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
     """Return the run reports of each (source, stdin data or None) in ``work``, in order;
-    a tuple of sources is the files of one run, judged together (one report)."""
+    a tuple of sources is the files of one run, judged together (one report).
+
+    Raises :class:`DiagnosisBug` for an exception that is no lossdoctor error (a bug).
+    """
     from lossdoctor.api import diagnose_merged, diagnose_source
 
     kwargs: dict[str, Any] = {
@@ -59,20 +62,30 @@ def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
         "context": options.context,
         "curves": options.curves,
     }
-    return [
-        diagnose_merged(list(name), stdin=data, **kwargs)
-        if isinstance(name, tuple)
-        else diagnose_source(
-            name,
-            data=data,
-            run=options.run,
-            include=options.include,
-            exclude=options.exclude,
-            skip_non_logs=options.skip_non_logs,
-            **kwargs,
-        )
-        for name, data in work
-    ]
+    reports: list[list[RunReport]] = []
+    for name, data in work:
+        try:
+            if isinstance(name, tuple):
+                reports.append(diagnose_merged(list(name), stdin=data, **kwargs))
+                continue
+            reports.append(
+                diagnose_source(
+                    name,
+                    data=data,
+                    run=options.run,
+                    include=options.include,
+                    exclude=options.exclude,
+                    skip_non_logs=options.skip_non_logs,
+                    **kwargs,
+                )
+            )
+        except LossdoctorError:
+            raise
+        except Exception as exc:  # a bug: told apart from a lost worker by its type
+            label = " + ".join(name) if isinstance(name, tuple) else name
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DiagnosisBug(label, detail) from exc
+    return reports
 
 
 def expand_sources(names: Iterable[str]) -> Iterator[tuple[SourceRef, str | None]]:
@@ -156,6 +169,8 @@ def _collect(
     if pending is not None:
         try:
             computed = iter(pending.result())
+        except DiagnosisBug:
+            raise  # a bug in lossdoctor: the CLI says "internal error", never a failed run
         except Exception as exc:  # a worker lost, a task that could not be shipped
             if os.environ.get("LOSSDOCTOR_DEBUG"):
                 raise

@@ -206,3 +206,46 @@ def test_an_unknown_executor_is_refused(runner, sweep):
     result = runner.invoke(app, ["check", "--executor", "ray", *sweep])
     assert result.exit_code == 2
     assert result.stderr == "lossdoctor: unknown executor 'ray' (choose from local, dask)\n"
+
+
+def _broken_evaluate(*args, **kwargs):
+    raise ZeroDivisionError("division by zero")
+
+
+def test_a_bug_in_the_diagnosis_is_an_internal_error_not_a_failed_run(sweep, monkeypatch, capsys):
+    import sys
+
+    from lossdoctor import api, cli
+
+    monkeypatch.delenv("LOSSDOCTOR_DEBUG", raising=False)
+    monkeypatch.setattr(api, "evaluate", _broken_evaluate)
+    monkeypatch.setattr(sys, "argv", ["lossdoctor", "check", *sweep])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"lossdoctor: internal error: while diagnosing {sweep[0]}: ZeroDivisionError: "
+        "division by zero (set LOSSDOCTOR_DEBUG=1 for details)\n"
+    )
+
+
+def test_a_bug_in_a_worker_process_reaches_the_caller(sweep, monkeypatch):
+    import multiprocessing
+
+    from lossdoctor import api
+    from lossdoctor.errors import DiagnosisBug
+    from lossdoctor.executors import ProcessPool
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the patched function reaches workers only through fork")
+    monkeypatch.setattr(api, "evaluate", _broken_evaluate)
+    pool = ProcessPool(2)
+    pool._pool._mp_context = multiprocessing.get_context("fork")
+    try:
+        with pytest.raises(DiagnosisBug) as raised:
+            list(diagnose_stream(sweep, Options(rules=select_rules(Settings())), executor=pool))
+    finally:
+        pool.close()
+    assert raised.value.detail == "ZeroDivisionError: division by zero"
+    assert raised.value.source in sweep

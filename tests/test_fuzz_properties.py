@@ -307,3 +307,46 @@ def test_case_file_harness_raises_only_rule_pack_errors(
     path = tmp_path_factory.mktemp("cases") / "c.toml"
     path.write_text(f"rule = {_toml(rule)}\ncase = {_toml(cases)}\n")
     _only(RulePackError, run_case_file, path, pack)
+
+
+# --- the atheris target, without atheris -----------------------------------------------
+
+
+def _fuzz_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "lossdoctor_fuzz", ROOT / "benchmarks" / "fuzz.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_atheris_target_reads_every_seed_without_a_crash() -> None:
+    fuzz = _fuzz_module()
+    seeds, _, _ = fuzz.reader_target()
+    assert len(seeds) > 50
+    for seed in seeds:
+        fuzz.one_input(seed)  # a crash (an exception or a warning) fails here
+
+
+def test_the_atheris_target_lets_a_crash_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lossdoctor.ingest
+
+    fuzz = _fuzz_module()
+
+    def broken(data: bytes, **kwargs: Any) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(lossdoctor.ingest, "read_bytes", broken)
+    with pytest.raises(KeyError):
+        fuzz.one_input(b"step,loss\n1,2\n")
+    monkeypatch.setattr(lossdoctor.ingest, "read_bytes", _raises_input_error)
+    fuzz.one_input(b"step,loss\n1,2\n")  # a lossdoctor error is an answer
+
+
+def _raises_input_error(data: bytes, **kwargs: Any) -> None:
+    raise InputError("not a log", path="fuzz")
