@@ -174,6 +174,20 @@ def torchtune_log() -> None:
     write("torchtune_log_1718000000.txt", lines)
 
 
+def build_nanogpt_log() -> None:
+    """build-nanogpt ``log/log.txt`` (train_gpt2.py: ``f"{step} val {v:.4f}"``, ``hella``
+    accuracy, ``f"{step} train {v:.6f}"``): validation rises after 40% of the run."""
+    steps, train, val_steps, val = curves.overfitting_pair(n=300, seed=42, rise=0.5)
+    at_val = dict(zip(val_steps.tolist(), val.tolist(), strict=True))
+    lines = []
+    for i, (s, v) in enumerate(zip(steps, train, strict=True)):
+        if float(s) in at_val:
+            lines.append(f"{i} val {at_val[float(s)]:.4f}")
+            lines.append(f"{i} hella {0.25 + 0.0002 * i:.4f}")
+        lines.append(f"{i} train {v:.6f}")
+    write("build_nanogpt_log.txt", lines)
+
+
 def swift_logging() -> None:
     """ms-swift ``logging.jsonl``: step in "global_step/max_steps", strings for
     percentages and times, keys with '/' and '()'; the loss turns NaN at 80%."""
@@ -219,7 +233,7 @@ def trl_and_axolotl_stdout() -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for make in (bracket_log, notebook_table, llamafactory, lightning_bar, mmengine_scalars,
-                 ultralytics, detectron2, torchtune_log, swift_logging,
+                 ultralytics, detectron2, torchtune_log, build_nanogpt_log, swift_logging,
                  trl_and_axolotl_stdout):  # fmt: skip
         make()
 

@@ -136,6 +136,18 @@ def test_torchtune_disk_logger():
     assert active(FT / "torchtune_log_1718000000.txt")["high-flatline"] == "error"
 
 
+def test_build_nanogpt_log_train_val_hella_lines():
+    # build-nanogpt's log/log.txt: "<step> train X", "<step> val X", "<step> hella X"
+    run = read_run(str(FT / "build_nanogpt_log.txt"))
+    assert run.reader == "text:build-nanogpt"
+    assert run.series["train"].steps[:3].tolist() == [0, 1, 2]
+    assert run.series["train"].values[0] == pytest.approx(4.527508)
+    assert run.series["val"].steps[:2].tolist() == [0, 10]
+    assert run.series["val"].values[0] == pytest.approx(3.0037)
+    assert len(run.series["val"]) == 30  # hella lines are accuracy, never validation loss
+    assert active(FT / "build_nanogpt_log.txt")["overfitting"] == "error"
+
+
 def test_swift_logging_jsonl_step_from_global_step_over_max_steps():
     run = read_run(str(FT / "swift_logging.jsonl"))
     train = run.series["train"]

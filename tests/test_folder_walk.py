@@ -149,7 +149,7 @@ def test_mixed_folder_one_report_per_run_never_merged(tmp_path, tbw, runner):
         "an earlier checkpoint"
     )
     assert skipped["qwen-lora/trainer_log.jsonl"].startswith("the same points as trainer_state")
-    assert skipped["qwen-lora/config.json"].startswith("JSON holds no loss log")
+    assert skipped["qwen-lora/config.json"].startswith("the model config of run qwen-lora")
     assert code == 1
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from lossdoctor import synth as curves
 from lossdoctor.cli import app
-from lossdoctor.ingest import read_run
+from lossdoctor.ingest import read_run, read_source
 
 from conftest import fired, run_json, write_csv
 
@@ -279,6 +279,20 @@ def test_trainer_state_reads_the_vocabulary_from_config_json(tmp_path):
     (folder / "config.json").write_text('{"model_type": "llama", "vocab_size": 32000}')
     run = read_run(str(folder / "trainer_state.json"))
     assert run.series["train"].meta["vocab_size"] == "32000"
+
+
+def test_folder_walk_and_file_read_agree_on_the_config_vocabulary(tmp_path):
+    # a LoRA output_dir: config.json in the output folder, none in the checkpoint
+    state = LOGS / "lr_warmup_from_zero.json"
+    out = tmp_path / "out"
+    (out / "checkpoint-600").mkdir(parents=True)
+    (out / "checkpoint-600" / "trainer_state.json").write_text(state.read_text(encoding="utf-8"))
+    (out / "config.json").write_text('{"text_config": {"vocab_size": 151936}}')
+    (walked,), files = read_source(str(out))
+    named = read_run(str(out / "checkpoint-600" / "trainer_state.json"))
+    assert walked.series["train"].meta["vocab_size"] == "151936"
+    assert named.series["train"].meta["vocab_size"] == "151936"
+    assert any(f.path.endswith("config.json") and "model config" in f.detail for f in files)
 
 
 def test_unshuffled_data_repeats_every_epoch(runner):

@@ -318,11 +318,9 @@ def read_runs(
     if streamed is not None:
         return [streamed]
     one = read_bytes(read_whole(path, source), source=source, hints=hints)
-    if one.reader == "hf-trainer-state":
-        from lossdoctor.ingest.metadata import vocab_from_config, with_vocab
+    from lossdoctor.ingest.metadata import with_config_vocab
 
-        one = with_vocab(one, vocab_from_config(path))
-    return [one]
+    return [with_config_vocab(one, path)]
 
 
 def _read_streamed_table(

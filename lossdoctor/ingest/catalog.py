@@ -35,6 +35,7 @@ READERS: tuple[ReaderInfo, ...] = (
     ReaderInfo("trackio-parquet", "a trackio Parquet export (run_name, step and one column per metric)", "<project>.parquet", "trackio 0.43.0 rows (its export flattening), written with polars"),
     ReaderInfo("swanlab", "SwanLab 0.8+ run files (swanlog/run-*/run-<id>.swanlab) without the swanlab package; a run folder is one run", "swanlog/run-20240101_120000-abc123/", "swanlab 0.10.3 (tests write offline runs with it)"),
     ReaderInfo("text:nanogpt", "nanoGPT stdout", "iter 100: loss 2.8901, time 35.1ms / step 500: train loss 1.98, val loss 2.01"),
+    ReaderInfo("text:build-nanogpt", "build-nanogpt's log/log.txt (train loss, validation loss, HellaSwag accuracy)", "250 val 3.4567 / 250 hella 0.2950 / 250 train 3.391234", "build-nanogpt train_gpt2.py"),
     ReaderInfo("text:llm.c", "llm.c main.log and stdout", "s:500 trl:3.91 / s:500 tel:3.90 / step 1/19560 | loss 11.01 |"),
     ReaderInfo("text:hf-printed", "Hugging Face Trainer printed dicts (values may be quoted, as TRL prints them; nan understood); axolotl stdout", "{'loss': 2.1, 'grad_norm': nan, 'epoch': 0.5}", "transformers ProgressCallback, axolotl log lines"),
     ReaderInfo("text:megatron", "Megatron-LM / Megatron-DeepSpeed", "iteration 100/ 1000 | ... | lm loss: 2.3E+00 |"),

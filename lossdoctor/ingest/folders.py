@@ -170,6 +170,8 @@ def claimed_files(unit: RunUnit, tree: Tree) -> dict[Path, str]:
                 out[path] = f"part of {writer} run {label} (read from {unit.files[0].name})"
             elif name == "trainer_state.json":
                 out[path] = f"an earlier checkpoint of run {label}"
+            elif name == "config.json" and unit.kind == "hf-trainer-state":
+                out[path] = f"the model config of run {label} (its vocab_size is read)"
             elif name == "trainer_log.jsonl" and unit.kind == "hf-trainer-state":
                 out[path] = "the same points as trainer_state.json beside it"
             elif "tfevents" in name and unit.kind != "tfevents":

@@ -22,6 +22,7 @@ CONFIG_MAX_BYTES = 1 << 20
 #: Characters of a text log searched for a stated vocabulary size (its head).
 TEXT_HEAD_CHARS = 1 << 20
 
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 _VOCAB = re.compile(
     r"(?<![A-Za-z_])vocab_size(?:\s+V)?[\"']?\s*(?:=|:|\||of GPT-2 to)\s*(\d{2,8})(?!\d)"
 )
@@ -33,10 +34,28 @@ def vocab_from_text(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def config_paths(state_path: Path) -> list[Path]:
+    """Return where the ``config.json`` of a ``trainer_state.json`` may be: beside it, and
+    for a ``checkpoint-N`` folder also in the output folder above it."""
+    folder = state_path.parent
+    paths = [folder / "config.json"]
+    if _CHECKPOINT.match(folder.name):
+        paths.append(folder.parent / "config.json")
+    return paths
+
+
 def vocab_from_config(state_path: Path) -> int | None:
-    """Return ``vocab_size`` from the ``config.json`` beside a ``trainer_state.json`` (also
-    a multimodal config's ``text_config``), or None when there is no readable one."""
-    config = state_path.parent / "config.json"
+    """Return ``vocab_size`` from the ``config.json`` of a ``trainer_state.json`` (see
+    :func:`config_paths`; also a multimodal config's ``text_config``), or None when there
+    is no readable one."""
+    for config in config_paths(state_path):
+        vocab = _config_vocab(config)
+        if vocab is not None:
+            return vocab
+    return None
+
+
+def _config_vocab(config: Path) -> int | None:
     try:
         info = config.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > CONFIG_MAX_BYTES:
@@ -52,6 +71,15 @@ def vocab_from_config(state_path: Path) -> int | None:
             if isinstance(value, int) and not isinstance(value, bool) and value >= 2:
                 return value
     return None
+
+
+def with_config_vocab(run: Run, path: Path) -> Run:
+    """Return ``run`` read from ``path``; a Hugging Face trainer state records the
+    vocabulary size of its ``config.json`` (the one rule for a file named on the command
+    line and for a run folder found in a walk)."""
+    if run.reader != "hf-trainer-state":
+        return run
+    return with_vocab(run, vocab_from_config(path))
 
 
 def with_vocab(run: Run, vocab: int | None) -> Run:

@@ -91,7 +91,9 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
 
     path = unit.files[0]
     data = read_whole(path, str(path))
-    run = read_bytes(data, source=label, hints=hints)
+    from lossdoctor.ingest.metadata import with_config_vocab
+
+    run = with_config_vocab(read_bytes(data, source=label, hints=hints), path)
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
     return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
 

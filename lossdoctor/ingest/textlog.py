@@ -1,6 +1,7 @@
 """Text logs and stdout captures: one record per line that carries values.
 
 Understood: nanoGPT (``iter N: loss X``, ``step N: train loss X, val loss Y``),
+build-nanogpt's ``log.txt`` (``N train X``, ``N val X``, ``N hella X``),
 llm.c (``step 1/N | loss X``, ``s:N trl:X``, ``s:N tel:X``), Hugging Face Trainer
 printed dicts (``{'loss': 2.1, 'grad_norm': nan, ...}``, values possibly quoted),
 Megatron-LM (``iteration N/ M | ... lm loss: X |``, ``validation loss at iteration
@@ -41,6 +42,9 @@ _PREFIXES = (
 )
 _NANOGPT_ITER = re.compile(rf"^iter (\d+): loss ({NUM})")
 _NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})")
+#: build-nanogpt's ``log/log.txt``: ``<step> train|val|hella <value>`` (train_gpt2.py).
+_BUILD_NANOGPT = re.compile(rf"^(\d+) (train|val|hella) ({NUM})$")
+_BUILD_NANOGPT_KEYS = {"train": "loss", "val": "val_loss", "hella": "hellaswag_acc"}
 _HF_DICT = re.compile(r"^\{'.*\}\s*$")
 _HF_PAIR = re.compile(r"'([^']+)':\s*(?:'([^']*)'|([^,}]+))")
 _MM_EPOCH = re.compile(r"Epoch(?:\((train|val|test)\))?\s*\[(\d+)\]\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
@@ -131,6 +135,9 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
     if m := _NANOGPT_EVAL.match(stripped):
         values = {"step": float(m.group(1)), "val_loss": float(m.group(3))}
         return ParsedLine(values, "nanogpt")
+    if m := _BUILD_NANOGPT.match(stripped):
+        values = {"step": float(m.group(1)), _BUILD_NANOGPT_KEYS[m.group(2)]: float(m.group(3))}
+        return ParsedLine(values, "build-nanogpt")
     if _HF_DICT.match(stripped):
         pairs = {k: (q if q else v) for k, q, v in _HF_PAIR.findall(stripped)}
         if HF_SUMMARY_KEYS & pairs.keys():
