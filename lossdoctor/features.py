@@ -291,6 +291,8 @@ class LRProfile:
         self.rel_at = nan
         self.rel_end = nan
         self.rel_start = nan
+        #: The lowest logged rate as a share of the peak (1.0: constant).
+        self.rel_min = nan
         if lr is None or lr.n == 0:
             return
         peak = float(np.max(np.abs(lr.values)))
@@ -299,6 +301,7 @@ class LRProfile:
             return
         self.rel_end = float(abs(lr.values[-1]) / peak)
         self.rel_start = float(abs(lr.values[0]) / peak)
+        self.rel_min = float(np.min(np.abs(lr.values)) / peak)
         if at_step is not None and at_step == at_step:
             index = int(np.clip(np.searchsorted(lr.steps, at_step, side="right") - 1, 0, lr.n - 1))
             self.rel_at = float(abs(lr.values[index]) / peak)

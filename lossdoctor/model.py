@@ -29,6 +29,17 @@ REWARD_ZERO_STD = "reward_zero_std"
 PREFERENCE = "preference"
 LOSS_ROLES = (TRAIN, VAL)
 
+#: Series meta keys for facts a log or its configuration states beside the numbers (text):
+#: the training precision (``fp16``, ``bf16``) and the number of steps the loss scaler
+#: skipped on overflow (loss series); the configured peak learning rate, scheduler name
+#: and warmup (steps or share of the run; learning-rate series).
+PRECISION = "precision"
+OVERFLOW_SKIPS = "overflow_skips"
+CONFIGURED_LR = "configured_lr"
+LR_SCHEDULER = "lr_scheduler"
+WARMUP_STEPS = "warmup_steps"
+WARMUP_RATIO = "warmup_ratio"
+
 
 @dataclass(frozen=True)
 class Series:

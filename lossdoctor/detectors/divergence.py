@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors.beside import precision
 from lossdoctor.features import LRProfile, SeriesView, spearman
 
 MIN_POINTS = 10
@@ -32,22 +33,32 @@ class Divergence:
     lr_rel_at_best: float
     lr_rel_end: float
     lr_rise_after_best: float
+    #: fp16 and overflow facts of the run (see ``beside.precision``).
+    fp16: bool
+    overflow_skips: int
+    grad_non_finite: int
     evidence: Evidence
 
 
 @register_detector("divergence")
-def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
+def divergence(
+    series: SeriesView, lr: SeriesView | None = None, grad_norm: SeriesView | None = None
+) -> Divergence:
     """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
     as a multiple), the share of the run (0-1, steps) since the best level, and the
     steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1),
     the rise as a multiple of the typical swing around the trend, the highest local level
     after the best as a multiple of the best (``peak_ratio``: an explosion that later
     settles still shows), and the share of the coarse trend after the best that stays
-    above half the final rise (``held_share``, 0-1: a rise that never comes back holds)."""
+    above half the final rise (``held_share``, 0-1: a rise that never comes back holds);
+    with the run's fp16 facts (``fp16``, ``overflow_skips`` lines, ``grad_non_finite``
+    gradient norms) as evidence for an overflow."""
+    signs = precision(series, grad_norm)
+    facts = (signs.fp16, signs.overflow_skips, signs.grad_non_finite)
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty)
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
@@ -91,5 +102,8 @@ def divergence(series: SeriesView, lr: SeriesView | None = None) -> Divergence:
         lr_rel_at_best=lr_profile.rel_at,
         lr_rel_end=lr_profile.rel_end,
         lr_rise_after_best=lr_profile.rel_end - lr_profile.rel_at,
+        fp16=signs.fp16,
+        overflow_skips=signs.overflow_skips,
+        grad_non_finite=signs.grad_non_finite,
         evidence=evidence,
     )

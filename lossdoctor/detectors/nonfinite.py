@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors.beside import precision
 from lossdoctor.features import SeriesView
 
 
@@ -23,6 +24,9 @@ class NonFinite:
     last_step: float
     recovered_step: float
     to_the_end: bool
+    #: What the log says of its number format: fp16, and overflow-skipped steps (lines).
+    fp16: bool
+    overflow_skips: int
     evidence: Evidence
 
 
@@ -33,7 +37,8 @@ def non_finite(series: SeriesView) -> NonFinite:
     ``to_the_end`` is True when every point from the first non-finite one on is
     non-finite (the run died rather than hiccuped); otherwise ``last_step`` is the step of
     the last non-finite point and ``recovered_step`` the step of the finite point after it
-    (NaN when there is none).
+    (NaN when there is none).  ``fp16`` and ``overflow_skips`` are what the log says of
+    its number format (the evidence for an overflow).
     """
     values = series.series.values
     good = series.finite_mask
@@ -49,6 +54,7 @@ def non_finite(series: SeriesView) -> NonFinite:
     last_step = float(series.series.steps[last_bad]) if count else float("nan")
     recovered = count and last_bad < n - 1
     recovered_step = float(series.series.steps[last_bad + 1]) if recovered else float("nan")
+    signs = precision(series)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -67,5 +73,7 @@ def non_finite(series: SeriesView) -> NonFinite:
         last_step=last_step,
         recovered_step=recovered_step,
         to_the_end=bool(count and bad[first:].all()),
+        fp16=signs.fp16,
+        overflow_skips=signs.overflow_skips,
         evidence=evidence,
     )

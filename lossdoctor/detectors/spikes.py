@@ -7,6 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import MAX_MARKS, Evidence, register_detector
+from lossdoctor.detectors.beside import (
+    at_epoch_boundary,
+    grad_ratio_over_spans,
+    log_interval,
+    precision,
+)
 from lossdoctor.features import LRProfile, SeriesView, warmup_end_step
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
@@ -17,6 +23,8 @@ MIN_POINTS = 8
 RECOVERY_POINTS = 10
 #: Events this short (points) are single-step bursts.
 SINGLE_STEP_POINTS = 2
+#: A learning rate whose lowest logged value is below this share of its peak is scheduled.
+LR_VARIES = 0.9
 #: After the worst spike, a loss this many times its earlier level never came back down.
 STAYS_HIGH_RATIO = 1.3
 
@@ -37,19 +45,60 @@ class Spikes:
     stays_high: bool
     excess_to_progress: float
     lr_rel_at_worst: float
+    #: True when the logged learning rate follows a schedule (its lowest value is below
+    #: 90% of its peak): a constant rate is always "at its peak".
+    lr_varies: bool
+    #: Spikes with a gradient norm logged in their steps, and those where it spiked too.
+    grad_checked: int
+    co_spikes: int
+    calm_spikes: int
+    co_spike_share: float
+    grad_ratio_at_worst: float
+    #: Spikes that start within one logging interval of an epoch boundary.
+    epoch_aligned: int
+    epoch_aligned_share: float
+    fp16: bool
+    overflow_skips: int
+    grad_non_finite: int
     evidence: Evidence
 
 
 def _no_spikes(rate: float, evidence: Evidence) -> Spikes:
     """Return the measurement of a series without spike events."""
     nan = float("nan")
-    return Spikes(0, 0, 1.0, 0.0, rate, nan, True, True, 0, False, 0.0, nan, evidence)
+    return Spikes(
+        count=0,
+        big_count=0,
+        max_ratio=1.0,
+        max_z=0.0,
+        spike_rate=rate,
+        worst_step=nan,
+        recovered=True,
+        single_step=True,
+        max_duration=0,
+        stays_high=False,
+        excess_to_progress=0.0,
+        lr_rel_at_worst=nan,
+        lr_varies=False,
+        grad_checked=0,
+        co_spikes=0,
+        calm_spikes=0,
+        co_spike_share=nan,
+        grad_ratio_at_worst=nan,
+        epoch_aligned=0,
+        epoch_aligned_share=nan,
+        fp16=False,
+        overflow_skips=0,
+        grad_non_finite=0,
+        evidence=evidence,
+    )
 
 
 @register_detector("spikes", ranges={"tail_quantile": (0.0, 1.0)})
 def spikes(
     series: SeriesView,
     lr: SeriesView | None = None,
+    grad_norm: SeriesView | None = None,
     *,
     z: float = 6.0,
     min_ratio: float = 1.1,
@@ -58,6 +107,7 @@ def spikes(
     huge_z: float = 2.5,
     tail_factor: float = 1.5,
     tail_quantile: float = 0.001,
+    co_ratio: float = 2.0,
 ) -> Spikes:
     """Return the spike events of a series (judged in log space; a series with values
     at or below zero has none).
@@ -78,6 +128,14 @@ def spikes(
     ``excess_to_progress`` is how far the worst spike rose above its trend, in loss units,
     as a multiple of the progress the run made (its early level minus its best level): near
     a loss of zero a batch twice the local level is a small step; a bad batch is not.
+
+    The signals beside the loss, as evidence for the causes: ``grad_checked`` spikes have a
+    gradient norm logged within half a logging interval of their steps, ``co_spikes`` of
+    them a norm at least ``co_ratio`` times its local typical size (``co_spike_share``
+    0-1; ``grad_ratio_at_worst`` at the worst spike); ``epoch_aligned`` spikes start within
+    one logging interval of an epoch boundary (share 0-1 of all spikes); ``fp16``,
+    ``overflow_skips`` (lines of the log) and ``grad_non_finite`` (NaN/Inf norms, points)
+    say whether the run's number format overflowed.
     """
     empty = Evidence(series=series.series.role, column=series.series.column)
     if series.n < MIN_POINTS or not series.log_space:
@@ -125,6 +183,15 @@ def spikes(
         rest.size >= max(RECOVERY_POINTS, series.n // 20)
         and np.median(rest) - trend[max(worst_start - 1, 0)] >= np.log(STAYS_HIGH_RATIO)
     )
+    start_steps, end_steps = series.steps[starts], series.steps[ends]
+    grad_ratio = grad_ratio_over_spans(
+        grad_norm, start_steps, end_steps, 0.5 * log_interval(series)
+    )
+    grad_checked = int(np.isfinite(grad_ratio).sum())
+    co_spikes = int((grad_ratio >= co_ratio).sum())
+    aligned = int(at_epoch_boundary(series, start_steps).sum())
+    signs = precision(series, grad_norm)
+    lr_profile = LRProfile(lr, float(series.steps[peak_index]))
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -144,6 +211,8 @@ def spikes(
             "peak_ratio": float(peak_ratio[worst]),
             "events": count,
             "spike_rate_pct": round(100 * float(beyond.mean()), 3),
+            **({"co_spikes": co_spikes} if grad_checked else {}),
+            **({"epoch_aligned": aligned} if aligned else {}),
         },
     )
     return Spikes(
@@ -158,7 +227,18 @@ def spikes(
         max_duration=int(durations.max()),
         stays_high=stays_high,
         excess_to_progress=_excess_to_progress(series, peak_index),
-        lr_rel_at_worst=LRProfile(lr, float(series.steps[peak_index])).rel_at,
+        lr_rel_at_worst=lr_profile.rel_at,
+        lr_varies=bool(lr is not None and lr.n and lr_profile.rel_min < LR_VARIES),
+        grad_checked=grad_checked,
+        co_spikes=co_spikes,
+        calm_spikes=grad_checked - co_spikes,
+        co_spike_share=co_spikes / grad_checked if grad_checked else float("nan"),
+        grad_ratio_at_worst=float(grad_ratio[worst]),
+        epoch_aligned=aligned,
+        epoch_aligned_share=aligned / count,
+        fp16=signs.fp16,
+        overflow_skips=signs.overflow_skips,
+        grad_non_finite=signs.grad_non_finite,
         evidence=evidence,
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.requires import waiting
-from lossdoctor.engine.schema import Rule
+from lossdoctor.engine.schema import Cause, Rule
 from lossdoctor.features import SeriesView
 from lossdoctor.model import LOSS_ROLES, REWARD, TRAIN, VAL, Run, Series
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
@@ -95,9 +95,39 @@ def summarise(series: Series, view: SeriesView) -> SeriesSummary:
     )
 
 
-def likely_titles(causes: list[dict[str, Any]]) -> set[str]:
-    """Return the titles of the causes marked likely."""
-    return {c["cause"] for c in causes if c["likely"]}
+def _ranked_causes(
+    rule: Rule, measured: Any, values: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[Cause]]:
+    """Return the rule's causes as report entries, ranked: likely causes whose evidence comes
+    from a signal beside the series (the gradient norm at the spike, fp16 in the log) first,
+    then the other likely ones, then the rest, each group in the rule file's order; and the
+    likely causes in that order (their fixes are listed first).  A cause backed by a signal
+    whose evidence does not hold is left out (it is not a candidate without it)."""
+    rows: list[tuple[int, dict[str, Any], Cause]] = []
+    for cause in rule.causes:
+        likely = bool(cause.when) and all(
+            c.holds(getattr(measured, c.field), rule.thresholds) for c in cause.when
+        )
+        if cause.signal and not likely:
+            continue  # a cause resting on a signal's evidence is not named without it
+        entry: dict[str, Any] = {"cause": cause.title, "why": cause.why, "likely": likely}
+        if likely and cause.evidence:
+            entry["evidence"] = _render(cause.evidence, values)
+        if likely and cause.signal:
+            entry["signal"] = cause.signal
+        rank = (0 if cause.signal else 1) if likely else 2
+        rows.append((rank, entry, cause))
+    rows.sort(key=lambda row: row[0])
+    return [entry for _, entry, _ in rows], [cause for rank, _, cause in rows if rank < 2]
+
+
+def _unsupported_fixes(rule: Rule, likely: list[Cause]) -> set[str]:
+    """Return the titles of fixes named only by signal-backed causes that are not likely
+    (e.g. "use bf16" for spikes in a run with no sign of fp16)."""
+    named = {title for cause in rule.causes if cause.signal for title in cause.fixes}
+    kept = {title for cause in rule.causes if not cause.signal for title in cause.fixes}
+    kept |= {title for cause in likely for title in cause.fixes}
+    return named - kept
 
 
 def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Finding | None:
@@ -116,19 +146,13 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
                 c.operand if isinstance(c.operand, str) else c.field: c.value(rule.thresholds)
                 for c in level.when
             }
-            causes = []
-            for cause in rule.causes:
-                likely = bool(cause.when) and all(
-                    c.holds(getattr(measured, c.field), rule.thresholds) for c in cause.when
-                )
-                entry: dict[str, Any] = {"cause": cause.title, "why": cause.why, "likely": likely}
-                if likely and cause.evidence:
-                    entry["evidence"] = _render(cause.evidence, values)
-                causes.append(entry)
-            causes.sort(key=lambda c: not c["likely"])
-            first = [t for c in rule.causes if c.title in likely_titles(causes) for t in c.fixes]
+            causes, ranked = _ranked_causes(rule, measured, values)
+            first = [title for cause in ranked for title in cause.fixes]
             order = {title: i for i, title in enumerate(dict.fromkeys(first))}
-            fixes = sorted(rule.fixes, key=lambda f: order.get(f.title, len(order)))
+            fixes = sorted(
+                (f for f in rule.fixes if f.title not in _unsupported_fixes(rule, ranked)),
+                key=lambda f: order.get(f.title, len(order)),
+            )
             return Finding(
                 causes=tuple(causes),
                 rule=rule.name,
@@ -236,7 +260,7 @@ def evaluate(
                         findings.append(found)
             continue
         args: list[SeriesView | None] = []
-        for role, name in zip(input_roles, spec.inputs, strict=True):
+        for role, name in zip(input_roles, spec.inputs, strict=False):
             if role not in views and name not in spec.optional:
                 break
             args.append(views.get(role))

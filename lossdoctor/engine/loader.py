@@ -144,8 +144,13 @@ def _levels(
 
 
 def _causes(
-    data: dict[str, Any], path: Path, fields: set[str], thresholds: dict[str, Any]
+    data: dict[str, Any],
+    path: Path,
+    fields: set[str],
+    thresholds: dict[str, Any],
+    signals: set[str],
 ) -> tuple[Cause, ...]:
+    """Return the rule's causes; ``signals`` are the names a cause's ``signal`` may take."""
     raw = data.get("causes", [])
     if not isinstance(raw, list):
         raise _fail(path, "causes", "must be an array of tables")
@@ -154,7 +159,7 @@ def _causes(
         key = f"causes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("title"), str):
             raise _fail(path, key, "must be a table with 'title' and 'why'")
-        unknown = set(item) - {"title", "why", "when", "evidence", "fixes"}
+        unknown = set(item) - {"title", "why", "when", "evidence", "fixes", "signal"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
         when = _texts(item.get("when", []), path, f"{key}.when", "a list of conditions")
@@ -170,6 +175,12 @@ def _causes(
             if isinstance(cond.operand, str) and cond.operand not in thresholds:
                 raise _fail(path, f"{key}.when", f"unknown threshold '{cond.operand}'")
             conditions.append(cond)
+        signal = item.get("signal", "")
+        if signal and (not isinstance(signal, str) or signal not in signals):
+            known = ", ".join(sorted(signals))
+            raise _fail(path, f"{key}.signal", f"must be one of the rule's inputs or log ({known})")
+        if signal and not conditions:
+            raise _fail(path, f"{key}.signal", "a cause without conditions rests on no signal")
         causes.append(
             Cause(
                 title=item["title"].strip(),
@@ -177,6 +188,7 @@ def _causes(
                 when=tuple(conditions),
                 evidence=str(item.get("evidence", "")).strip(),
                 fixes=_texts(item.get("fixes", []), path, f"{key}.fixes", "a list of fix titles"),
+                signal=str(signal),
             )
         )
     return tuple(causes)
@@ -209,6 +221,10 @@ def _check_placeholders(rule: Rule, spec: DetectorSpec, path: Path) -> None:
                     f"{MAX_FORMAT_WIDTH} characters",
                 )
 
+
+#: A cause's ``signal`` besides the rule's inputs: facts the log states beside its numbers
+#: (fp16, overflow lines), and the epoch boundaries its epoch column gives.
+FACT_SIGNALS = ("log", "epoch")
 
 #: What may make the findings of a rule whose detector does not judge a run alone.
 EMITTERS = ("compare", "watch")
@@ -277,8 +293,11 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         raise _fail(
             path, "series", f"detector '{detector}' reads {len(spec.inputs)} series: use 'inputs'"
         )
-    if inputs and len(inputs) != len(spec.inputs):
-        raise _fail(path, "inputs", f"detector '{detector}' reads {len(spec.inputs)} series")
+    # trailing optional inputs may be left out (a rule written before the detector read them)
+    required = len(spec.inputs) - len(spec.optional)
+    if inputs and not required <= len(inputs) <= len(spec.inputs):
+        reads = f"{required} to {len(spec.inputs)}" if required < len(spec.inputs) else required
+        raise _fail(path, "inputs", f"detector '{detector}' reads {reads} series")
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise _fail(path, "params", "must be a table")
@@ -336,7 +355,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
             ),
         ),
         supersedes=tuple(supersedes),
-        causes=_causes(data, path, set(spec.fields), thresholds),
+        causes=_causes(data, path, set(spec.fields), thresholds, {*series, *inputs, *FACT_SIGNALS}),
         requires=parse_requires(data.get("requires"), path),
         path=str(path),
         emitted_by=_emitted_by(data, path),

@@ -43,6 +43,11 @@ class Cause:
     evidence: str = ""
     #: Titles of the rule's fixes that address this cause (listed first when it is likely).
     fixes: tuple[str, ...] = ()
+    #: The signal beside the measured series whose evidence the conditions read: a role
+    #: of the rule's inputs (``grad_norm``, ``lr``), ``log`` (a fact the log states, e.g.
+    #: fp16) or ``epoch`` (the epoch boundaries); "" for the series' own shape.  Likely
+    #: causes backed by a signal rank first.
+    signal: str = ""
 
 
 @dataclass(frozen=True)

@@ -318,9 +318,9 @@ def read_runs(
     if streamed is not None:
         return [streamed]
     one = read_bytes(read_whole(path, source), source=source, hints=hints)
-    from lossdoctor.ingest.metadata import with_config_vocab
+    from lossdoctor.ingest.metadata import with_config
 
-    return [with_config_vocab(one, path)]
+    return [with_config(one, path)]
 
 
 def _read_streamed_table(

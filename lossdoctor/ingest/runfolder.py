@@ -91,9 +91,9 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
 
     path = unit.files[0]
     data = read_whole(path, str(path))
-    from lossdoctor.ingest.metadata import with_config_vocab
+    from lossdoctor.ingest.metadata import with_config
 
-    run = with_config_vocab(read_bytes(data, source=label, hints=hints), path)
+    run = with_config(read_bytes(data, source=label, hints=hints), path)
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
     return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
 

@@ -450,8 +450,15 @@ def read_text_log(
         )
     table, dialect = read
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
-    from lossdoctor.ingest.metadata import vocab_from_text, with_vocab
+    from lossdoctor.ingest.metadata import (
+        count_overflow_skips,
+        facts_from_text,
+        vocab_from_text,
+        with_facts,
+        with_vocab,
+    )
 
+    run = with_facts(run, facts_from_text(text), count_overflow_skips(text))
     return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(text))
 
 
@@ -464,14 +471,18 @@ def read_text_log_bytes(
 
     Raises :class:`NotALogError` when no line carries a loss value.
     """
+    from lossdoctor.ingest.metadata import count_overflow_skips
+
     reader = TextLogReader()
     start, size = 0, len(data)
+    overflow_skips = 0
     while start < size:
         cut = data.find(b"\n", start + block_bytes) if start + block_bytes < size else -1
         end = size if cut < 0 else cut + 1
         text = data[start:end].decode("utf-8-sig" if start == 0 else "utf-8", errors="replace")
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         reader.feed(text[:-1] if text.endswith("\n") and end < size else text)
+        overflow_skips += count_overflow_skips(text)
         start = end
     read = reader.table()
     from lossdoctor.ingest.delimited import decode_text
@@ -484,8 +495,15 @@ def read_text_log_bytes(
         )
     table, dialect = read
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
-    from lossdoctor.ingest.metadata import TEXT_HEAD_CHARS, vocab_from_text, with_vocab
+    from lossdoctor.ingest.metadata import (
+        TEXT_HEAD_CHARS,
+        facts_from_text,
+        vocab_from_text,
+        with_facts,
+        with_vocab,
+    )
 
     # the head the vocabulary is looked for in: enough bytes for TEXT_HEAD_CHARS characters
     head = decode_text(data[: 4 * TEXT_HEAD_CHARS + 16])
+    run = with_facts(run, facts_from_text(head), overflow_skips)
     return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))

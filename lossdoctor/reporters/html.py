@@ -100,7 +100,9 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
             for f in run["findings"]:
                 dim = " class='dim'" if f.get("superseded_by") else ""
                 causes = "; ".join(
-                    _e(c["cause"]) + (f" ({_e(c['evidence'])})" if c.get("evidence") else "")
+                    _e(c["cause"])
+                    + (f" ({_e(c['evidence'])})" if c.get("evidence") else "")
+                    + (f" [from {_e(c['signal'])}]" if c.get("signal") else "")
                     for c in f.get("causes", [])
                     if c["likely"]
                 )

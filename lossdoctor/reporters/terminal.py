@@ -139,7 +139,8 @@ def _render_run(console: Console, run: dict[str, Any]) -> None:
         if f["severity"] != "info" and not dim:
             causes = f.get("causes", [])
             for cause in [c for c in causes if c["likely"]][:MAX_CAUSES]:
-                line = Text("      likely cause: ", style="dim")
+                source = f" (from {cause['signal']})" if cause.get("signal") else ""
+                line = Text(f"      likely cause{source}: ", style="dim")
                 line.append(cause["cause"], style="bold")
                 if cause.get("evidence"):
                     line.append(f" ({cause['evidence']})")
