@@ -149,8 +149,9 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
             causes, ranked = _ranked_causes(rule, measured, values)
             first = [title for cause in ranked for title in cause.fixes]
             order = {title: i for i, title in enumerate(dict.fromkeys(first))}
+            unsupported = _unsupported_fixes(rule, ranked)
             fixes = sorted(
-                (f for f in rule.fixes if f.title not in _unsupported_fixes(rule, ranked)),
+                (f for f in rule.fixes if f.title not in unsupported),
                 key=lambda f: order.get(f.title, len(order)),
             )
             return Finding(
