@@ -358,3 +358,27 @@ def test_count_overflow_skips_knows_the_loss_scalers_wordings():
         ]
     )
     assert count_overflow_skips(text) == 3
+
+
+def test_printed_training_arguments_are_configuration_not_points(tmp_path):
+    block = (
+        "Training/evaluation parameters TrainingArguments(\n_n_gpu=1,\nfp16=True,\n"
+        "learning_rate=2e-05,\nlr_scheduler_type=cosine,\nwarmup_steps=30,\n)"
+    )
+    rows = [
+        f"{{'loss': {2.5 - i / 50:.3f}, 'learning_rate': {min(1, (i + 1) / 3) * 2e-5:.6g}, "
+        f"'epoch': {(i + 1) / 40:.3f}}}"
+        for i in range(40)
+    ]
+    path = tmp_path / "train.log"
+    path.write_text(block + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    run = read_run(str(path))
+    # the lines of the argument dump add no learning-rate point (the warmup starts low)
+    assert len(run.series["lr"]) == 40
+    assert run.series["lr"].values[0] == pytest.approx(2e-5 / 3, rel=1e-3)
+    assert run.series["lr"].meta["configured_lr"] == "2e-05"
+    assert run.series["lr"].meta["warmup_steps"] == "30"
+    assert run.series["train"].meta["precision"] == "fp16"
+    one_line = "Namespace(batch_size=8, learning_rate=0.001, lr=0.001, seed=1)\n" + "\n".join(rows)
+    path.write_text(one_line + "\n", encoding="utf-8")
+    assert len(read_run(str(path)).series["lr"]) == 40

@@ -129,6 +129,16 @@ def test_number_pattern_has_no_ambiguous_repeat() -> None:
     assert ambiguous_repeats(f"^(?:{NUM})$") == []
 
 
+def test_configuration_patterns_have_no_ambiguous_repeat() -> None:
+    from lossdoctor.ingest import metadata
+
+    patterns = [value.pattern for value in vars(metadata).values() if isinstance(value, re.Pattern)]
+    patterns += [p.pattern for table in (metadata._FLAGS, metadata._YAML) for p in table.values()]
+    assert len(patterns) >= 15
+    for pattern in patterns:
+        assert ambiguous_repeats(pattern) == [], pattern
+
+
 def test_number_pattern_reads_the_numbers_it_read_before() -> None:
     old, new = re.compile(f"^(?:{OLD_NUM})$"), re.compile(f"^(?:{NUM})$")
     for text in ["1", "1.", "1.5", ".5", "-1e-5", "+2.5E3", "nan", "-inf", "Infinity",

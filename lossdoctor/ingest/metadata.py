@@ -114,7 +114,8 @@ CONFIG_BESIDE = ("training_args.yaml",)
 #: Characters after the start of a printed argument block searched for its values.
 ARGS_BLOCK_CHARS = 40_000
 
-_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+# unambiguous (no two repeats share a digit run: no backtracking on long digit runs)
+_NUMBER = r"((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 # the start of a printed argument block: TrainingArguments(, SFTConfig(, Namespace(
 _ARGS_BLOCK = re.compile(r"(?:Arguments|Config|Namespace)\(")
 _ARG_LR = re.compile(r"(?<![A-Za-z_])learning_rate\s*=\s*" + _NUMBER)
@@ -148,9 +149,15 @@ _FP16 = re.compile(
     r"|mixed[_ ]precision(?: type)?\s*[=:]\s*['\"]?fp16|16bit (?:native )?Automatic Mixed Precision"
     r"|precision\s*[=:]\s*['\"]?16-mixed"
 )
-_OVERFLOW = re.compile(
-    r"(?i)overflow[^\n]{0,120}?(?:skipping step|skipped|ignoring gradient|reducing (?:loss )?scale"
-    r"|loss scale to)|skipping step[^\n]{0,80}?overflow"
+_OVERFLOW = re.compile(r"(?i)overflow")
+#: What a loss scaler's overflow line says it did with the step (lower case).
+_SKIP_WORDS = (
+    "skipping step",
+    "skipped",
+    "ignoring gradient",
+    "reducing loss scale",
+    "reducing scale",
+    "loss scale to",
 )
 
 
@@ -186,7 +193,16 @@ def count_overflow_skips(text: str) -> int:
     step on overflow (apex, DeepSpeed, fairseq, Megatron wordings)."""
     if "verflow" not in text and "VERFLOW" not in text:
         return 0
-    return sum(1 for _ in _OVERFLOW.finditer(text))
+    starts = set()
+    for match in _OVERFLOW.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        if start in starts:
+            continue
+        end = text.find("\n", match.end())
+        line = text[start : end if end >= 0 else len(text)].lower()
+        if any(word in line for word in _SKIP_WORDS):
+            starts.add(start)
+    return len(starts)
 
 
 def with_facts(run: Run, facts: dict[str, str], overflow_skips: int = 0) -> Run:

@@ -46,6 +46,10 @@ _NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})"
 _BUILD_NANOGPT = re.compile(rf"^(\d+) (train|val|hella) ({NUM})$")
 _BUILD_NANOGPT_KEYS = {"train": "loss", "val": "val_loss", "hella": "hellaswag_acc"}
 _HF_DICT = re.compile(r"^\{'.*\}\s*$")
+#: A printed argument dump, not a record: ``TrainingArguments(... learning_rate=2e-05, ...)``
+#: (also ``SFTConfig(``, ``Namespace(``) and the lone ``name=value,`` lines of its
+#: multi-line form.
+_ARGS_DUMP = re.compile(r"\b\w*(?:Arguments|Config|Namespace)\(|^[A-Za-z_]\w*=[^=,\s]*,$")
 _HF_PAIR = re.compile(r"'([^']+)':\s*(?:'([^']*)'|([^,}]+))")
 _MM_EPOCH = re.compile(r"Epoch(?:\((train|val|test)\))?\s*\[(\d+)\]\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 _MM_ITER = re.compile(r"Iter\((train|val|test)\)\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
@@ -148,6 +152,8 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
     if m := _KERAS_EPOCH.match(stripped):
         state.keras_epoch = parse_int(m.group(1))
         return None
+    if _ARGS_DUMP.search(stripped):
+        return None  # the configuration (read for its facts by ingest.metadata)
     values = _generic(stripped)
     dialect = "generic"
     is_val = False
