@@ -341,6 +341,9 @@ def test_facts_from_text_reads_arguments_not_logged_values():
     assert facts_from_text("DeepSpeed using configured LR scheduler = WarmupDecayLR") == {
         "lr_scheduler": "warmupdecaylr"
     }
+    # the trainer's cosine is what the run meant, also when DeepSpeed runs its WarmupLR
+    overridden = "TrainingArguments(lr_scheduler_type=cosine)\nDeepSpeed LR Scheduler = WarmupLR"
+    assert facts_from_text(overridden) == {"lr_scheduler": "cosine"}
     assert facts_from_text("Using 16bit Automatic Mixed Precision (AMP)") == {"precision": "fp16"}
     yaml = "fp16: true\nlearning_rate: 2.0e-05\nlr_scheduler_type: cosine\n"
     assert facts_from_text(yaml) == {"precision": "fp16"}

@@ -180,8 +180,10 @@ def facts_from_text(head: str, *, yaml: bool = False) -> dict[str, str]:
             found = _YAML[key].search(head)
         if found:
             facts[key] = found.group(1).lower() if key == LR_SCHEDULER else found.group(1)
+    # the trainer's scheduler is what the run meant; DeepSpeed's name only stands in for it
+    # (a DeepSpeed WarmupLR overriding a cosine schedule is what lr-schedule looks for)
     deepspeed = _DEEPSPEED_SCHEDULER.search(head)
-    if deepspeed:
+    if deepspeed and LR_SCHEDULER not in facts:
         facts[LR_SCHEDULER] = deepspeed.group(1).lower()
     if _FP16.search(head):
         facts[PRECISION] = "fp16"
