@@ -145,12 +145,14 @@ def _settings(
     fail_on: str | None = None,
     exit_zero: bool = False,
     objective: str | None = None,
+    group_by: str | None = None,
 ) -> Any:
     """Return the settings the command line, ``--config`` and the project's files make
     (the options that change the diagnosis, shared by check, watch and run)."""
     from lossdoctor.config import Settings, resolve_settings
 
-    roles = {k: v for k, v in zip(("train", "val", "step"), columns, strict=True) if v}
+    named = (*columns, group_by)
+    roles = {k: v for k, v in zip(("train", "val", "step", "group"), named, strict=True) if v}
     cli = Settings(
         select=_csv(select) or None,
         extend_select=_csv(extend_select),
@@ -284,6 +286,15 @@ def check(
     exclude: Annotated[
         list[str], typer.Option(help="In folders, skip files and runs matching this glob.")
     ] = [],  # noqa: B006
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            "--group-by",
+            help="Column naming the run of each row (a sweep's trial_id, run, version): one"
+            " report per run. Default: a column named trial_id, trial, run, run_id, run_name,"
+            " version... naming two runs or more; 'none': never split a log by a column.",
+        ),
+    ] = None,
     merge: Annotated[
         bool,
         typer.Option(
@@ -310,7 +321,7 @@ def check(
     settings = _settings(
         select, extend_select, ignore, config, (train_col, val_col, step_col),
         vocab_size or classes, profile, fail_on=fail_on, exit_zero=exit_zero,
-        objective=objective,
+        objective=objective, group_by=group_by,
     )  # fmt: skip
     from lossdoctor import cli_fleet
     from lossdoctor.api import select_rules

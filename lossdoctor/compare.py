@@ -253,11 +253,11 @@ def compare_report(
             out.append(run_report)
             continue
         try:
-            candidate = (
-                read_runs(run_report.source, hints=hints)[0] if run_report.source != "-" else None
-            )
+            runs = read_runs(run_report.source, hints=hints) if run_report.source != "-" else []
         except InputError:
-            candidate = None
+            runs = []
+        # the run of its log this report is about (a log may hold several: its groups)
+        candidate = next((r for r in runs if r.group == run_report.group), None)
         if candidate is None:
             out.append(run_report)
             continue

@@ -36,7 +36,7 @@ TOP_KEYS = (
 #: Training objectives ``objective`` / ``--objective`` accepts ("auto": read from the log).
 OBJECTIVES = ("auto", "sft", "pretrain", "dpo", "ipo", "reward-model", "grpo", "ppo", "rloo")
 RULE_KEYS = ("params", "thresholds", "severity")
-COLUMN_KEYS = ("train", "val", "step")
+COLUMN_KEYS = ("train", "val", "step", "group")
 
 
 @dataclass(frozen=True)

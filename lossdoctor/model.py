@@ -104,6 +104,17 @@ class Run:
     reader: str
     series: dict[str, Series]
     notes: tuple[str, ...] = field(default=())
+    #: Which run of a log holding several this is (``trial_id=3``, ``session 2 of 3``);
+    #: empty for a log of one run.
+    group: str = ""
+    #: Every run of a log holding several (one per value of its group column, one per
+    #: session started from scratch), in the log's order; empty for a log of one run.
+    #: Such a run is the last of them, its ``groups`` naming them all.
+    groups: tuple[Run, ...] = field(default=())
+
+    def runs(self) -> list[Run]:
+        """Return the runs this log holds: its ``groups``, or itself alone."""
+        return list(self.groups) or [self]
 
     def get(self, role: str) -> Series | None:
         """Return the series playing ``role``, or None."""

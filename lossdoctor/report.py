@@ -55,6 +55,13 @@ class Finding:
         return out
 
 
+def run_name(run: dict[str, Any]) -> str:
+    """Return the name a report gives a run (a run report dict): its source, and which
+    run of the log it is when the log holds several ("sweep.csv [trial_id=3]")."""
+    group = run.get("group")
+    return f"{run['source']} [{group}]" if group else str(run["source"])
+
+
 def fails(finding: dict[str, Any], fail_on: str) -> bool:
     """Return True when a finding (as in the report dict) counts toward ``fail_on``: it
     drives the exit code, so every output shows it as a failure.  Superseded findings and
@@ -128,6 +135,8 @@ class RunReport:
 
     source: str
     reader: str = ""
+    #: Which run of a log holding several this is (``trial_id=3``, ``session 2 of 3``).
+    group: str = ""
     findings: list[Finding] = field(default_factory=list)
     series: dict[str, SeriesSummary] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
@@ -187,6 +196,7 @@ class RunReport:
             return {"source": self.source, "verdict": "error", "error": self.error}
         return {
             "source": self.source,
+            **({"group": self.group} if self.group else {}),
             "reader": self.reader,
             "verdict": self.verdict,
             "drivers": self.drivers,

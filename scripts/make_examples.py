@@ -125,6 +125,20 @@ def oscillation_tb_csv() -> None:
     (OUT / "run-oscillation-tag-loss.csv").write_text("\n".join(rows) + "\n")
 
 
+def sweep_trials_csv() -> None:
+    """A learning-rate sweep's table: three trials appended in one CSV, named in a
+    ``trial_id`` column (one report per trial)."""
+    trials = [
+        ("lr_1e-4", curves.plateau(n=300, seed=21)),
+        ("lr_1e-3", curves.healthy(n=300, seed=22)),
+        ("lr_1e-2", curves.diverging(n=300, seed=23, factor=8.0)),
+    ]
+    rows = ["trial_id,step,loss"]
+    for name, (_, values) in trials:
+        rows += [f"{name},{(i + 1) * 10},{fmt(v)}" for i, v in enumerate(values)]
+    (OUT / "sweep_trials.csv").write_text("\n".join(rows) + "\n")
+
+
 def charts() -> None:
     """Draw the annotated chart of every example into ``examples/charts/``."""
     from lossdoctor.api import diagnose_many
@@ -171,6 +185,7 @@ def main() -> int:
         flatline_tsv,
         plateau_lightning,
         oscillation_tb_csv,
+        sweep_trials_csv,
     ):
         make()
     charts()

@@ -349,11 +349,13 @@ def test_tensorboard_sessions_resumed_are_one_run(runner, tmp_path):
 def test_tensorboard_sessions_restarted_are_separate_runs(runner, tmp_path):
     path = _tb_json(tmp_path / "loss.json", [(0, 1000, 1.5), (0, 1500, 1.0)])
     _, doc = run_json(runner, str(path))
-    run = doc["runs"][0]
-    train = run["series"]["train"]
-    assert train["points"] == 150  # the last run alone
-    assert train["first"] == pytest.approx(4.5)
-    assert any("separate run" in n for n in run["notes"])
+    first, second = doc["runs"]  # one report per run from scratch, in the logged order
+    assert (first["group"], second["group"]) == ("session 1 of 2", "session 2 of 2")
+    assert first["series"]["train"]["points"] == 100
+    assert first["series"]["train"]["first"] == pytest.approx(6.75)
+    assert second["series"]["train"]["points"] == 150
+    assert second["series"]["train"]["first"] == pytest.approx(4.5)
+    assert any("separate run" in n and "each run from scratch" in n for n in second["notes"])
 
 
 def test_merge_judges_train_and_validation_files_as_one_run(runner, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lossdoctor.errors import InputError
-from lossdoctor.ingest import ColumnHints, read_bytes, read_run
+from lossdoctor.ingest import ColumnHints, read_bytes, read_run, read_runs
 
 from conftest import FIXTURES
 
@@ -106,10 +106,12 @@ def test_resumed_run_replaces_overlapping_steps_and_says_so():
     assert any("resumed at line 6" in note for note in run.notes)
 
 
-def test_restarted_counter_keeps_the_last_run_and_says_so():
-    run = read("two_runs.csv")
-    assert run.series["train"].values.tolist() == [3.1, 2.6, 2.0, 1.8]
-    assert any("restarted at line 5" in note for note in run.notes)
+def test_restarted_counter_gives_one_run_per_session_and_says_so():
+    first, second = read_runs(str(FIXTURES / "two_runs.csv"))
+    assert first.series["train"].values.tolist() == [3.0, 2.5, 2.1]
+    assert second.series["train"].values.tolist() == [3.1, 2.6, 2.0, 1.8]
+    assert (first.group, second.group) == ("session 1 of 2", "session 2 of 2")
+    assert any("from scratch started at line 5 (step 0)" in note for note in second.notes)
 
 
 def test_column_overrides_win():

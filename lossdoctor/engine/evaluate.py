@@ -297,6 +297,7 @@ def evaluate(
             )
     return RunReport(
         source=run.source,
+        group=run.group,
         reader=run.reader,
         findings=findings,
         series={role: summarise(s, views[role]) for role, s in run.series.items()},

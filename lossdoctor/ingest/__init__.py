@@ -292,13 +292,15 @@ def read_runs(
     hints: ColumnHints | None = None,
     run: str | None = None,
 ) -> list[Run]:
-    """Return every run at ``source``: one for a log file or ``data`` (stdin), one per run
-    for a folder (each run folder, each other log file in it) or an MLflow database.
+    """Return every run at ``source``: one for a log file or ``data`` (stdin), or one per
+    run when the log holds several (a group column, sessions from scratch: see
+    :mod:`lossdoctor.ingest.groups`); one per run for a folder (each run folder, each
+    other log file in it) or an MLflow database.
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """
     if data is not None:
-        return [read_bytes(data, source=source, hints=hints)]
+        return read_bytes(data, source=source, hints=hints).runs()
     path = Path(source)
     info = stat_input(path, source)
     if stat.S_ISDIR(info.st_mode):
@@ -316,11 +318,11 @@ def read_runs(
         return read_trackio_parquet(path, source=source, hints=hints, run=run)
     streamed = _read_streamed_table(path, info, head, source=source, hints=hints)
     if streamed is not None:
-        return [streamed]
+        return streamed.runs()
     one = read_bytes(read_whole(path, source), source=source, hints=hints)
     from lossdoctor.ingest.metadata import with_config
 
-    return [with_config(one, path)]
+    return [with_config(each, path) for each in one.runs()]
 
 
 def _read_streamed_table(

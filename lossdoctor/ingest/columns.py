@@ -102,6 +102,20 @@ GRAD_NORM_NAMES = (
     "norm",
 )
 
+#: Columns that name the run of each row in a log of several runs (a sweep's table, runs
+#: appended to one file): one report per value.
+GROUP_NAMES = (
+    "trial_id",
+    "trial",
+    "trial_name",
+    "run_id",
+    "run",
+    "run_name",
+    "version",
+    "experiment_id",
+    "sweep_run",
+)
+
 REWARD_NAMES = (
     "reward",
     "train/reward",
@@ -139,11 +153,18 @@ def looks_like_validation(name: str) -> bool:
 
 @dataclass(frozen=True)
 class ColumnHints:
-    """Column names the user forced with ``--train-col``, ``--val-col``, ``--step-col``."""
+    """Column names the user forced with ``--train-col``, ``--val-col``, ``--step-col``,
+    and ``--group-by`` (the column naming the run of each row; ``none``: no grouping)."""
 
     train: str | None = None
     val: str | None = None
     step: str | None = None
+    group: str | None = None
+
+    @property
+    def roles(self) -> bool:
+        """Return True when a series' column (train, val or step) was named."""
+        return bool(self.train or self.val or self.step)
 
 
 @dataclass(frozen=True)
@@ -162,7 +183,9 @@ def _find(names: Mapping[str, str], wanted: Iterable[str]) -> str | None:
     return None
 
 
-def _resolve_hint(hint: str, columns: list[str], what: str) -> str:
+def resolve_hint(hint: str, columns: list[str], what: str) -> str:
+    """Return the column ``hint`` names (exactly, or after normalising); raise ``KeyError``
+    with a readable message (and a close match) when there is none."""
     if hint in columns:
         return hint
     by_norm = {normalise(c): c for c in columns}
@@ -187,7 +210,7 @@ def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> Colu
     for column in usable:
         names.setdefault(normalise(column), column)
 
-    step = _resolve_hint(hints.step, columns, "--step-col") if hints.step else None
+    step = resolve_hint(hints.step, columns, "--step-col") if hints.step else None
     x_kind: XKind = "step"
     if step is None:
         step = _find(names, STEP_NAMES)
@@ -199,8 +222,8 @@ def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> Colu
 
     roles: dict[str, str] = {}
     taken = {step} if step else set()
-    train = _resolve_hint(hints.train, columns, "--train-col") if hints.train else None
-    val = _resolve_hint(hints.val, columns, "--val-col") if hints.val else None
+    train = resolve_hint(hints.train, columns, "--train-col") if hints.train else None
+    val = resolve_hint(hints.val, columns, "--val-col") if hints.val else None
     if val is None:
         val = _find(names, VAL_NAMES)
     if val is None:

@@ -27,6 +27,7 @@ from lossdoctor.ingest.table import (
     Column,
     ColumnSink,
     Table,
+    cell_text,
     coerce_objects,
     coerce_texts,
     table_to_run,
@@ -480,10 +481,12 @@ def _frame_column(cells: pd.Series) -> Column:
         present = ~np.isnan(values)
         if not unsure.size:
             return Column(values=values, present=present)
-        text = coerce_objects(cells.to_numpy(dtype=object)[unsure].tolist(), nan_is_missing=True)
+        raw = cells.to_numpy(dtype=object)
+        text = coerce_objects(raw[unsure].tolist(), nan_is_missing=True)
         values[unsure], present[unsure] = text.values, text.present
         first = int(unsure[text.first_garbage]) if text.first_garbage >= 0 else -1
-        return Column(values, present, text.garbage, first)
+        texts = tuple(cell_text(c) for c in raw.tolist()) if text.garbage else None
+        return Column(values, present, text.garbage, first, texts)
     values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
     return Column(values=values, present=~np.isnan(values))
 

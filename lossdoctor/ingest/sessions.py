@@ -38,7 +38,9 @@ class Sessions:
     note: str
 
 
-def _level(values: FloatArray) -> float:
+def level(values: FloatArray) -> float:
+    """Return the loss level of a few points: the median of their logs (of the values
+    when some are not positive); NaN when none is finite."""
     finite = values[np.isfinite(values)]
     if not finite.size:
         return float("nan")
@@ -67,15 +69,15 @@ def _sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessi
     if not starts.size:
         return Sessions(order, step, "")
     interval = float(np.median(np.abs(np.diff(step)))) or 1.0
-    start_level = _level(value[:EDGE_POINTS])
+    start_level = level(value[:EDGE_POINTS])
     raw = step.copy()
     said: list[str] = []
     separate = renumbered = False
     offset = 0.0
     ends = [*starts[1:].tolist(), n]
     for at, end in zip(starts.tolist(), ends, strict=True):
-        new_level = _level(value[at : at + EDGE_POINTS])
-        before = _level(value[max(0, at - EDGE_POINTS) : at])
+        new_level = level(value[at : at + EDGE_POINTS])
+        before = level(value[max(0, at - EDGE_POINTS) : at])
         if raw[at] <= raw[0]:
             if abs(new_level - before) < abs(new_level - start_level):
                 offset = step[at - 1] + interval - raw[at]
@@ -93,7 +95,7 @@ def _sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessi
             said.append(f"continued at step {raw[at] + offset:g} after a pause")
         step[at:end] = raw[at:end] + offset
     if separate:
-        verdict = "judged: the last run only (the earlier runs are not mixed in)"
+        verdict = "judged: each run from scratch on its own (one report per run)"
     else:
         verdict = "judged as one resumed run"
         if renumbered:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TypeVar
 
@@ -58,6 +58,9 @@ class Column:
     present: BoolArray
     garbage: int = 0
     first_garbage: int = -1
+    #: The raw cells as text, kept for a column that holds text (a run's name in a
+    #: group column); None for a column of numbers.
+    texts: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -98,6 +101,7 @@ def coerce_objects(cells: Iterable[object], *, nan_is_missing: bool) -> Column:
     present: list[bool] = []
     garbage, first_garbage = 0, -1
     nan = float("nan")
+    cells = list(cells)
     for index, cell in enumerate(cells):
         value = _cell_value(cell, nan_is_missing)
         if value is _GARBAGE:
@@ -116,7 +120,20 @@ def coerce_objects(cells: Iterable[object], *, nan_is_missing: bool) -> Column:
         present=np.array(present, dtype=bool),
         garbage=garbage,
         first_garbage=first_garbage,
+        texts=tuple(cell_text(c) for c in cells) if garbage else None,
     )
+
+
+def cell_text(cell: object) -> str:
+    """Return a raw cell as text: a string stripped of blanks and quotes, a number as
+    printed (``3``, ``0.5``), "" for an absent cell."""
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return ""
+    if isinstance(cell, str):
+        return cell.strip().strip('"')
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
 
 
 #: Text made only of plain decimal numbers (no blanks, words, quotes or separators).
@@ -184,6 +201,7 @@ class ColumnSink:
         self._present: dict[str, BoolArray] = {}
         self._garbage: dict[str, int] = {}
         self._first_garbage: dict[str, int] = {}
+        self._texts: dict[str, list[str]] = {}
 
     def add(self, chunk: dict[str, Column]) -> None:
         """Append the rows of ``chunk`` (the same columns every time)."""
@@ -221,6 +239,11 @@ class ColumnSink:
             if col.first_garbage >= 0 and self._first_garbage.get(name, -1) < 0:
                 self._first_garbage[name] = self.rows + col.first_garbage
             self._garbage[name] = self._garbage.get(name, 0) + col.garbage
+            if col.texts is not None and name not in self._texts:
+                done = Column(self._values[name][: self.rows], self._present[name][: self.rows])
+                self._texts[name] = list(column_texts(done))
+            if name in self._texts:
+                self._texts[name].extend(column_texts(col))
         self.rows += n
 
     def columns(self) -> dict[str, Column]:
@@ -233,9 +256,20 @@ class ColumnSink:
                 present=self._present[name][: self.rows],
                 garbage=self._garbage.get(name, 0),
                 first_garbage=self._first_garbage.get(name, -1),
+                texts=tuple(self._texts[name]) if name in self._texts else None,
             )
             for name, values in self._values.items()
         }
+
+
+def column_texts(column: Column) -> tuple[str, ...]:
+    """Return the cells of ``column`` as text: its raw cells when it kept them, else its
+    numbers as printed (``3``, ``0.5``) and "" for an absent cell."""
+    if column.texts is not None:
+        return column.texts
+    return tuple(
+        cell_text(float(v)) if p else "" for v, p in zip(column.values, column.present, strict=True)
+    )
 
 
 def _rows(chunk: dict[str, Column]) -> int:
@@ -341,6 +375,7 @@ def table_to_run(
 
     Raises :class:`InputError` when no loss column can be found.
     """
+    read = dict(table.columns)
     names = list(table.columns)
     if table.n_rows == 0 or not any(c.present.any() or c.garbage for c in table.columns.values()):
         raise InputError("no data rows (header only)", path=source)
@@ -358,7 +393,7 @@ def table_to_run(
         components.add_sums(table.columns, summed)
         names, numeric = list(table.columns), [*numeric, *summed]
     try:
-        choice = choose_columns(numeric if not hints else names, hints)
+        choice = choose_columns(numeric if not (hints and hints.roles) else names, hints)
     except KeyError as exc:
         raise InputError(str(exc.args[0]), path=source) from None
     if not any(role in choice.roles for role in LOSS_ROLES):
@@ -387,6 +422,17 @@ def table_to_run(
 
     notes = list(table.notes)
     row_steps, is_index = _row_steps(table, choice.step)
+    from lossdoctor.ingest.groups import several_runs
+
+    several = several_runs(
+        table, read, choice, None if is_index else row_steps, source=source, reader=reader,
+        hints=hints, build=table_to_run,
+    )  # fmt: skip
+    if isinstance(several, Run):
+        return several
+    if several is not None:
+        row_steps, resumed = several
+        notes.extend(resumed)
     epoch_meta = {} if is_index or choice.x_kind != "step" else _epoch_meta(table, row_steps)
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
@@ -529,9 +575,13 @@ def tensorboard_export_run(
         else ""
     )
     header = f"columns: {role}=Value (tag '{tag}'){why}; x: Step"
-    all_notes = (header, *notes, *run.notes[1:])
-    run = Run(source=run.source, reader=run.reader, series=run.series, notes=all_notes)
-    return run.with_meta(role, export="TensorBoard")
+    runs = [
+        replace(one, notes=(header, *notes, *one.notes[1:]), groups=()).with_meta(
+            role, export="TensorBoard"
+        )
+        for one in run.runs()
+    ]
+    return replace(runs[-1], groups=tuple(runs) if run.groups else ())
 
 
 def series_run(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lossdoctor.errors import LossdoctorError
+from lossdoctor.report import run_name
 
 VERDICT_COLOR = {
     "healthy": "#2e7d32",
@@ -279,7 +280,7 @@ def _panel(ax: Any, run: dict[str, Any], *, smoothing: float, axes: Axes, many: 
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.25)
     if many:
-        ax.set_title(f"{run['source']}: {run['verdict'].upper()}", fontsize=10, loc="left",
+        ax.set_title(f"{run_name(run)}: {run['verdict'].upper()}", fontsize=10, loc="left",
                      color=VERDICT_COLOR[run["verdict"]], fontweight="bold")  # fmt: skip
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
@@ -305,7 +306,7 @@ def figure(
     for ax, run in zip(panels[:, 0], runs, strict=False):
         _panel(ax, run, smoothing=smoothing, axes=axes, many=len(runs) > 1)
     if title is None and runs:
-        verdicts = ", ".join(f"{Path(r['source']).name}: {r['verdict'].upper()}" for r in runs)
+        verdicts = ", ".join(f"{Path(run_name(r)).name}: {r['verdict'].upper()}" for r in runs)
         title = f"lossdoctor · {verdicts}"
     color = VERDICT_COLOR[runs[0]["verdict"]] if len(runs) == 1 else "black"
     fig.suptitle(title or "lossdoctor", color=color, fontsize=12, fontweight="bold")

@@ -44,10 +44,9 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
             if line is not None:
                 props.append(f"line={int(line)}")
             props.append(f"title={escape_property(f['code'] + ' ' + f['rule'])}")
+            said = f"[{run['group']}] {f['message']}" if run.get("group") else f["message"]
             rank = {"error": 0, "warning": 1, "info": 2}[f["severity"]]
-            items.append(
-                (rank, f"::{LEVEL[f['severity']]} {','.join(props)}::{escape_data(f['message'])}")
-            )
+            items.append((rank, f"::{LEVEL[f['severity']]} {','.join(props)}::{escape_data(said)}"))
     items.sort(key=lambda item: item[0])
     out: list[str] = []
     shown = {0: 0, 1: 0, 2: 0}

@@ -27,7 +27,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
             issues.append(
                 _issue(
                     f"{f['code']} {f['rule']}",
-                    f["message"],
+                    f"[{run['group']}] {f['message']}" if run.get("group") else f["message"],
                     SEVERITY[f["severity"]],
                     source,
                     line,

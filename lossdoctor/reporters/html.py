@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from lossdoctor.report import run_name
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
 h1{font-size:1.4rem} h2{font-size:1.15rem;margin-top:2rem} table{border-collapse:collapse;margin:.5rem 0}
@@ -68,7 +70,7 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
     for run in doc["runs"]:
         train = run.get("series", {}).get("train", {})
         parts.append(
-            f"<tr><td><code>{_e(run['source'])}</code></td>"
+            f"<tr><td><code>{_e(run_name(run))}</code></td>"
             f"<td class='{_e(run['verdict'])}'><b>{_e(run['verdict'].upper())}</b></td>"
             f"<td>{_e(train.get('points', '–'))}</td><td>{_e(_num(train.get('last')))}</td></tr>"
         )
@@ -78,7 +80,7 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
         parts.append(f"<figure id='chart'>{svg}</figure>")
     for run in doc["runs"]:
         parts.append(
-            f"<h2><code>{_e(run['source'])}</code>: <span class='{_e(run['verdict'])}'>{_e(run['verdict'])}</span></h2>"
+            f"<h2><code>{_e(run_name(run))}</code>: <span class='{_e(run['verdict'])}'>{_e(run['verdict'])}</span></h2>"
         )
         if run["verdict"] == "error":
             parts.append(f"<p class='error'>{_e(run['error'])}</p>")

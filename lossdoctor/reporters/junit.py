@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from lossdoctor.report import SEVERITY_RANK
+from lossdoctor.report import SEVERITY_RANK, run_name
 from lossdoctor.report import fails as counts_toward
 
 
@@ -20,10 +20,10 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
     root = ET.Element("testsuites", name="lossdoctor")
     total = failures = errors = skipped_total = 0
     for run in report["runs"]:
-        suite = ET.SubElement(root, "testsuite", name=run["source"])
+        suite = ET.SubElement(root, "testsuite", name=run_name(run))
         tests = fails = errs = skips = 0
         if run["verdict"] == "error":
-            case = ET.SubElement(suite, "testcase", classname=run["source"], name="read")
+            case = ET.SubElement(suite, "testcase", classname=run_name(run), name="read")
             ET.SubElement(case, "error", message=run["error"], type="InputError").text = run[
                 "error"
             ]
@@ -35,7 +35,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
                     by_rule.setdefault(f["rule"], []).append(f)
             for checked in run["rules"]["checked"]:
                 tests += 1
-                case = _case(suite, run["source"], checked)
+                case = _case(suite, run_name(run), checked)
                 bad = by_rule.get(checked["rule"], [])
                 if bad:
                     fails += 1
@@ -49,7 +49,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
             for skip in run["rules"]["skipped"]:
                 tests += 1
                 skips += 1
-                ET.SubElement(_case(suite, run["source"], skip), "skipped", message=skip["reason"])
+                ET.SubElement(_case(suite, run_name(run), skip), "skipped", message=skip["reason"])
         suite.set("tests", str(tests))
         suite.set("failures", str(fails))
         suite.set("errors", str(errs))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossdoctor.report import fails
+from lossdoctor.report import fails, run_name
 
 VERDICT_MARK = {"healthy": "✅", "warning": "⚠️", "failing": "❌", "error": "❌"}
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
@@ -36,13 +36,13 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
         )
         top_text = f"`{top['rule']}` {_cell(top['message'])}" if top else (run.get("error") or "–")
         lines.append(
-            f"| `{_cell(run['source'])}` | {VERDICT_MARK[run['verdict']]} {run['verdict']} | "
+            f"| `{_cell(run_name(run))}` | {VERDICT_MARK[run['verdict']]} {run['verdict']} | "
             f"{train.get('points', '–')} | {_num(train.get('last'))} | {_cell(top_text)} |"
         )
     for run in runs:
         if run["verdict"] == "error":
             continue
-        lines += ["", f"### `{run['source']}`: {run['verdict']}", ""]
+        lines += ["", f"### `{run_name(run)}`: {run['verdict']}", ""]
         for role, s in run["series"].items():
             if s.get("sparkline"):
                 numbers = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lossdoctor import __version__
-from lossdoctor.report import SEVERITY_RANK, fails
+from lossdoctor.report import SEVERITY_RANK, fails, run_name
 
 #: Version of the summary's JSON layout.
 SUMMARY_SCHEMA_VERSION = 1
@@ -66,14 +66,14 @@ def _number(value: Any) -> float | None:
 def row(run: dict[str, Any]) -> Row:
     """Return the summary row of one run of ``Report.to_dict()``."""
     if run.get("error") is not None:
-        return Row(run["source"], "error", None, None, run["error"], error=run["error"])
+        return Row(run_name(run), "error", None, None, run["error"], error=run["error"])
     series = run.get("series", {})
     loss = series.get("train") or series.get("val") or {}
     counted = [f for f in run.get("findings", []) if fails(f, "info")]
     ranked = sorted(counted, key=lambda f: -SEVERITY_RANK[f["severity"]])
     top = next((f for f in ranked if f["severity"] != "info"), None)
     return Row(
-        run=run["source"],
+        run=run_name(run),
         verdict=run["verdict"],
         final=_number(loss.get("last")),
         best=_number(loss.get("best")),

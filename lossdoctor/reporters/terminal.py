@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lossdoctor.report import run_name
+
 VERDICT_STYLE = {
     "healthy": "bold green",
     "warning": "bold yellow",
@@ -106,7 +108,7 @@ def _evidence_line(evidence: dict[str, Any], x_kind: str = "step") -> str:
 def _render_run(console: Console, run: dict[str, Any]) -> None:
     verdict = run["verdict"]
     head = Text()
-    head.append(run["source"], style="bold")
+    head.append(run_name(run), style="bold")
     if verdict == "error":
         head.append("  ERROR  ", style=VERDICT_STYLE[verdict])
         head.append(run["error"])
@@ -255,7 +257,7 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         table.add_column(header, no_wrap=header != "top finding")
     for r in summary["runs"]:
         table.add_row(
-            r["run"],
+            Text(r["run"]),  # a name is not markup: "sweep.csv [trial_id=3]" keeps its brackets
             Text(r["verdict"], style=VERDICT_STYLE[r["verdict"]]),
             _fmt(r["final"]),
             _fmt(r["best"]),

@@ -1,0 +1,257 @@
+"""Tables that hold several runs: one per value of a group column (a sweep's table, runs
+appended to one file with their run id: ``--group-by`` or a column named like
+``trial_id``, ``run``, ``version``), or one per training session started from scratch
+in the same file (the step counter back at the first step and the loss back at its
+starting level).  A session whose step counter starts again while its loss goes on from
+where the last one ended is the same training resumed: its steps are shifted to follow
+on, and it stays one run."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from lossdoctor.errors import InputError
+from lossdoctor.ingest.columns import (
+    GROUP_NAMES,
+    ColumnChoice,
+    ColumnHints,
+    normalise,
+    resolve_hint,
+)
+from lossdoctor.ingest.sessions import EDGE_POINTS, level
+from lossdoctor.ingest.table import MISSING_TOKENS, Column, Table, column_texts
+from lossdoctor.model import TRAIN, VAL, BoolArray, FloatArray, IntArray, Run
+
+#: ``--group-by none``: no grouping, not even by a column named like a run id.
+NO_GROUPING = "none"
+#: More sessions than this is a counter restarting every epoch, not training sessions.
+MAX_SESSIONS = 20
+
+
+def group_column(
+    names: list[str], labels_of: dict[str, list[str]], hints: ColumnHints | None, taken: set[str]
+) -> str | None:
+    """Return the column naming each row's run: the ``--group-by`` column (``none``: None),
+    else the first column named like a run id (``trial_id``, ``run``, ``version``, ...)
+    that is no series' column and holds at least two names, else None.  ``labels_of``
+    gives a column's cells as text.
+
+    Raises ``KeyError`` with a readable message when the named column is missing.
+    """
+    wanted = hints.group if hints else None
+    if wanted:
+        if normalise(wanted) == NO_GROUPING:
+            return None
+        return resolve_hint(wanted, names, "--group-by")
+    for name in names:
+        if normalise(name) in GROUP_NAMES and name not in taken:
+            distinct = {label for label in labels_of[name] if label}
+            if 2 <= len(distinct) <= max(2, len(labels_of[name]) // 2):
+                return name
+    return None
+
+
+def filled(labels: list[str]) -> list[str]:
+    """Return ``labels`` with each empty one taken from the last name before it (before
+    the first name, from the first): a row without a run name belongs to the run above."""
+    first = next((label for label in labels if label), "")
+    out: list[str] = []
+    last = first
+    for label in labels:
+        last = label or last
+        out.append(last)
+    return out
+
+
+def group_masks(labels: list[str]) -> list[tuple[str, BoolArray]]:
+    """Return (name, rows) for every distinct name in ``labels``, in first-seen order."""
+    array = np.array(labels, dtype=object)
+    order = list(dict.fromkeys(labels))
+    return [(name, array == name) for name in order]
+
+
+@dataclass
+class SessionPlan:
+    """The sessions of a table: the rows where a run from scratch starts, the row steps
+    (shifted where the same training resumed with a fresh step counter) and notes."""
+
+    starts: list[int] = field(default_factory=list)
+    steps: FloatArray | None = None
+    notes: list[str] = field(default_factory=list)
+    said: dict[int, str] = field(default_factory=dict)
+
+
+def plan_sessions(
+    steps: FloatArray, loss: FloatArray, has_loss: BoolArray, lines: IntArray | None
+) -> SessionPlan:
+    """Return the sessions of a table whose rows have ``steps`` and a loss (``loss`` where
+    ``has_loss``) and come from ``lines`` of the file (None: rows).  A step that goes back to (or
+    before) the first step starts a session: a run from scratch when its first losses are
+    nearer the log's first losses than the last ones before it, else the same training
+    resumed with a fresh step counter (its steps, and those after, shifted to follow on).
+    More than :data:`MAX_SESSIONS` restarts: no plan (a per-epoch counter)."""
+    n = steps.shape[0]
+    plan = SessionPlan()
+
+    def where(row: int) -> str:
+        return f"line {int(lines[row])}" if lines is not None else f"row {row + 1}"
+
+    if n < 2:
+        return plan
+    restarts = np.flatnonzero((steps[1:] < steps[:-1]) & (steps[1:] <= steps[0])) + 1
+    if not restarts.size or restarts.size >= MAX_SESSIONS:
+        return plan
+    loss_rows = np.flatnonzero(has_loss)
+    start_level = level(loss[loss_rows[:EDGE_POINTS]])
+    forward = np.diff(steps)
+    interval = float(np.median(forward[forward > 0])) if (forward > 0).any() else 1.0
+    shifted = steps.astype(np.float64).copy()
+    offset = 0.0
+    bounds = [*restarts.tolist(), n]
+    for at, end in itertools.pairwise(bounds):
+        after = loss_rows[loss_rows >= at][:EDGE_POINTS]
+        before = loss_rows[loss_rows < at][-EDGE_POINTS:]
+        new_level, old_level = level(loss[after]), level(loss[before])
+        first_after = _logged(loss, after)
+        last_before = _logged(loss, before[-1:])
+        first_of_log = _logged(loss, loss_rows[:1])
+        if abs(new_level - old_level) < abs(new_level - start_level):
+            offset = shifted[at - 1] + interval - steps[at]
+            plan.notes.append(
+                f"the step counter restarted at {where(at)} (step {steps[at]:g}) but the loss "
+                f"went on from where it was (last {last_before}, next {first_after}): the "
+                f"same training resumed; its steps shifted by {offset:g} to follow on"
+            )
+        else:
+            offset = 0.0
+            plan.starts.append(at)
+            plan.said[at] = (
+                f"a run from scratch started at {where(at)} (step {steps[at]:g}): its first "
+                f"loss {first_after} is back near the log's first {first_of_log}, not where "
+                f"the run before ended ({last_before})"
+            )
+        shifted[at:end] = steps[at:end] + offset
+    plan.steps = shifted
+    return plan
+
+
+def _logged(loss: FloatArray, rows: IntArray) -> str:
+    """Return the logged loss of the first of ``rows`` as printed, "?" without one."""
+    return f"{float(loss[rows[0]]):.4g}" if rows.size else "?"
+
+
+def subset(table: Table, columns: dict[str, Column], rows: BoolArray) -> Table:
+    """Return the table of ``columns`` (the table's, as read) kept at ``rows``."""
+    out: dict[str, Column] = {}
+    for name, col in columns.items():
+        present = col.present[rows]
+        texts = None
+        if col.texts is not None:
+            texts = tuple(np.asarray(col.texts, dtype=object)[rows].tolist())
+            bad = ~present & np.array([t.lower() not in MISSING_TOKENS for t in texts], dtype=bool)
+            garbage, first = int(bad.sum()), int(np.argmax(bad)) if bad.any() else -1
+        elif col.garbage and 0 <= col.first_garbage < rows.shape[0] and rows[col.first_garbage]:
+            garbage, first = col.garbage, int(rows[: col.first_garbage].sum())
+        else:
+            garbage, first = 0, -1
+        out[name] = Column(col.values[rows], present, garbage, first, texts)
+    lines = None if table.lines is None else table.lines[rows]
+    return Table(columns=out, lines=lines, notes=list(table.notes))
+
+
+def rows_said(table: Table, rows: BoolArray) -> str:
+    """Return where ``rows`` lie in the file: "lines 2-40" (or rows), "" for none."""
+    at = np.flatnonzero(rows)
+    if not at.size:
+        return ""
+    if table.lines is not None:
+        return f"lines {int(table.lines[at[0]])}-{int(table.lines[at[-1]])}"
+    return f"rows {int(at[0]) + 1}-{int(at[-1]) + 1}"
+
+
+#: Builds one run from a table (``table_to_run``'s signature, passed in to avoid a cycle).
+Build = Callable[..., Run]
+
+
+def several_runs(
+    table: Table,
+    read: dict[str, Column],
+    choice: ColumnChoice,
+    row_steps: FloatArray | None,
+    *,
+    source: str,
+    reader: str,
+    hints: ColumnHints | None,
+    build: Build,
+) -> Run | tuple[FloatArray, list[str]] | None:
+    """Return the runs of a table that holds several (a :class:`Run` whose ``groups`` are
+    them): one per name in its group column, else one per session from scratch; or
+    (shifted row steps, notes) when sessions are the same training resumed with a fresh
+    step counter; or None for a table of one run.  ``read``: the columns as read (before
+    any derived column), ``choice``: the columns of each role, ``row_steps``: one step a
+    row (None: the rows have no step column).
+
+    Raises :class:`InputError` when the ``--group-by`` column is missing.
+    """
+    taken = {c for c in (choice.step, *choice.roles.values()) if c}
+    wanted = hints.group if hints else None
+    candidates = [
+        n
+        for n in read
+        if normalise(n) in GROUP_NAMES or (wanted and normalise(n) == normalise(wanted))
+    ]
+    labels_of = {n: list(column_texts(read[n])) for n in candidates}
+    try:
+        group = group_column(list(read), labels_of, hints, taken)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]), path=source) from None
+    inner = replace(hints or ColumnHints(), group=NO_GROUPING)
+    if group is not None:
+        labels = filled(labels_of.get(group) or list(column_texts(read[group])))
+        masks = group_masks(labels)
+        if len(masks) > 1:
+            runs: list[Run] = []
+            for name, rows in masks:
+                label = f"{group}={name}"
+                sub = subset(table, read, rows)
+                sub.notes.append(
+                    f"one of {len(masks)} runs in this log by its '{group}' column ({label}: "
+                    f"{rows_said(table, rows)}), judged on its own"
+                )
+                for run in build(sub, source=source, reader=reader, hints=inner).runs():
+                    both = f"{label}, {run.group}" if run.group else label
+                    runs.append(replace(run, group=both, groups=()))
+            return replace(runs[-1], groups=tuple(runs))
+    loss_role = next((r for r in (TRAIN, VAL) if r in choice.roles), None)
+    if row_steps is None or choice.step is None or loss_role is None:
+        return None
+    loss = table.columns[choice.roles[loss_role]]
+    plan = plan_sessions(row_steps, loss.values, loss.present, table.lines)
+    if plan.steps is None:
+        return None
+    step = read[choice.step]
+    read = {
+        **read,
+        choice.step: replace(step, values=plan.steps, present=np.ones_like(step.present)),
+    }
+    if not plan.starts:
+        return plan.steps, plan.notes
+    bounds = [0, *plan.starts, row_steps.shape[0]]
+    runs = []
+    count = len(bounds) - 1
+    for index, (start, end) in enumerate(itertools.pairwise(bounds), start=1):
+        rows = np.zeros(row_steps.shape[0], dtype=bool)
+        rows[start:end] = True
+        sub = subset(table, read, rows)
+        how = plan.said.get(start, "the first run in this log")
+        sub.notes.extend(
+            [*plan.notes, f"session {index} of {count} in this log ({rows_said(table, rows)}): "
+             f"{how}; each session from scratch is judged on its own"]
+        )  # fmt: skip
+        run = build(sub, source=source, reader=reader, hints=inner)
+        runs.append(replace(run, group=f"session {index} of {count}", groups=()))
+    return replace(runs[-1], groups=tuple(runs))
