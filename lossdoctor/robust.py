@@ -25,10 +25,14 @@ def rolling_median(values: FloatArray, window: int) -> FloatArray:
 
     half = window // 2
     # bottleneck's moving median is trailing and skips NaN: pad the end with NaN and
-    # shift by half a window to get pandas' centred median with shrinking edges
-    padded = np.concatenate([values.astype(np.float64), np.full(half, np.nan)])
+    # shift by half a window to get pandas' centred median with shrinking edges; a series
+    # shorter than the window is padded in front too (bottleneck wants window <= length)
+    lead = max(0, window - values.shape[0] - half)
+    padded = np.concatenate(
+        [np.full(lead, np.nan), values.astype(np.float64), np.full(half, np.nan)]
+    )
     trailing = bottleneck.move_median(padded, window=window, min_count=1)
-    return np.asarray(trailing[half:], dtype=np.float64)
+    return np.asarray(trailing[lead + half :], dtype=np.float64)
 
 
 def bucket_medians(values: FloatArray, edges: IntArray) -> FloatArray:

@@ -84,3 +84,13 @@ def test_engine_handles_duplicate_and_backward_steps(steps):
     run = Run("x", "test", {"train": Series("train", "loss", arr, values)})
     report = evaluate(run, load_rules())
     assert report.verdict in ("healthy", "warning", "failing")
+
+
+def test_rolling_median_of_a_series_shorter_than_its_window():
+    # bottleneck refuses a window longer than the data: a one-point series (as a run of
+    # one gradient-norm value gives) is its own median, not a crash
+    from lossdoctor.robust import rolling_median
+
+    assert rolling_median(np.array([0.0]), 5).tolist() == [0.0]
+    assert rolling_median(np.array([1.0, 3.0]), 7).tolist() == [2.0, 2.0]
+    assert rolling_median(np.array([1.0, 9.0, 2.0, 8.0]), 3).tolist() == [5.0, 2.0, 8.0, 5.0]
