@@ -33,7 +33,7 @@ def test_check_examples_folder_reads_every_log_and_lists_the_rest(runner):
     assert sources == sorted(
         ["reference.jsonl", "divergence_nan.csv", "flatline.tsv", "healthy.csv",
          "overfitting_trainer_state.json", "plateau_metrics.csv",
-         "run-oscillation-tag-loss.csv", "spikes.jsonl"]
+         "run-oscillation-tag-loss.csv", "spikes.jsonl", *["sweep_trials.csv"] * 3]  # 3 trials
     )  # fmt: skip
     assert all(r["verdict"] != "error" for r in doc["runs"])
     assert code == 1  # failing examples, not an input error
@@ -49,11 +49,11 @@ def test_check_examples_glob_skips_non_logs_with_a_note(runner):
     assert result.exit_code == 1, result.output
     assert "README.md  (no loss values found" in result.stdout
     assert "charts  (no loss logs found in this folder" in result.stdout
-    assert "9 runs" not in result.stdout
-    assert "8 runs: " in result.stdout
+    assert "12 runs" not in result.stdout
+    assert "11 runs: " in result.stdout  # 7 one-run files, the sweep's 3 trials, ci/
     code, doc = run_json(runner, *paths)
     assert code == 1
-    assert len(doc["runs"]) == 8
+    assert len(doc["runs"]) == 11
     assert f"{EXAMPLES}/README.md" in files_by_status(doc)["skipped"]
 
 
