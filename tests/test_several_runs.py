@@ -218,3 +218,21 @@ def test_the_json_report_of_a_sweep_matches_the_schema(runner, tmp_path):
     _, doc = run_json(runner, str(_sweep(tmp_path / "sweep.csv")))
     jsonschema.validate(doc, schema)
     assert doc["runs"][1]["group"] == "trial_id=lr_3e-3"
+
+
+def test_a_validation_counter_of_its_own_is_no_new_session(runner, tmp_path):
+    # Lightning logs the validation loop's own step counter (0, 1, 2, ...) in the step
+    # column: the training loss's steps never go back, so this is one run
+    rows = ["step,train_loss_step,val_loss_step"]
+    _, values = curves.healthy(n=300, seed=9)
+    for i, v in enumerate(values):
+        step = 49 + 50 * i
+        rows.append(f"{step},{v:.5g},")
+        if i % 30 == 29:
+            rows += [f"{k + i},,{v * 1.1:.5g}" for k in range(3)]  # the validation loop
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(rows) + "\n")
+    _, doc = run_json(runner, str(path))
+    (run,) = doc["runs"]
+    assert "group" not in run
+    assert run["series"]["train"]["points"] == 300

@@ -28,6 +28,8 @@ from lossdoctor.model import TRAIN, VAL, BoolArray, FloatArray, IntArray, Run
 
 #: ``--group-by none``: no grouping, not even by a column named like a run id.
 NO_GROUPING = "none"
+#: Readers of tables whose columns may name the run of each row without --group-by.
+AUTO_GROUP_READERS = frozenset({"csv", "tsv", "jsonl", "json-records"})
 #: More sessions than this is a counter restarting every epoch, not training sessions.
 MAX_SESSIONS = 20
 
@@ -49,8 +51,10 @@ def group_column(
         return resolve_hint(wanted, names, "--group-by")
     for name in names:
         if normalise(name) in GROUP_NAMES and name not in taken:
-            distinct = {label for label in labels_of[name] if label}
-            if 2 <= len(distinct) <= max(2, len(labels_of[name]) // 2):
+            labels = labels_of[name]
+            named = [label for label in labels if label]
+            # runs named on (nearly) every row: not a key a few lines of a log carry
+            if 2 <= len(set(named)) <= max(2, len(labels) // 2) and len(named) >= 0.9 * len(labels):
                 return name
     return None
 
@@ -81,7 +85,8 @@ class SessionPlan:
 
     starts: list[int] = field(default_factory=list)
     steps: FloatArray | None = None
-    notes: list[str] = field(default_factory=list)
+    #: (row, note) of every resume with a fresh step counter.
+    notes: list[tuple[int, str]] = field(default_factory=list)
     said: dict[int, str] = field(default_factory=dict)
 
 
@@ -102,41 +107,61 @@ def plan_sessions(
 
     if n < 2:
         return plan
-    restarts = np.flatnonzero((steps[1:] < steps[:-1]) & (steps[1:] <= steps[0])) + 1
-    if not restarts.size or restarts.size >= MAX_SESSIONS:
-        return plan
     loss_rows = np.flatnonzero(has_loss)
-    start_level = level(loss[loss_rows[:EDGE_POINTS]])
-    forward = np.diff(steps)
+    if loss_rows.size < 2:
+        return plan
+    # the loss's own steps restart (rows of other series may count on their own: a
+    # validation loop's counter in a Lightning metrics.csv is no new session)
+    loss_steps = steps[loss_rows]
+    back = np.flatnonzero((loss_steps[1:] < loss_steps[:-1]) & (loss_steps[1:] <= steps[0])) + 1
+    if not back.size or back.size >= MAX_SESSIONS:
+        return plan
+    restarts = [_session_row(steps, int(loss_rows[j - 1]), int(loss_rows[j])) for j in back]
+    # the level the current session started at (its first points before any restart)
+    start_level = level(loss[loss_rows[: min(EDGE_POINTS, int(back[0]))]])
+    session_first = _logged(loss, loss_rows[:1])
+    forward = np.diff(loss_steps)
     interval = float(np.median(forward[forward > 0])) if (forward > 0).any() else 1.0
     shifted = steps.astype(np.float64).copy()
     offset = 0.0
-    bounds = [*restarts.tolist(), n]
+    bounds = [*restarts, n]
     for at, end in itertools.pairwise(bounds):
         after = loss_rows[loss_rows >= at][:EDGE_POINTS]
         before = loss_rows[loss_rows < at][-EDGE_POINTS:]
         new_level, old_level = level(loss[after]), level(loss[before])
         first_after = _logged(loss, after)
         last_before = _logged(loss, before[-1:])
-        first_of_log = _logged(loss, loss_rows[:1])
         if abs(new_level - old_level) < abs(new_level - start_level):
-            offset = shifted[at - 1] + interval - steps[at]
-            plan.notes.append(
+            previous = loss_rows[loss_rows < at][-1]
+            offset = shifted[previous] + interval - steps[at]
+            said = (
                 f"the step counter restarted at {where(at)} (step {steps[at]:g}) but the loss "
                 f"went on from where it was (last {last_before}, next {first_after}): the "
                 f"same training resumed; its steps shifted by {offset:g} to follow on"
             )
+            plan.notes.append((at, said))
         else:
             offset = 0.0
+            start_level = level(
+                loss[loss_rows[(loss_rows >= at) & (loss_rows < end)][:EDGE_POINTS]]
+            )
             plan.starts.append(at)
             plan.said[at] = (
                 f"a run from scratch started at {where(at)} (step {steps[at]:g}): its first "
-                f"loss {first_after} is back near the log's first {first_of_log}, not where "
-                f"the run before ended ({last_before})"
+                f"loss {first_after} is back near where the run before started "
+                f"({session_first}), not where it ended ({last_before})"
             )
+            session_first = first_after
         shifted[at:end] = steps[at:end] + offset
     plan.steps = shifted
     return plan
+
+
+def _session_row(steps: FloatArray, last: int, first: int) -> int:
+    """Return the row a session starts at, between the previous session's ``last`` loss
+    row and the new one's ``first``: the last row there where the step goes back."""
+    drops = np.flatnonzero(steps[last + 1 : first + 1] < steps[last:first])
+    return last + 1 + int(drops[-1]) if drops.size else first
 
 
 def _logged(loss: FloatArray, rows: IntArray) -> str:
@@ -199,14 +224,14 @@ def several_runs(
     """
     taken = {c for c in (choice.step, *choice.roles.values()) if c}
     wanted = hints.group if hints else None
-    candidates = [
-        n
-        for n in read
-        if normalise(n) in GROUP_NAMES or (wanted and normalise(n) == normalise(wanted))
-    ]
+    if not wanted and reader not in AUTO_GROUP_READERS:
+        wanted = NO_GROUPING  # a text log's keys are no table's columns: only --group-by
+    named = {normalise(wanted)} if wanted else set()
+    candidates = [n for n in read if normalise(n) in (*GROUP_NAMES, *named)]
     labels_of = {n: list(column_texts(read[n])) for n in candidates}
+    given = replace(hints or ColumnHints(), group=wanted)
     try:
-        group = group_column(list(read), labels_of, hints, taken)
+        group = group_column(list(read), labels_of, given, taken)
     except KeyError as exc:
         raise InputError(str(exc.args[0]), path=source) from None
     inner = replace(hints or ColumnHints(), group=NO_GROUPING)
@@ -239,7 +264,7 @@ def several_runs(
         choice.step: replace(step, values=plan.steps, present=np.ones_like(step.present)),
     }
     if not plan.starts:
-        return plan.steps, plan.notes
+        return plan.steps, [note for _, note in plan.notes]
     bounds = [0, *plan.starts, row_steps.shape[0]]
     runs = []
     count = len(bounds) - 1
@@ -248,10 +273,11 @@ def several_runs(
         rows[start:end] = True
         sub = subset(table, read, rows)
         how = plan.said.get(start, "the first run in this log")
-        sub.notes.extend(
-            [*plan.notes, f"session {index} of {count} in this log ({rows_said(table, rows)}): "
-             f"{how}; each session from scratch is judged on its own"]
-        )  # fmt: skip
+        sub.notes.extend(note for at, note in plan.notes if start <= at < end)
+        sub.notes.append(
+            f"session {index} of {count} in this log ({rows_said(table, rows)}): {how}; "
+            "each session from scratch is judged on its own"
+        )
         run = build(sub, source=source, reader=reader, hints=inner)
         runs.append(replace(run, group=f"session {index} of {count}", groups=()))
     return replace(runs[-1], groups=tuple(runs))
