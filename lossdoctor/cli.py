@@ -37,8 +37,37 @@ rules_app = typer.Typer(help="List and explain the rules.", no_args_is_help=True
 app.add_typer(rules_app, name="rules")
 
 
-ConfigOption = Annotated[str | None, typer.Option(help="Settings file, as for check.")]
-VocabOption = Annotated[int | None, typer.Option(min=2, help="Chance level ln(N).")]
+# The options that change the diagnosis, declared once for check, watch, run (and plot,
+# compare): the same names, types and help everywhere.
+ConfigOption = Annotated[
+    str | None, typer.Option(help="A lossdoctor.toml or pyproject.toml to read settings from.")
+]
+VocabOption = Annotated[
+    int | None,
+    typer.Option(
+        min=2, help="Vocabulary size N: ln(N) is the loss of a uniform guess (chance level)."
+    ),
+]
+ClassesOption = Annotated[
+    int | None,
+    typer.Option(min=2, help="Number of classes N (classification): chance level ln(N)."),
+]
+SelectOption = Annotated[
+    list[str], typer.Option(help="Only these rules: codes, prefixes, names or groups.")
+]
+ExtendSelectOption = Annotated[list[str], typer.Option(help="Add these rules to the selection.")]
+IgnoreOption = Annotated[list[str], typer.Option(help="Leave these rules out.")]
+TrainColOption = Annotated[
+    str | None, typer.Option(help="Column (or key) holding the training loss.")
+]
+ValColOption = Annotated[
+    str | None, typer.Option(help="Column (or key) holding the validation loss.")
+]
+StepColOption = Annotated[str | None, typer.Option(help="Column (or key) holding the step.")]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(help="Typical-values profile to place the final loss in: slm-finetune."),
+]
 StallOption = Annotated[
     float | None,
     typer.Option(min=0.1, help="A stall finding after this many seconds without a point."),
@@ -215,37 +244,16 @@ def check(
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Always exit 0 for findings (report-only jobs).")
     ] = False,
-    select: Annotated[
-        list[str], typer.Option(help="Only these rules: codes, prefixes, names or groups.")
-    ] = [],  # noqa: B006
-    extend_select: Annotated[
-        list[str], typer.Option(help="Add these rules to the selection.")
-    ] = [],  # noqa: B006
-    ignore: Annotated[list[str], typer.Option(help="Leave these rules out.")] = [],  # noqa: B006
-    config: Annotated[
-        str | None, typer.Option(help="A lossdoctor.toml or pyproject.toml to read settings from.")
-    ] = None,
-    train_col: Annotated[
-        str | None, typer.Option(help="Column (or key) holding the training loss.")
-    ] = None,
-    val_col: Annotated[
-        str | None, typer.Option(help="Column (or key) holding the validation loss.")
-    ] = None,
-    step_col: Annotated[str | None, typer.Option(help="Column (or key) holding the step.")] = None,
-    vocab_size: Annotated[
-        int | None,
-        typer.Option(
-            min=2, help="Vocabulary size N: ln(N) is the loss of a uniform guess (chance level)."
-        ),
-    ] = None,
-    classes: Annotated[
-        int | None,
-        typer.Option(min=2, help="Number of classes N (classification): chance level ln(N)."),
-    ] = None,
-    profile: Annotated[
-        str | None,
-        typer.Option(help="Typical-values profile to place the final loss in: slm-finetune."),
-    ] = None,
+    select: SelectOption = [],  # noqa: B006
+    extend_select: ExtendSelectOption = [],  # noqa: B006
+    ignore: IgnoreOption = [],  # noqa: B006
+    config: ConfigOption = None,
+    train_col: TrainColOption = None,
+    val_col: ValColOption = None,
+    step_col: StepColOption = None,
+    vocab_size: VocabOption = None,
+    classes: ClassesOption = None,
+    profile: ProfileOption = None,
     objective: Annotated[
         str | None,
         typer.Option(
@@ -584,18 +592,6 @@ def _final(report: Any, fail_on: str, outputs: list[tuple[str, str | None]]) -> 
     return int(ExitCode.FINDINGS) if report.reaches(fail_on) else 0
 
 
-SelectOption = Annotated[
-    list[str], typer.Option(help="Only these rules: codes, prefixes, names or groups.")
-]
-ExtendSelectOption = Annotated[list[str], typer.Option(help="Add these rules to the selection.")]
-IgnoreOption = Annotated[list[str], typer.Option(help="Leave these rules out.")]
-TrainColOption = Annotated[str | None, typer.Option(help="Key holding the training loss.")]
-ValColOption = Annotated[str | None, typer.Option(help="Key holding the validation loss.")]
-StepColOption = Annotated[str | None, typer.Option(help="Key holding the step.")]
-ClassesOption = Annotated[
-    int | None, typer.Option(min=2, help="Number of classes N: chance level ln(N).")
-]
-ProfileOption = Annotated[str | None, typer.Option(help="Typical-values profile, as for check.")]
 StopOnOption = Annotated[
     str | None,
     typer.Option(help="Stop as soon as a finding reaches: error or warning (exit 1)."),

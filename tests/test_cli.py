@@ -218,3 +218,23 @@ def test_help_imports_no_heavy_module():
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("scipy", "matplotlib", "google.protobuf", "pandas", "numpy", "tensorboard"):
         assert heavy not in imported, heavy
+
+
+def test_check_watch_and_run_share_the_diagnosis_options():
+    # one declaration: the same option names and help text on every command
+    import re
+
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    helps = {
+        name: runner.invoke(app, [name, "--help"], terminal_width=200, env={"NO_COLOR": "1"}).stdout
+        for name in ("check", "watch", "run")
+    }
+    for option in ("--train-col", "--val-col", "--step-col", "--vocab-size", "--classes",
+                   "--profile", "--config", "--select", "--ignore"):  # fmt: skip
+        texts = set()
+        for text in helps.values():
+            line = next(ln for ln in text.splitlines() if re.search(rf"{option}\b", ln))
+            texts.add(re.split(r"\s{2,}", line.strip())[-1])  # the help, after the columns
+        assert len(texts) == 1, (option, texts)

@@ -321,6 +321,25 @@ def test_readme_samples_are_the_real_outputs():
         assert expected in block, f"README sample '{match['args']}' drifted: run update_readme"
 
 
+def test_readme_watch_and_run_samples_are_real_runs():
+    # watch and run need a real pipe and a real child process: their samples are shell
+    # commands run from the repository root (a training script that logs a NaN at 140)
+    from test_docs import update_readme_module
+
+    module = update_readme_module()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [m["command"] for m in module._SHELL.finditer(text)]
+    assert any("lossdoctor watch" in c for c in commands)
+    assert any("lossdoctor run" in c for c in commands)
+    for match in module._SHELL.finditer(text):
+        expected = module.shell_sample(match["command"])
+        assert expected in match.group(0), f"README sample '{match['command']}' drifted"
+        assert "error LD101 non-finite: The train loss became non-finite at step 140" in expected
+    run = module.shell_sample(next(c for c in commands if "lossdoctor run" in c))
+    assert "(pid PID): error LD101 non-finite" in run
+    assert run.rstrip("`\n").endswith("— sending SIGINT")
+
+
 # -- files that hold several runs or sessions ----------------------------------------
 
 

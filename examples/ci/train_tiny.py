@@ -7,14 +7,20 @@ per step (step, loss, lr) and a validation loss every 25 steps.
     lossdoctor check --vocab-size 10 run.jsonl
 
 ``--lr 50`` makes it oscillate (a warning); ``--lr 0`` makes it flatline (an error):
-try them to see the gate fail.
+try them to see the gate fail.  ``--nan-at STEP`` makes the loss NaN from that step on
+(as an fp16 overflow does), each later step then taking 10 s: see ``lossdoctor run
+--stop-on error`` stop it at the first NaN.  Stopped by SIGINT (Ctrl-C, ``lossdoctor
+run``) or by its reader going away (``| lossdoctor watch --stop-on error -``), it
+ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 
 import numpy as np
 
@@ -25,6 +31,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nan-at", type=int, default=None, help="the loss is NaN from this step")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     classes, dims = 10, 20
@@ -49,12 +56,21 @@ def main() -> int:
             lr = args.lr * min(1.0, step / 20)  # warmup
             loss, grad = loss_and_grad(x, y)
             weights -= lr * grad
-            record = {"step": step, "loss": float(loss), "lr": lr}
+            broken = args.nan_at is not None and step >= args.nan_at
+            record = {"step": step, "loss": float("nan") if broken else float(loss), "lr": lr}
             if step % 25 == 0:
                 record["val_loss"] = float(loss_and_grad(x_val, y_val)[0])
             print(json.dumps(record), flush=True)
+            if broken and step < args.steps:
+                time.sleep(10.0)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped (lossdoctor run sends SIGINT first): end quietly
+        sys.exit(130)
+    except BrokenPipeError:  # the reader went away (watch --stop-on): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
