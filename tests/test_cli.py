@@ -119,6 +119,20 @@ def test_rules_list_and_explain(runner):
     assert "did you mean 'spikes'" in missing.stderr
 
 
+def test_rules_explain_lists_the_causes_with_their_evidence_and_signal():
+    from lossdoctor.api import select_rules
+    from lossdoctor.config import Settings
+    from lossdoctor.reporters.rule_docs import explain_text
+
+    (spikes,) = [rule for rule in select_rules(Settings()) if rule.code == "LD201"]
+    text = explain_text(spikes)
+    causes = text.split("Likely causes", 1)[1].split("What to do", 1)[0]
+    assert "  - fp16 overflow: non-finite gradient norms [from grad_norm]: " in causes
+    assert "      evidence: grad_non_finite >= 1" in causes
+    assert "      evidence: co_spike_share >= co_share (= 0.5)" in causes
+    assert "      fixes first: Clip gradients; Lower the learning rate" in causes
+
+
 def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "NO_COLOR": "1"}
     return subprocess.run(

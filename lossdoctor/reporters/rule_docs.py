@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lossdoctor.engine.conditions import Condition
 from lossdoctor.engine.schema import Rule
 
 #: Width used when the output is not a terminal.
@@ -47,13 +48,18 @@ def explain_text(rule: Rule) -> str:
     ]
     lines.append("When it fires (first matching level wins)")
     for level in rule.levels:
-        conds = " and ".join(
-            f"{c.field} {c.op} {c.operand}"
-            + (f" (= {rule.thresholds[c.operand]:g})" if isinstance(c.operand, str) else "")
-            for c in level.when
-        )
-        lines.append(f"  {level.severity:<8} when {conds or 'always'}")
+        lines.append(f"  {level.severity:<8} when {_conditions(rule, level.when) or 'always'}")
     lines.append("")
+    if rule.causes:
+        lines.append("Likely causes (a cause whose evidence holds is ranked first)")
+        for cause in rule.causes:
+            source = f" [from {cause.signal}]" if cause.signal else ""
+            lines.append(f"  - {cause.title}{source}: {cause.why}")
+            if cause.when:
+                lines.append(f"      evidence: {_conditions(rule, cause.when)}")
+            if cause.fixes:
+                lines.append(f"      fixes first: {'; '.join(cause.fixes)}")
+        lines.append("")
     lines.append("What to do")
     lines += [f"  - {fix.title}: {fix.why}" for fix in rule.fixes]
     if rule.docs.problems:
@@ -68,6 +74,15 @@ def explain_text(rule: Rule) -> str:
 def print_explain(rule: Rule) -> None:
     """Print the full explanation of a rule."""
     Console(highlight=False).print(escape(explain_text(rule)), end="")
+
+
+def _conditions(rule: Rule, conditions: Sequence[Condition]) -> str:
+    """Return conditions as text, each threshold name followed by its value."""
+    return " and ".join(
+        f"{c.field} {c.op} {c.operand}"
+        + (f" (= {rule.thresholds[c.operand]:g})" if isinstance(c.operand, str) else "")
+        for c in conditions
+    )
 
 
 def markdown_table(rules: Sequence[Rule]) -> str:
