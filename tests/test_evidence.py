@@ -442,3 +442,14 @@ def test_real_tensorboard_json_of_several_sessions(runner):
     assert run["series"]["train"]["first"] == pytest.approx(2.84167, rel=1e-4)  # not 0.006771
     assert run["series"]["train"]["last"] < run["series"]["train"]["first"]
     assert any("4 sessions" in n for n in run["notes"])
+
+
+def test_spike_evidence_names_the_measure_its_conditions_name(runner):
+    # 'rules explain spikes' says "max_ratio >= large_ratio": the evidence has both names
+    _, doc = run_json(runner, str(EXAMPLES / "spikes.jsonl"))
+    spikes = _finding(doc["runs"][0], "spikes")
+    assert spikes["evidence"]["max_ratio"] == pytest.approx(4.688, abs=1e-3)
+    assert "peak_ratio" not in spikes["evidence"]
+    assert spikes["evidence"]["thresholds"]["large_ratio"] == 1.5
+    explained = runner.invoke(app, ["rules", "explain", "spikes"], terminal_width=200).stdout
+    assert "max_ratio >= large_ratio" in explained

@@ -39,7 +39,7 @@ def test_large_spikes_warn_with_the_worst_ratio(ratio):
     report = judge(*curves.spiky(ratio=ratio))
     finding = next(f for f in report.findings if f.rule == "spikes")
     assert finding.severity == "warning"
-    assert finding.evidence["peak_ratio"] == pytest.approx(ratio, rel=0.15)
+    assert finding.evidence["max_ratio"] == pytest.approx(ratio, rel=0.15)
     assert report.verdict == "warning"
 
 

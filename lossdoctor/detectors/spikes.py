@@ -208,7 +208,7 @@ def spikes(
         numbers={
             "peak_value": float(series.values[peak_index]),
             "trend_value": series.value_at(float(trend[peak_index])),
-            "peak_ratio": float(peak_ratio[worst]),
+            "max_ratio": float(peak_ratio[worst]),  # the name the rule conditions use
             "events": count,
             "spike_rate_pct": round(100 * float(beyond.mean()), 3),
             **({"co_spikes": co_spikes} if grad_checked else {}),
