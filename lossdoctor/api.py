@@ -12,14 +12,16 @@ from lossdoctor.engine.loader import load_rules
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError, InputError, NotALogError
 from lossdoctor.ingest import ColumnHints, read_runs, read_source
+from lossdoctor.ingest.streamed import SpooledInput
+from lossdoctor.model import FileNote
 from lossdoctor.report import Report, RunReport
-from lossdoctor.sources import fetch, is_url
+from lossdoctor.sources import is_url
 
 
 def diagnose_source(
     source: str,
     *,
-    data: bytes | None = None,
+    data: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
     run: str | None = None,
@@ -41,10 +43,13 @@ def diagnose_source(
     pack = rules if rules is not None else load_rules()
     try:
         if data is None and is_url(source):
-            data = fetch(source)
-        runs, files = read_source(
-            source, data=data, hints=hints, run=run, include=include, exclude=exclude
-        )
+            from lossdoctor.ingest.streamed import read_url
+
+            runs, files = [read_url(source, hints=hints)], list[FileNote]()
+        else:
+            runs, files = read_source(
+                source, data=data, hints=hints, run=run, include=include, exclude=exclude
+            )
     except NotALogError as exc:
         if skip_non_logs and not is_url(source):  # a remote object is named like a log
             return [RunReport(source=source, skip=exc.message)]
@@ -71,7 +76,7 @@ def diagnose(
 def diagnose_many(
     sources: Sequence[str],
     *,
-    stdin: bytes | None = None,
+    stdin: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
     run: str | None = None,
@@ -108,7 +113,7 @@ def diagnose_many(
 def diagnose_merged(
     sources: Sequence[str],
     *,
-    stdin: bytes | None = None,
+    stdin: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     rules: Sequence[Rule] | None = None,
     context: Mapping[str, Any] | None = None,

@@ -347,12 +347,16 @@ def check(
     context = _context(settings)
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
-    runs, summary, files = cli_fleet.diagnose(
-        paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
-        curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
-        scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
-        include=_csv(include), exclude=_csv(exclude), merge=merge,
-    )  # fmt: skip
+    try:
+        runs, summary, files = cli_fleet.diagnose(
+            paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
+            curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
+            scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
+            include=_csv(include), exclude=_csv(exclude), merge=merge,
+        )  # fmt: skip
+    finally:
+        if stdin is not None and not isinstance(stdin, bytes):  # spooled to a temporary file
+            Path(stdin.path).unlink(missing_ok=True)
     if not summary.rows:
         for note in files:
             _error(f"{note.path}: {note.detail}")

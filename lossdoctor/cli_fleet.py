@@ -6,7 +6,7 @@ summary formats (``summary``, ``summary-markdown``, ``summary-csv``, ``summary-j
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError
@@ -16,6 +16,9 @@ from lossdoctor.report import RunReport
 from lossdoctor.reporters.summary import SORT_KEYS, Summary
 from lossdoctor.sources import is_url
 
+if TYPE_CHECKING:
+    from lossdoctor.ingest.streamed import SpooledInput
+
 SUMMARY_FORMATS = ("summary", "summary-markdown", "summary-csv", "summary-json")
 
 
@@ -23,7 +26,7 @@ def diagnose(
     paths: Sequence[str],
     *,
     rules: Sequence[Rule],
-    stdin: bytes | None = None,
+    stdin: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     run: str | None = None,
     context: Mapping[str, Any] | None = None,

@@ -10,7 +10,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lossdoctor.cache import ReportCache, fingerprint
 from lossdoctor.engine.schema import Rule
@@ -19,6 +19,9 @@ from lossdoctor.executors import Executor, InProcess, Pending
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.report import RunReport
 from lossdoctor.sources import SourceRef, expand, is_url
+
+if TYPE_CHECKING:
+    from lossdoctor.ingest.streamed import SpooledInput
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Options:
 
 
 #: One unit of work: a source (or the files of one run, judged together) and stdin's data.
-Work = tuple[str | tuple[str, ...], bytes | None]
+Work = tuple[str | tuple[str, ...], "bytes | SpooledInput | None"]
 
 
 def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
@@ -128,7 +131,7 @@ def diagnose_stream(
     names: Sequence[str],
     options: Options,
     *,
-    stdin: bytes | None = None,
+    stdin: bytes | SpooledInput | None = None,
     executor: Executor | None = None,
     cache: ReportCache | None = None,
     merge: bool = False,

@@ -23,13 +23,15 @@ import json
 import os
 import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lossdoctor.errors import InputError
 
-#: Bytes of a file read whole at the most (text logs, JSON, event files, stdin): 1 GiB.
-#: Large delimited tables are streamed and are not bound by this.
+#: Bytes of an input read whole at the most: 1 GiB.  Only the formats that cannot be
+#: streamed are (JSON documents, notebooks, W&B and SwanLab run files, UTF-16 text,
+#: tables inside gzip or from a remote store); see :mod:`lossdoctor.ingest.streamed`.
 MAX_WHOLE_BYTES = 1 << 30
 #: A gzip file may inflate to this many times its compressed size ...
 INFLATE_MAX_RATIO = 100
@@ -98,6 +100,15 @@ def _open(path: Path, source: str) -> Any:
         raise InputError(os_reason(exc), path=source) from None
 
 
+def open_regular(path: Path, source: str) -> Any:
+    """Return the regular file ``path`` opened for binary reading (the caller closes it).
+
+    Raises :class:`InputError` naming ``source`` for anything but a readable regular file.
+    """
+    _require_regular(path, source)
+    return _open(path, source)
+
+
 def read_head(path: Path, source: str, size: int = SNIFF_BYTES) -> bytes:
     """Return at most the first ``size`` bytes of the regular file ``path``.
 
@@ -151,25 +162,13 @@ def read_bounded(handle: Any, limit: int, *, expected: int = 0) -> bytes:
     return bytes(buffer)
 
 
-def read_stream(
-    stream: Any, source: str, *, limit: int = MAX_WHOLE_BYTES, head: bytes = b""
-) -> bytes:
-    """Return ``head`` and the rest of a binary stream (stdin), at most ``limit`` bytes.
-
-    Raises :class:`InputError` naming ``source`` past ``limit`` bytes.
-    """
-    data = head + read_bounded(stream, limit - len(head))
-    if len(data) > limit:
-        raise InputError(too_large(len(data), limit, at_least=True), path=source)
-    return data
-
-
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     """Return the reason for refusing ``size`` bytes against ``limit`` (both in bytes)."""
     more = "more than " if at_least else ""
     return (
-        f"too large to read whole ({more}{_mib(size)}; the limit is {_mib(limit)} "
-        "for text logs, JSON and event files: large tables are streamed)"
+        f"too large to read whole ({more}{_mib(size)}; the limit is {_mib(limit)} for "
+        "JSON documents and the other formats read whole: JSON Lines, text logs, event "
+        "files and tables on disk are streamed)"
     )
 
 
@@ -202,11 +201,7 @@ def gunzip_capped(data: bytes, source: str) -> bytes:
                 chunk = inflater.decompress(pending, cap - total + 1)
                 total += len(chunk)
                 if total > cap:
-                    raise InputError(
-                        f"gzip file inflates past {_mib(cap)} (more than {INFLATE_MAX_RATIO}x "
-                        "its size): refused as a decompression bomb",
-                        path=source,
-                    )
+                    raise InputError(bomb(cap), path=source)
                 out += chunk
                 pending = inflater.unconsumed_tail
             if not inflater.eof:
@@ -217,6 +212,75 @@ def gunzip_capped(data: bytes, source: str) -> bytes:
     except zlib.error:
         raise InputError("corrupt gzip file", path=source) from None
     return bytes(out)
+
+
+class GunzipStream:
+    """The inflated bytes of a gzip stream (every member), read a piece at a time:
+    ``read(n)`` returns at most ``n`` bytes, ``b""`` at the end.
+
+    Raises :class:`InputError` naming ``source`` for a corrupt or truncated stream and
+    once more than ``cap`` bytes (or ``cap()``, for a cap that grows with the bytes read)
+    come out (a decompression bomb), without inflating much past it.
+    """
+
+    def __init__(self, raw: Any, source: str, cap: int | Callable[[], int]) -> None:
+        self._raw, self._source = raw, source
+        self._cap = cap if callable(cap) else lambda: cap
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._total = 0
+        self._done = False
+
+    def read(self, size: int = READ_CHUNK) -> bytes:
+        """Return up to ``size`` (> 0) inflated bytes; ``b""`` at the end."""
+        while not self._done:
+            if not self._pending:
+                self._pending = self._read_raw()
+                if not self._pending:
+                    if not self._inflater.eof:
+                        raise InputError("corrupt gzip file (truncated)", path=self._source)
+                    self._done = True
+                    break
+            try:
+                chunk = self._inflater.decompress(self._pending, size)
+            except zlib.error:
+                raise InputError("corrupt gzip file", path=self._source) from None
+            self._pending = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                self._next_member()
+            self._total += len(chunk)
+            cap = self._cap()
+            if self._total > cap:
+                raise InputError(bomb(cap), path=self._source)
+            if chunk:
+                return chunk
+        return b""
+
+    def _read_raw(self) -> bytes:
+        try:
+            return bytes(self._raw.read(READ_CHUNK))
+        except OSError as exc:
+            raise InputError(os_reason(exc), path=self._source) from None
+
+    def _next_member(self) -> None:
+        rest = self._inflater.unused_data  # at the end it holds the unconsumed tail too
+        if not rest:
+            rest = self._read_raw()
+        if rest and not rest.startswith(GZIP_MAGIC[: len(rest)]):
+            self._done = True  # trailing garbage after the last member, as gzip(1) ignores
+            return
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._pending = rest
+        if not rest:
+            self._done = True
+
+
+def bomb(cap: int) -> str:
+    """Return the reason for refusing a gzip input that inflates past ``cap`` bytes."""
+    return (
+        f"gzip file inflates past {_mib(cap)} (more than {INFLATE_MAX_RATIO}x "
+        "its size): refused as a decompression bomb"
+    )
 
 
 class JSONTooDeep(ValueError):

@@ -12,7 +12,8 @@ package names the extra to install.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,23 +148,31 @@ def _why_nothing(fs: Any, pattern: str) -> str:
     return "matches no object"
 
 
-def fetch(url: str) -> bytes:
-    """Return the bytes of the object at ``url``, read in blocks of :data:`BLOCK_BYTES`, at
-    most :data:`~lossdoctor.safeio.MAX_WHOLE_BYTES` of them.
+@contextmanager
+def open_object(url: str) -> Iterator[tuple[Callable[[int], bytes], int | None]]:
+    """Yield ``(read, size)`` for the object at ``url``: ``read(n)`` gives its next bytes
+    (``b""`` at the end), fetched in blocks of :data:`BLOCK_BYTES` (HTTP: one streamed GET,
+    which servers without range requests answer); ``size`` in bytes, None when not known.
 
     Raises :class:`InputError` naming ``url`` on any network, permission or missing-object
-    failure, or when the object is too large.
+    failure, when opening or while reading.
     """
-    from lossdoctor.safeio import MAX_WHOLE_BYTES, read_bounded, too_large
-
     fs, path = _filesystem(url)
-    # HTTP: one streamed GET (block_size=0), which servers without range requests answer
     streamed = 0 if url.split("://", 1)[0].lower() in ("http", "https") else BLOCK_BYTES
     try:
-        with fs.open(path, "rb", block_size=streamed) as handle:
-            data = read_bounded(handle, MAX_WHOLE_BYTES)
+        handle = fs.open(path, "rb", block_size=streamed)
     except Exception as exc:  # fsspec backends raise their own exception types
         raise InputError(_failure(exc), path=url) from None
-    if len(data) > MAX_WHOLE_BYTES:
-        raise InputError(too_large(len(data), MAX_WHOLE_BYTES, at_least=True), path=url)
-    return data
+
+    def read(size: int) -> bytes:
+        try:
+            return bytes(handle.read(size))
+        except Exception as exc:  # fsspec backends raise their own exception types
+            raise InputError(_failure(exc), path=url) from None
+
+    try:
+        size = getattr(handle, "size", None)
+        yield read, int(size) if isinstance(size, int) else None
+    finally:
+        with suppress(Exception):
+            handle.close()

@@ -191,7 +191,17 @@ def _sparse(d: Path) -> Case:
 
 @kind("text-larger-than-limit")
 def _text_too_large(d: Path) -> Case:
+    # streamed a block at a time: the NUL run after the text is one endless line
     path = write(d / "big.log", b"training started, nothing to see here\n" * 2000)
+    with path.open("r+b") as handle:
+        handle.truncate((1 << 30) + (256 << 20))
+    return check(path, 2, "a line longer than 64 MiB")
+
+
+@kind("json-document-larger-than-limit")
+def _json_too_large(d: Path) -> Case:
+    # a JSON document cannot be streamed: refused from its size, before reading
+    path = write(d / "big.json", b"[\n" + b"1.0,\n" * 2000)
     with path.open("r+b") as handle:
         handle.truncate((1 << 30) + (256 << 20))
     return check(path, 2, "too large to read whole")

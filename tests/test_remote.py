@@ -5,6 +5,7 @@ a corrupt object among good ones, a missing filesystem package."""
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import json
 import os
@@ -308,3 +309,39 @@ def test_the_cache_keys_objects_by_etag(s3, tmp_path, monkeypatch):
     changed, cache = verdicts()
     assert changed == ["healthy", "failing"]
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+def _big_jsonl(rows: int) -> bytes:
+    return b"".join(
+        json.dumps({"step": i, "loss": 3.0 / (1 + i / 50), "note": "x" * 40}).encode() + b"\n"
+        for i in range(rows)
+    )
+
+
+@pytest.mark.parametrize("packed", ["plain", "gzip"])
+def test_a_large_object_is_streamed_and_reads_as_the_local_file(
+    runner, http_root, monkeypatch, packed
+):
+    from lossdoctor.ingest import streamed
+
+    monkeypatch.setattr(streamed, "STREAM_MIN_BYTES", 4096)
+    monkeypatch.setattr(streamed, "BLOCK_BYTES", 1000)
+    blocks_read = []
+    real = streamed.read_jsonl_blocks
+
+    def counting(blocks, **kwargs):
+        return real((blocks_read.append(b) or b for b in blocks), **kwargs)
+
+    monkeypatch.setattr(streamed, "read_jsonl_blocks", counting)
+    base, root = http_root
+    data = _big_jsonl(2000)
+    name = f"big-{packed}.jsonl" + (".gz" if packed == "gzip" else "")
+    (root / name).write_bytes(gzip.compress(data) if packed == "gzip" else data)
+    (root / "big-local.jsonl").write_bytes(data)
+    remote = streamed.read_url(f"{base}/{name}", hints=None)
+    local = streamed.read_file(root / "big-local.jsonl", source=f"{base}/{name}", hints=None)
+    from test_fast_paths import assert_same_run
+
+    assert_same_run(remote, local)
+    assert remote.series["train"].values.shape == (2000,)
+    assert len(blocks_read) > 2 * 50  # remote and local, each in blocks of ~1,000 bytes

@@ -21,6 +21,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited, table_layout
 from lossdoctor.ingest.jsonl_bulk import BULK_MIN_BYTES, read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_json, read_jsonl
+from lossdoctor.ingest.streamed import STREAM_MIN_BYTES, SpooledInput
 from lossdoctor.model import FileNote, Run
 from lossdoctor.safeio import (
     GZIP_MAGIC,
@@ -30,7 +31,6 @@ from lossdoctor.safeio import (
     gunzip_capped,
     json_loads,
     read_head,
-    read_stream,
     read_whole,
     stat_input,
 )
@@ -70,16 +70,23 @@ def _from_utf16(data: bytes, source: str) -> bytes:
         raise InputError("invalid UTF-16 text", path=source) from None
 
 
-def read_stdin(stream: BinaryIO, source: str = "-") -> bytes:
-    """Return the bytes of a log piped to ``stream``; a binary stream is refused from its
-    first bytes, a text one read up to :data:`~lossdoctor.safeio.MAX_WHOLE_BYTES`.
+def read_stdin(stream: BinaryIO, source: str = "-") -> bytes | SpooledInput:
+    """Return the bytes of a log piped to ``stream``, or, from
+    :data:`~lossdoctor.ingest.streamed.STREAM_MIN_BYTES` on, the temporary file they were
+    spooled to (the caller removes it); a binary stream is refused from its first bytes.
 
     Raises :class:`InputError` naming ``source``.
     """
-    head = bytes(stream.read(SNIFF_BYTES))
+    from lossdoctor.ingest.streamed import guarded, read_upto, spool
+
+    read = guarded(stream, source)
+    head = read_upto(read, SNIFF_BYTES)
     if not _may_be_binary(head) and b"\x00" in head[:BINARY_PROBE_BYTES]:
         raise NotALogError("binary file, not a loss log", path=source)
-    return read_stream(stream, source, head=head)
+    head += read_upto(read, STREAM_MIN_BYTES - len(head))
+    if len(head) < STREAM_MIN_BYTES:
+        return head
+    return spool(head, read, source=source)
 
 
 def _may_be_binary(head: bytes) -> bool:
@@ -263,7 +270,7 @@ def _one_object_per_line(text: str) -> bool:
 def read_source(
     source: str,
     *,
-    data: bytes | None = None,
+    data: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     run: str | None = None,
     include: Sequence[str] = (),
@@ -288,22 +295,22 @@ def read_source(
 def read_runs(
     source: str,
     *,
-    data: bytes | None = None,
+    data: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     run: str | None = None,
 ) -> list[Run]:
-    """Return every run at ``source``: one for a log file or ``data`` (stdin), or one per
-    run when the log holds several (a group column, sessions from scratch: see
-    :mod:`lossdoctor.ingest.groups`); one per run for a folder (each run folder, each
-    other log file in it) or an MLflow database.
+    """Return every run at ``source``: one for a log file or ``data`` (stdin, held or
+    spooled), or one per run when the log holds several (a group column, sessions from
+    scratch: see :mod:`lossdoctor.ingest.groups`); one per run for a folder (each run
+    folder, each other log file in it) or an MLflow database.
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """
-    if data is not None:
+    if isinstance(data, bytes):
         return read_bytes(data, source=source, hints=hints).runs()
-    path = Path(source)
+    path = Path(source if data is None else data.path)
     info = stat_input(path, source)
-    if stat.S_ISDIR(info.st_mode):
+    if stat.S_ISDIR(info.st_mode) and data is None:
         from lossdoctor.ingest.runfolder import read_folder
 
         return read_folder(path, source=source, hints=hints, run=run)
@@ -319,7 +326,14 @@ def read_runs(
     streamed = _read_streamed_table(path, info, head, source=source, hints=hints)
     if streamed is not None:
         return streamed.runs()
-    one = read_bytes(read_whole(path, source), source=source, hints=hints)
+    if info.st_size >= STREAM_MIN_BYTES or head.startswith(GZIP_MAGIC):
+        from lossdoctor.ingest.streamed import read_file
+
+        one = read_file(path, source=source, hints=hints)
+    else:
+        one = read_bytes(read_whole(path, source), source=source, hints=hints)
+    if data is not None:
+        return one.runs()  # spooled stdin: no folder to find a config.json in
     from lossdoctor.ingest.metadata import with_config
 
     return [with_config(each, path) for each in one.runs()]

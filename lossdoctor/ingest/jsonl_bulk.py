@@ -51,7 +51,26 @@ def read_jsonl_bulk(
     ``min_bytes``, polars is not installed, or a line is not a flat object of numbers (the
     line-by-line reader takes those).  Polars first infers the columns from
     ``schema_rows`` lines."""
-    if len(data) < min_bytes or data[:1] != b"{":
+    if len(data) < min_bytes:
+        return None
+    table = jsonl_bulk_table(data, schema_rows=schema_rows)
+    if table is None:
+        return None
+    try:
+        run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    except InputError:
+        # the bulk schema may drop all-null keys the message lists: the line-by-line
+        # reader says why exactly
+        return None
+    return mark_smoothing(run, set(table.columns))
+
+
+def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Table | None:
+    """Return the table of JSON Lines ``data`` (rows numbered from line 1) read in bulk by
+    polars, the same table the line-by-line reader builds, or None when polars is not
+    installed or a line is not a flat object of numbers (those need the line-by-line
+    reader).  Polars first infers the columns from ``schema_rows`` lines."""
+    if data[:1] != b"{":
         return None
     if b"\\" in data or b"\r" in data:
         return None  # escapes, or line ends the line-by-line reader splits differently
@@ -93,14 +112,7 @@ def read_jsonl_bulk(
     columns = {name: _column(frame[name]) for name in order}
     if fixes:
         _set_non_finite(data, fixes, columns)
-    table = Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
-    try:
-        run = table_to_run(table, source=source, reader="jsonl", hints=hints)
-    except InputError:
-        # the bulk schema may drop all-null keys the message lists: the line-by-line
-        # reader says why exactly
-        return None
-    return mark_smoothing(run, set(table.columns))
+    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
 
 
 def _is_number_dtype(dtype: pl.DataType) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -39,11 +40,36 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
 
     Raises :class:`InputError` when no line holds a JSON object.
     """
-    records: list[Mapping[str, Any]] = []
-    lines: list[int] = []
+    found = jsonl_records(text)
+    records, lines = found.records, found.lines
+    if not records:
+        raise InputError("no line holds a JSON object", path=source, line=found.bad_first)
+    from lossdoctor.ingest.frameworks import reshape_records
+
+    records, lines, shape_notes = reshape_records(records, lines)
+    table = records_table(records, lines)
+    table.notes.extend(shape_notes)
+    if found.bad:
+        table.notes.append(bad_lines_note(found.bad, found.bad_first))
+    run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    return mark_smoothing(run, set(table.columns))
+
+
+@dataclass
+class JsonlRecords:
+    """The objects of JSON Lines text, their line numbers, and the lines that are not
+    objects (blank lines are neither)."""
+
+    records: list[Mapping[str, Any]]
+    lines: list[int]
+    bad: int = 0
     bad_first: int | None = None
-    bad = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+
+
+def jsonl_records(text: str, first: int = 1) -> JsonlRecords:
+    """Return the objects of JSON Lines ``text`` whose first line is line ``first``."""
+    found = JsonlRecords([], [])
+    for number, raw in enumerate(text.splitlines(), start=first):
         stripped = raw.strip()
         if not stripped:
             continue
@@ -52,24 +78,17 @@ def read_jsonl(text: str, *, source: str, hints: ColumnHints | None = None) -> R
         except ValueError:
             obj = None
         if not isinstance(obj, dict):
-            bad += 1
-            bad_first = bad_first or number
+            found.bad += 1
+            found.bad_first = found.bad_first or number
             continue
-        records.append(obj)
-        lines.append(number)
-    if not records:
-        raise InputError("no line holds a JSON object", path=source, line=bad_first)
-    from lossdoctor.ingest.frameworks import reshape_records
+        found.records.append(obj)
+        found.lines.append(number)
+    return found
 
-    records, lines, shape_notes = reshape_records(records, lines)
-    table = records_table(records, lines)
-    table.notes.extend(shape_notes)
-    if bad:
-        table.notes.append(
-            f"{bad} lines that are not JSON objects were skipped (first: {bad_first})"
-        )
-    run = table_to_run(table, source=source, reader="jsonl", hints=hints)
-    return mark_smoothing(run, set(table.columns))
+
+def bad_lines_note(bad: int, first: int | None) -> str:
+    """Return the note on ``bad`` lines that are not JSON objects (the first: ``first``)."""
+    return f"{bad} lines that are not JSON objects were skipped (first: {first})"
 
 
 def _is_tb_export(obj: list[Any]) -> bool:

@@ -9,7 +9,6 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.folders import RunUnit
 from lossdoctor.model import Run
-from lossdoctor.safeio import read_whole
 
 #: A run read from a folder (or why it could not be), its label and the files it used.
 UnitPart = tuple[Run | InputError, str, list[Path]]
@@ -87,13 +86,12 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
         from lossdoctor.ingest.mlflow import read_file_store_run
 
         return read_file_store_run(unit.root, source=label, hints=hints)
-    from lossdoctor.ingest import read_bytes
+    from lossdoctor.ingest.streamed import read_file
 
     path = unit.files[0]
-    data = read_whole(path, str(path))
     from lossdoctor.ingest.metadata import with_config
 
-    run = with_config(read_bytes(data, source=label, hints=hints), path)
+    run = with_config(read_file(path, source=label, hints=hints, named=str(path)), path)
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
     return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
 

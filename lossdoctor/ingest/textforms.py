@@ -24,6 +24,17 @@ def opens_json(text: str) -> bool:
     return bool(JSON_START.match(first))
 
 
+def is_text_form(head: str) -> bool:
+    """Return True when a text starting with ``head`` is a form with its own reader."""
+    from lossdoctor.ingest import notebook, progressbar, torchtune
+
+    return (
+        notebook.find_header(head) is not None
+        or progressbar.looks_like_progress_bar(head)
+        or torchtune.looks_like_disk_log(head)
+    )
+
+
 def read_text_form(
     head: str, text: str | Callable[[], str], *, source: str, hints: ColumnHints | None
 ) -> Run | None:

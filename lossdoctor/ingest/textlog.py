@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -477,39 +478,79 @@ def read_text_log_bytes(
 
     Raises :class:`NotALogError` when no line carries a loss value.
     """
-    from lossdoctor.ingest.metadata import count_overflow_skips
+    return read_text_log_blocks(line_cuts(data, block_bytes), source=source, hints=hints)
 
-    reader = TextLogReader()
+
+def line_cuts(data: bytes, block_bytes: int) -> Iterator[bytes]:
+    """Yield ``data`` in pieces of about ``block_bytes`` that each end just after a
+    ``\n`` (the last piece: the rest)."""
     start, size = 0, len(data)
-    overflow_skips = 0
     while start < size:
         cut = data.find(b"\n", start + block_bytes) if start + block_bytes < size else -1
         end = size if cut < 0 else cut + 1
-        text = data[start:end].decode("utf-8-sig" if start == 0 else "utf-8", errors="replace")
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        reader.feed(text[:-1] if text.endswith("\n") and end < size else text)
-        overflow_skips += count_overflow_skips(text)
+        yield data[start:end]
         start = end
-    read = reader.table()
-    from lossdoctor.ingest.delimited import decode_text
 
-    if read is None:
-        raise NotALogError(
-            f"no loss values found in this text ({len(decode_text(data).splitlines())} lines; "
-            "no line matched a known log format)",
-            path=source,
-        )
-    table, dialect = read
-    run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+
+#: Characters str.splitlines splits at besides \n (\r is turned into \n before).
+_OTHER_LINE_ENDS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _line_count(text: str, *, last: bool) -> int:
+    """Return ``len(text.splitlines())`` for a piece of a text that ends at a line end
+    unless it is the ``last`` piece, without building the list."""
+    count = text.count("\n") + sum(text.count(end) for end in _OTHER_LINE_ENDS)
+    return count + (last and text != "" and text[-1] not in "\n" + _OTHER_LINE_ENDS)
+
+
+def read_text_log_blocks(
+    blocks: Iterable[bytes], *, source: str, hints: ColumnHints | None = None
+) -> Run:
+    """Return the run in a text log given as pieces of bytes that each end just after a
+    ``\n`` (the last may not), decoded as :func:`~lossdoctor.ingest.delimited.decode_text`
+    decodes: memory holds one piece and the records, never the whole text.
+
+    Raises :class:`NotALogError` when no line carries a loss value.
+    """
+    from lossdoctor.ingest.delimited import decode_text
     from lossdoctor.ingest.metadata import (
         TEXT_HEAD_CHARS,
+        count_overflow_skips,
         facts_from_text,
         vocab_from_text,
         with_facts,
         with_vocab,
     )
 
-    # the head the vocabulary is looked for in: enough bytes for TEXT_HEAD_CHARS characters
-    head = decode_text(data[: 4 * TEXT_HEAD_CHARS + 16])
-    run = with_facts(run, facts_from_text(head), overflow_skips)
-    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))
+    reader = TextLogReader()
+    # the head the vocabulary and facts are looked for in: enough bytes for
+    # TEXT_HEAD_CHARS characters
+    head_bytes = 4 * TEXT_HEAD_CHARS + 16
+    head = b""
+    counted = 0  # lines, for the message when no line carries a value
+    overflow_skips = 0
+    pieces = iter(blocks)
+    piece = next(pieces, None)
+    first = True
+    while piece is not None:
+        following = next(pieces, None)
+        if len(head) < head_bytes:
+            head += piece[: head_bytes - len(head)]
+        text = piece.decode("utf-8-sig" if first else "utf-8", errors="replace")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        counted += _line_count(text, last=following is None)
+        reader.feed(text[:-1] if text.endswith("\n") and following is not None else text)
+        overflow_skips += count_overflow_skips(text)
+        piece, first = following, False
+    read = reader.table()
+    if read is None:
+        raise NotALogError(
+            f"no loss values found in this text ({counted} lines; "
+            "no line matched a known log format)",
+            path=source,
+        )
+    table, dialect = read
+    run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+    head_text = decode_text(head)
+    run = with_facts(run, facts_from_text(head_text), overflow_skips)
+    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head_text))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
-from lossdoctor.safeio import read_whole
+from lossdoctor.safeio import open_regular
 
 #: TFRecord header: uint64 length + uint32 masked CRC of the length.
 HEADER_BYTES = 12
@@ -228,22 +229,79 @@ def _u32_at(raw: npt.NDArray[np.uint8], starts: IntArray) -> npt.NDArray[np.uint
     return out
 
 
-def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
+def read_event_bytes(
+    data: bytes, into: EventScalars, *, source: str, offset: int = 0, more: bool = False
+) -> None:
     """Add the scalars of one event file's bytes to ``into``.
 
     Records are framed in one pass; the common shape (a wall time, a step and one
     scalar stored as the record's last four bytes) is then checksummed and decoded
     for all records at once, and any other record goes through protobuf one by one.
+    ``offset``: where ``data`` starts in the file; ``more``: records of the file were
+    read before (``data`` is its last part).
     """
-    import google_crc32c
-
     frames = _frame(data)
     if frames.corrupt_at >= 0:
         into.bad_records += 1
         into.notes.append(
-            f"{source}: record framing is corrupt at byte {frames.corrupt_at}: read stopped there"
+            f"{source}: record framing is corrupt at byte {offset + frames.corrupt_at}: "
+            "read stopped there"
         )
     into.truncated |= frames.truncated
+    _decode_frames(data, frames, into)
+    if not frames.starts.size and data and frames.corrupt_at < 0 and not into.tags and not more:
+        raise InputError("not a TensorBoard event file (no whole record)", path=source)
+
+
+#: Bytes of an event file framed and decoded at a time when it is read as a stream.
+EVENT_BLOCK_BYTES = 16 << 20
+#: Longest record read from a stream (a length past it is taken as the end of the records).
+MAX_RECORD_BYTES = 256 << 20
+
+
+def read_event_stream(
+    read: Callable[[int], bytes], head: bytes, into: EventScalars, *, source: str
+) -> None:
+    """Add the scalars of an event file given as ``head`` (its first bytes) and then
+    ``read(n)`` (the rest, ``b""`` at its end) to ``into``, as :func:`read_event_bytes`
+    reads the whole file, a block of about :data:`EVENT_BLOCK_BYTES` of whole records at
+    a time: memory holds a block and the scalars, never the file.
+    """
+    pending = bytearray(head)
+    offset = 0  # where pending starts in the file
+    want = EVENT_BLOCK_BYTES
+    more = False
+    while True:
+        while len(pending) < want:
+            piece = read(max(want - len(pending), 1 << 20))
+            if not piece:
+                break
+            pending += piece
+        if len(pending) < want:
+            break  # the end: the rest is read as the whole reader reads a file's end
+        data = bytes(pending)
+        frames = _frame(data)
+        if frames.corrupt_at >= 0:
+            break
+        if not frames.starts.size:  # one record longer than the block, or a bad length
+            (length,) = struct.unpack_from("<Q", data)
+            if not looks_like_tfrecord(data) or length > MAX_RECORD_BYTES:
+                break
+            want = HEADER_BYTES + length + FOOTER_BYTES
+            continue
+        end = int(frames.starts[-1] + frames.lengths[-1] + FOOTER_BYTES)
+        _decode_frames(data, frames, into)
+        more = True
+        del pending[:end]
+        offset += end
+        want = EVENT_BLOCK_BYTES
+    read_event_bytes(bytes(pending), into, source=source, offset=offset, more=more)
+
+
+def _decode_frames(data: bytes, frames: _Frames, into: EventScalars) -> None:
+    """Add the scalars of the records ``frames`` finds in ``data`` to ``into``."""
+    import google_crc32c
+
     first_record = into.records
     into.records += int(frames.starts.shape[0])
     raw = np.frombuffer(data, dtype=np.uint8)
@@ -261,8 +319,6 @@ def read_event_bytes(data: bytes, into: EventScalars, *, source: str) -> None:
         intact = _mask(computed) == stored[rest]
         into.bad_records += int(np.count_nonzero(~intact))
         _decode_each(data, frames, rest[intact], into, first_record)
-    if not frames.starts.size and data and frames.corrupt_at < 0 and not into.tags:
-        raise InputError("not a TensorBoard event file (no whole record)", path=source)
 
 
 def _decode_each(
@@ -500,9 +556,9 @@ def read_event_files(paths: list[Path], *, prefixes: list[str] | None = None) ->
     )
     for i in order:
         path = paths[i]
-        data = read_whole(path, str(path))
         part = EventScalars(records=scalars.records)
-        read_event_bytes(data, part, source=str(path))
+        with open_regular(path, str(path)) as handle:
+            read_event_stream(handle.read, b"", part, source=str(path))
         scalars.records = part.records
         prefix = prefixes[i] if prefixes else ""
         for tag, points in part.tags.items():
