@@ -69,6 +69,9 @@ def _big_text(folder: Path) -> Path:
 #: Records of the verbose logs below: each carries ~2 KiB that is not loss data.
 VERBOSE_ROWS = 200_000
 _PROSE = "x" * 2000
+#: MiB of the table kept: 3 or 2 columns of 8-byte values, every row.
+KEPT_3 = VERBOSE_ROWS * 3 * 8 / 2**20
+KEPT_2 = VERBOSE_ROWS * 2 * 8 / 2**20
 
 
 def _noise(rows: int) -> Iterator[str]:
@@ -84,11 +87,14 @@ def _jsonl_rows(samples: Iterable[str]) -> Iterator[str]:
         yield f'{{"step": {i}, "loss": {3.0 / (1 + i / 1000):.6f}, "sample": "{sample}"}}\n'
 
 
-def _verbose_jsonl(folder: Path) -> Path:
-    path = folder / "verbose.jsonl"
-    with path.open("w") as handle:
-        handle.writelines(_jsonl_rows(itertools.repeat(_PROSE, VERBOSE_ROWS)))
-    return path
+def _jsonl(sample: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / f"verbose-{len(sample)}.jsonl"
+        with path.open("w") as handle:
+            handle.writelines(_jsonl_rows(itertools.repeat(sample, VERBOSE_ROWS)))
+        return path
+
+    return build
 
 
 def _verbose_jsonl_gz(folder: Path) -> Path:
@@ -98,47 +104,59 @@ def _verbose_jsonl_gz(folder: Path) -> Path:
     return path
 
 
-def _verbose_text(folder: Path) -> Path:
-    path = folder / "verbose.log"
-    with path.open("w") as handle:
-        handle.writelines(
-            f"step {i} | loss {3.0 / (1 + i / 1000):.6f} | lr 0.0001\nINFO sample: {_PROSE}\n"
-            for i in range(VERBOSE_ROWS)
-        )
-    return path
+def _text(sample: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / f"verbose-{len(sample)}.log"
+        with path.open("w") as handle:
+            handle.writelines(
+                f"step {i} | loss {3.0 / (1 + i / 1000):.6f} | lr 0.0001\nINFO sample: {sample}\n"
+                for i in range(VERBOSE_ROWS)
+            )
+        return path
+
+    return build
 
 
-def _events_with_images(folder: Path) -> Path:
-    """An event file of VERBOSE_ROWS scalars, each beside a ~2 KiB image record."""
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.record_writer import RecordWriter
+def _events(image_bytes: int) -> Callable[[Path], Path]:
+    """An event file of VERBOSE_ROWS scalars, each beside an image record."""
 
-    path = folder / "events.out.tfevents.1.bench"
-    image = summary_pb2.Summary.Image(height=1, width=1, encoded_image_string=b"\x89" * 2000)
-    with path.open("wb") as handle:
-        writer = RecordWriter(handle)
-        for i in range(VERBOSE_ROWS):
-            scalar = summary_pb2.Summary.Value(tag="loss", simple_value=3.0 / (1 + i / 1000))
-            picture = summary_pb2.Summary.Value(tag="sample", image=image)
-            for value in (scalar, picture):
-                event = event_pb2.Event(wall_time=1.0e9 + i, step=i)
-                event.summary.value.append(value)
-                writer.write(event.SerializeToString())
-    return path
+    def build(folder: Path) -> Path:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        path = folder / f"events.out.tfevents.{image_bytes}.bench"
+        encoded = b"\x89" * image_bytes
+        image = summary_pb2.Summary.Image(height=1, width=1, encoded_image_string=encoded)
+        with path.open("wb") as handle:
+            writer = RecordWriter(handle)
+            for i in range(VERBOSE_ROWS):
+                loss = 3.0 / (1 + i / 1000)
+                scalar = summary_pb2.Summary.Value(tag="loss", simple_value=loss)
+                picture = summary_pb2.Summary.Value(tag="sample", image=image)
+                for value in (scalar, picture):
+                    event = event_pb2.Event(wall_time=1.0e9 + i, step=i)
+                    event.summary.value.append(value)
+                    writer.write(event.SerializeToString())
+        return path
+
+    return build
 
 
 #: (label, builder, kept MiB or None, read from stdin, group).
 INPUTS: list[tuple[str, Callable[[Path], Path], float | None, bool, str]] = [
     ("CSV, 1,000 rows (baseline)", _csv(1_000), None, False, "baseline"),
     ("CSV, 1,000,000 rows", _csv(1_000_000), 1_000_000 * 2 * 8 / 2**20, False, "csv"),
-    ("JSONL, 200,000 records of ~2 KiB", _verbose_jsonl, VERBOSE_ROWS * 3 * 8 / 2**20,
-     False, "jsonl"),
-    ("the same JSONL on stdin", _verbose_jsonl, VERBOSE_ROWS * 3 * 8 / 2**20, True, "jsonl"),
-    ("the same JSONL, gzip", _verbose_jsonl_gz, VERBOSE_ROWS * 3 * 8 / 2**20, False, "jsonl"),
-    ("text log, 200,000 loss lines among ~2 KiB lines", _verbose_text,
-     VERBOSE_ROWS * 3 * 8 / 2**20, False, "text"),
-    ("event file, 200,000 scalars beside ~2 KiB images", _events_with_images,
-     VERBOSE_ROWS * 2 * 8 / 2**20, False, "events"),
+    ("JSONL, 200,000 records of ~60 bytes", _jsonl("x" * 20), KEPT_3, False, "lean"),
+    ("JSONL, 200,000 records of ~2 KiB", _jsonl(_PROSE), KEPT_3, False, "jsonl"),
+    ("the same JSONL on stdin", _jsonl(_PROSE), KEPT_3, True, "jsonl"),
+    ("JSONL, 200,000 records of ~2 KiB (random hex), gzip", _verbose_jsonl_gz, KEPT_3, False,
+     "jsonl"),
+    ("text log, 200,000 loss lines among ~60-byte lines", _text("x" * 20), KEPT_3, False,
+     "lean"),
+    ("text log, 200,000 loss lines among ~2 KiB lines", _text(_PROSE), KEPT_3, False, "text"),
+    ("event file, 200,000 scalars beside 20-byte images", _events(20), KEPT_2, False, "lean"),
+    ("event file, 200,000 scalars beside ~2 KiB images", _events(2000), KEPT_2, False,
+     "events"),
     ("2 GiB sparse file (all NUL bytes)", _sparse, None, False, "refused"),
     ("gzip bomb (inflates to ~2 GiB)", _bomb, None, False, "refused"),
     ("8 GiB text log (sparse)", _big_text, None, False, "refused"),
@@ -170,7 +188,7 @@ def measure(path: Path, *, stdin: bool = False) -> tuple[float, float, int, str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the generated inputs")
-    parser.add_argument("--only", help="comma-separated groups: csv,jsonl,text,events,refused")
+    parser.add_argument("--only", help="comma-separated groups: csv,lean,jsonl,text,events,refused")
     args = parser.parse_args()
     groups = set(args.only.split(",")) | {"baseline"} if args.only else None
     folder = Path(tempfile.mkdtemp(prefix="lossdoctor-memory-"))
