@@ -234,3 +234,18 @@ def test_the_check_command_removes_the_spooled_stdin(tmp_path: Path) -> None:
     assert run["source"] == "-"
     assert run["series"]["train"]["points"] == rows
     assert list(spool_dir.iterdir()) == []
+
+
+def test_a_text_log_of_long_lines_is_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 KiB lines: the first 64 KiB hold fewer than the 64 lines the sniffing looks at
+    monkeypatch.setattr(streamed, "STREAM_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(streamed, "BLOCK_BYTES", 1 << 16)
+    data = b"".join(
+        b"step %d | loss %.5f | lr 0.0001\nINFO sample: %s\n" % (i, 3.0 / (1 + i), b"x" * 2000)
+        for i in range(700)
+    )
+    head = data[: 1 << 20]
+    stream = io.BytesIO(data[len(head) :])
+    run = read_large(stream.read, head, source="log", hints=None)
+    assert run is not None
+    assert_same_outcome(run, outcome(read_bytes, data, source="log"))

@@ -277,7 +277,9 @@ def read_large(read: Read, head: bytes, *, source: str, hints: ColumnHints | Non
         return read_jsonl_blocks(blocks, source=source, hints=hints)
     if is_text_form(text) or _table_layout(head[:HEAD_BYTES], complete=False) is not None:
         return None
-    if _plain_text_head(text):
+    # the whole head, not its first 64 KiB: a log of long lines needs more than 64 KiB
+    # for the 64 lines that tell a text log from a table or a metric file
+    if _plain_text_head(text if len(head) <= HEAD_BYTES else decode_text(head)):
         from lossdoctor.ingest.textlog import read_text_log_blocks
 
         blocks = line_blocks(read, head, source=source)
