@@ -45,7 +45,7 @@ def diagnose_source(
         if data is None and is_url(source):
             from lossdoctor.ingest.streamed import read_url
 
-            runs, files = [read_url(source, hints=hints)], list[FileNote]()
+            runs, files = read_url(source, hints=hints).runs(), list[FileNote]()
         else:
             runs, files = read_source(
                 source, data=data, hints=hints, run=run, include=include, exclude=exclude
