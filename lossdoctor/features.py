@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
-from lossdoctor.robust import bucket_medians, robust_sigma, rolling_median
+from lossdoctor.robust import bucket_medians, median, robust_sigma, rolling_median
 from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions, sample_stride
 
 __all__ = ["LRProfile", "SeriesView", "robust_sigma", "rolling_median", "spearman"]
@@ -145,7 +145,7 @@ class SeriesView:
     def early_level(self) -> float:
         """Return the median of ``y`` over the first 10% of the points: a level robust to
         noise for comparing swings with progress (the start itself is :attr:`start_level`)."""
-        return float(np.median(self.y[: self.edge_points()])) if self.n else float("nan")
+        return median(self.y[: self.edge_points()]) if self.n else float("nan")
 
     def start_points(self) -> int:
         """Return how many of the first points make up the start of the run."""
@@ -155,12 +155,12 @@ class SeriesView:
     @cached_property
     def start_level(self) -> float:
         """Return the median of ``y`` over the first points (see :meth:`start_points`)."""
-        return float(np.median(self.y[: self.start_points()])) if self.n else float("nan")
+        return median(self.y[: self.start_points()]) if self.n else float("nan")
 
     @cached_property
     def end_level(self) -> float:
         """Return the median of ``y`` over the last points."""
-        return float(np.median(self.y[-self.edge_points() :])) if self.n else float("nan")
+        return median(self.y[-self.edge_points() :]) if self.n else float("nan")
 
     def value_at(self, level: float) -> float:
         """Return a level of ``y`` as a loss value (undoing the log in log space)."""

@@ -10,11 +10,22 @@ from lossdoctor.model import FloatArray, IntArray
 MAD_TO_SIGMA = 1.4826
 
 
+def median(values: FloatArray) -> float:
+    """Return the median of the one-dimensional ``values``, as ``np.median`` gives it (NaN
+    when one is NaN or none is given), without numpy's per-call overhead (a few
+    microseconds instead of about twenty: detectors take dozens of medians a series)."""
+    if values.shape[0] == 0:
+        return float("nan")
+    import bottleneck
+
+    return float(bottleneck.median(values))
+
+
 def robust_sigma(values: FloatArray) -> float:
     """Return 1.4826 x the median absolute deviation of ``values`` (0.0 when empty)."""
     if values.shape[0] == 0:
         return 0.0
-    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+    return float(MAD_TO_SIGMA * median(np.abs(values - median(values))))
 
 
 def rolling_median(values: FloatArray, window: int) -> FloatArray:

@@ -151,15 +151,20 @@ READ_CHUNK = 1 << 20
 def read_bounded(handle: Any, limit: int, *, expected: int = 0) -> bytes:
     """Return the bytes of a binary ``handle`` up to its end or ``limit + 1`` bytes (so a
     caller sees that the limit was passed); memory grows with what is read, never with
-    ``limit`` (``read(n)`` allocates ``n`` bytes at once)."""
-    buffer = bytearray()
+    ``limit`` (``read(n)`` allocates ``n`` bytes at once).  A file of the ``expected`` size
+    is read in one call and returned as it came (no copy: peak memory is its size once)."""
+    chunks: list[bytes] = []
+    total = 0
     first = min(expected, limit) + 1 if expected else READ_CHUNK
-    while len(buffer) <= limit:
-        chunk = handle.read(min(first if not buffer else READ_CHUNK, limit + 1 - len(buffer)))
+    while total <= limit:
+        chunk = handle.read(min(first if not chunks else READ_CHUNK, limit + 1 - total))
         if not chunk:
             break
-        buffer += chunk
-    return bytes(buffer)
+        chunks.append(bytes(chunk) if not isinstance(chunk, bytes) else chunk)
+        total += len(chunk)
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)
 
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView
+from lossdoctor.robust import median
 
 MIN_POINTS = 10
 #: The early phase of a run: its first 10% (steps) ...
@@ -106,4 +107,4 @@ def _after_early_phase(series: SeriesView) -> tuple[float, float]:
         return nan, nan
     early_trend = series.trend[series.steps < early_end]
     burst = float(early_trend.max()) - series.start_level if early_trend.size else nan
-    return float(np.median(settled)) - float(later.min()), burst
+    return median(settled) - float(later.min()), burst

@@ -9,6 +9,7 @@ import numpy as np
 from lossdoctor.detectors import MAX_MARKS, Evidence, register_detector
 from lossdoctor.detectors.zeroloss import longest_true_run
 from lossdoctor.features import SeriesView
+from lossdoctor.robust import median
 
 #: Logged loss points after the first non-finite gradient norm that are searched for a
 #: loss of 0.0 or NaN (the trainer's response to a broken step).
@@ -38,7 +39,7 @@ def _side_median(values: np.ndarray, steps: np.ndarray, at: float, *, after: boo
     mask = finite & ((steps > at) if after else (steps < at))
     picked = values[mask]
     picked = picked[:SIDE_POINTS] if after else picked[-SIDE_POINTS:]
-    return float(np.median(picked)) if picked.shape[0] else float("nan")
+    return median(picked) if picked.shape[0] else float("nan")
 
 
 @register_detector("grad_nonfinite")
@@ -131,7 +132,7 @@ def grad_norm_spikes(
     empty = Evidence(series=grad_norm.series.role, column=grad_norm.series.column)
     if grad_norm.n < min_points:
         return GradNormSpikes(0, 0, nan, nan, nan, nan, 0, empty)
-    typical = float(np.median(g))
+    typical = median(g)
     if typical <= 0:
         return GradNormSpikes(0, 0, nan, nan, nan, typical, 0, empty)
     # the local typical norm (rolling median) follows the large norms of the first steps,

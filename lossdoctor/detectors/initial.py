@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
+from lossdoctor.robust import median
 
 #: Points whose median is the first loss.
 FIRST_POINTS = 3
@@ -53,7 +52,7 @@ def initial_loss(
     ``--classes`` or a vocabulary size stated in the log), and whether the run is a
     fine-tune (``--profile slm-finetune`` or ``--objective sft|dpo|ipo|reward-model``):
     a fine-tune starts far below ln(N)."""
-    first = float(np.median(series.values[:FIRST_POINTS])) if series.n else float("nan")
+    first = median(series.values[:FIRST_POINTS]) if series.n else float("nan")
     first_logged = float(series.values[0]) if series.n else float("nan")
     chance = float(chance_loss) if chance_loss else float("nan")
     finetune = (profile or "") in FINETUNE_PROFILES or (objective or "") in FINETUNE_OBJECTIVES

@@ -8,6 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView, rolling_median
+from lossdoctor.robust import median
 
 MIN_POINTS = 30
 #: Window before and after a candidate jump, as a share of the points.
@@ -59,10 +60,8 @@ def level_shift(series: SeriesView) -> LevelShift:
     jump = float(jumps[at])
     held = y[at : at + HOLD_WINDOWS * window]
     later = y[at + 3 * window : at + (3 + HOLD_WINDOWS) * window]
-    kept = (float(np.median(held)) - float(before[at])) / jump if jump > 0 else nan
-    further = (
-        (float(np.median(later)) - float(after[at])) / jump if jump > 0 and later.size else nan
-    )
+    kept = (median(held) - float(before[at])) / jump if jump > 0 else nan
+    further = (median(later) - float(after[at])) / jump if jump > 0 and later.size else nan
     step = float(series.steps[at])
     evidence = Evidence(
         series=series.series.role,

@@ -9,6 +9,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
+from lossdoctor.robust import median
 
 #: ln 2 (nats): the loss of a pairwise preference objective that prefers neither answer.
 LN2 = math.log(2.0)
@@ -46,7 +47,7 @@ def preference_chance(
         empty = Evidence(series=train.series.role, column=train.series.column)
         return PreferenceChance(applies, nan, nan, nan, train.n, empty)
     late = train.values[int(train.n * (1 - late_share)) :]
-    level = float(np.median(late))
+    level = median(late)
     if train.log_space and train.n >= train.window:
         lowest = float(np.min(np.exp(train.trend)))
     else:
@@ -85,13 +86,13 @@ def reward_trend(reward: SeriesView, reward_zero_std: SeriesView | None = None) 
         empty = Evidence(series=reward.series.role, column=reward.series.column)
         return RewardTrend(0, nan, nan, nan, nan, empty)
     edge = reward.edge_points()
-    start = float(np.median(reward.values[:edge]))
-    end = float(np.median(reward.values[-edge:]))
+    start = median(reward.values[:edge])
+    end = median(reward.values[-edge:])
     spread = float(np.std(reward.values - reward.trend)) if n >= reward.window else 0.0
     spread = max(spread, abs(start) * 1e-3, 1e-9)
     zero_std = nan
     if reward_zero_std is not None and reward_zero_std.n:
-        zero_std = float(np.median(reward_zero_std.values[reward_zero_std.n // 2 :]))
+        zero_std = median(reward_zero_std.values[reward_zero_std.n // 2 :])
     evidence = Evidence(
         series=reward.series.role,
         column=reward.series.column,

@@ -8,6 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView, rolling_median, spearman
+from lossdoctor.robust import median
 
 #: Fewest validation points on which overfitting is judged.
 MIN_VAL_POINTS = 4
@@ -64,7 +65,7 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
             " lucky evaluation does not decide)"
         )
     tail = max(1, val.n // 10) if best < val.n - 1 else 1
-    end_level = float(np.median(val.y[-tail:]))
+    end_level = median(val.y[-tail:])
     rise = end_level - float(smooth[best])
     points_after = val.n - 1 - best
     after_share = float((val.steps[-1] - smoothed_step) / val.span)
@@ -75,7 +76,7 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         at_best = train.y[np.searchsorted(train.steps, smoothed_step, side="right") - 1 :]
         window = max(1, train.n // 20)
         if at_best.shape[0] > window:
-            train_drop = float(np.median(at_best[:window]) - train.end_level)
+            train_drop = median(at_best[:window]) - train.end_level
         wasted = float(np.clip((train.steps[-1] - best_step) / train.span, 0.0, 1.0))
     evidence = Evidence(
         series=val.series.role,

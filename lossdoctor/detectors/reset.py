@@ -8,6 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
+from lossdoctor.robust import median
 
 #: Points whose median is the start level of the run (its first logged losses).
 START_POINTS = 3
@@ -54,7 +55,7 @@ def loss_reset(
     if train.n < min_points or not train.log_space:
         return _nan_reset(train)
     y, trend = train.y, train.trend
-    start = float(np.median(y[:START_POINTS]))
+    start = median(y[:START_POINTS])
     low_so_far = np.minimum.accumulate(trend)
     progress = start - low_so_far
     # a point is "back" when it regained 80% of the progress made before it
@@ -64,7 +65,7 @@ def loss_reset(
         return _nan_reset(train)
     j = int(np.argmax(back))
     after = y[j:]
-    level_after = float(np.median(after))
+    level_after = median(after)
     low = float(low_so_far[j])
     lost = (level_after - low) / (start - low)
     # how many points the loss took to climb from its low to the start level

@@ -8,6 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
+from lossdoctor.robust import median
 
 #: Series meta key where readers list the steps at which a run resumed (comma-separated).
 RESUMED_AT = "resumed_at"
@@ -54,12 +55,12 @@ def resume_jump(
         before, after = y[max(0, at - SIDE_POINTS) : at], y[at : at + SIDE_POINTS]
         if before.shape[0] < 2 or after.shape[0] < 2:
             continue
-        rise = float(np.median(after) - np.median(before))
+        rise = median(after) - median(before)
         sigmas = rise / noise
         if rise >= np.log(min_ratio) and sigmas >= min_sigmas:
             jumped.append(step)
         if not rise <= best[0]:
-            best = (rise, sigmas, step, float(np.median(before)), float(np.median(after)))
+            best = (rise, sigmas, step, median(before), median(after))
     rise, sigmas, step, lo, hi = best
     shown = ", ".join(f"{s:g}" for s in jumped[:10])
     evidence = Evidence(

@@ -14,6 +14,7 @@ from lossdoctor.detectors.beside import (
     precision,
 )
 from lossdoctor.features import LRProfile, SeriesView, warmup_end_step
+from lossdoctor.robust import median
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
 NOISE_FLOOR = 0.01
@@ -181,7 +182,7 @@ def spikes(
     rest = series.y[worst_end + 1 :]
     stays_high = bool(
         rest.size >= max(RECOVERY_POINTS, series.n // 20)
-        and np.median(rest) - trend[max(worst_start - 1, 0)] >= np.log(STAYS_HIGH_RATIO)
+        and median(rest) - trend[max(worst_start - 1, 0)] >= np.log(STAYS_HIGH_RATIO)
     )
     start_steps, end_steps = series.steps[starts], series.steps[ends]
     grad_ratio = grad_ratio_over_spans(

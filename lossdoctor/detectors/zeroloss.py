@@ -9,6 +9,7 @@ import numpy as np
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView
 from lossdoctor.model import BoolArray
+from lossdoctor.robust import median
 
 #: Points before the longest zero stretch whose median is the level the loss fell from.
 BEFORE_POINTS = 5
@@ -71,7 +72,7 @@ def zero_loss(train: SeriesView, grad_norm: SeriesView | None = None) -> ZeroLos
     if longest and start > 0:
         before = values[max(0, start - BEFORE_POINTS) : start]
         before = before[np.isfinite(before) & (before != 0.0)]
-        level_before = float(np.median(before)) if before.shape[0] else nan
+        level_before = median(before) if before.shape[0] else nan
     first = float(steps[start]) if longest else nan
     last = float(steps[start + longest - 1]) if longest else nan
     evidence = Evidence(

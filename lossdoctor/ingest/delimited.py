@@ -2,9 +2,10 @@
 TensorBoard CSV exports and W&B history exports.
 
 The layout (delimiter, leading comment lines, header) is read from the first
-lines; pandas then parses the bytes (a path is streamed, never loaded whole) in
-chunks, and each chunk's cells become float columns at once, so memory stays
-near the size of the parsed columns.
+lines; a large table of plain numbers is read by polars at once
+(:mod:`lossdoctor.ingest.delimited_bulk`), any other by pandas (a path is streamed,
+never loaded whole) in chunks, each chunk's cells becoming float columns at once, so
+memory stays near the size of the parsed columns.
 """
 
 from __future__ import annotations
@@ -176,7 +177,9 @@ def read_delimited(
     if isinstance(data, bytes) and len(data) <= SMALL_TABLE_BYTES:
         columns = _parse_small(data, layout, names, source=source)
     else:
-        columns = _parse_chunked(data, layout, names, source=source)
+        columns = _parse_bulk(data, layout, names) or _parse_chunked(
+            data, layout, names, source=source
+        )
     n_rows = next(iter(columns.values())).values.shape[0] if columns else 0
     header_line = layout.skipped + (0 if names else 1)
     row_lines = np.arange(header_line + 1, header_line + 1 + n_rows, dtype=np.int64)
@@ -257,7 +260,7 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
         return None
     framed = f"\n{body}\n"
     if any(pair in framed for pair in (delimiter * 2, "\n" + delimiter, delimiter + "\n", "\n\n")):
-        body = re.sub(rf"(?<![^{sep}\n])(?![^{sep}\n])", "nan", body)  # empty cells: absent
+        body = _fill_empty_cells(framed, delimiter)[1:-1]  # empty cells: absent
     try:
         values = np.array(body.replace(delimiter, "\n").split("\n"), dtype=np.float64)
     except ValueError:  # "-", "1e", "+": read cell by cell
@@ -268,6 +271,18 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
         column = np.ascontiguousarray(table[:, j])
         columns[name] = Column(column, ~np.isnan(column))  # plain numbers are never NaN
     return columns
+
+
+def _fill_empty_cells(framed: str, delimiter: str) -> str:
+    """Return ``framed`` (rows between a leading and a trailing line end) with ``nan`` in
+    every empty cell: each pass of a replacement fills every other one of a run of empty
+    cells, so two passes fill them all."""
+    filled = f"{delimiter}nan{delimiter}"
+    for _ in range(2):
+        framed = framed.replace(delimiter * 2, filled).replace("\n\n", "\nnan\n")
+    return framed.replace("\n" + delimiter, "\nnan" + delimiter).replace(
+        delimiter + "\n", delimiter + "nan\n"
+    )
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> dict[str, Column]:
@@ -290,6 +305,25 @@ def _unique_names(header: list[str]) -> list[str]:
         taken.add(name)
         out.append(name)
     return out
+
+
+def _parse_bulk(
+    data: bytes | Path, layout: TableLayout, names: list[str] | None
+) -> dict[str, Column] | None:
+    """Return the columns of a large table of plain numbers read by polars at once, or None
+    for a table that pandas' chunked reader must read (quoted or padded cells, text,
+    ragged rows: see :mod:`lossdoctor.ingest.delimited_bulk`)."""
+    if layout.quoted or layout.padded:
+        return None
+    from lossdoctor.ingest.delimited_bulk import read_numbers_bulk
+
+    return read_numbers_bulk(
+        data,
+        names=names or _unique_names(list(layout.first_row)),
+        delimiter=layout.delimiter,
+        skip_lines=layout.skipped + (0 if names else 1),
+        na_values=_NA_VALUES,
+    )
 
 
 def _parse_chunked(

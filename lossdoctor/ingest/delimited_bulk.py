@@ -1,0 +1,93 @@
+"""Large delimited logs of plain numbers read by polars' CSV reader (imported only for them).
+
+The bulk path takes a table only when polars reads every cell as a number or a missing
+token and every line as one row; anything else (text cells, ragged rows, quotes,
+padded cells) returns None and pandas' chunked reader in
+:mod:`lossdoctor.ingest.delimited` reads the file, which gives the same columns and
+says exactly what is wrong with a malformed row.
+"""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lossdoctor.ingest.table import Column
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Bytes read at a time when looking for lone carriage returns in a file.
+COUNT_BLOCK_BYTES = 1 << 24
+
+
+def read_numbers_bulk(
+    data: bytes | Path,
+    *,
+    names: list[str],
+    delimiter: str,
+    skip_lines: int,
+    na_values: list[str],
+) -> dict[str, Column] | None:
+    """Return the columns (``names``, in order) of the table that starts after
+    ``skip_lines`` lines of ``data`` (its bytes, or a file read from its path), or None
+    when polars is not installed or a cell is not a plain number or one of ``na_values``,
+    a row is wider than ``names``, or a line is not one row."""
+    try:
+        import polars as pl
+    except ImportError:
+        return None
+    if not names or len(set(names)) != len(names) or _lone_carriage_return(data):
+        return None  # pandas ends a line at a lone carriage return, polars does not
+    try:
+        frame = pl.read_csv(
+            data,
+            has_header=False,
+            skip_lines=skip_lines,
+            schema=dict.fromkeys(names, pl.Float64),
+            separator=delimiter,
+            quote_char=None,
+            null_values=na_values,
+            raise_if_empty=False,
+            eol_char="\n",
+            encoding="utf8",
+        )
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError, OSError):
+        return None  # a cell that is no number, a ragged row, bad UTF-8: pandas says which
+    if frame.width != len(names):
+        return None
+    return {name: _column(frame.get_column(name)) for name in names}
+
+
+def _column(cells: pl.Series) -> Column:
+    """Return a :class:`Column`: an empty cell or a missing token (null) is no point, a
+    ``nan`` cell is a logged NaN."""
+    values = np.array(cells.to_numpy(), dtype=np.float64)  # a writable copy, NaN for null
+    if not cells.null_count():
+        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
+    return Column(values=values, present=np.array(cells.is_not_null().to_numpy(), dtype=bool))
+
+
+def _lone_carriage_return(data: bytes | Path) -> bool:
+    """Return True when ``data`` (bytes, or a file) holds a carriage return that is not
+    followed by a line feed.  A file is mapped, not read, to look for any carriage return
+    at all; only a file that holds some is read a block at a time."""
+    if isinstance(data, bytes):
+        return b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
+    with data.open("rb") as handle:
+        if data.stat().st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            if mapped.find(b"\r") < 0:
+                return False
+        carry = b""
+        while block := handle.read(COUNT_BLOCK_BYTES):
+            block = carry + block
+            carry = block[-1:] if block.endswith(b"\r") else b""
+            body = block[:-1] if carry else block
+            if body.count(b"\r") != body.count(b"\r\n"):
+                return True
+        return carry == b"\r"
