@@ -22,7 +22,7 @@ from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log, strip_prefix
 from lossdoctor.model import Run
-from lossdoctor.robust import bucket_medians
+from lossdoctor.robust import bucket_medians, median
 
 
 def assert_same_run(fast: Run, slow: Run) -> None:
@@ -245,6 +245,16 @@ def test_bucket_medians_are_numpy_medians(values: list[float], buckets: int) -> 
     edges = np.linspace(0, y.shape[0], min(buckets, y.shape[0]) + 1).astype(np.int64)
     expected = [np.median(y[a:b]) for a, b in itertools.pairwise(edges.tolist())]
     assert np.array_equal(bucket_medians(y, edges), np.array(expected))
+
+
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
+def test_median_is_numpy_median(values: list[float]) -> None:
+    """The detectors' median is np.median's, NaN and infinities included."""
+    y = np.array(values)
+    with np.errstate(all="ignore"):
+        expected = np.median(y)
+    assert np.array_equal(median(y), expected, equal_nan=True)
+    assert np.isnan(median(np.empty(0)))
 
 
 @settings(max_examples=200, deadline=None)
