@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ _PANDAS_LINE = re.compile(r"line (\d+)")
 _NA_VALUES = sorted({t for tok in MISSING_TOKENS for t in (tok, tok.upper(), tok.title())})
 #: Column names given to a table without a header, by its number of fields.
 _HEADERLESS_NAMES = {1: ["loss"], 2: ["step", "loss"], 3: ["step", "loss", "val_loss"]}
+#: The characters of a plain number cell (no blank, no ``nan``, no ``1_000``).
+_NUMBER_BYTES = b"0123456789.eE+-"
 
 
 @dataclass(frozen=True)
@@ -252,11 +255,13 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
     row a line, each as wide as ``header`` (read at once by numpy, as the ``csv`` path
     would read them), or None for any other body."""
     body = body[:-1] if body.endswith("\n") else body
-    if not header or not body:
+    if not header or not body or not body.isascii():
         return None
-    sep, cell = re.escape(delimiter), r"[0-9.eE+-]*"
-    row = cell + rf"(?:{sep}{cell}){{{len(header) - 1}}}"
-    if re.fullmatch(rf"{row}(?:\n{row})*", body) is None:
+    # every character a number's, a delimiter or a line end, and every row as wide as
+    # the header: what is left without the numbers' characters is the rows' delimiters
+    row = delimiter.encode() * (len(header) - 1)
+    layout = body.encode().translate(None, _NUMBER_BYTES)
+    if layout != b"\n".join(itertools.repeat(row, layout.count(b"\n") + 1)):
         return None
     framed = f"\n{body}\n"
     if any(pair in framed for pair in (delimiter * 2, "\n" + delimiter, delimiter + "\n", "\n\n")):
@@ -322,7 +327,6 @@ def _parse_bulk(
         names=names or _unique_names(list(layout.first_row)),
         delimiter=layout.delimiter,
         skip_lines=layout.skipped + (0 if names else 1),
-        na_values=_NA_VALUES,
     )
 
 

@@ -30,12 +30,13 @@ def read_numbers_bulk(
     names: list[str],
     delimiter: str,
     skip_lines: int,
-    na_values: list[str],
 ) -> dict[str, Column] | None:
     """Return the columns (``names``, in order) of the table that starts after
     ``skip_lines`` lines of ``data`` (its bytes, or a file read from its path), or None
-    when polars is not installed or a cell is not a plain number or one of ``na_values``,
-    a row is wider than ``names``, or a line is not one row."""
+    when polars is not installed, a cell is neither a number nor empty, a row is wider
+    than ``names``, or a line is not one row.  Missing-value tokens (``NA``, ``null``,
+    ...) are left to pandas too: matching every cell against them would make polars
+    half again as slow on the tables that hold none."""
     try:
         import polars as pl
     except ImportError:
@@ -50,7 +51,6 @@ def read_numbers_bulk(
             schema=dict.fromkeys(names, pl.Float64),
             separator=delimiter,
             quote_char=None,
-            null_values=na_values,
             raise_if_empty=False,
             eol_char="\n",
             encoding="utf8",
@@ -65,7 +65,9 @@ def read_numbers_bulk(
 def _column(cells: pl.Series) -> Column:
     """Return a :class:`Column`: an empty cell or a missing token (null) is no point, a
     ``nan`` cell is a logged NaN."""
-    values = np.array(cells.to_numpy(), dtype=np.float64)  # a writable copy, NaN for null
+    values = cells.to_numpy()  # NaN for null
+    if not values.flags.writeable:
+        values = values.copy()
     if not cells.null_count():
         return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
     return Column(values=values, present=np.array(cells.is_not_null().to_numpy(), dtype=bool))

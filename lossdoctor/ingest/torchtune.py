@@ -21,6 +21,8 @@ HEAD_LINES = 50
 
 def looks_like_disk_log(head: str) -> bool:
     """Return True when most value lines among the first ones are torchtune lines."""
+    if "Step " not in head:
+        return False  # every torchtune line holds it
     lines = [strip_prefix(ln) for ln in head.split("\n", HEAD_LINES)[:HEAD_LINES] if ln.strip()]
     hits = sum(1 for ln in lines if _LINE.match(ln))
     return hits >= 2 and hits * 2 >= len(lines)
