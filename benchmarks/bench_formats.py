@@ -52,8 +52,8 @@ for path in sys.argv[1:]:
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Return (seconds, peak MiB) of a child process."""
+def measure(command: list[str]) -> tuple[float, float, float]:
+    """Return (seconds, peak MiB, CPU seconds) of a child process."""
     started = time.perf_counter()
     child = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV
@@ -61,16 +61,20 @@ def measure(command: list[str]) -> tuple[float, float]:
     _, status, usage = os.wait4(child.pid, 0)
     if status:
         raise SystemExit(f"failed: {' '.join(command[:6])} ...")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, cpu
 
 
-def best_of(repeat: int, commands: list[list[str]]) -> list[tuple[float, float]]:
-    """Return the fastest (seconds, its peak MiB) of each command, runs interleaved."""
-    runs: list[list[tuple[float, float]]] = [[] for _ in commands]
+def best_of(repeat: int, commands: list[list[str]]) -> list[tuple[float, float, float]]:
+    """Return the fastest (seconds, its peak MiB) of each command, runs interleaved, and
+    the least CPU time (user + system, every thread) any of its runs took: on a loaded
+    machine the CPU time says what the work costs when the wall time says how long the
+    wait for the CPU was."""
+    runs: list[list[tuple[float, float, float]]] = [[] for _ in commands]
     for _ in range(repeat):
         for slot, command in zip(runs, commands, strict=True):
             slot.append(measure(command))
-    return [min(slot) for slot in runs]
+    return [(*min(slot)[:2], min(cpu for *_, cpu in slot)) for slot in runs]
 
 
 def curve(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,12 +135,14 @@ def write(kind: str, path: Path, n: int) -> None:
     subprocess.run([sys.executable, __file__, "--write", kind, str(path), str(n)], check=True)
 
 
-def row(name: str, ours: tuple[float, float], anchor_name: str, anchor: tuple[float, float],
-        target: str, extra: str = "") -> None:  # fmt: skip
-    """Print one Markdown row: times, peaks and the time ratio."""
+def row(name: str, ours: tuple[float, float, float], anchor_name: str,
+        anchor: tuple[float, float, float], target: str, extra: str = "") -> None:  # fmt: skip
+    """Print one Markdown row: times, peaks, the time ratio and the CPU-time ratio."""
+    cpu = f"CPU {ours[2]:.2f} s / {anchor[2]:.2f} s = {ours[2] / anchor[2]:.2f}x"
     print(
         f"| {name} | {ours[0]:.2f} s, {ours[1]:.0f} MiB | {anchor_name} | {anchor[0]:.2f} s, "
-        f"{anchor[1]:.0f} MiB | {ours[0] / anchor[0]:.2f}x | {target} | {extra} |",
+        f"{anchor[1]:.0f} MiB | {ours[0] / anchor[0]:.2f}x | {target} | "
+        f"{'; '.join(filter(None, [cpu, extra]))} |",
         flush=True,
     )
 
