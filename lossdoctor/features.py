@@ -99,7 +99,10 @@ class SeriesView:
         if not self.sampled:
             return np.ones(self.n, dtype=bool)
         stride = sample_stride(self.n_finite, self.max_points)
-        rank = (np.cumsum(self.finite_mask) - 1)[self.index]
+        if self.n_finite == self.finite_mask.shape[0]:
+            rank = self.index  # every point finite: a point's rank is its position
+        else:
+            rank = (np.cumsum(self.finite_mask) - 1)[self.index]
         return np.asarray(rank % stride == 0)
 
     @cached_property

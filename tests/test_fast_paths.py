@@ -445,3 +445,57 @@ def test_large_csv_bulk_path_takes_plain_numbers() -> None:
     assert fast.series["train"].n_nonfinite == 2  # nan and inf cells are logged points
     assert len(fast.series["val"]) == 50  # empty cells are no points
     assert fast.series["val"].line_of(1) == 102
+
+
+def zeros_counted_point_by_point(losses: np.ndarray) -> int:
+    """The masked-NaN detector's count of 0.0 losses after a non-zero one, computed for
+    every point (as before the detector looked only at the zeros)."""
+    nonzero = (losses != 0.0) & ~np.isnan(losses)
+    first_nonzero = int(np.argmax(nonzero)) if nonzero.any() else losses.shape[0]
+    zeros_after = losses[first_nonzero + 1 :] == 0.0
+    last_nonzero = np.where(nonzero, np.arange(losses.shape[0]), -1)
+    last_nonzero = np.maximum.accumulate(last_nonzero)[first_nonzero + 1 :]
+    zeros_after &= np.abs(losses[np.maximum(last_nonzero, 0)]) >= 0.01
+    return int(np.count_nonzero(zeros_after))
+
+
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, 0.0, float("nan"), 0.005, 2.5, -1.0, float("inf")]), max_size=40
+    )
+)
+def test_masked_zero_count_is_the_point_by_point_count(values: list[float]) -> None:
+    """The zeros counted at the zeros only are those counted at every point."""
+    from lossdoctor.detectors.masked import masked_non_finite
+    from lossdoctor.features import SeriesView
+    from lossdoctor.model import Series
+
+    losses = np.array(values, dtype=np.float64)
+    series = Series(role="train", column="loss", steps=np.arange(losses.shape[0]) * 1.0,
+                    values=losses)  # fmt: skip
+    measured = masked_non_finite(SeriesView(series))
+    assert measured.zero_after_nonzero == zeros_counted_point_by_point(losses)
+
+
+@given(
+    n=st.integers(1, 400),
+    limit=st.integers(3, 50),
+    holes=st.lists(st.integers(0, 399), max_size=5),
+)
+def test_regular_picks_without_ranks_as_with_ranks(n: int, limit: int, holes: list[int]) -> None:
+    """A sampled series whose points are all finite finds its regular picks from the
+    positions alone: the same as from the ranks among the finite points."""
+    from lossdoctor.features import SeriesView
+    from lossdoctor.model import Series
+    from lossdoctor.sampling import sample_stride
+
+    values = 2.0 + np.sin(np.arange(n) / 7.0)
+    values[[h for h in holes if h < n]] = np.nan
+    view = SeriesView(Series(role="train", column="loss", steps=np.arange(n) * 1.0,
+                             values=values), max_points=limit)  # fmt: skip
+    if not view.n:
+        return
+    stride = sample_stride(view.n_finite, limit)
+    ranks = (np.cumsum(np.isfinite(values)) - 1)[view.index]
+    expected = ranks % stride == 0 if view.sampled else np.ones(view.n, dtype=bool)
+    assert np.array_equal(view.regular, expected)

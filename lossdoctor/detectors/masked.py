@@ -37,11 +37,13 @@ def masked_non_finite(train: SeriesView, grad_norm: SeriesView | None = None) ->
     nonzero = (losses != 0.0) & ~np.isnan(losses)
     first_nonzero = int(np.argmax(nonzero)) if nonzero.any() else losses.shape[0]
     zeros_after = losses[first_nonzero + 1 :] == 0.0
-    # the last non-zero loss before each point: a loss that glided below ROUNDED_BELOW
-    # was rounded to 0.0 by the logger, not filtered
-    last_nonzero = np.where(nonzero, np.arange(losses.shape[0]), -1)
-    last_nonzero = np.maximum.accumulate(last_nonzero)[first_nonzero + 1 :]
-    zeros_after &= np.abs(losses[np.maximum(last_nonzero, 0)]) >= ROUNDED_BELOW
+    if zeros_after.any():
+        # the last non-zero loss before each zero: a loss that glided below ROUNDED_BELOW
+        # was rounded to 0.0 by the logger, not filtered
+        zero_at = np.flatnonzero(zeros_after)
+        nonzero_at = np.flatnonzero(nonzero)
+        before = nonzero_at[np.searchsorted(nonzero_at, zero_at + first_nonzero + 1) - 1]
+        zeros_after[zero_at[np.abs(losses[before]) < ROUNDED_BELOW]] = False
     if grad_norm is not None and len(grad_norm.series):
         # a gradient norm of exactly 0.0 with the loss means nothing to learn (zero-loss)
         at = train.series.steps[first_nonzero + 1 :]

@@ -1,8 +1,8 @@
 """Large delimited logs of plain numbers read by polars' CSV reader (imported only for them).
 
-The bulk path takes a table only when polars reads every cell as a number or a missing
-token and every line as one row; anything else (text cells, ragged rows, quotes,
-padded cells) returns None and pandas' chunked reader in
+The bulk path takes a table only when polars reads every cell as a number (or empty)
+and every line as one row; anything else (missing-value tokens, text cells, ragged
+rows, quotes, padded cells, lone carriage returns) returns None and pandas' chunked reader in
 :mod:`lossdoctor.ingest.delimited` reads the file, which gives the same columns and
 says exactly what is wrong with a malformed row.
 """
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lossdoctor.ingest.table import Column
-
-if TYPE_CHECKING:
-    import polars as pl
 
 #: Bytes read at a time when looking for lone carriage returns in a file.
 COUNT_BLOCK_BYTES = 1 << 24
@@ -59,18 +55,19 @@ def read_numbers_bulk(
         return None  # a cell that is no number, a ragged row, bad UTF-8: pandas says which
     if frame.width != len(names):
         return None
-    return {name: _column(frame.get_column(name)) for name in names}
-
-
-def _column(cells: pl.Series) -> Column:
-    """Return a :class:`Column`: an empty cell or a missing token (null) is no point, a
-    ``nan`` cell is a logged NaN."""
-    values = cells.to_numpy()  # NaN for null
-    if not values.flags.writeable:
-        values = values.copy()
-    if not cells.null_count():
-        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
-    return Column(values=values, present=np.array(cells.is_not_null().to_numpy(), dtype=bool))
+    # one copy for every column (polars' multithreaded read leaves each in several
+    # chunks); in column-major order each column is a contiguous, writable view
+    block = np.asarray(frame.to_numpy(order="fortran"), dtype=np.float64)  # NaN for null
+    columns = {}
+    for j, name in enumerate(names):
+        cells = frame.get_column(name)
+        present = (
+            np.array(cells.is_not_null().to_numpy(), dtype=bool)
+            if cells.null_count()
+            else np.ones(frame.height, dtype=bool)
+        )  # an empty cell is no point, a ``nan`` cell a logged NaN
+        columns[name] = Column(values=block[:, j], present=present)
+    return columns
 
 
 def _lone_carriage_return(data: bytes | Path) -> bool:
