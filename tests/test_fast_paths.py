@@ -499,3 +499,24 @@ def test_regular_picks_without_ranks_as_with_ranks(n: int, limit: int, holes: li
     ranks = (np.cumsum(np.isfinite(values)) - 1)[view.index]
     expected = ranks % stride == 0 if view.sampled else np.ones(view.n, dtype=bool)
     assert np.array_equal(view.regular, expected)
+
+
+def test_a_large_table_of_numbers_is_checked_without_pandas(tmp_path: Path) -> None:
+    """`check` of a table past 1 MiB of plain numbers reads it with polars: pandas (half a
+    second of imports) is not loaded; a table with a missing-value token goes to pandas."""
+    import subprocess
+    import sys
+
+    rows = "".join(f"{s},{5 - s / 40_000:.6f},3e-4,\n" for s in range(60_000))
+    plain, tokens = tmp_path / "plain.csv", tmp_path / "tokens.csv"
+    plain.write_text("step,loss,lr,val_loss\n" + rows)
+    tokens.write_text("step,loss,lr,val_loss\n" + rows + "60000,NA,3e-4,\n")
+    assert plain.stat().st_size > delimited.SMALL_TABLE_BYTES
+    script = (
+        "import sys\nfrom lossdoctor.ingest import read_run\n"
+        "run = read_run(sys.argv[1])\nprint(len(run.series['train']), 'pandas' in sys.modules)"
+    )
+    for path, points, pandas in ((plain, 60_000, False), (tokens, 60_000, True)):
+        proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        assert proc.stdout.split() == [str(points), str(pandas)]
