@@ -173,13 +173,18 @@ def jsonl_lines(draw: st.DrawFn) -> str:
     keys = draw(st.lists(KEYS, max_size=5))
     numbers_only = draw(st.booleans())
     values = [
-        draw(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**62), 2**62))
+        draw(
+            st.floats(allow_nan=True, allow_infinity=True)
+            | st.integers(-(2**62), 2**62)
+            | st.none()
+        )
         if numbers_only
         else draw(JSON_VALUES)
         for _ in keys
     ]
     record = dict(zip(keys, values, strict=True))
-    line = json.dumps(record, separators=draw(st.sampled_from([(", ", ": "), (",", ":")])))
+    separators = draw(st.sampled_from([(", ", ": "), (",", ":"), (",", " : ")]))
+    line = json.dumps(record, separators=separators)
     return draw(
         st.sampled_from(
             [line, line, line, line, line.replace("{", '{"step": 1, ', 1), "", "[1, 2]", "{"]
