@@ -252,6 +252,7 @@ def test_bucket_medians_are_numpy_medians(values: list[float], buckets: int) -> 
     assert np.array_equal(bucket_medians(y, edges), np.array(expected))
 
 
+@settings(deadline=None)  # the first example imports bottleneck
 @given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
 def test_median_is_numpy_median(values: list[float]) -> None:
     """The detectors' median is np.median's, NaN and infinities included."""
@@ -464,6 +465,7 @@ def zeros_counted_point_by_point(losses: np.ndarray) -> int:
     return int(np.count_nonzero(zeros_after))
 
 
+@settings(deadline=None)
 @given(
     values=st.lists(
         st.sampled_from([0.0, 0.0, float("nan"), 0.005, 2.5, -1.0, float("inf")]), max_size=40
@@ -482,6 +484,7 @@ def test_masked_zero_count_is_the_point_by_point_count(values: list[float]) -> N
     assert measured.zero_after_nonzero == zeros_counted_point_by_point(losses)
 
 
+@settings(deadline=None)
 @given(
     n=st.integers(1, 400),
     limit=st.integers(3, 50),
