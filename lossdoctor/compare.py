@@ -63,7 +63,12 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the check as a JSON-ready dict."""
-        nums = {k: (round(v, 6) if math.isfinite(v) else str(v)) for k, v in self.numbers.items()}
+        nums: dict[str, Any] = {
+            k: (round(v, 6) if math.isfinite(v) else str(v)) for k, v in self.numbers.items()
+        }
+        for key, value in nums.items():  # steps as logged: 10, not 10.0
+            if (key == "step" or key.endswith("_step")) and isinstance(value, float):
+                nums[key] = int(value) if value.is_integer() else value
         return {"check": self.name, "passed": self.passed, "message": self.message, **nums}
 
 

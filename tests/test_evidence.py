@@ -453,3 +453,15 @@ def test_spike_evidence_names_the_measure_its_conditions_name(runner):
     assert spikes["evidence"]["thresholds"]["large_ratio"] == 1.5
     explained = runner.invoke(app, ["rules", "explain", "spikes"], terminal_width=200).stdout
     assert "max_ratio >= large_ratio" in explained
+
+
+def test_comparison_steps_are_integers_as_logged(runner):
+    result = runner.invoke(
+        app,
+        ["check", "-f", "json", "--baseline", str(EXAMPLES / "healthy.csv"),
+         str(EXAMPLES / "plateau_metrics.csv")],
+    )  # fmt: skip
+    checks = json.loads(result.stdout)["runs"][0]["comparison"]["checks"]
+    first = next(c for c in checks if c["check"] == "first-loss")
+    assert first["step"] == 10
+    assert isinstance(first["step"], int)
