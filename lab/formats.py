@@ -115,13 +115,14 @@ def write_nanogpt(record: Record, folder: Path, seed: int) -> Path:
     evals = dict(record.val)
     lines = ["tokens per iteration will be: 512", "number of parameters: 0.01M"]
     for index, loss in enumerate(record.loss):
-        if index in evals or (index == 0 and evals):
+        it = record.step_of(index) - 1  # nanoGPT counts iterations from 0
+        if it in evals or (index == 0 and evals):
             window = [v for v in record.loss[max(0, index - 10) : index + 1] if math.isfinite(v)]
             train_estimate = sum(window) / max(len(window), 1)
-            val = evals.get(index, evals.get(min(evals), math.nan))
-            lines.append(f"step {index}: train loss {_num(train_estimate)}, val loss {_num(val)}")
-        if index % every == 0:
-            lines.append(f"iter {index}: loss {_num(loss)}, time 21.37ms, mfu -100.00%")
+            val = evals.get(it, evals.get(min(evals), math.nan))
+            lines.append(f"step {it}: train loss {_num(train_estimate)}, val loss {_num(val)}")
+        if it % every == 0:
+            lines.append(f"iter {it}: loss {_num(loss)}, time 21.37ms, mfu -100.00%")
     path = folder / "train.log"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -190,11 +191,12 @@ def write_jsonl(record: Record, folder: Path, seed: int) -> Path:
     evals = dict(record.val)
     lines = []
     for index, loss in enumerate(record.loss):
-        row = {"step": index + 1, "loss": loss, "lr": record.lr[index]}
+        step = record.step_of(index)
+        row = {"step": step, "loss": loss, "lr": record.lr[index]}
         row["grad_norm"] = record.grad_norm[index]
         lines.append(json.dumps(row))
-        if index + 1 in evals:
-            lines.append(json.dumps({"step": index + 1, "val_loss": evals[index + 1]}))
+        if step in evals:
+            lines.append(json.dumps({"step": step, "val_loss": evals[step]}))
     path = folder / "metrics.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -215,8 +217,8 @@ def write_tensorboard(record: Record, folder: Path, seed: int) -> Path:
         writer.add_event(event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary))
 
     for index, loss in enumerate(record.loss):
-        scalar("train/loss", loss, index)
-        scalar("train/lr", record.lr[index], index)
+        scalar("train/loss", loss, record.step_of(index) - 1)
+        scalar("train/lr", record.lr[index], record.step_of(index) - 1)
     for step, value in record.val:
         scalar("val/loss", value, step)
     writer.close()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the lab: train every scenario's runs on CPU and write their logs and labels.
 
-    python lab/generate.py [--out lab/runs] [--only PATTERN] [--list] [--labels-only]
+    python lab/generate.py [--out lab/runs] [--only PATTERN[,PATTERN...]] [--list] [--labels-only]
 
 Each run trains a tiny model for a few hundred steps on one thread (seconds each);
 the whole lab takes a few minutes.  ``labels.jsonl`` in the output folder says, per
@@ -30,7 +30,9 @@ def main() -> int:
     """Train and write the runs; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "runs"), help="output folder")
-    parser.add_argument("--only", default="*", help="scenario name pattern (fnmatch)")
+    parser.add_argument(
+        "--only", default="*", help="scenario name patterns (fnmatch), comma-separated"
+    )
     parser.add_argument("--list", action="store_true", help="list the runs and exit")
     parser.add_argument(
         "--labels-only",
@@ -48,7 +50,7 @@ def main() -> int:
     labels: list[dict[str, object]] = []
     began = time.monotonic()
     for scenario in SCENARIOS:
-        if not fnmatch.fnmatch(scenario.name, args.only):
+        if not any(fnmatch.fnmatch(scenario.name, p) for p in args.only.split(",")):
             continue
         for run_id, config, fmt in scenario.runs():
             if args.list:
@@ -81,7 +83,7 @@ def label_of(scenario: Scenario, fmt: str, seed: int, file: str) -> dict[str, ob
     """Return the label line of one run: its file, what its cause implies and where from."""
     label: dict[str, object] = {"file": file}
     label.update(scenario.labels_for(fmt, seed))
-    label.update(scenario=scenario.name, cause=scenario.cause, format=fmt)
+    label.update(scenario=scenario.name, cause=scenario.cause, format=fmt, seed=seed)
     return label
 
 

@@ -37,6 +37,19 @@ BROKEN_ANY = {
 EVERY_STEP = ("jsonl", "tensorboard", "nanogpt")
 MANY = ("jsonl", "hf_state", "tensorboard", "lightning", "nanogpt", "hf_print")
 WITH_VAL = ("jsonl", "hf_state", "tensorboard", "lightning", "nanogpt", "keras")
+#: Formats that log the learning rate, a fractional epoch, and a resume as it happened.
+LOGS_LR = ("jsonl", "hf_state", "tensorboard", "lightning", "hf_print")
+# (the Trainer's printed dicts carry an epoch but no step: lossdoctor cannot place the
+# epoch boundaries there yet)
+LOGS_EPOCH = ("hf_state",)
+RESUMABLE = ("jsonl", "tensorboard", "nanogpt")
+#: Which formats can show a rule that reads a column beside the loss.
+NEEDS = {
+    "lr-schedule": LOGS_LR,
+    "non-finite-grad-norm": ("jsonl", "hf_state", "hf_print"),
+    "epoch-periodic": LOGS_EPOCH,
+    "resume-jump": RESUMABLE,
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,9 @@ class Scenario:
     formats: tuple[str, ...] = MANY
     variants: tuple[dict[str, Any], ...] = ({},)
     seeds: int = 4
+    #: Rules whose shape is shorter than the 10-step window of the every-N formats (a
+    #: sawtooth with a period of a few steps is averaged or aliased away there).
+    shorter_than_window: tuple[str, ...] = ()
 
     def runs(self) -> list[tuple[str, Config, str]]:
         """Return (run id, config, format) of every run of the scenario."""
@@ -72,13 +88,21 @@ class Scenario:
             hidden |= {"spikes", "oscillation"}  # averaged away
         if cadence == "every_n" or (fmt == "nanogpt" and nanogpt_every(seed) > 1):
             hidden.add("spikes")  # a one-step burst is averaged over N steps or not logged
+        if cadence == "every_n":
+            hidden |= set(self.shorter_than_window)
+        hidden |= {rule for rule, shown_by in NEEDS.items() if fmt not in shown_by}
         if fmt.startswith("hf_") and "non-finite" in must:
             # the Trainer's logging_nan_inf_filter turns the NaN losses into 0.0
             must[must.index("non-finite")] = "masked-non-finite"
-            allow += ["non-finite", "non-finite-grad-norm"]
+            # ... beside the NaN grad_norm it logs (where the loss itself is NaN, only the
+            # non-finite rule speaks)
+            must.append("non-finite-grad-norm")
+            allow.append("non-finite")
         verdicts = list(self.label["verdicts"])
         if hidden & set(must) and not set(must) - hidden:
-            verdicts = ["healthy", *verdicts]  # all the cause showed is hidden by the format
+            # all the cause showed is hidden by the format: the run may look healthy
+            verdicts = ["healthy", *verdicts]
+            allow += HEALTHY["must"] + HEALTHY["allow"]
         for rule in hidden & set(must):
             must.remove(rule)
             allow.append(rule)
@@ -270,10 +294,29 @@ SCENARIOS = (
     # no learning
     Scenario(
         "lr-zero",
-        "learning rate 0 or 1e-8",
+        "learning rate 0",
         replace(MLP, lr=0.0),
-        _label(("high-flatline",), ("lr-schedule",), ("failing",)),
-        variants=({"lr": 0.0}, {"lr": 1e-8, "task": "char", "steps": 300, "batch": 8, "width": 16}),
+        _label(("high-flatline", "lr-schedule"), (), ("failing",)),
+        variants=({}, {"task": "char", "steps": 300, "batch": 8, "width": 16}),
+    ),
+    Scenario(
+        "lr-tiny",
+        "learning rate 1e-8",
+        replace(CHAR, lr=1e-8),
+        _label(("high-flatline",), (), ("failing",)),
+        variants=({}, {"task": "mlp", "steps": 400, "batch": 32, "width": 32}),
+    ),
+    Scenario(
+        "lr-zero-start",
+        "a schedule stuck at a learning rate of 0 for the first 30% of the run, then sane",
+        replace(MLP, schedule="zero_start"),
+        _label(
+            ("lr-schedule",),
+            ("smooth-decline", "plateau", "high-flatline", "level-shift", "spikes"),
+            ("warning", "failing"),
+        ),
+        formats=LOGS_LR,
+        variants=({}, {"task": "char", "steps": 300, "batch": 8, "width": 16, "lr": 3e-3}),
     ),
     Scenario(
         "frozen",
@@ -316,6 +359,8 @@ SCENARIOS = (
         _label(("oscillation",), ("spikes", "plateau"), ("warning", "failing")),
         formats=("jsonl", "tensorboard", "nanogpt", "hf_state", "lightning", "hf_print"),
         variants=WIDTHS,
+        # one class lasts about 6 steps (180 samples, batches of 32)
+        shorter_than_window=("oscillation",),
     ),
     Scenario(
         "nan-recovers",
@@ -325,6 +370,56 @@ SCENARIOS = (
         formats=("jsonl", "tensorboard", "keras"),
         variants=WIDTHS,
     ),
+    Scenario(
+        "labels-masked",
+        "every label masked (-100): loss 0.0 and gradients 0.0, from the start or half-way",
+        replace(CHAR, faults=("masked",)),
+        # without a gradient norm, a loss of 0.0 cannot be told from NaNs a trainer hides
+        _label(
+            ("zero-loss",),
+            ("smooth-decline", "plateau", "level-shift", "masked-non-finite"),
+            ("failing",),
+        ),
+        variants=({}, {"faults": ("masked_mid",)}, {"task": "mlp", "steps": 400, "batch": 32}),
+        seeds=3,
+    ),
+    Scenario(
+        "unshuffled-sorted",
+        "data sorted by class, never shuffled, small batches: the loss repeats every epoch",
+        # 100 steps an epoch: one class every 10 steps, one logged point each in the Trainer's
+        replace(MLP, optimizer="sgd", lr=0.1, batch=14, steps=1000, faults=("ordered",)),
+        _label(
+            ("epoch-periodic",),
+            ("oscillation", "spikes", "plateau", "smooth-decline", "level-shift"),
+            ("warning", "failing"),
+        ),
+        formats=LOGS_EPOCH,
+        variants=({"width": 32}, {"width": 64, "lr": 0.05}),
+    ),
+    Scenario(
+        "resume-no-weights",
+        "resumed from the checkpoint at 50% after dying at 65%, but with a fresh model",
+        replace(MLP, faults=("resume_no_weights",)),
+        _label(
+            ("resume-jump",),
+            ("loss-reset", "smooth-decline", "plateau", "spikes", "level-shift", "divergence"),
+            ("warning", "failing"),
+        ),
+        formats=RESUMABLE,
+        variants=({}, {"task": "char", "steps": 300, "batch": 8, "width": 16, "lr": 3e-3}),
+    ),
+    Scenario(
+        "fp16-weights",
+        "weights and AdamW state in float16 with a loss scaler: the first update is NaN",
+        replace(MLP, faults=("fp16_weights",)),
+        _label(
+            ("non-finite",),
+            ("high-flatline", "zero-loss", "spikes", "divergence", "level-shift"),
+            ("failing",),
+        ),
+        formats=("jsonl", "hf_state", "hf_print", "tensorboard", "nanogpt", "lightning"),
+        variants=({}, {"task": "char", "steps": 300, "batch": 8, "width": 16, "lr": 3e-3}),
+    ),
     # overfitting
     Scenario(
         "overfitting",
@@ -332,7 +427,9 @@ SCENARIOS = (
         replace(MLP, width=256, lr=3e-3, validate=True),
         _label(("overfitting",), ("smooth-decline", "plateau", "spikes"), ("warning", "failing")),
         formats=WITH_VAL,
-        variants=({"train_size": 30}, {"train_size": 100}, {"train_size": 300}),
+        # 300 samples need more passes before the validation loss turns (at 400 steps it had
+        # not yet: the cause had not taken effect)
+        variants=({"train_size": 30}, {"train_size": 100}, {"train_size": 300, "steps": 1200}),
         seeds=3,
     ),
 )

@@ -19,6 +19,16 @@ from torch import nn
 VAL_SHARE = 0.05
 #: Warmup length of the warmup schedules, as a share of the run.
 WARMUP_SHARE = 0.05
+#: The share of the run a schedule stuck at 0 keeps the learning rate at 0.
+ZERO_START_SHARE = 0.3
+#: A resumed run: its last checkpoint and the step it dies at, as shares of the run.
+CHECKPOINT_SHARE = 0.5
+CRASH_SHARE = 0.65
+#: Seed offset of the fresh model a resume without weights builds.
+RESUME_SEED = 500
+#: The largest finite float16 value, and a loss scaler's first scale (PyTorch's GradScaler).
+FP16_MAX = 65504.0
+INITIAL_SCALE = 2.0**16
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,12 @@ class Record:
     epoch: list[float] = field(default_factory=list)
     val: list[tuple[int, float]] = field(default_factory=list)
     steps_per_epoch: int = 1
+    #: The step number each point is logged at (1-based; a resumed run repeats some).
+    step: list[int] = field(default_factory=list)
+
+    def step_of(self, index: int) -> int:
+        """Return the logged step number of point ``index`` (0-based)."""
+        return self.step[index] if self.step else index + 1
 
 
 def lr_at(config: Config, step: int) -> float:
@@ -72,6 +88,8 @@ def lr_at(config: Config, step: int) -> float:
         within = share * cycles - cycle
         peak = base * config.restart_peaks[cycle]
         return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * within)))
+    if config.schedule == "zero_start":  # a warmup stuck at 0 for the first 30%
+        return 0.0 if share < ZERO_START_SHARE else base
     if config.schedule == "late_ramp":
         return base if share < 0.6 else base * 100 ** ((share - 0.6) / 0.4)
     raise ValueError(f"unknown schedule {config.schedule!r}")
@@ -88,15 +106,51 @@ def _optimizer(config: Config, params: list[nn.Parameter]) -> torch.optim.Optimi
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
+#: The label value that excludes a target from the loss (PyTorch's and Hugging Face's).
+IGNORE_INDEX = -100
+
+
 def _loss(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, fp16: bool = False
 ) -> torch.Tensor:
-    """Return the mean cross-entropy of the model on a batch (nats); with ``fp16`` the
-    logits pass through float16 (and overflow to inf beyond 65504)."""
-    logits = model(x)
+    """Return the mean cross-entropy of the model over the batch's unmasked targets (nats):
+    the sum over the targets that are not ``IGNORE_INDEX`` divided by their count, at least
+    1 (as the Hugging Face Trainer divides by ``num_items_in_batch``: a batch whose labels
+    are all masked has loss 0.0 and zero gradients). With ``fp16`` the logits pass through
+    float16 (and overflow to inf beyond 65504)."""
+    logits = model(x).float()
     if fp16:
         logits = logits.half().float()
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    targets, flat = y.reshape(-1), logits.reshape(-1, logits.shape[-1])
+    counted = int((targets != IGNORE_INDEX).sum())
+    if counted == targets.shape[0]:
+        return nn.functional.cross_entropy(flat, targets)
+    total = nn.functional.cross_entropy(flat, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / max(counted, 1)
+
+
+class LossScaler:
+    """Dynamic loss scaling as PyTorch's GradScaler does it under fp16: the loss is scaled
+    before backward, a step whose scaled gradients overflow float16 is reported non-finite
+    (and skipped by the caller) and the scale halved; it never grows within the lab's short
+    runs (GradScaler's growth interval is 2000 steps)."""
+
+    def __init__(self) -> None:
+        self.scale = INITIAL_SCALE
+
+    def backward(self, model: nn.Module, loss: torch.Tensor) -> float:
+        """Backpropagate ``loss`` and return the unscaled gradient norm, or inf when the
+        scaled gradients overflow float16 (the step must then be skipped)."""
+        loss.backward()  # type: ignore[no-untyped-call]
+        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+        largest = max(
+            (float(p.grad.abs().max()) for p in model.parameters() if p.grad is not None),
+            default=0.0,
+        )
+        if not math.isfinite(norm) or largest * self.scale > FP16_MAX:
+            self.scale /= 2
+            return float("inf") if math.isfinite(norm) else norm
+        return norm
 
 
 def _pretrain(model: nn.Module, data: Dataset, seed: int) -> None:
@@ -174,6 +228,8 @@ def train(config: Config) -> Record:
     if "pretrained" in config.faults:
         _pretrain(model, full, config.seed)
     data = _training_data(config, full, rng)
+    if "fp16_weights" in config.faults:
+        model.half()  # weights and optimizer state in float16, no float32 master copy
     params = list(model.parameters())
     if "frozen" in config.faults:
         # the optimizer is built over copies, so the model's weights never change
@@ -192,7 +248,27 @@ def train(config: Config) -> Record:
         nan_steps = set(rng.choice(np.arange(config.steps // 4, config.steps), 2).tolist())
     val_every = max(1, round(config.steps * VAL_SHARE))
     order = torch.from_numpy(rng.permutation(n))
+    resume = next((f for f in config.faults if f.startswith("resume_")), None)
+    checkpoint_at, crash_at = int(config.steps * CHECKPOINT_SHARE), int(config.steps * CRASH_SHARE)
+    checkpoint: dict[str, torch.Tensor] = {}
+    fp16 = "fp16" in config.faults or "fp16_weights" in config.faults
+    scaler = LossScaler() if fp16 else None
+    mask_from = 0 if "masked" in config.faults else config.steps // 2
+    masked = "masked" in config.faults or "masked_mid" in config.faults
+    replayed = 0  # steps logged again after a resume from an earlier checkpoint
     for step in range(config.steps):
+        if resume and step == checkpoint_at:
+            checkpoint = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if resume and step == crash_at:
+            # the job dies and is resumed from the checkpoint, without what the cause says
+            replayed = crash_at - checkpoint_at
+            if resume == "resume_no_weights":  # a fresh model: only the step counter resumed
+                torch.manual_seed(config.seed + RESUME_SEED)
+                model = build(config.task, config.width)[0]
+            else:  # weights restored, optimizer state lost
+                model.load_state_dict(checkpoint)
+            optimizer = _optimizer(config, list(model.parameters()))
+        logged = step + 1 - replayed
         if "corrupt_mid" in config.faults and step == config.steps // 2:
             data = _corrupt(data, rng)
         position = step % per_epoch
@@ -213,23 +289,31 @@ def train(config: Config) -> Record:
         if step in nan_steps and x.dtype != torch.int64:  # a corrupt sample: a NaN pixel
             x = x.clone()
             x[0, 0] = float("nan")
-        rate = lr_at(config, step)
+        if masked and step >= mask_from:  # every label masked: nothing left to learn
+            y = torch.full_like(y, IGNORE_INDEX)
+        rate = lr_at(config, logged - 1)
         for group in optimizer.param_groups:
             group["lr"] = rate
+        if "fp16_weights" in config.faults and x.is_floating_point():
+            x = x.half()
         model.zero_grad()
         loss = _loss(model, x, y, fp16="fp16" in config.faults)
-        loss.backward()  # type: ignore[no-untyped-call]
-        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+        if scaler is not None:
+            norm = scaler.backward(model, loss)
+        else:
+            loss.backward()  # type: ignore[no-untyped-call]
+            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
         value = float(loss.detach())
         if math.isfinite(value) and math.isfinite(norm):
             optimizer.step()
-        elif "nan_inputs" not in config.faults:
+        elif "nan_inputs" not in config.faults and scaler is None:
             optimizer.step()  # no loss scaler skips it: the non-finite update goes through
         record.loss.append(value)
         record.lr.append(rate)
         record.grad_norm.append(norm)
-        record.epoch.append((step + 1) / per_epoch)
-        if config.validate and ((step + 1) % val_every == 0 or step == 0):
+        record.epoch.append(logged / per_epoch)
+        record.step.append(logged)
+        if config.validate and (logged % val_every == 0 or step == 0):
             with torch.no_grad():
-                record.val.append((step + 1, float(_loss(model, data.x_val, data.y_val))))
+                record.val.append((logged, float(_loss(model, data.x_val, data.y_val))))
     return record

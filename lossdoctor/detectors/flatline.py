@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import LRProfile, SeriesView
+from lossdoctor.features import LRProfile, SeriesView, rolling_median
 from lossdoctor.robust import median
 
 MIN_POINTS = 10
@@ -15,6 +15,8 @@ MIN_POINTS = 10
 EARLY_SHARE = 0.1
 #: ... after which the level it settled at is measured up to 20% of the run.
 SETTLED_SHARE = 0.2
+#: Points a rise must hold (rolling median) to count as an early burst.
+BURST_POINTS = 3
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def flatline(
     """Return the best improvement over the start (nats; ``improvement_pct`` in % of the
     start value), the improvement after the early phase (``later_improvement_pct``: from the
     level the run settled at, 10-20% into it, to its best level after that, in %), the
-    early burst (the highest local level in the first 10% as a multiple of the start),
+    early burst (the highest 3-point rolling median in the first 10% as a multiple of the
+    first logged value),
     the change from start to end (nats, positive = higher at the end), the first and last
     logged values, the start and end levels (``start_value``: median of the first points,
     at most 10; ``end_value``: median of the last 10% of points; loss units), the end
@@ -94,8 +97,9 @@ def flatline(
 
 def _after_early_phase(series: SeriesView) -> tuple[float, float]:
     """Return the improvement (nats) from the level the run settled at after its early phase
-    to its best coarse level later on, and the rise of the highest local level of the early
-    phase over the start (nats); NaN when the run is too short to tell."""
+    to its best coarse level later on, and the rise of the highest 3-point rolling median
+    of the early phase over the first logged value (nats); NaN when the run is too short to
+    tell."""
     nan = float("nan")
     start = series.steps[0]
     early_end = start + EARLY_SHARE * series.span
@@ -105,6 +109,9 @@ def _after_early_phase(series: SeriesView) -> tuple[float, float]:
     later = levels[coarse_steps >= settled_end]
     if settled.size == 0 or later.size == 0:
         return nan, nan
-    early_trend = series.trend[series.steps < early_end]
-    burst = float(early_trend.max()) - series.start_level if early_trend.size else nan
+    # a burst: the loss rising above its first logged value in the early phase, held for a
+    # few points (a rolling median of 3: one noisy high is not a burst)
+    early = series.y[series.steps < early_end]
+    held = rolling_median(early, BURST_POINTS) if early.size >= BURST_POINTS else early
+    burst = float(held.max()) - float(series.y[0]) if early.size else nan
     return median(settled) - float(later.min()), burst

@@ -319,7 +319,8 @@ def _curve(series: Series) -> tuple[list[float], list[float]]:
 
 
 def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[Finding]:
-    """Return findings with ``superseded_by`` set where a problem finding explains another."""
+    """Return findings with ``superseded_by`` set where a problem finding explains another;
+    a positive finding (good news) that a problem explains is dropped."""
     by_name = {r.name: r for r in rules}
     explains: dict[tuple[str, str], Finding] = {}
     for f in findings:
@@ -336,6 +337,8 @@ def _apply_supersession(findings: list[Finding], rules: Sequence[Rule]) -> list[
             and cause.rule != f.rule
             and SEVERITY_RANK[cause.severity] >= SEVERITY_RANK[f.severity]
         ):
+            if by_name[f.rule].positive:
+                continue  # good news a problem explains is not true: it is not reported
             by = cause.rule
             f = Finding(**{**f.__dict__, "superseded_by": by})
         out.append(f)
