@@ -39,9 +39,7 @@ MANY = ("jsonl", "hf_state", "tensorboard", "lightning", "nanogpt", "hf_print")
 WITH_VAL = ("jsonl", "hf_state", "tensorboard", "lightning", "nanogpt", "keras")
 #: Formats that log the learning rate, a fractional epoch, and a resume as it happened.
 LOGS_LR = ("jsonl", "hf_state", "tensorboard", "lightning", "hf_print")
-# (the Trainer's printed dicts carry an epoch but no step: lossdoctor cannot place the
-# epoch boundaries there yet)
-LOGS_EPOCH = ("hf_state",)
+LOGS_EPOCH = ("hf_state", "hf_print")
 RESUMABLE = ("jsonl", "tensorboard", "nanogpt")
 #: Which formats can show a rule that reads a column beside the loss.
 NEEDS = {

@@ -433,7 +433,11 @@ def table_to_run(
     if several is not None:
         row_steps, resumed = several
         notes.extend(resumed)
-    epoch_meta = {} if is_index or choice.x_kind != "step" else _epoch_meta(table, row_steps)
+    epoch_meta: dict[str, str] = {}
+    if not is_index and choice.x_kind == "step":
+        epoch_meta = _epoch_meta(table, row_steps)
+    elif not is_index and choice.x_kind == "epoch":
+        epoch_meta = {STEPS_PER_EPOCH: "1"}  # x is the (fractional) epoch itself
     series: dict[str, Series] = {}
     roles = dict(choice.roles)
     if not (hints and hints.val):  # an explicit --val-col wins: the series stays validation
