@@ -167,11 +167,57 @@ def torchtune_log() -> None:
     """torchtune ``DiskLogger`` file (``log_<unix>.txt``, trailing space kept): the loss
     plateaus high (flat from 10% of the run)."""
     _, loss = curves.flat(n=200, seed=39, level=10.8, noise=0.01)
+    # a clipped gradient norm is the tensor clip_grad_norm_ returns, written as str(tensor)
     lines = [
         f"Step {i} | loss:{float(v)!r} lr:2e-05 tokens_per_second_per_gpu:57.82 "
+        f"grad_norm:tensor({0.5 + i / 1000:.4f}, device='cuda:0') "
         for i, v in enumerate(loss, start=1)
     ]
     write("torchtune_log_1718000000.txt", lines)
+
+
+def torchtune_jsonl() -> None:
+    """torchtune ``DiskLogger(output_fmt="jsonl")`` (``log_<unix>.jsonl``): ``json.dump({"step":
+    step} | payload)`` a line, tensors as numbers; loss spikes."""
+    _, loss = curves.spiky(n=250, seed=43, ratio=5.0, count=4)
+    lines = []
+    for i, v in enumerate(loss, start=1):
+        payload = {"loss": float(v), "lr": 2e-05, "tokens_per_second_per_gpu": 1843.2,
+                   "grad_norm": 0.5 + i / 1000}  # fmt: skip
+        lines.append(json.dumps({"step": i} | payload))
+    write("torchtune_log_1718000001.jsonl", lines)
+
+
+def torchtune_stdout() -> None:
+    """What ``tune run`` prints (stderr and stdout captured together): the config dump, then
+    the recipe's tqdm bar, one per epoch, description ``f"{epoch}|{step}|Loss: {loss}"``
+    (drawn here by tqdm itself, carriage returns kept); the loss turns NaN at 80%."""
+    import io
+    import itertools
+    from unittest import mock
+
+    import tqdm.std as tqdm_std
+
+    _, loss = curves.with_nan(n=120, seed=44, from_share=0.8)
+    out = io.StringIO()
+    out.write("INFO:torchtune.utils._logging:Running LoRAFinetuneRecipeSingleDevice with "
+              "resolved config:\n\nbatch_size: 4\nepochs: 2\ngradient_accumulation_steps: 8\n"
+              "optimizer:\n  _component_: torch.optim.AdamW\n  lr: 0.0003\n")  # fmt: skip
+    out.write("Writing logs to /tmp/lora_finetune_output/logs/log_1718000000.txt\n")
+    step = 0
+    clock = itertools.count(1718000000.0, 0.125)  # tqdm's clock: a deterministic fixture
+    with mock.patch.object(tqdm_std, "time", side_effect=lambda: next(clock)):
+        for epoch in range(2):
+            bar = tqdm_std.tqdm(total=60, file=out, mininterval=0, ncols=80, ascii=False)
+            for _ in range(60):
+                step += 1
+                bar.update(1)
+                bar.set_description(f"{epoch + 1}|{step}|Loss: {float(loss[step - 1])}")
+            bar.close()
+            out.write(f"INFO:torchtune.utils._logging:Model checkpoint of size 0.02 GB saved "
+                      f"to /tmp/lora_finetune_output/epoch_{epoch}/adapter_model.pt\n")  # fmt: skip
+    text = out.getvalue()
+    (OUT / "torchtune_stdout.log").write_text(text)
 
 
 def build_nanogpt_log() -> None:
@@ -233,7 +279,8 @@ def trl_and_axolotl_stdout() -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for make in (bracket_log, notebook_table, llamafactory, lightning_bar, mmengine_scalars,
-                 ultralytics, detectron2, torchtune_log, build_nanogpt_log, swift_logging,
+                 ultralytics, detectron2, torchtune_log, torchtune_jsonl, torchtune_stdout,
+                 build_nanogpt_log, swift_logging,
                  trl_and_axolotl_stdout):  # fmt: skip
         make()
 

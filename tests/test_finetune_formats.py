@@ -133,6 +133,8 @@ def test_torchtune_disk_logger():
     assert run.reader == "text:torchtune"
     assert run.series["train"].steps[:3].tolist() == [1, 2, 3]
     assert run.columns["lr"] == "lr"
+    # a clipped norm is written as the tensor's repr: "grad_norm:tensor(0.5010, device='cuda:0')"
+    assert run.series["grad_norm"].values[:2].tolist() == [0.501, 0.502]
     assert active(FT / "torchtune_log_1718000000.txt")["high-flatline"] == "error"
 
 
@@ -146,6 +148,30 @@ def test_build_nanogpt_log_train_val_hella_lines():
     assert run.series["val"].values[0] == pytest.approx(3.0037)
     assert len(run.series["val"]) == 30  # hella lines are accuracy, never validation loss
     assert active(FT / "build_nanogpt_log.txt")["overfitting"] == "error"
+
+
+def test_torchtune_jsonl_metric_logger():
+    # DiskLogger(output_fmt="jsonl"): {"step": N, "loss": X, ...} a line
+    run = read_run(str(FT / "torchtune_log_1718000001.jsonl"))
+    assert run.series["train"].steps[:3].tolist() == [1, 2, 3]
+    assert run.series["grad_norm"].values[0] == pytest.approx(0.501)
+    assert active(FT / "torchtune_log_1718000001.jsonl")["spikes"] == "warning"
+
+
+def test_torchtune_progress_bar_steps_from_the_description():
+    # tqdm redraws "<epoch>|<step>|Loss: <loss>:  3%|...| 2/60 [...]" with carriage returns,
+    # several times per step (update, then set_description; close redraws the last)
+    run = read_run(str(FT / "torchtune_stdout.log"))
+    assert run.reader == "text:torchtune"
+    train = run.series["train"]
+    assert train.x_kind == "step"
+    assert train.steps.tolist() == list(range(1, 121))  # one point per optimizer step
+    assert train.values[0] == pytest.approx(4.699500745739669)
+    assert any("progress bar: 120 optimizer steps" in n for n in run.notes)
+    report = diagnose(str(FT / "torchtune_stdout.log"))
+    (finding,) = [f for f in report.active if f.rule == "non-finite"]
+    assert finding.severity == "error"
+    assert finding.evidence["last_finite_step"] == 96
 
 
 def test_swift_logging_jsonl_step_from_global_step_over_max_steps():

@@ -45,7 +45,7 @@ READERS: tuple[ReaderInfo, ...] = (
     ReaderInfo("text:generic", "any key=value, key: value or 'key value |' lines", "step=100 loss=2.31 lr=3e-4"),
     ReaderInfo("hf-notebook-table", "the Hugging Face / unsloth notebook table as pasted: progress banner, tab or space separated, 'No log' cells, extra TRL columns", "[300/300 05:12, Epoch 3/3] / Step  Training Loss  Validation Loss", "transformers NotebookProgressCallback source"),
     ReaderInfo("text:lightning-progress", "PyTorch Lightning TQDM and Rich progress bars: step = epoch x batches + batch, one validation value per epoch", "Epoch 3: 100%|####| 250/250 [00:12<00:00, v_num=0, train_loss=0.312, val_loss=0.345]", "Lightning TQDMProgressBar / RichProgressBar sources"),
-    ReaderInfo("text:torchtune", "torchtune DiskLogger files (log_<time>.txt) and stdout metric lines", "Step 1 | loss:2.0853 lr:2e-05 tokens_per_second_per_gpu:57.82", "torchtune training/metric_logging.py"),
+    ReaderInfo("text:torchtune", "torchtune DiskLogger files (log_<time>.txt; tensor values as tensor(...)) and StdoutLogger lines; the recipes' tqdm bar in captured output (step from its description); DiskLogger output_fmt=\"jsonl\" files are read as JSON Lines", "Step 1 | loss:2.0853 lr:2e-05 grad_norm:tensor(0.8618) / 1|1|Loss: 2.0853:   2%|▏  | 1/60 [...]", "torchtune 0.6.1 training/metric_logging.py and recipes (the bar drawn by tqdm 4.70)"),
     ReaderInfo("folder", "a folder, walked: run folders (event files, version_*/metrics.csv, checkpoint-*/trainer_state.json, MLflow runs) and every other log file, one run each; files read and skipped are listed", "lightning_logs/", "fixtures above laid out in folders"),
 )  # fmt: skip
 

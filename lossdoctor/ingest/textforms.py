@@ -54,6 +54,6 @@ def read_text_form(
         return notebook.read_notebook_table(whole(), header_at, source=source, hints=hints)
     if progressbar.looks_like_progress_bar(head):
         return progressbar.read_progress_bar(whole(), source=source, hints=hints)
-    if torchtune.looks_like_disk_log(head):
+    if torchtune.looks_like_disk_log(head) or torchtune.looks_like_progress(head):
         return torchtune.read_disk_log(whole(), source=source, hints=hints)
     return None

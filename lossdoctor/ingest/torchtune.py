@@ -1,6 +1,16 @@
-"""torchtune's ``DiskLogger`` files (``log_<unix time>.txt``) and stdout lines:
-``Step 1 | loss:2.0853 lr:2e-05 tokens_per_second_per_gpu:57.82`` (torchtune
-``training/metric_logging.py``); the step is the optimizer step."""
+"""torchtune's metric lines and its training progress bar.
+
+* ``DiskLogger`` files (``log_<unix time>.txt``) and ``StdoutLogger`` lines:
+  ``Step 1 | loss:2.0853 lr:2e-05 tokens_per_second_per_gpu:57.82`` (torchtune
+  ``training/metric_logging.py``); a tensor value is written as its repr
+  (``grad_norm:tensor(0.8618, device='cuda:0')``).  ``output_fmt="jsonl"`` files
+  (``{"step": 1, "loss": 2.08, ...}``) are JSON Lines, read by the JSON Lines reader.
+* The tqdm bar the recipes draw on stderr: description ``<epoch>|<step>|Loss: <loss>``
+  (``pbar.set_description(f"{curr_epoch + 1}|{self.global_step}|Loss: {loss_to_log}")``
+  in ``recipes/*.py``), redrawn with carriage returns.
+
+The step is the optimizer step; a step drawn several times keeps its last values.
+"""
 
 from __future__ import annotations
 
@@ -14,36 +24,67 @@ from lossdoctor.ingest.table import table_to_run
 from lossdoctor.ingest.textlog import NUM, strip_prefix
 from lossdoctor.model import Run
 
-_LINE = re.compile(r"^\s*Step (\d+) \| ((?:[\w/.()-]+:\S+\s*)+)$")
-_PAIR = re.compile(rf"([\w/.()-]+):({NUM})(?=\s|$)")
+_TENSOR = rf"tensor\(({NUM})(?:,[^)]*)?\)"
+_VALUE = rf"(?:{_TENSOR}|({NUM}))"
+_PAIR = re.compile(rf"([\w/.()-]+?):{_VALUE}(?=\s|$)")
+_LINE = re.compile(rf"^\s*Step (\d+) \| ((?:[\w/.()-]+?:(?:{_TENSOR}|\S+)\s*)+)$")
+_BAR = re.compile(rf"^\s*(\d+)\|(\d+)\|Loss: ({NUM})(?::|\s*$)")
 HEAD_LINES = 50
+#: Pieces of the head (lines, or the redraws between carriage returns) searched for bars.
+HEAD_PIECES = 2000
+
+
+def _pieces(text: str) -> list[str]:
+    return text.replace("\r", "\n").split("\n")
 
 
 def looks_like_disk_log(head: str) -> bool:
-    """Return True when most value lines among the first ones are torchtune lines."""
+    """Return True when most value lines among the first ones are torchtune metric lines."""
     if "Step " not in head:
-        return False  # every torchtune line holds it
+        return False  # every metric line holds it
     lines = [strip_prefix(ln) for ln in head.split("\n", HEAD_LINES)[:HEAD_LINES] if ln.strip()]
     hits = sum(1 for ln in lines if _LINE.match(ln))
     return hits >= 2 and hits * 2 >= len(lines)
 
 
+def looks_like_progress(head: str) -> bool:
+    """Return True when the head of a captured stdout/stderr shows torchtune's training bar
+    (two redraws at least)."""
+    if "|Loss: " not in head:
+        return False
+    pieces = _pieces(head)[:HEAD_PIECES]
+    return sum(1 for piece in pieces if _BAR.match(strip_prefix(piece))) >= 2
+
+
 def read_disk_log(text: str, *, source: str, hints: ColumnHints | None = None) -> Run:
-    """Return the run in a torchtune metric log (x = optimizer step).
+    """Return the run in a torchtune metric log or captured output (x = optimizer step):
+    metric lines, and the training bar's loss where no metric line gives one.
 
     Raises :class:`InputError` when no line holds a loss.
     """
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
+    by_step: dict[float, tuple[dict[str, Any], int]] = {}
+    bar_steps: set[float] = set()
     for number, raw in enumerate(text.split("\n"), start=1):
-        match = _LINE.match(strip_prefix(raw))
-        if match is None:
-            continue
-        record: dict[str, Any] = {"step": float(match.group(1))}
-        record.update((k, float(v)) for k, v in _PAIR.findall(match.group(2)))
-        records.append(record)
-        lines.append(number)
-    if not any("loss" in r for r in records):
+        for piece in raw.split("\r"):
+            line = strip_prefix(piece)
+            if match := _LINE.match(line):
+                step = float(match.group(1))
+                values = {key: float(t or v) for key, t, v in _PAIR.findall(match.group(2))}
+            elif bar := _BAR.match(line):
+                step = float(bar.group(2))
+                values = {"epoch": float(bar.group(1)), "loss": float(bar.group(3))}
+                bar_steps.add(step)
+            else:
+                continue
+            record = by_step[step][0] if step in by_step else {"step": step}
+            record.update(values)
+            by_step[step] = (record, number)
+    if not any("loss" in record for record, _ in by_step.values()):
         raise InputError("torchtune log without a loss value", path=source)
-    table = records_table(records, lines)
+    rows = list(by_step.values())
+    table = records_table([r for r, _ in rows], [n for _, n in rows])
+    if bar_steps:
+        table.notes.append(
+            f"torchtune progress bar: {len(bar_steps)} optimizer steps (the last redraw of each)"
+        )
     return table_to_run(table, source=source, reader="text:torchtune", hints=hints)
