@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from lossdoctor.api import diagnose
-from lossdoctor.ingest import read_run, read_source
+from lossdoctor.ingest import ColumnHints, read_run, read_source
 
 from conftest import run_json
+from swanlab_writer import backup_file, logs_folder
 
 
 def _write_in_child(code: str, cwd: Path, env: dict[str, str]) -> None:
@@ -207,6 +208,70 @@ def test_swanlab_run_folder_read_without_swanlab(tmp_path, runner):
     assert "high-flatline" in {f["rule"] for f in only["findings"]}
     parts = [f for f in doc["files"] if f["detail"].startswith("part of SwanLab run")]
     assert any(Path(f["path"]).name == "config.yaml" for f in parts)
+
+
+def _curve(n: int, *, nan_from: int | None = None, rise_from: int | None = None):
+    points = []
+    for i in range(n):
+        value = 3.0 * math.exp(-i / (n / 5)) + 0.4
+        if rise_from is not None and i >= rise_from:
+            value = points[rise_from - 1][1] * (1 + 0.02 * (i - rise_from + 1))
+        if nan_from is not None and i >= nan_from:
+            value = float("nan")
+        points.append((i * 10, value))
+    return points
+
+
+def test_swanlab_before_08_backup_file(tmp_path, runner):
+    # swanlab 0.6-0.7 (every mode) keeps the run in backup.swanlab: JSON records framed
+    # like the 0.8+ file; system metrics (__swanlab__.*) are left out
+    run_dir = tmp_path / "swanlog" / "run-20240610_080000-abc123"
+    (run_dir / "files").mkdir(parents=True)
+    (run_dir / "files" / "config.yaml").write_text("lr:\n  value: 0.0002\n")
+    backup_file(run_dir / "backup.swanlab", {
+        "train/loss": _curve(120, nan_from=100), "train/lr": [(i * 10, 2e-4) for i in range(120)],
+        "__swanlab__.cpu.pct": [(i, 50.0) for i in range(30)],
+    })  # fmt: skip
+    run = read_run(str(run_dir / "backup.swanlab"))
+    assert run.reader == "swanlab"
+    assert run.columns == {"train": "train/loss", "lr": "train/lr"}
+    assert run.series["train"].steps[:2].tolist() == [0, 10]
+    assert run.series["train"].n_nonfinite == 20
+    code, doc = run_json(runner, str(tmp_path / "swanlog"))
+    assert code == 1
+    (only,) = doc["runs"]
+    assert {f["rule"]: f["severity"] for f in only["findings"]}["non-finite"] == "error"
+    status = {Path(f["path"]).name: f["detail"] for f in doc["files"]}
+    assert status["config.yaml"].startswith("part of SwanLab run")
+
+
+def test_swanlab_before_08_local_mode_logs_named_from_the_dashboard(tmp_path, runner):
+    # local mode (with swanboard): logs/<column id>/1000.log, names in swanlog/runs.swanlab
+    swanlog = tmp_path / "swanlog"
+    metrics = {"train/loss": _curve(100), "eval/loss": _curve(100, rise_from=40)[::10],
+               "__swanlab__.mem.pct": [(i, 30.0) for i in range(20)]}  # fmt: skip
+    logs_folder(swanlog, "run-20240610_080000-aaa111", metrics)
+    logs_folder(swanlog, "run-20240610_090000-bbb222", {"train/loss": _curve(100)})
+    code, doc = run_json(runner, str(swanlog))
+    by_name = {Path(r["source"]).name: r for r in doc["runs"]}
+    assert sorted(by_name) == ["run-20240610_080000-aaa111", "run-20240610_090000-bbb222"]
+    first = by_name["run-20240610_080000-aaa111"]
+    assert first["columns"] == {"train": "train/loss", "val": "eval/loss"}  # no system metric
+    assert first["series"]["val"]["points"] == 10
+    assert {f["rule"]: f["severity"] for f in first["findings"]}["overfitting"] == "error"
+    assert by_name["run-20240610_090000-bbb222"]["verdict"] == "healthy"
+    assert code == 1
+    status = {Path(f["path"]).name: f["detail"] for f in doc["files"]}
+    assert status["runs.swanlab"].startswith("SwanLab dashboard database")
+    assert status["2024-06-10.log"].startswith("part of SwanLab run")
+
+
+def test_swanlab_before_08_logs_without_dashboard_named_by_folder(tmp_path):
+    run_dir = logs_folder(tmp_path, "run-x", {"train/loss": _curve(50)}, db=False)
+    (run,), _ = read_source(str(run_dir), hints=ColumnHints(train="0"))
+    assert run.columns["train"] == "0"
+    assert len(run.series["train"]) == 50
+    assert any("metrics named by their folder" in n for n in run.notes)
 
 
 def test_trackio_parquet_export(trackio_db, tmp_path):

@@ -25,8 +25,8 @@ SPLIT_DIRS = frozenset(
     {"train", "training", "validation", "val", "valid", "eval", "evaluation", "test"}
 )
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-#: The binary run file of a W&B or SwanLab (0.8+) run folder.
-_RUN_FILE = re.compile(r"^run-[\w-]+\.(?:wandb|swanlab)$")
+#: The binary run file of a W&B or SwanLab run folder (SwanLab 0.6-0.7: backup.swanlab).
+_RUN_FILE = re.compile(r"^(?:run-[\w-]+\.(?:wandb|swanlab)|backup\.swanlab)$")
 
 
 @dataclass
@@ -115,6 +115,16 @@ def find_runs(top: Path, tree: Tree | None = None) -> list[RunUnit]:
             units.append(RunUnit(kind, here, [here / binary[0]]))
     taken = [u.root for u in units]
 
+    # SwanLab before 0.8 in local mode: <run>/logs/<column id>/<N>.log (no backup file)
+    from lossdoctor.ingest.swanlab_legacy import is_logs_folder
+
+    files_by_folder = {here: files for here, _, files in tree}
+    for here, dirs, _ in tree:
+        logs = here / "logs"
+        if "logs" in dirs and not _under(here, taken) and is_logs_folder(files_by_folder, logs):
+            units.append(RunUnit("swanlab-logs", here, [here / "logs"]))
+    taken = [u.root for u in units]
+
     # MLflow file store: <run>/metrics/<key...>
     for here, dirs, _ in tree:
         is_mlflow = (here / "meta.yaml").is_file() or "mlruns" in here.parts
@@ -165,7 +175,7 @@ def claimed_files(unit: RunUnit, tree: Tree) -> dict[Path, str]:
                 continue
             if unit.kind == "mlflow-file":
                 out[path] = f"part of MLflow run {label}"
-            elif unit.kind in ("wandb", "swanlab"):
+            elif unit.kind in ("wandb", "swanlab", "swanlab-logs"):
                 writer = "W&B" if unit.kind == "wandb" else "SwanLab"
                 out[path] = f"part of {writer} run {label} (read from {unit.files[0].name})"
             elif name == "trainer_state.json":
@@ -176,4 +186,7 @@ def claimed_files(unit: RunUnit, tree: Tree) -> dict[Path, str]:
                 out[path] = "the same points as trainer_state.json beside it"
             elif "tfevents" in name and unit.kind != "tfevents":
                 out[path] = f"TensorBoard copy of run {label} (read from {unit.files[0].name})"
+    dashboard = unit.root.parent / "runs.swanlab"
+    if unit.kind.startswith("swanlab") and is_regular_file(dashboard):
+        out[dashboard] = "SwanLab dashboard database (names of the runs' metrics)"
     return out

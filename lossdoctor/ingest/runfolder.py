@@ -86,6 +86,10 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
         from lossdoctor.ingest.mlflow import read_file_store_run
 
         return read_file_store_run(unit.root, source=label, hints=hints)
+    if unit.kind == "swanlab-logs":
+        from lossdoctor.ingest.swanlab_legacy import read_logs_folder
+
+        return read_logs_folder(unit.root, source=label, hints=hints)
     from lossdoctor.ingest.streamed import read_file
 
     path = unit.files[0]

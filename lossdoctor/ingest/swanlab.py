@@ -1,7 +1,8 @@
 """SwanLab 0.8+ run files (``swanlog/run-<time>-<id>/run-<id>.swanlab``), read without the
 ``swanlab`` package: the same LevelDB-log framing as W&B (ident ``:SWL``, see
 :mod:`lossdoctor.ingest.leveldblog`) around ``swanlab.record.v1.Record`` protobufs whose
-``scalar`` records hold one logged number each.
+``scalar`` records hold one logged number each.  The JSON records of an older
+``backup.swanlab`` are read by :mod:`lossdoctor.ingest.swanlab_legacy`.
 
 Field numbers from swanlab's ``record.proto`` and ``data.proto`` (checked against swanlab
 0.10.3): ``Record{num=1, scalar=13}``, ``ScalarRecord{key=1, step=2, value=5}``,
@@ -13,13 +14,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-import numpy as np
-
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.leveldblog import read_records
-from lossdoctor.ingest.table import series_run
-from lossdoctor.model import FloatArray, Run
+from lossdoctor.model import Run
 
 
 @cache
@@ -46,6 +44,17 @@ def read_swanlab_file(data: bytes, *, source: str, hints: ColumnHints | None = N
     from google.protobuf.message import DecodeError
 
     records = read_records(data, source=source)
+    from lossdoctor.ingest import swanlab_legacy
+
+    legacy = swanlab_legacy.backup_scalars(records.payloads)
+    if legacy is not None:
+        if not legacy:
+            raise InputError("SwanLab backup file holds no logged numbers", path=source)
+        count = sum(len(steps) for steps, _ in legacy.values())
+        notes = [f"SwanLab (before 0.8) backup file: {count} scalars"]
+        if records.truncated:
+            notes.append("the last record is cut off (run still being written?): read up to it")
+        return swanlab_legacy.columns_run(legacy, source=source, hints=hints, notes=notes)
     parse = record_class().FromString
     columns: dict[str, tuple[list[float], list[float]]] = {}
     damaged = records.bad
@@ -67,8 +76,4 @@ def read_swanlab_file(data: bytes, *, source: str, hints: ColumnHints | None = N
         notes.append("the last record is cut off (run still being written?): read up to it")
     if damaged:
         notes.append(f"{damaged} damaged records were skipped")
-    arrays: dict[str, tuple[FloatArray, FloatArray]] = {
-        key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
-        for key, (s, v) in columns.items()
-    }
-    return series_run(arrays, source=source, reader="swanlab", hints=hints, notes=notes)
+    return swanlab_legacy.columns_run(columns, source=source, hints=hints, notes=notes)
