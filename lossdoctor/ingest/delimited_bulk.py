@@ -55,18 +55,21 @@ def read_numbers_bulk(
         return None  # a cell that is no number, a ragged row, bad UTF-8: pandas says which
     if frame.width != len(names):
         return None
-    # one copy for every column (polars' multithreaded read leaves each in several
-    # chunks); in column-major order each column is a contiguous, writable view
-    block = np.asarray(frame.to_numpy(order="fortran"), dtype=np.float64)  # NaN for null
     columns = {}
-    for j, name in enumerate(names):
-        cells = frame.get_column(name)
+    for name in names:
+        # each column taken out of the frame and let go once converted: memory holds the
+        # frame and one column's copy, not the frame and every copy
+        cells = frame.drop_in_place(name)
+        values = np.asarray(cells.to_numpy(), dtype=np.float64)  # NaN for null
+        if not values.flags.writeable:
+            values = values.copy()
         present = (
             np.array(cells.is_not_null().to_numpy(), dtype=bool)
             if cells.null_count()
-            else np.ones(frame.height, dtype=bool)
+            else np.ones(values.shape[0], dtype=bool)
         )  # an empty cell is no point, a ``nan`` cell a logged NaN
-        columns[name] = Column(values=block[:, j], present=present)
+        columns[name] = Column(values=values, present=present)
+        del cells
     return columns
 
 
