@@ -195,6 +195,7 @@ def jsonl_lines(draw: st.DrawFn) -> str:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(jsonl_lines(), min_size=2, max_size=30), schema_rows=st.integers(1, 5))
 @example(lines=['{"lr": 0.0}', '{"step": null}'], schema_rows=1)  # an all-null key after the schema
+@example(lines=["{}", '{"step": Infinity}'], schema_rows=1)  # only non-finite under a key
 def test_jsonl_bulk_reads_as_line_by_line(lines: list[str], schema_rows: int) -> None:
     """A JSON Lines file read in bulk gives exactly the line-by-line run, or is left to the
     line-by-line reader (None)."""

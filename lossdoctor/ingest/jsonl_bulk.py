@@ -116,8 +116,8 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
     if order is None:
         return None
     columns = {name: _column(frame[name]) for name in order}
-    if fixes:
-        _set_non_finite(data, fixes, columns)
+    if fixes and not _set_non_finite(data, fixes, columns):
+        return None  # a key whose only values are non-finite: not in the bulk schema
     return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
 
 
@@ -162,9 +162,10 @@ def _first_seen(data: bytes, names: set[str]) -> list[str] | None:
     return list(order) if set(order) == names else None
 
 
-def _set_non_finite(data: bytes, positions: list[int], columns: dict[str, Column]) -> None:
+def _set_non_finite(data: bytes, positions: list[int], columns: dict[str, Column]) -> bool:
     """Set the NaN and infinite values polars read as null, from their lines parsed by
-    Python (``positions``: byte offsets of those values)."""
+    Python (``positions``: byte offsets of those values).  Returns False when one is under
+    a key polars did not make a column of (its schema saw only nulls there)."""
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
     rows = np.unique(np.searchsorted(ends, np.asarray(positions)))
     for row in rows.tolist():
@@ -172,5 +173,8 @@ def _set_non_finite(data: bytes, positions: list[int], columns: dict[str, Column
         end = int(ends[row]) if row < ends.shape[0] else len(data)
         for key, value in json.loads(data[start:end]).items():
             if isinstance(value, float) and not np.isfinite(value):
+                if key not in columns:
+                    return False
                 columns[key].values[row] = value
                 columns[key].present[row] = True
+    return True
