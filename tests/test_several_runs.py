@@ -236,3 +236,12 @@ def test_a_validation_counter_of_its_own_is_no_new_session(runner, tmp_path):
     (run,) = doc["runs"]
     assert "group" not in run
     assert run["series"]["train"]["points"] == 300
+
+
+def test_session_levels_near_the_float_limit_neither_overflow_nor_warn():
+    from lossdoctor.ingest.sessions import level
+
+    # the mean of the two middle values would overflow to inf (and warn, an error here)
+    assert level(np.array([-1.0, 9e307, 9e307, 9e307])) == 9e307
+    assert level(np.array([-1.0, 2.0, 4.0, 8.0])) == 3.0  # the usual median otherwise
+    assert level(np.array([1.0, np.e**2])) == pytest.approx(1.0)  # of the logs when positive

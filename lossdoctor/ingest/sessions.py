@@ -44,7 +44,16 @@ def level(values: FloatArray) -> float:
     finite = values[np.isfinite(values)]
     if not finite.size:
         return float("nan")
-    return float(np.median(np.log(finite) if (finite > 0).all() else finite))
+    data = np.log(finite) if (finite > 0).all() else finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        middle = float(np.median(data))
+    if np.isfinite(middle):
+        return middle
+    # two middle values near the float limit: their mean overflows, their halves do not
+    ordered = np.sort(data)
+    half = ordered.size // 2
+    low, high = ordered[(ordered.size - 1) // 2], ordered[half]
+    return float(low / 2 + high / 2)
 
 
 def sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessions:
