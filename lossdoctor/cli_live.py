@@ -143,7 +143,7 @@ def watch_command(
         return _interrupted_code(signals)
     report = outcome.report
     if outcome.reason == "ended":  # the writer is gone or idle: judge the run as finished
-        report = monitor.judge(finished=True)
+        report = monitor.report(finished=True)
     if report is None:
         _error(f"{path}: no loss values found in the input ({monitor.lines} lines)")
         return int(ExitCode.USAGE)

@@ -9,10 +9,9 @@ import time
 from typing import Any, Unpack
 
 from lossdoctor.diagnosis import CheckOptions, Report, resolve_options
-from lossdoctor.errors import ConfigError
 from lossdoctor.live.loop import JUDGE_SHARE, MIN_INTERVAL
-from lossdoctor.live.monitor import LiveMonitor, reaches
-from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
+from lossdoctor.live.monitor import LiveMonitor
+from lossdoctor.report import Finding, RunReport
 from lossdoctor.report import Report as RunsReport
 
 #: The reader name monitor reports carry.
@@ -44,7 +43,6 @@ class Monitor:
         self._interval = min_interval
         self._last_judge = -float("inf")
         self._dirty = False
-        self._last: RunReport | None = None
 
     def add(self, step: float, /, **metrics: Any) -> list[Finding]:
         """Add the metrics logged at ``step`` (numbers, 0-d tensors or arrays; None is
@@ -61,34 +59,31 @@ class Monitor:
 
     def _judge(self, *, finished: bool = False) -> list[Finding]:
         started = time.monotonic()
-        report = self._live.judge(finished=finished)
+        report = self._live.report(finished=finished)
         self._last_judge = time.monotonic()
         self._interval = max(self._min_interval, (self._last_judge - started) / JUDGE_SHARE)
         self._dirty = False
         if report is None:
             return []
-        self._last = report
         return self._live.changes(report)
 
     @property
     def findings(self) -> list[Finding]:
         """Return the findings of the last judgement (superseded ones included)."""
-        return list(self._last.findings) if self._last is not None else []
+        return self._live.findings
 
     def should_stop(self, level: str = "error") -> bool:
         """Return True when a counted finding of the last judgement is at or above
         ``level`` (``error``, ``warning`` or ``info``)."""
-        if level not in SEVERITY_RANK:
-            raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
-        return self._last is not None and any(reaches(f, level) for f in self._last.active)
+        return self._live.should_stop(level)
 
     def report(self, *, finished: bool = False) -> Report:
         """Return the report of the run so far, judged now; with ``finished``, judged as a
         whole run (rules that wait for the end may speak).  Its verdict is ``error`` with
         a note when no loss value was added yet."""
-        if finished or self._dirty or self._last is None:
+        if finished or self._dirty or self._live.last is None:
             self._judge(finished=finished)
-        run = self._last or RunReport(
+        run = self._live.last or RunReport(
             source=self._live.source, reader=READER, error="no loss values were added"
         )
         return Report(RunsReport(runs=[run]))

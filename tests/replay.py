@@ -61,11 +61,11 @@ def replay(
     for upto in schedule(len(lines), dense):
         monitor.add_lines(list(lines[fed:upto]))
         fed = upto
-        report = monitor.judge()
+        report = monitor.report()
         if report is not None:
             active = [f for f in report.active if f.severity in ("warning", "error")]
             out.prefixes.append((fed, active))
-    final = monitor.judge(finished=True)
+    final = monitor.report(finished=True)
     out.final_verdict = final.verdict if final is not None else ""
     return out
 

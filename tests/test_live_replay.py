@@ -125,7 +125,7 @@ def test_check_and_the_end_of_watch_agree(name, tmp_path):
     path.write_text("\n".join(HEALTHY[name]) + "\n")
     monitor = LiveMonitor(str(path), load_rules())
     monitor.add_lines(HEALTHY[name])
-    live = monitor.judge(finished=True)
+    live = monitor.report(finished=True)
     assert live is not None
     assert live.verdict == diagnose(str(path)).verdict == "healthy"
 
@@ -204,10 +204,10 @@ def test_an_alert_is_shown_again_when_its_count_grows():
     monitor = LiveMonitor("-", load_rules())
     healthy = [json.dumps({"step": i, "loss": 4 - i / 100}) for i in range(100)]
     monitor.add_lines([*healthy, '{"step": 100, "loss": NaN}'])
-    first = monitor.changes(monitor.judge())
+    first = monitor.changes(monitor.report())
     assert [f.evidence["count"] for f in first if f.rule == "non-finite"] == [1]
     monitor.add_lines([json.dumps({"step": 101 + i, "loss": float("nan")}) for i in range(94)])
-    again = monitor.changes(monitor.judge())
+    again = monitor.changes(monitor.report())
     assert [f.evidence["count"] for f in again if f.rule == "non-finite"] == [95]
     assert "95 NaN/Inf" in next(f.message for f in again if f.rule == "non-finite")
 
@@ -216,13 +216,29 @@ def test_the_first_nan_does_not_show_two_contradictory_likely_causes():
     monitor = LiveMonitor("-", load_rules())
     healthy = [json.dumps({"step": i, "loss": 4 - i / 100}) for i in range(100)]
     monitor.add_lines([*healthy, '{"step": 100, "loss": NaN}'])
-    report = monitor.judge()
+    report = monitor.report()
     assert report is not None
     finding = next(f for f in report.findings if f.rule == "non-finite")
     likely = [c["cause"] for c in finding.causes if c["likely"]]
     assert not ("Training blew up" in likely and "A bad batch" in likely), likely
     monitor.add_lines([json.dumps({"step": 101 + i, "loss": float("nan")}) for i in range(5)])
-    report = monitor.judge()
+    report = monitor.report()
     assert report is not None
     finding = next(f for f in report.findings if f.rule == "non-finite")
     assert [c["cause"] for c in finding.causes if c["likely"]] == ["Training blew up"]
+
+
+def test_the_live_monitor_and_lossdoctor_monitor_share_one_vocabulary():
+    from lossdoctor import Monitor
+
+    public = {n for n in dir(Monitor) if not n.startswith("_")} - {"add"}
+    assert public == {"findings", "report", "should_stop"}
+    assert public <= set(dir(LiveMonitor))
+    monitor = LiveMonitor("-", load_rules())
+    monitor.add_lines([*(json.dumps({"step": i, "loss": 4 - i / 100}) for i in range(100))])
+    assert monitor.report() is not None
+    assert not monitor.should_stop("error")
+    monitor.add_lines(['{"step": 100, "loss": NaN}'])
+    monitor.report()
+    assert monitor.should_stop("error")
+    assert "non-finite" in [f.rule for f in monitor.findings]

@@ -100,7 +100,7 @@ def test_run_keeps_the_command_alive_and_its_exit_code_when_diagnosis_fails(tmp_
     def broken(self, *, finished=False):
         raise RuntimeError("judge broke")
 
-    monkeypatch.setattr(LiveMonitor, "judge", broken)
+    monkeypatch.setattr(LiveMonitor, "report", broken)
     child = _script(
         tmp_path,
         "c.py",

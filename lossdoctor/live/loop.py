@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lossdoctor.live.monitor import LiveMonitor, reaches
+from lossdoctor.live.monitor import LiveMonitor
 from lossdoctor.live.sources import Event
 from lossdoctor.report import Finding, RunReport
 
@@ -99,7 +99,7 @@ def run_loop(
                     kind, payload = events.get_nowait()
                     if kind == "lines":
                         monitor.add_lines(payload)
-            return Outcome("ended", monitor.judge())
+            return Outcome("ended", monitor.report())
         if (
             stall_after
             and monitor.last_point_time is not None
@@ -110,7 +110,7 @@ def run_loop(
             dirty = urgent = True
         if dirty and (urgent or now - last_judge >= interval):
             started = time.monotonic()
-            report = monitor.judge()
+            report = monitor.report()
             cost = time.monotonic() - started
             interval = max(MIN_INTERVAL, cost / JUDGE_SHARE)
             last_judge = time.monotonic()
@@ -119,7 +119,7 @@ def run_loop(
                 changed = monitor.changes(report)
                 if changed and callbacks.on_change:
                     callbacks.on_change(changed, report)
-                trigger = next((f for f in changed if stop_on and reaches(f, stop_on)), None)
+                trigger = monitor.stop_finding(stop_on) if stop_on else None
                 if trigger is not None:
                     return Outcome("stop", report, trigger)
         if callbacks.on_tick and now - last_tick >= WAIT * 2.5:
@@ -128,5 +128,5 @@ def run_loop(
         if drain_until is None and finished is not None and finished():
             drain_until = now
         if drain_until is not None and kind == "":
-            return Outcome("done", monitor.judge(finished=True))
-    return Outcome("eof", monitor.judge(finished=True))
+            return Outcome("done", monitor.report(finished=True))
+    return Outcome("eof", monitor.report(finished=True))

@@ -11,6 +11,7 @@ import numpy as np
 
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.schema import Rule
+from lossdoctor.errors import ConfigError
 from lossdoctor.ingest.columns import ColumnHints, choose_columns
 from lossdoctor.ingest.table import promote_single_loss
 from lossdoctor.ingest.textlog import nanogpt_iter
@@ -57,6 +58,8 @@ class LiveMonitor:
         #: Keys not tracked because :data:`MAX_SERIES` were already tracked.
         self.untracked: set[str] = set()
         self.last_input_time = time.monotonic()
+        #: The last report (see :meth:`report`).
+        self.last: RunReport | None = None
 
     def reset(self, reason: str) -> None:
         """Forget every point (the followed file was rewritten from the top)."""
@@ -208,16 +211,39 @@ class LiveMonitor:
             )
         return Run(self.source, f"live:{self.parser.kind}", series, tuple(notes))
 
-    def judge(self, *, finished: bool = False) -> RunReport | None:
-        """Return the report of the run so far (None before any loss value); with
-        ``finished`` the run is judged as a whole run, else as a run in progress."""
+    def report(self, *, finished: bool = False) -> RunReport | None:
+        """Return the report of the run so far, judged now (None before any loss value);
+        with ``finished`` the run is judged as a whole run, else as a run in progress.
+        The report is kept: :attr:`findings` and :meth:`should_stop` read it."""
         run = self.run()
         if run is None:
             return None
         report = evaluate(run, self.rules, self.context, partial=not finished)
         if self.stalled_for is not None:
             report.findings.append(self._stall_finding(self.stalled_for))
+        self.last = report
         return report
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Return the findings of the last report (superseded ones included)."""
+        return list(self.last.findings) if self.last is not None else []
+
+    def should_stop(self, level: str = "error") -> bool:
+        """Return True when a counted finding of the last report is at or above ``level``
+        (``error``, ``warning`` or ``info``).
+
+        Raises :class:`~lossdoctor.errors.ConfigError` for another level."""
+        return self.stop_finding(level) is not None
+
+    def stop_finding(self, level: str = "error") -> Finding | None:
+        """Return the first counted finding of the last report at or above ``level``
+        (None: nothing to stop for)."""
+        if level not in SEVERITY_RANK:
+            raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
+        if self.last is None:
+            return None
+        return next((f for f in self.last.active if reaches(f, level)), None)
 
     def _stall_finding(self, seconds: float) -> Finding:
         message = (
