@@ -30,6 +30,7 @@ def diagnose_source(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     skip_non_logs: bool = False,
+    in_progress: bool = False,
 ) -> list[RunReport]:
     """Return the diagnosis of every run at ``source`` (a log file, a folder of runs, an
     MLflow database, an fsspec URL of one object, or ``data`` read from standard input),
@@ -39,14 +40,23 @@ def diagnose_source(
     An unreadable source gives one report whose ``error`` holds the one-line reason; with
     ``skip_non_logs`` a source that is no loss log gives one report whose ``skip`` says why
     (no run: :class:`~lossdoctor.report.Report` lists it among its files).
+
+    With ``in_progress`` the log is still being written: it is judged as a run in
+    progress (each rule only once it has the evidence it requires, the rules of a
+    finished run not at all) and a text log's unfinished last line is left out.
     """
     pack = rules if rules is not None else load_rules()
+    cut = False
     try:
         if data is None and is_url(source):
             from lossdoctor.ingest.streamed import read_url
 
             runs, files = read_url(source, hints=hints).runs(), list[FileNote]()
         else:
+            if in_progress:
+                from lossdoctor.ingest import written_lines
+
+                data, cut = written_lines(source, data)
             runs, files = read_source(
                 source, data=data, hints=hints, run=run, include=include, exclude=exclude
             )
@@ -56,7 +66,10 @@ def diagnose_source(
         return [RunReport(source=source, error=exc.one_line())]
     except InputError as exc:
         return [RunReport(source=source, error=exc.one_line())]
-    reports = [evaluate(r, pack, context, curves=curves) for r in runs]
+    reports = [evaluate(r, pack, context, curves=curves, partial=in_progress) for r in runs]
+    if cut:
+        for report in reports:
+            report.notes.append("the last line is still being written: left out")
     if reports:
         reports[0].files = files
     return reports
@@ -118,18 +131,27 @@ def diagnose_merged(
     rules: Sequence[Rule] | None = None,
     context: Mapping[str, Any] | None = None,
     curves: bool = True,
+    in_progress: bool = False,
 ) -> list[RunReport]:
     """Return the one report of several files of one run (train and validation exports)
-    judged together; its source names them all, joined by " + "."""
+    judged together; its source names them all, joined by " + "; ``in_progress`` as for
+    :func:`diagnose_source`."""
     from lossdoctor.ingest.merge import merge_runs
 
     pack = rules if rules is not None else load_rules()
     try:
-        runs = [read_runs(s, data=stdin if s == "-" else None, hints=hints)[0] for s in sources]
+        runs = []
+        for s in sources:
+            data = stdin if s == "-" else None
+            if in_progress:
+                from lossdoctor.ingest import written_lines
+
+                data, _ = written_lines(s, data)
+            runs.append(read_runs(s, data=data, hints=hints)[0])
         merged = merge_runs(runs)
     except InputError as exc:
         return [RunReport(source=" + ".join(sources), error=exc.one_line())]
-    return [evaluate(merged, pack, context, curves=curves)]
+    return [evaluate(merged, pack, context, curves=curves, partial=in_progress)]
 
 
 def select_rules(settings: Settings) -> list[Rule]:

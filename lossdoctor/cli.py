@@ -311,6 +311,14 @@ def check(
             " judge them together.",
         ),
     ] = False,
+    in_progress: Annotated[
+        bool,
+        typer.Option(
+            "--in-progress",
+            help="The logs are still being written: judge runs in progress (each rule only"
+            " once it has the evidence it needs; an unfinished last line is left out).",
+        ),
+    ] = False,
 ) -> None:
     """Diagnose loss logs: verdict, evidence and fixes for each run, in order.
 
@@ -353,6 +361,7 @@ def check(
             curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
             scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
             include=_csv(include), exclude=_csv(exclude), merge=merge,
+            in_progress=in_progress,
         )  # fmt: skip
     finally:
         if stdin is not None and not isinstance(stdin, bytes):  # spooled to a temporary file

@@ -39,12 +39,14 @@ def diagnose(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     merge: bool = False,
+    in_progress: bool = False,
 ) -> tuple[list[RunReport], Summary, list[FileNote]]:
     """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
     alone), the summary of every run at ``paths`` and the files met in folders or skipped
     (no loss log among several paths), diagnosed by ``executor`` (``local`` with ``jobs``
     processes, or ``dask`` at ``scheduler``), reusing the reports of unchanged runs stored
-    in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs."""
+    in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs;
+    ``in_progress``: the logs are still being written (judged as runs in progress)."""
     from lossdoctor.cache import ReportCache
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
@@ -53,6 +55,7 @@ def diagnose(
     options = Options(
         rules=rules, hints=hints, run=run, context=context or {}, curves=curves,
         include=tuple(include), exclude=tuple(exclude), skip_non_logs=many,
+        in_progress=in_progress,
     )  # fmt: skip
     store = ReportCache(cache, options.fingerprint()) if cache else None
     pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)

@@ -104,6 +104,7 @@ def diagnose(
     source: str | os.PathLike[str] | Mapping[str, Any] | Any,
     *,
     run: str | None = None,
+    in_progress: bool = False,
     **options: Unpack[CheckOptions],
 ) -> Report:
     """Return the diagnosis of ``source``: a log file or run folder (a path), a pandas
@@ -111,8 +112,10 @@ def diagnose(
     "eval_loss": [...]}``, ``None`` where a series was not logged).
 
     The keyword options are those of ``lossdoctor check`` (:class:`CheckOptions`;
-    ``run`` is ``--run``).  Raises :class:`~lossdoctor.errors.InputError` when the source
-    cannot be read and :class:`~lossdoctor.errors.ConfigError` for bad options.
+    ``run`` is ``--run``; ``in_progress`` is ``--in-progress``: the run is still being
+    written and is judged as a run in progress).  Raises
+    :class:`~lossdoctor.errors.InputError` when the source cannot be read and
+    :class:`~lossdoctor.errors.ConfigError` for bad options.
     """
     setup = resolve_options(**options)
     if isinstance(source, str | os.PathLike):
@@ -120,8 +123,9 @@ def diagnose(
 
         path = os.fspath(source)
         runs = diagnose_source(
-            path, hints=setup.hints, rules=setup.rules, run=run, context=setup.context
-        )
+            path, hints=setup.hints, rules=setup.rules, run=run, context=setup.context,
+            in_progress=in_progress,
+        )  # fmt: skip
         if all(r.error is not None for r in runs):
             raise InputError(runs[0].error or "cannot be read")
         return Report(RunsReport(runs=runs))
@@ -138,7 +142,8 @@ def diagnose(
             "or a mapping of series"
         )
     loaded = columns_to_run(columns, source=name, reader=reader, hints=setup.hints)
-    return Report(RunsReport(runs=[evaluate(loaded, setup.rules, setup.context)]))
+    judged = evaluate(loaded, setup.rules, setup.context, partial=in_progress)
+    return Report(RunsReport(runs=[judged]))
 
 
 class Report:

@@ -38,12 +38,14 @@ class Options:
     exclude: tuple[str, ...] = ()
     #: A source that is no loss log gives a ``skip`` report, not an error (several paths).
     skip_non_logs: bool = False
+    #: The logs are still being written: judged as runs in progress.
+    in_progress: bool = False
 
     def fingerprint(self) -> str:
         """Return the digest the report cache keys entries by."""
         return fingerprint(
             list(self.rules), self.hints, self.run, dict(self.context), self.curves,
-            self.include, self.exclude, self.skip_non_logs,
+            self.include, self.exclude, self.skip_non_logs, self.in_progress,
         )  # fmt: skip
 
 
@@ -64,6 +66,7 @@ def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
         "rules": options.rules,
         "context": options.context,
         "curves": options.curves,
+        "in_progress": options.in_progress,
     }
     reports: list[list[RunReport]] = []
     for name, data in work:

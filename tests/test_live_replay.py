@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lossdoctor
 from lossdoctor import synth
 from lossdoctor.api import diagnose
 from lossdoctor.detectors import load_builtin_detectors
@@ -242,3 +243,55 @@ def test_the_live_monitor_and_lossdoctor_monitor_share_one_vocabulary():
     monitor.report()
     assert monitor.should_stop("error")
     assert "non-finite" in [f.rule for f in monitor.findings]
+
+
+# --- check --in-progress: a log still being written ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["llm-warmup-csv", "llm-warmup-jsonl-lr", "llm-warmup-text", "small-batch-noise-jsonl"]
+)
+def test_check_in_progress_never_fails_a_prefix_of_a_healthy_run(name, tmp_path):
+    lines = HEALTHY[name]
+    path = tmp_path / ("log.csv" if "csv" in name else "log.jsonl" if "jsonl" in name else "t.log")
+    failing = []
+    for upto in sorted({*range(2, 40, 3), *R.schedule(len(lines))[60::6]}):
+        # the writer is in the middle of its next line
+        torn = lines[upto][: len(lines[upto]) // 2] if upto < len(lines) else ""
+        path.write_text("\n".join(lines[:upto]) + "\n" + torn)
+        report = lossdoctor.diagnose(str(path), in_progress=True)
+        if report.reaches("error"):
+            failing.append((upto, [f.rule for f in report.findings if f.severity == "error"]))
+    assert failing == []
+
+
+def test_check_in_progress_judges_the_evidence_so_far_and_says_so(tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("step,loss\n" + "".join(f"{i},{10.9 - i / 1000:.4f}\n" for i in range(40)))
+    whole = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", "check", "-f", "json", str(path)],
+        capture_output=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert whole.returncode == 1  # a finished run of 40 flat points: it learned nothing
+    assert "high-flatline" in [f["rule"] for f in json.loads(whole.stdout)["runs"][0]["findings"]]
+    with path.open("a") as out:
+        out.write("40,10.")  # the writer is in the middle of a line
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", "check", "--in-progress", "-f", "json", str(path)],
+        capture_output=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["verdict"] == "healthy"
+    assert run["series"]["train"]["points"] == 40  # the torn line "40,10." left out
+    assert "the last line is still being written: left out" in run["notes"]
+    assert any(n.startswith("judged as a run in progress: ") for n in run["notes"])
+    # a NaN is judged at once, in progress or not
+    with path.open("a") as out:
+        out.write("0\n41,nan\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", "check", "--in-progress", str(path)],
+        capture_output=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert b"LD101 non-finite" in proc.stdout

@@ -274,6 +274,12 @@ def evaluate(
                 findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
+    if partial:
+        n = sum(1 for _, _, why in skipped if why.startswith(("waiting", "judged on")))
+        verb = "rule waits" if n == 1 else "rules wait"
+        notes.append(
+            f"judged as a run in progress: {n} {verb} for more evidence or for the end of the run"
+        )
     if vocab_note:
         notes.append(vocab_note)
     if rl_run:

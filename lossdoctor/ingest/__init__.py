@@ -360,6 +360,34 @@ def _read_streamed_table(
     return read_delimited(path, layout, source=source, hints=hints)
 
 
+def written_lines(
+    source: str, data: bytes | SpooledInput | None = None
+) -> tuple[bytes | SpooledInput | None, bool]:
+    """Return the bytes of a text log that is still being written, up to its last complete
+    line, and whether an unfinished last line (no newline yet) was left out; ``data`` is
+    stdin's bytes, else ``source`` is read.  A folder, a URL, a binary or compressed file,
+    and a log large enough to be streamed (spooled stdin, a file from
+    :data:`~lossdoctor.ingest.streamed.STREAM_MIN_BYTES` on) give (``data``, False): they
+    are read as they are.
+
+    Raises :class:`InputError` naming ``source`` for an unreadable file."""
+    if data is None:
+        path = Path(source)
+        info = stat_input(path, source)
+        if not stat.S_ISREG(info.st_mode) or info.st_size >= STREAM_MIN_BYTES:
+            return None, False
+        head = read_head(path, source)
+        if _may_be_binary(head) or b"\x00" in head[:BINARY_PROBE_BYTES]:
+            return None, False
+        data = read_whole(path, source)
+    elif not isinstance(data, bytes) or _may_be_binary(data[:SNIFF_BYTES]):
+        return data, False
+    end = data.rfind(b"\n")
+    if end < 0 or end == len(data) - 1 or not data[end + 1 :].strip():
+        return data, False
+    return data[: end + 1], True
+
+
 def read_run(source: str, *, data: bytes | None = None, hints: ColumnHints | None = None) -> Run:
     """Return the one run at ``source`` (the first, for a folder of several).
 
