@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,39 +34,46 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def test_watch_stops_within_a_second_of_the_nan_line(tmp_path):
+NAN_WRITER = """
+import math, os, sys
+for i in range(300):
+    print(f"iter {i}: loss {4 * math.exp(-i / 100) + 1:.4f}, time 30ms", flush=True)
+written = 0
+try:
+    for i in range(300, 1_300_300):  # NaN lines until the reader stops reading
+        sys.stdout.write(f"iter {i}: loss nan, time 30ms\\n")
+        sys.stdout.flush()
+        written += 1
+except BrokenPipeError:
+    os.write(2, f"pipe closed after {written} NaN lines\\n".encode())
+    os._exit(0)
+os.write(2, b"every line was written\\n")
+"""
+
+
+def test_watch_stops_at_the_nan_while_the_writer_is_still_writing(tmp_path):
+    writer = subprocess.Popen(
+        [sys.executable, _script(tmp_path, "w.py", NAN_WRITER)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
     watch = subprocess.Popen(
         [*LD, "watch", "--stop-on", "error", "-f", f"json:{tmp_path / 'r.json'}", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+        stdin=writer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    assert watch.stdin is not None
-    for i in range(300):
-        watch.stdin.write(f"iter {i}: loss {4 * 2.718 ** (-i / 100) + 1:.4f}, time 30ms\n".encode())
-    watch.stdin.flush()
-    time.sleep(1.0)  # the healthy part is judged; lossdoctor is waiting for more
-    assert watch.poll() is None
-    nan_at = time.monotonic()
-    try:
-        for i in range(300, 2000):
-            watch.stdin.write(f"iter {i}: loss nan, time 30ms\n".encode())
-            watch.stdin.flush()
-            if watch.poll() is not None:
-                break
-            time.sleep(0.01)
-    except BrokenPipeError:
-        pass  # lossdoctor exited: the writer's next write fails, as a training script's would
-    watch.wait(timeout=10)
-    elapsed = time.monotonic() - nan_at
-    with contextlib.suppress(BrokenPipeError):
-        watch.stdin.close()
-    out = watch.stdout.read().decode()
-    watch.stdout.close()
-    watch.stderr.close()
+    assert writer.stdout is not None
+    writer.stdout.close()  # watch holds the read end: the writer's pipe breaks when it exits
+    out, _ = watch.communicate(timeout=300)
+    assert writer.stderr is not None
+    told = writer.stderr.read()
+    writer.stderr.close()
+    writer.wait(timeout=300)
     assert watch.returncode == 1
-    assert elapsed < 1.0
-    assert "error LD101 non-finite" in out
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert report["runs"][0]["verdict"] == "failing"
+    assert b"pipe closed after" in told  # stopped while the NaN lines kept coming
+    assert "error LD101 non-finite" in out.decode()
+    run = json.loads((tmp_path / "r.json").read_text())["runs"][0]
+    assert run["verdict"] == "failing"
+    nan = next(f for f in run["findings"] if f["rule"] == "non-finite")
+    assert nan["evidence"]["start_step"] == 300
 
 
 def test_watch_healthy_stream_ends_with_the_full_report(tmp_path):
@@ -101,13 +106,20 @@ def test_watch_survives_partial_lines_carriage_returns_garbage_and_tee(tmp_path)
     assert b"HEALTHY" in proc.stdout
 
 
-def test_watch_reports_a_stall(tmp_path):
-    writer = _script(tmp_path, "w.py", WRITER.format(n=200, pause=0, tail="time.sleep(4.0)"))
-    proc = subprocess.run(
-        f"{sys.executable} {writer} | {sys.executable} -m lossdoctor watch --stall-after 0.5 -",
-        shell=True, capture_output=True, env=ENV, timeout=60,
+def test_watch_reports_a_stall():
+    watch = subprocess.Popen(
+        [*LD, "watch", "--stall-after", "0.5", "-"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
-    assert b"warning LD701 stall" in proc.stdout
+    assert watch.stdin is not None
+    for i in range(200):
+        watch.stdin.write(f"iter {i}: loss {4 * 2.718 ** (-i / 100) + 1:.4f}, time 30ms\n".encode())
+    watch.stdin.flush()  # then nothing more: the writer hangs
+    seen = read_until(watch.stdout, b"warning LD701 stall")
+    out, _ = watch.communicate(timeout=120)  # the input ends
+    alert = (seen + out).decode().split("warning LD701 stall", 1)[1].splitlines()[0]
+    assert "No new loss value for" in alert
+    assert "last at step 199" in alert
 
 
 def test_watch_follows_a_file_through_a_rewrite_and_ctrl_c_prints_the_report(tmp_path):
@@ -123,8 +135,7 @@ def test_watch_follows_a_file_through_a_rewrite_and_ctrl_c_prints_the_report(tmp
     log.write_text(
         "step,train_loss,val_loss\n" + "".join(f"{i},{3 - i / 100},\n" for i in range(150))
     )
-    read_until(watch.stdout, b"\n149,")  # the second version was read
-    time.sleep(0.5)
+    read_until(watch.stdout, b"\n149,")  # the second version was read (and counted)
     watch.send_signal(signal.SIGINT)
     out, _ = watch.communicate(timeout=60)
     out = out.decode()
@@ -137,20 +148,19 @@ def test_run_stops_an_exploding_child_and_it_is_gone(tmp_path):
     child = _script(
         tmp_path,
         "child.py",
-        "import math, signal, sys, time\n"
+        "import itertools, math, signal, sys, time\n"
         "signal.signal(signal.SIGINT, lambda *a: print('ignoring SIGINT', flush=True))\n"
-        "for i in range(100000):\n"
-        "    loss = 4 * math.exp(-i / 100) + 1 if i < 300 else 1.2 * 1.05 ** (i - 300)\n"
+        "for i in itertools.count():  # only a stop ends it\n"
+        "    loss = 4 * math.exp(-i / 100) + 1 if i < 300 else 1.2 * 1.05 ** min(i - 300, 9000)\n"
         "    print(f'step={i} loss={loss:.4f}', flush=True)\n"
         "    time.sleep(0.003)\n",
     )
-    started = time.monotonic()
     proc = subprocess.run(
         [*LD, "run", "--stop-on", "error", "--grace", "1", "--", sys.executable, child],
-        capture_output=True, env=ENV, timeout=120,
+        capture_output=True, env=ENV, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert time.monotonic() - started < 60
+    assert b"lossdoctor: stopping " in proc.stderr
     assert b"error LD203 divergence" in proc.stderr
     assert b"ignoring SIGINT" in proc.stdout  # SIGINT first, then SIGTERM ended it
     gone = subprocess.run(["pgrep", "-f", child], capture_output=True)

@@ -158,15 +158,15 @@ def file_follower(
                     put(events, ("reset", "deleted and created again"), stop)
                 seen_file, lost_file = True, False
                 head = b""
-            if head:
-                now = os.pread(handle.fileno(), len(head), 0)
-                if now != head:
-                    handle.seek(0)
-                    head, splitter = b"", LineSplitter()
-                    put(events, ("reset", "rewritten"), stop)
-                    continue
             position = handle.tell()
             chunk = handle.read(CHUNK)
+            # the top is compared after the read: a chunk read while the file was being
+            # rewritten (from the old position into the new text) is never used
+            if head and os.pread(handle.fileno(), len(head), 0) != head:
+                handle.seek(0)
+                head, splitter = b"", LineSplitter()
+                put(events, ("reset", "rewritten"), stop)
+                continue
             if chunk:
                 if position < HEAD_BYTES:
                     head = (head + chunk)[:HEAD_BYTES] if position == len(head) else head
