@@ -5,12 +5,13 @@ throughput and memory of ``lossdoctor watch``.
     python benchmarks/bench_live.py [--seconds 60] [--lines 200000] [--million]
 
 1. False stops: the healthy replays of the test suite (tests/replay.py: warmup, fast
-   early drop with a long flat tail, small-batch noise, real-format fixtures, and the
+   early drop with a long flat tail, small-batch noise, real-format fixtures, long
+   learning-rate warmups with no rate logged and 1 or 8 lines per step, and the
    healthy logs of ../shared/corpus/real when present) fed line by line; a prefix at
    ``error`` is a false stop (must be 0), one at ``warning`` under a healthy verdict a
    false warning.
-2. Detection delay per fault kind: lines after the fault's start before the replay
-   reaches ``error``, and milliseconds from writing the first faulty line into
+2. Detection delay per fault kind (one line per step): lines after the fault's start
+   before the replay reaches ``error`` (a flatline's from the first line), and milliseconds from writing the first faulty line into
    ``lossdoctor watch --stop-on error -`` to its exit (lines written 1 ms apart).
 3. Throughput of ``watch -`` for nanoGPT text, JSON Lines and CSV lines (report at the
    end included).
@@ -46,6 +47,9 @@ def false_stops() -> None:
     import replay as R  # tests/replay.py
 
     cases = dict(HEALTHY)
+    for warmup, tau, ranks in ((20_000, 60.0, 8), (2_000, 600.0, 8), (60_000, 600.0, 1)):
+        steps, values = R.slow_warmup(warmup, tau=tau, ranks=ranks)
+        cases[f"warmup {warmup} steps, tau {tau:g}, {ranks}/step"] = R.as_text(steps, values)
     for path in _shared_healthy():
         cases[f"real/{path.name}"] = R.file_lines(path)
     stops = warnings = 0
@@ -76,7 +80,9 @@ def detection_delay() -> None:
         lines, at = _fault_lines(kind)
         result = R.replay(lines, dense=range(at, len(lines) + 1))
         caught = result.first("error")
-        steps = f"{caught[0] - at} lines ({caught[1].rule})" if caught else "not caught"
+        steps = (
+            f"{caught[0] - at} lines = steps ({caught[1].rule})" if caught else "not caught"
+        )
         watch = subprocess.Popen(
             [*LD, "watch", "--stop-on", "error", "-"], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,

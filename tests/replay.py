@@ -126,6 +126,37 @@ def llm_warmup(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
     return steps, level * np.exp(rng.normal(0, 0.01, n)), lr
 
 
+def slow_warmup(
+    warmup: int, *, tau: float = 60.0, ranks: int = 1, n: int = 12_000, seed: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (steps, loss) of the first ``n`` steps of a healthy run with a linear
+    learning-rate warmup over ``warmup`` steps (the rate not logged): the loss falls from
+    10.9 to 3.3 as the rate summed so far grows (by e every ``tau`` steps at the peak
+    rate), so a long warmup leaves it near 10.9 for thousands of steps; each step logged
+    ``ranks`` times (one line per data-parallel rank)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float64)
+    summed = np.cumsum(np.minimum(t / warmup, 1.0))
+    level = np.repeat(3.3 + 7.6 * np.exp(-summed / tau), ranks)
+    return np.repeat(t, ranks), level * np.exp(rng.normal(0, 0.01, n * ranks))
+
+
+def hf_trainer_stdout(n: int = 300, seed: int = 37, noise: float = 0.1) -> list[str]:
+    """Return the dict lines a Hugging Face ``Trainer`` prints (loss, grad_norm,
+    learning_rate, epoch; no step) of a healthy fine-tune with small-batch noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        loss = (0.9 + 1.6 * np.exp(-i / 60)) * np.exp(rng.normal(0, noise))
+        lr = 2e-4 * min(1, (i + 1) / 10) * (1 - i / n)
+        norm = abs(rng.normal(1.5, 0.4))
+        out.append(
+            f"{{'loss': {loss:.4f}, 'grad_norm': {norm:.4f}, 'learning_rate': {lr:.4e}, "
+            f"'epoch': {(i + 1) * 3 / n:.2f}}}"
+        )
+    return out
+
+
 def early_drop_flat(
     n: int = 20_000, seed: int = 1, share: float = 0.01
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,8 @@ def _healthy_cases() -> dict[str, list[str]]:
     cases["early-drop-flat-tail-text"] = R.as_text(s, v)
     s, v = R.small_batch()
     cases["small-batch-noise-jsonl"] = R.as_jsonl(s, v)
+    # its first 10 lines once gave an oscillation warning (another seed: high-flatline)
+    cases["hf-trainer-stdout"] = R.hf_trainer_stdout()
     s, v, lr = synth.warmup()
     cases["warmup-bump-jsonl-lr"] = R.as_jsonl(s, v, lr)
     s, v, lr = synth.step_decay()
@@ -63,6 +65,19 @@ def test_no_prefix_of_a_healthy_run_reaches_error(name):
     assert result.final_verdict == "healthy"
     assert result.first("error") is None
     assert result.first("warning") is None
+
+
+@pytest.mark.parametrize(
+    ("warmup", "tau", "ranks"),
+    [(20_000, 60.0, 8), (2_000, 600.0, 8), (60_000, 600.0, 1)],
+    ids=["8-ranks-fast", "8-ranks-slow", "60k-warmup-slow"],
+)
+def test_no_prefix_of_a_long_warmup_reaches_error(warmup, tau, ranks):
+    # high-flatline once judged any 2,000 lines: 8 lines per step (one per rank) were
+    # stopped at step 258, a 60,000-step warmup of a slow learner at step 2,067
+    s, v = R.slow_warmup(warmup, tau=tau, ranks=ranks)
+    result = R.replay(R.as_text(s, v))
+    assert result.first("error") is None
 
 
 def _shared_healthy() -> list[Path]:
@@ -103,11 +118,14 @@ def _with_fault(kind: str) -> tuple[list[str], int]:
     elif kind == "flatline":
         loss = 10.8 * np.exp(rng.normal(0, 0.01, n))
         at = 0
+    elif kind == "flatline-noisy":
+        loss = 10.8 * np.exp(rng.normal(0, 0.2, n))
+        at = 0
     return R.as_jsonl(steps, np.where(np.isfinite(loss), loss, np.nan)), at
 
 
 #: Lines after the fault's start by which it must be caught at error.
-DELAY = {"nan": 1, "explosion": 20, "divergence": 300, "flatline": 2050}
+DELAY = {"nan": 1, "explosion": 20, "divergence": 300, "flatline": 2050, "flatline-noisy": 2050}
 
 
 @pytest.mark.parametrize("kind", sorted(DELAY))
@@ -118,6 +136,26 @@ def test_broken_runs_are_caught_with_a_bounded_delay(kind):
     assert caught is not None
     lines_fed, finding = caught
     assert at < lines_fed <= at + DELAY[kind], (lines_fed, finding.rule)
+
+
+def test_an_explosion_before_the_first_nan_is_a_divergence():
+    # it was "1 spikes" (and no divergence) when the run stopped at its first NaN
+    data = "".join(
+        json.dumps({"step": i, "loss": round(4 * 2.718 ** (-i / 100) + 1, 4)}) + "\n"
+        for i in range(200)
+    )
+    data += "".join(
+        json.dumps({"step": 200 + k, "loss": 1.55 * 2 ** (k + 1)}) + "\n" for k in range(10)
+    )
+    data += '{"step": 210, "loss": NaN}\n'
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossdoctor", "watch", "--stop-on", "error", "-f", "json", "-"],
+        input=data.encode(), capture_output=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    findings = {f["rule"]: f for f in json.loads(proc.stdout)["runs"][0]["findings"]}
+    assert findings["divergence"]["severity"] == "error"
+    assert "exploded" in findings["divergence"]["message"]
 
 
 @pytest.mark.parametrize("name", ["early-drop-flat-tail-csv", "small-batch-noise-jsonl"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
 from lossdoctor.engine.conditions import parse_condition
-from lossdoctor.engine.requires import REQUIRES_INTS, Requires
+from lossdoctor.engine.requires import REQUIRES_INTS, REQUIRES_SHARES, Requires
 from lossdoctor.engine.schema import SEVERITIES, Cause, Docs, Fix, Level, Rule
 from lossdoctor.errors import RulePackError
 
@@ -257,8 +257,11 @@ def parse_requires(data: Any, path: Path) -> Requires:
         elif key in REQUIRES_INTS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _fail(path, f"requires.{key}", "must be a whole number >= 0")
+        elif key in REQUIRES_SHARES:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise _fail(path, f"requires.{key}", "must be a number from 0 to 1")
         else:
-            known = ", ".join(("finished", *REQUIRES_INTS))
+            known = ", ".join(("finished", *REQUIRES_INTS, *REQUIRES_SHARES))
             raise _fail(path, f"requires.{key}", f"unknown key (known: {known})")
     return Requires(**data)
 

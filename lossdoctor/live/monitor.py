@@ -17,7 +17,7 @@ from lossdoctor.ingest.table import promote_single_loss
 from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
-from lossdoctor.model import LOSS_ROLES, Run, Series
+from lossdoctor.model import LOSS_ROLES, Run, Series, XKind
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
@@ -46,6 +46,9 @@ class LiveMonitor:
         self.rows = 0
         self.lines = 0
         self.last_step = 0.0
+        #: What the steps count: ``step`` (a step key), ``epoch`` (only an epoch key) or
+        #: ``index`` (no step key: the record's position), from the first record.
+        self.x_kind: XKind | None = None
         self.last_point_time: float | None = None
         self.first_point_time: float | None = None
         self.points = 0
@@ -66,6 +69,7 @@ class LiveMonitor:
         self.buffers.clear()
         self.parser = LineParser()
         self.rows = 0
+        self.x_kind = None
         self.notes.append(f"the file was {reason}: read again from the top")
 
     def skip(self, count: int = 1) -> None:
@@ -102,7 +106,10 @@ class LiveMonitor:
         """Add one record (key -> value, a step key among them or not); return True when
         it carried a non-finite loss."""
         self.rows += 1
-        step = next((record[k] for k in STEP_KEYS if k in record), None)
+        key = next((k for k in STEP_KEYS if k in record), None)
+        if self.x_kind is None:
+            self.x_kind = "index" if key is None else "epoch" if key == "epoch" else "step"
+        step = record[key] if key is not None else None
         if step is None or not math.isfinite(step):
             step = self.last_step + 1 if self.rows > 1 else 0.0
         self.last_step = step
@@ -158,6 +165,8 @@ class LiveMonitor:
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
             self.parser.kind = "text"
+        if self.x_kind is None:
+            self.x_kind = "step"
         count = len(values)
         self.lines += count
         self.last_input_time = time.monotonic()
@@ -196,7 +205,9 @@ class LiveMonitor:
                 order = np.argsort(steps, kind="stable")
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
-            series[role] = Series(role=role, column=name, steps=steps, values=values)
+            series[role] = Series(
+                role=role, column=name, steps=steps, values=values, x_kind=self.x_kind or "step"
+            )
         used = ", ".join(f"{r}={n}" for r, n in roles.items())
         notes = [f"columns: {used}", *self.notes]
         if self.malformed:
