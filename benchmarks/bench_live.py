@@ -11,7 +11,8 @@ throughput and memory of ``lossdoctor watch``.
    ``error`` is a false stop (must be 0), one at ``warning`` under a healthy verdict a
    false warning.
 2. Detection delay per fault kind (one line per step): lines after the fault's start
-   before the replay reaches ``error`` (a flatline's from the first line), and milliseconds from writing the first faulty line into
+   before the replay reaches ``error`` (a flatline's from the first line), and
+   milliseconds from writing the first faulty line into
    ``lossdoctor watch --stop-on error -`` to its exit (lines written 1 ms apart).
 3. Throughput of ``watch -`` for nanoGPT text, JSON Lines and CSV lines (report at the
    end included).
@@ -80,9 +81,7 @@ def detection_delay() -> None:
         lines, at = _fault_lines(kind)
         result = R.replay(lines, dense=range(at, len(lines) + 1))
         caught = result.first("error")
-        steps = (
-            f"{caught[0] - at} lines = steps ({caught[1].rule})" if caught else "not caught"
-        )
+        steps = f"{caught[0] - at} lines = steps ({caught[1].rule})" if caught else "not caught"
         watch = subprocess.Popen(
             [*LD, "watch", "--stop-on", "error", "-"], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
