@@ -272,7 +272,14 @@ def run_command(
     if report is None:
         if signals:
             return _interrupted_code(signals)
-        return int(ExitCode.FINDINGS) if outcome.reason == "stop" else child.code()
+        if outcome.reason == "stop":
+            return int(ExitCode.FINDINGS)
+        lines = f"{monitor.lines:,} line{'s' * (monitor.lines != 1)}"
+        _say(
+            f"no loss values found in the output of {child.label} ({lines}): nothing was "
+            "diagnosed (see 'lossdoctor formats')"
+        )
+        return child.code()
     try:
         reached = _final(report, fail_on, outputs)
     except Exception as exc:

@@ -333,3 +333,18 @@ def test_check_in_progress_judges_the_evidence_so_far_and_says_so(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1
     assert b"LD101 non-finite" in proc.stdout
+
+
+def test_the_live_x_is_a_step_once_any_line_logs_one():
+    monitor = LiveMonitor("-", load_rules())
+    monitor.add_lines(
+        ["batch_size = 12", "iter 0: loss 4.0, time 1ms", "iter 1: loss 3.9, time 1ms"]
+    )
+    run = monitor.run()
+    assert run is not None
+    assert run.series["train"].x_kind == "step"  # was "index", from the config line
+    hf = LiveMonitor("-", load_rules())
+    hf.add_lines(R.hf_trainer_stdout(20))
+    run = hf.run()
+    assert run is not None
+    assert run.series["train"].x_kind == "epoch"

@@ -176,6 +176,18 @@ def test_run_does_not_wait_for_a_background_grandchild():
     assert b"step=1 loss=2" in proc.stdout  # passed through, then the report
 
 
+def test_run_says_when_the_command_printed_no_loss_it_can_read():
+    # it exited with the command's code and said nothing: a user thought the run watched
+    proc = subprocess.run(
+        [*LD, "run", "--", sys.executable, "-c", "print('step 1: loss 2.5, lr 0.1'); exit(3)"],
+        capture_output=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 3
+    assert proc.stdout == b"step 1: loss 2.5, lr 0.1\n"
+    assert proc.stderr.decode().startswith("lossdoctor: no loss values found in the output of ")
+    assert "(1 line): nothing was diagnosed" in proc.stderr.decode()
+
+
 def test_run_says_it_stops_the_command_before_it_does(tmp_path):
     child = _script(
         tmp_path,

@@ -46,8 +46,8 @@ class LiveMonitor:
         self.rows = 0
         self.lines = 0
         self.last_step = 0.0
-        #: What the steps count: ``step`` (a step key), ``epoch`` (only an epoch key) or
-        #: ``index`` (no step key: the record's position), from the first record.
+        #: What the steps count: ``step`` (a step key in any record), ``epoch`` (an epoch
+        #: key and no step key) or ``index`` (no step key: the record's position).
         self.x_kind: XKind | None = None
         self.last_point_time: float | None = None
         self.first_point_time: float | None = None
@@ -107,8 +107,10 @@ class LiveMonitor:
         it carried a non-finite loss."""
         self.rows += 1
         key = next((k for k in STEP_KEYS if k in record), None)
-        if self.x_kind is None:
-            self.x_kind = "index" if key is None else "epoch" if key == "epoch" else "step"
+        if self.x_kind != "step":  # a step key anywhere makes the x a step
+            kind: XKind = "index" if key is None else "epoch" if key == "epoch" else "step"
+            if self.x_kind is None or kind != "index":
+                self.x_kind = kind
         step = record[key] if key is not None else None
         if step is None or not math.isfinite(step):
             step = self.last_step + 1 if self.rows > 1 else 0.0
@@ -165,8 +167,7 @@ class LiveMonitor:
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
             self.parser.kind = "text"
-        if self.x_kind is None:
-            self.x_kind = "step"
+        self.x_kind = "step"
         count = len(values)
         self.lines += count
         self.last_input_time = time.monotonic()
