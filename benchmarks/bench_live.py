@@ -222,8 +222,8 @@ def million() -> None:
             env=ENV,
         )  # fmt: skip
         verdict = next(
-            (line.split()[2] for line in proc.stdout.decode().splitlines()[-80:]
-             if "[live:" in line), "?",
+            (word for line in proc.stdout.decode().splitlines()[-80:] if "[live:" in line
+             for word in ("HEALTHY", "WARNING", "FAILING") if word in line.split()), "?",
         )  # fmt: skip
         print(
             f"1,000,000 healthy lines, run -- cat: exit {proc.returncode}, {verdict} "
