@@ -85,14 +85,32 @@ def _preload() -> None:
 _COMMAND: Any = None
 
 
+def _readable_copy(folder: Path) -> Path:
+    """Return a copy of ``folder`` that every user may read (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="lossdoctor-rules-"))
+    atexit.register(shutil.rmtree, top, True)  # the parent's exit: children leave by _exit
+    copy = top / "rules"
+    shutil.copytree(folder, copy)
+    for path in (top, copy, *copy.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return copy
+
+
 def _cache_builtin_rules() -> None:
-    """Parse the built-in rule files once for all children (a user pack is parsed anew)."""
+    """Parse the built-in rule files once for all children (a user pack is parsed anew),
+    from a copy of the pack the permission cases' user can read: CI's clone, where the
+    package is imported from, may be unreadable to that user."""
     from lossdoctor.engine import loader
 
     if getattr(loader.load_rule_file, "cached", False):
         return
     parse = loader.load_rule_file
-    builtin = loader.builtin_rules_dir()
+    global _RULES_COPY
+    builtin = _RULES_COPY = _readable_copy(loader.builtin_rules_dir())
     parsed: dict[Path, Any] = {}
 
     def load_rule_file(path: Path, detectors: Any = None) -> Any:
@@ -104,6 +122,12 @@ def _cache_builtin_rules() -> None:
 
     load_rule_file.cached = True  # type: ignore[attr-defined]
     loader.load_rule_file = load_rule_file
+    for path in sorted(builtin.rglob("*.toml")):
+        load_rule_file(path)
+
+
+#: The readable copy of the built-in rule pack the children read (see _cache_builtin_rules).
+_RULES_COPY: Path | None = None
 
 
 #: Address space the child may add to the parent's (bytes).
@@ -208,7 +232,11 @@ def _child(
         os.setgid(NOBODY)
         os.setuid(NOBODY)
     from lossdoctor import cli
+    from lossdoctor.engine import loader
 
+    if _RULES_COPY is not None:
+        copy = _RULES_COPY
+        loader.builtin_rules_dir = lambda: copy  # this child only: the parent keeps its own
     cli.app = _COMMAND  # type: ignore[assignment]
     sys.argv = ["lossdoctor", *argv]
     cli.main()
