@@ -448,25 +448,45 @@ def read_text_log(
             break
         reader.feed(text[start:cut])
         start = cut + 1
+    from lossdoctor.ingest.metadata import count_overflow_skips
+
+    return _finish(
+        reader,
+        lines=len(text.splitlines()),
+        head=text,
+        overflow_skips=count_overflow_skips(text),
+        source=source,
+        hints=hints,
+    )
+
+
+def _finish(
+    reader: TextLogReader,
+    *,
+    lines: int,
+    head: str,
+    overflow_skips: int,
+    source: str,
+    hints: ColumnHints | None,
+) -> Run:
+    """Return the run the ``reader`` read, with the facts and vocabulary its ``head`` text
+    states and the overflow-skipped steps counted in the whole text.
+
+    Raises :class:`NotALogError` (naming the ``lines`` read) when no line carried a loss.
+    """
+    from lossdoctor.ingest.metadata import facts_from_text, vocab_from_text, with_facts, with_vocab
+
     read = reader.table()
     if read is None:
         raise NotALogError(
-            f"no loss values found in this text ({len(text.splitlines())} lines; "
+            f"no loss values found in this text ({lines} lines; "
             "no line matched a known log format)",
             path=source,
         )
     table, dialect = read
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
-    from lossdoctor.ingest.metadata import (
-        count_overflow_skips,
-        facts_from_text,
-        vocab_from_text,
-        with_facts,
-        with_vocab,
-    )
-
-    run = with_facts(run, facts_from_text(text), count_overflow_skips(text))
-    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(text))
+    run = with_facts(run, facts_from_text(head), overflow_skips)
+    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))
 
 
 def read_text_log_bytes(
@@ -513,14 +533,7 @@ def read_text_log_blocks(
     Raises :class:`NotALogError` when no line carries a loss value.
     """
     from lossdoctor.ingest.delimited import decode_text
-    from lossdoctor.ingest.metadata import (
-        TEXT_HEAD_CHARS,
-        count_overflow_skips,
-        facts_from_text,
-        vocab_from_text,
-        with_facts,
-        with_vocab,
-    )
+    from lossdoctor.ingest.metadata import TEXT_HEAD_CHARS, count_overflow_skips
 
     reader = TextLogReader()
     # the head the vocabulary and facts are looked for in: enough bytes for
@@ -542,15 +555,11 @@ def read_text_log_blocks(
         reader.feed(text[:-1] if text.endswith("\n") and following is not None else text)
         overflow_skips += count_overflow_skips(text)
         piece, first = following, False
-    read = reader.table()
-    if read is None:
-        raise NotALogError(
-            f"no loss values found in this text ({counted} lines; "
-            "no line matched a known log format)",
-            path=source,
-        )
-    table, dialect = read
-    run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
-    head_text = decode_text(head)
-    run = with_facts(run, facts_from_text(head_text), overflow_skips)
-    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head_text))
+    return _finish(
+        reader,
+        lines=counted,
+        head=decode_text(head),
+        overflow_skips=overflow_skips,
+        source=source,
+        hints=hints,
+    )
