@@ -28,6 +28,11 @@ REWARD_ZERO_STD = "reward_zero_std"
 #: Pairwise preference training (DPO, reward models): the chosen-minus-rejected margin.
 PREFERENCE = "preference"
 LOSS_ROLES = (TRAIN, VAL)
+#: Roles whose higher values are the better ones.
+HIGHER_IS_BETTER_ROLES = (REWARD, PREFERENCE)
+#: Roles with no better direction (a learning rate, a gradient norm, a share of ties): their
+#: summary names the peak, not a "best" value.
+NO_BEST_ROLES = (LR, GRAD_NORM, REWARD_ZERO_STD)
 
 #: Series meta keys for facts a log or its configuration states beside the numbers (text):
 #: the training precision (``fp16``, ``bf16``) and the number of steps the loss scaler

@@ -88,9 +88,15 @@ class SeriesSummary:
     last: float
     perplexity: bool
     sparkline: str = ""
+    #: The highest value and its step of a series with no better direction (learning rate,
+    #: gradient norm), NaN for the others.
+    peak: float = float("nan")
+    peak_step: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the summary as a JSON-ready dict (non-finite numbers as strings)."""
+        """Return the summary as a JSON-ready dict (non-finite numbers as strings); ``best``
+        is the lowest loss or the highest reward; a series with no better direction (its
+        ``best`` is its lowest value) also has ``peak``/``peak_step``."""
         out: dict[str, Any] = {
             "column": self.column,
             "x": self.x_kind,
@@ -104,10 +110,20 @@ class SeriesSummary:
             "last": _num(self.last),
             "sparkline": self.sparkline,
         }
+        if self.peak == self.peak:
+            out["peak"], out["peak_step"] = _num(self.peak), _num(self.peak_step)
         if self.perplexity:
             out["perplexity_last"] = _num(safe_exp(self.last))
             out["perplexity_best"] = _num(safe_exp(self.best))
         return out
+
+
+def best_of(summary: dict[str, Any]) -> tuple[str, Any, Any]:
+    """Return (label, value, step) of a series summary dict's best value: ("best", lowest
+    loss or highest reward, its step), or ("peak", highest value, its step) for a series
+    with no better direction."""
+    label = "peak" if "peak" in summary else "best"
+    return label, summary.get(label), summary.get(f"{label}_step")
 
 
 #: Above this, e^x overflows a float.

@@ -50,6 +50,13 @@ class Evidence:
         return out
 
 
+def known(**numbers: float) -> dict[str, float]:
+    """Return the evidence numbers that are known: a context a log may not give (the chance
+    loss without a vocabulary size, the peak learning rate without a logged rate) is NaN
+    when unknown and is left out rather than shown as ``nan``."""
+    return {name: value for name, value in numbers.items() if value == value}
+
+
 #: Events listed in an evidence's ``marks`` at the most.
 MAX_MARKS = 50
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import Evidence, known, register_detector
 from lossdoctor.features import LRProfile, SeriesView, rolling_median
 from lossdoctor.robust import median
 
@@ -73,8 +73,7 @@ def flatline(
             "start_level": series.value_at(series.start_level),
             "best_level": series.value_at(series.best_level),
             "end_level": series.value_at(series.end_level),
-            "chance_loss": chance,
-            "lr_peak": lr_profile.peak,
+            **known(chance_loss=chance, lr_peak=lr_profile.peak),
         },
     )
     return Flatline(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import Evidence, known, register_detector
 from lossdoctor.features import SeriesView
 from lossdoctor.robust import median
 
@@ -60,7 +60,7 @@ def initial_loss(
         series=series.series.role,
         column=series.series.column,
         start_step=float(series.steps[0]) if series.n else None,
-        numbers={"first_value": first_logged, "start_level": first, "chance_loss": chance},
+        numbers={"first_value": first_logged, "start_level": first, **known(chance_loss=chance)},
     )
     return InitialLoss(first_logged, first, chance, first / chance, finetune, evidence)
 

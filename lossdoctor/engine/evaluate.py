@@ -15,7 +15,16 @@ from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
 from lossdoctor.engine.requires import waiting
 from lossdoctor.engine.schema import Cause, Rule
 from lossdoctor.features import SeriesView
-from lossdoctor.model import LOSS_ROLES, REWARD, TRAIN, VAL, Run, Series
+from lossdoctor.model import (
+    HIGHER_IS_BETTER_ROLES,
+    LOSS_ROLES,
+    NO_BEST_ROLES,
+    REWARD,
+    TRAIN,
+    VAL,
+    Run,
+    Series,
+)
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
 from lossdoctor.sampling import sample_stride
@@ -64,17 +73,26 @@ def in_x_units(text: str, x_kind: str) -> str:
 
 def summarise(series: Series, view: SeriesView) -> SeriesSummary:
     """Return the at-a-glance summary of a series (first/best/last in the series' units,
-    over every point, not only the judged ones)."""
+    over every point, not only the judged ones).  "Best" is the lowest value of a loss, the
+    highest of a reward or preference margin; a learning rate or gradient norm has no
+    better direction: its summary also holds its peak (highest value) and step, which the
+    reports show instead of a "best"."""
     nan = float("nan")
     values = series.values
+    peak = peak_step = nan
     if view.n:
-        if view.n_finite == len(series):
-            best_i = int(np.argmin(values))
-        else:
-            best_i = int(np.argmin(np.where(view.finite_mask, values, np.inf)))
+        every = view.n_finite == len(series)
+        lowest = values if every else np.where(view.finite_mask, values, np.inf)
+        highest = values if every else np.where(view.finite_mask, values, -np.inf)
+        best_i = int(
+            np.argmax(highest) if series.role in HIGHER_IS_BETTER_ROLES else np.argmin(lowest)
+        )
         first_i = int(view.index[0])
         first, best, last = float(values[first_i]), float(values[best_i]), float(values[-1])
         best_step = float(series.steps[best_i])
+        if series.role in NO_BEST_ROLES:
+            peak_i = int(np.argmax(highest))
+            peak, peak_step = float(values[peak_i]), float(series.steps[peak_i])
     else:
         first = best = best_step = nan
         last = float(values[-1]) if len(series) else nan
@@ -92,6 +110,8 @@ def summarise(series: Series, view: SeriesView) -> SeriesSummary:
         last=last,
         perplexity=series.role in LOSS_ROLES and view.log_space and best < PERPLEXITY_MAX_LOSS,
         sparkline=sparkline(series.values, log=view.log_space),
+        peak=peak,
+        peak_step=peak_step,
     )
 
 

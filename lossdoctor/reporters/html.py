@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from lossdoctor.report import run_name
+from lossdoctor.report import best_of, run_name
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -86,12 +86,13 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
             parts.append(f"<p class='error'>{_e(run['error'])}</p>")
             continue
         parts.append(
-            "<table><tr><th>series</th><th>column</th><th>points</th><th>first</th><th>best (step)</th><th>last</th></tr>"
+            "<table><tr><th>series</th><th>column</th><th>points</th><th>first</th><th>best or peak (step)</th><th>last</th></tr>"
         )
         for role, s in run["series"].items():
+            label, best, best_step = best_of(s)
             parts.append(
                 f"<tr><td>{_e(role)}</td><td><code>{_e(s['column'])}</code></td><td>{_e(s['points'])}</td>"
-                f"<td>{_e(_num(s['first']))}</td><td>{_e(_num(s['best']))} ({_e(_num(s['best_step']))})</td>"
+                f"<td>{_e(_num(s['first']))}</td><td>{_e(label)} {_e(_num(best))} ({_e(_num(best_step))})</td>"
                 f"<td>{_e(_num(s['last']))}</td></tr>"
             )
         parts.append("</table>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossdoctor.report import fails, run_name
+from lossdoctor.report import best_of, fails, run_name
 
 VERDICT_MARK = {"healthy": "✅", "warning": "⚠️", "failing": "❌", "error": "❌"}
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
@@ -45,9 +45,10 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
         lines += ["", f"### `{run_name(run)}`: {run['verdict']}", ""]
         for role, s in run["series"].items():
             if s.get("sparkline"):
+                label, best, best_step = best_of(s)
                 numbers = (
-                    f"first {_num(s['first'])}, best {_num(s['best'])} @ "
-                    f"{_num(s['best_step'])}, last {_num(s['last'])}"
+                    f"first {_num(s['first'])}, {label} {_num(best)} @ "
+                    f"{_num(best_step)}, last {_num(s['last'])}"
                 )
                 lines.append(f"- {role} (`{s['column']}`): `{s['sparkline']}` {numbers}")
         findings = run["findings"]

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lossdoctor.report import run_name
+from lossdoctor.report import best_of, run_name
 
 VERDICT_STYLE = {
     "healthy": "bold green",
@@ -48,8 +48,9 @@ def _series_lines(run: dict[str, Any]) -> list[Text]:
         line = Text("  ")
         line.append(f"{role:<6}", style="bold")
         line.append(f" {s['column']}: {s['points']} points{bad}, {s['x']} {_steps(s)}; ")
+        label, best, best_step = best_of(s)
         line.append(
-            f"first {_fmt(s['first'])}, best {_fmt(s['best'])} @{_fmt(s['best_step'])}, "
+            f"first {_fmt(s['first'])}, {label} {_fmt(best)} @{_fmt(best_step)}, "
             f"last {_fmt(s['last'])}{ppl}"
         )
         lines.append(line)
