@@ -249,9 +249,22 @@ def _alarm(*_: Any) -> None:
 def campaign(
     minutes: float, targets: list[str], out: Path, seed: int, timeout: float, memory_mib: int
 ) -> Counter[str]:
-    """Run the campaign; return executions per target (and ``crashes``)."""
+    """Run the campaign; return executions per target (and ``crashes``).  Its scratch
+    folder (databases and files the targets write) is removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="lossdoctor-fuzz-") as scratch:
+        return _campaign(minutes, targets, out, seed, timeout, memory_mib, Path(scratch))
+
+
+def _campaign(
+    minutes: float,
+    targets: list[str],
+    out: Path,
+    seed: int,
+    timeout: float,
+    memory_mib: int,
+    work: Path,
+) -> Counter[str]:
     rng = random.Random(seed)
-    work = Path(tempfile.mkdtemp(prefix="lossdoctor-fuzz-"))
     builders: dict[str, Callable[[], Any]] = {
         "reader": reader_target,
         "sqlite": lambda: sqlite_target(work),
