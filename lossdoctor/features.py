@@ -186,9 +186,14 @@ class SeriesView:
             levels = bucket_medians(self.y, edges)
             # a logged step (the bucket's middle point), never the mean of two steps
             steps = self.steps[(edges[:-1] + edges[1:] - 1) // 2].astype(np.float64)
-        window = max(3, round(buckets * EDGE_SHARE))
-        window = window if window % 2 else window + 1
-        return steps, rolling_median(levels, window)
+        return steps, rolling_median(levels, _coarse_window(buckets))
+
+    @cached_property
+    def coarse_level_points(self) -> float:
+        """Return how many judged points one level of the coarse trend summarises (the
+        points of a bucket times the buckets its smoothing spans; 0.0 when empty)."""
+        buckets = min(self.n, COARSE_BUCKETS)
+        return self.n / buckets * min(buckets, _coarse_window(buckets)) if buckets else 0.0
 
     @cached_property
     def best_level(self) -> float:
@@ -243,6 +248,12 @@ class SeriesView:
     def span(self) -> float:
         """Return the number of steps between the first and the last finite point."""
         return float(self.steps[-1] - self.steps[0]) if self.n > 1 else 0.0
+
+
+def _coarse_window(buckets: int) -> int:
+    """Return the (odd) window, in buckets, the coarse trend is smoothed over."""
+    window = max(3, round(buckets * EDGE_SHARE))
+    return window if window % 2 else window + 1
 
 
 def warmup_end_step(lr: SeriesView | None) -> float | None:

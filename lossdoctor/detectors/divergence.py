@@ -16,6 +16,8 @@ MIN_POINTS = 10
 TAIL_POINTS = 5
 #: Smallest swing assumed when comparing the rise with the noise (nats).
 SWING_FLOOR = 0.01
+#: Standard error of the median of k normal draws, in units of sigma / sqrt(k).
+MEDIAN_SE = 1.2533
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Divergence:
     rise_share: float
     steadiness: float
     rise_to_swing: float
+    rise_z: float
     peak_ratio: float
     held_share: float
     best_step: float
@@ -47,7 +50,8 @@ def divergence(
     """Return the rise of the end level over the best level (nats; ``rise_ratio`` = end/best
     as a multiple), the share of the run (0-1, steps) since the best level, and the
     steadiness of the rise (Spearman's rho of the coarse trend after the best, -1..1),
-    the rise as a multiple of the typical swing around the trend, the highest local level
+    the rise as a multiple of the typical swing around the trend, the rise in standard
+    errors of the two levels compared (``rise_z``: see :func:`rise_z`), the highest local level
     after the best as a multiple of the best (``peak_ratio``: an explosion that later
     settles still shows), and the share of the coarse trend after the best that stays
     above half the final rise (``held_share``, 0-1: a rise that never comes back holds);
@@ -58,7 +62,7 @@ def divergence(
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty)
+        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty)
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
@@ -96,6 +100,7 @@ def divergence(
         rise_share=float((series.steps[-1] - best_step) / series.span),
         steadiness=steadiness,
         rise_to_swing=rise / max(series.noise, SWING_FLOOR),
+        rise_z=rise_z(series, rise),
         peak_ratio=float(np.exp(peak_rise)) if series.log_space else float("nan"),
         held_share=held_share,
         best_step=best_step,
@@ -107,3 +112,24 @@ def divergence(
         grad_non_finite=signs.grad_non_finite,
         evidence=evidence,
     )
+
+
+def rise_z(series: SeriesView, rise: float) -> float:
+    """Return how many standard errors ``rise`` (end level minus best coarse level, nats)
+    stands above what noise alone gives: the end level is the median of the last
+    points, the best level the lowest of the coarse trend's levels, each the median of
+    :attr:`~lossdoctor.features.SeriesView.coarse_level_points` points; picking the lowest
+    of ``m`` independent levels lies about ``sqrt(2 ln m)`` of their standard errors below
+    their middle, and that bias is taken off the rise first.  Infinite on a series with
+    no noise.  On a long run the levels are precise and this is large for any visible
+    rise; on a short noisy log (a few dozen points) a rise of two points' noise is not a
+    trend."""
+    se_point = MEDIAN_SE * series.noise
+    if se_point <= 0 or series.n == 0:
+        return float("inf")
+    per_level = max(series.coarse_level_points, 1.0)
+    se_end = se_point / np.sqrt(series.edge_points())
+    se_best = se_point / np.sqrt(per_level)
+    levels = max(series.n / per_level, 1.0)
+    bias = se_best * np.sqrt(2 * np.log(levels))
+    return float((rise - bias) / np.hypot(se_end, se_best))
