@@ -62,7 +62,12 @@ NUMBERS = st.one_of(
     st.integers(-(10**20), 10**20).map(str),
     st.sampled_from(["nan", "NaN", "-inf", "Infinity", "+INF", ".5", "5.", "1e-400", "2.5E+3"]),
 )
-STEPS = st.integers(0, 10**12).map(str)
+ASCII_DIGITS = st.text("0123456789", min_size=1, max_size=18)
+STEPS = st.one_of(st.integers(0, 10**12).map(str), ASCII_DIGITS)
+#: Plain decimals of every length around the bulk reader's limit of exact digits.
+DECIMALS = st.one_of(
+    ASCII_DIGITS, st.tuples(ASCII_DIGITS, st.text("0123456789", max_size=18)).map(".".join)
+)
 
 
 @st.composite
@@ -74,6 +79,17 @@ def text_lines(draw: st.DrawFn) -> str:
         st.sampled_from(
             [
                 f"iter {step}: loss {value}, time 12.5ms, mfu 30.1%",
+                f"iter {step}: loss {draw(DECIMALS)}, time 12.5ms, mfu 30.1%",
+                f"iter {step}: loss {draw(DECIMALS)}",
+                f"iter {step}: loss {draw(DECIMALS)}e-3, time 1ms",
+                f"iter {step}: loss {draw(DECIMALS)}.5.1",
+                f"iter {step}: loss {draw(DECIMALS)}nan",
+                f"iter {step}: loss -{draw(DECIMALS)}",
+                f"iter {step}: loss\t{value}",
+                "iter \u0663: loss 1.0",
+                "iter 7: loss \u0663.5",
+                f"iter {step}: loss {draw(DECIMALS)}\u0661e-3",
+                f"iter 1\u0661: loss {value}",
                 f"iter {step}: loss {value}",
                 f"iter {step}: loss {value}   ",
                 f"step {step}: train loss {value}, val loss {value}",
@@ -103,6 +119,8 @@ def text_lines(draw: st.DrawFn) -> str:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(text_lines(), min_size=1, max_size=40), block=st.integers(1, 300))
+@example(lines=["iter 0: loss 0\u0661e-3, time 1ms"], block=1)  # another script's digit
+@example(lines=["iter 3: loss 4.5e2", "iter 4: loss 1.2.3", "iter 5: loss 7."], block=300)
 def test_text_log_fast_path_reads_as_line_by_line(lines: list[str], block: int) -> None:
     """nanoGPT lines read in bulk give exactly what line-by-line parsing gives, whatever
     the other lines around them and wherever the blocks are cut."""
@@ -340,11 +358,12 @@ def test_event_records_decoded_at_once_as_one_by_one(
 def test_text_log_bytes_read_in_blocks_as_the_decoded_text(
     lines: list[str], ends: str, bom: bool, block: int
 ) -> None:
-    """A text log decoded a block at a time reads as the whole decoded text."""
+    """A text log read a block of bytes at a time (nanoGPT lines in bulk) reads as the whole
+    decoded text parsed line by line."""
     data = (b"\xef\xbb\xbf" if bom else b"") + ends.join(lines).encode("utf-8", "surrogatepass")
     data += b"\xff caf\xc3 \n" if block % 3 == 0 else b""
     fast = outcome(textlog.read_text_log_bytes, data, source="log.txt", block_bytes=block)
-    slow = outcome(read_text_log, delimited.decode_text(data), source="log.txt")
+    slow = outcome(read_text_log, delimited.decode_text(data), source="log.txt", fast=False)
     assert_same_outcome(fast, slow)
 
 

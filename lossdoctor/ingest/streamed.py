@@ -310,7 +310,7 @@ def line_blocks(
             if pending:
                 yield bytes(pending)
             return
-        cut = pending.rfind(b"\n")
+        cut = pending.rfind(b"\n", 0, size)
         if cut < 0:
             if len(pending) > MAX_STREAM_LINE:
                 raise InputError(
@@ -318,8 +318,11 @@ def line_blocks(
                 )
             size = len(pending) + block  # a long line: read on to its end
             continue
-        yield bytes(pending[: cut + 1])
+        with memoryview(pending) as view:
+            piece = bytes(view[: cut + 1])
         del pending[: cut + 1]
+        yield piece
+        del piece
         size = block
 
 

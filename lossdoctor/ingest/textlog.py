@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +27,10 @@ import numpy as np
 from lossdoctor.errors import NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
+from lossdoctor.ingest.nanogpt_bulk import NanoGPTRows, nanogpt_rows
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
-from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
+from lossdoctor.model import FloatArray, IntArray, Run
 from lossdoctor.safeio import parse_int
 
 NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
@@ -243,10 +244,8 @@ def _globalise_steps(records: list[dict[str, Any]]) -> bool:
     return True
 
 
-#: A nanoGPT training line (``iter N: loss X...``) after a line end, read as
-#: :func:`parse_line` reads it when the line has no colour codes (no prefix, no blank).
-_NANOGPT_ITER_LINE = re.compile(rf"\niter (\d+): loss ({NUM})")
-_ITER = np.frombuffer(b"iter ", dtype=np.uint8)
+#: A nanoGPT training line (``iter N: loss X...``) as :func:`parse_line` reads it when the
+#: line has no colour codes (no prefix, no blank).
 _NANOGPT_ITER_START = re.compile(rf"iter (\d+): loss ({NUM})")
 
 
@@ -263,6 +262,10 @@ def nanogpt_iter(line: str) -> tuple[float, float] | None:
 BLOCK_CHARS = 1 << 22
 
 
+#: nanoGPT training rows read in bulk from one block: steps, losses, line numbers.
+FastPart = tuple[FloatArray, FloatArray, IntArray]
+
+
 class TextLogReader:
     """Reads a text log a block of whole lines at a time (:meth:`feed`), then gives the
     table of its records (:meth:`table`).
@@ -277,38 +280,64 @@ class TextLogReader:
         self.state = _State()
         self.n_lines = 0
         self.n_fast = 0
-        self._fast: list[tuple[FloatArray, FloatArray, IntArray]] = []
+        self._fast: list[FastPart] = []
 
     def feed(self, text: str) -> None:
         """Read the lines of ``text``, split on ``\\n`` (its last line is taken as whole)."""
-        first = self.n_lines + 1
-        if not self.fast:
-            lines = text.split("\n")
-            for offset, raw in enumerate(lines):
-                self._line(first + offset, raw)
-            self.n_lines += len(lines)
-            return
-        fast = _nanogpt_rows(text)
-        if fast is None:
-            lines = text.split("\n")
-            for offset, raw in enumerate(lines):
-                self._line(first + offset, raw)
-            self.n_lines += len(lines)
-            return
-        steps, losses, is_fast = fast
         lines = text.split("\n")
+        if self.fast and "\x1b" not in text:
+            found = nanogpt_rows(text.encode("utf-8", "surrogatepass"), max_line=MAX_LINE_CHARS)
+            if found is not None:
+                self._feed_rows(found, lines.__getitem__)
+                return
+        first = self.n_lines + 1
+        for offset, raw in enumerate(lines):
+            self._line(first + offset, raw)
+        self.n_lines += len(lines)
+
+    def feed_bytes(self, data: bytes, *, bom: bool = False, last: bool = True) -> bool:
+        """Read the lines of ``data`` (UTF-8, split on ``\\n``; ``bom``: a byte-order mark
+        may open it; unless it is the ``last`` block, its final line end ends its last
+        line) as :meth:`feed` reads them decoded, and return True; or return False having
+        read nothing, when it has no nanoGPT training line to read in bulk or holds a
+        carriage return or colour code (decode it, then :meth:`feed` the text)."""
+        if not self.fast or b"\r" in data or b"\x1b" in data:
+            return False
+        found = nanogpt_rows(data, max_line=MAX_LINE_CHARS)
+        if found is None:
+            return False
+        if not last and data.endswith(b"\n"):  # no line after the final line end
+            found = NanoGPTRows(
+                found.steps, found.losses, found.is_fast[:-1], found.starts[:-1], found.ends[:-1]
+            )
+        starts, ends = found.starts, found.ends
+
+        def line(index: int) -> str:
+            codec = "utf-8-sig" if bom and index == 0 else "utf-8"
+            return data[int(starts[index]) : int(ends[index])].decode(codec, errors="replace")
+
+        self._feed_rows(found, line)
+        return True
+
+    def _feed_rows(self, found: NanoGPTRows, line: Callable[[int], str]) -> None:
+        """Keep the bulk-read nanoGPT rows of a block and parse its other lines (``line``:
+        the text of a line by its index in the block) one by one, in order."""
+        first = self.n_lines + 1
+        is_fast = found.is_fast
         first_fast = int(np.argmax(is_fast))
         dialects = self.state.dialects
-        for index in np.flatnonzero(~is_fast).tolist():
+        others = np.flatnonzero(~is_fast)
+        empty = (found.ends[others] == found.starts[others]).tolist()
+        for index, blank in zip(others.tolist(), empty, strict=True):
             if index > first_fast and "nanogpt" not in dialects:
                 dialects["nanogpt"] = 0  # counted from here on, as line by line (ties)
-            if raw := lines[index]:
+            if not blank and (raw := line(index)):
                 self._line(first + index, raw)
-        self.n_lines += len(lines)
+        self.n_lines += is_fast.shape[0]
         numbers = np.flatnonzero(is_fast).astype(np.int64) + first
-        self._fast.append((steps, losses, numbers))
-        self.n_fast += steps.shape[0]
-        self.state.dialects["nanogpt"] += steps.shape[0]
+        self._fast.append((found.steps, found.losses, numbers))
+        self.n_fast += found.steps.shape[0]
+        dialects["nanogpt"] += found.steps.shape[0]
 
     def _line(self, number: int, raw: str) -> None:
         state = self.state
@@ -356,10 +385,8 @@ class TextLogReader:
             return None
         table = records_table(records, lines)
         if self._fast:
-            steps = np.concatenate([part[0] for part in self._fast])
-            losses = np.concatenate([part[1] for part in self._fast])
-            numbers = np.concatenate([part[2] for part in self._fast])
-            table = _with_fast_rows(table, steps, losses, numbers)
+            parts, self._fast = self._fast, []
+            table = _with_fast_rows(table, parts)
         table.notes.extend(notes)
         if state.skipped:
             table.notes.append(f"{state.skipped} lines without values were skipped")
@@ -367,44 +394,20 @@ class TextLogReader:
         return table, dialect
 
 
-def _nanogpt_rows(text: str) -> tuple[FloatArray, FloatArray, BoolArray] | None:
-    """Return the steps and losses of the nanoGPT training lines of ``text`` and which of
-    its lines (split on ``\\n``) they are, or None when it has none or when a line that
-    starts like one is not one, or is too long (those blocks are read line by line)."""
-    if "iter " not in text or "\x1b" in text:
-        return None
-    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
-    starts = np.r_[0, ends + 1]
-    lengths = np.r_[ends, raw.shape[0]] - starts
-    is_iter = lengths >= _ITER.shape[0]
-    for offset, byte in enumerate(_ITER.tolist()):
-        at = np.minimum(starts + offset, max(raw.shape[0] - 1, 0))
-        is_iter &= raw[at] == byte
-    count = int(is_iter.sum())
-    if not count or int(lengths[is_iter].max()) > MAX_LINE_CHARS:
-        return None
-    pairs = _NANOGPT_ITER_LINE.findall("\n" + text)
-    if len(pairs) != count:
-        return None
-    steps = np.fromiter(map(float, [pair[0] for pair in pairs]), np.float64, count)
-    losses = np.fromiter(map(float, [pair[1] for pair in pairs]), np.float64, count)
-    return steps, losses, is_iter
-
-
-def _with_fast_rows(table: Table, steps: FloatArray, losses: FloatArray, lines: IntArray) -> Table:
+def _with_fast_rows(table: Table, parts: list[FastPart]) -> Table:
     """Return ``table`` (the records of the other lines) with the nanoGPT training rows
-    (``steps``, ``losses`` at ``lines``) put in line order, its columns in first-seen
-    order as :func:`records_table` orders them."""
+    (``parts``: steps, losses and their line numbers, a block at a time, in line order;
+    let go of as they are placed) put in line order, its columns in first-seen order as
+    :func:`records_table` orders them."""
     slow_lines = table.lines if table.lines is not None else np.zeros(0, dtype=np.int64)
-    all_lines = np.concatenate([lines, slow_lines])
-    order = np.argsort(all_lines, kind="stable")
-    n = int(all_lines.shape[0])
-    row_of = np.empty(n, dtype=np.int64)
-    row_of[order] = np.arange(n)
-    fast_rows, slow_rows = row_of[: lines.shape[0]], row_of[lines.shape[0] :]
+    # both in line order, no line in both: a row's place is its place among its own kind
+    # plus the number of the other kind's lines before it
+    slow_rows = np.arange(slow_lines.shape[0])
+    for _, _, lines in parts:
+        slow_rows += np.searchsorted(lines, slow_lines)
+    n = int(slow_lines.shape[0] + sum(part[0].shape[0] for part in parts))
     # a column's place: the first line that holds it, then its place in that record
-    first_line = int(lines[0])
+    first_line = int(parts[0][2][0])
     first_seen = {"step": (first_line, 0), "loss": (first_line, 1)}
     for position, (name, column) in enumerate(table.columns.items()):
         held = column.present.copy()
@@ -412,6 +415,10 @@ def _with_fast_rows(table: Table, steps: FloatArray, losses: FloatArray, lines: 
             held[column.first_garbage] = True
         line = int(slow_lines[int(np.argmax(held))]) if held.any() else n + 1
         first_seen[name] = min(first_seen.get(name, (line, position)), (line, position))
+    # the bulk rows' steps, then losses, then lines are placed and let go one after the
+    # other (memory: the parts and about one column more)
+    blocks = [list(part) for part in parts]
+    parts.clear()
     columns: dict[str, Column] = {}
     for name in sorted(first_seen, key=first_seen.__getitem__):
         values = np.full(n, np.nan)
@@ -424,11 +431,33 @@ def _with_fast_rows(table: Table, steps: FloatArray, losses: FloatArray, lines: 
             garbage = slow.garbage
             if slow.first_garbage >= 0:
                 first_garbage = int(slow_rows[slow.first_garbage])
-        if name in ("step", "loss"):
-            values[fast_rows] = steps if name == "step" else losses
-            present[fast_rows] = True
+        if name in _BULK_FIELDS:
+            _place(blocks, _BULK_FIELDS[name], slow_lines, values, present)
         columns[name] = Column(values, present, garbage, first_garbage)
-    return Table(columns=columns, lines=all_lines[order], notes=list(table.notes))
+    all_lines = np.empty(n, dtype=np.int64)
+    all_lines[slow_rows] = slow_lines
+    _place(blocks, 2, slow_lines, all_lines, None)
+    return Table(columns=columns, lines=all_lines, notes=list(table.notes))
+
+
+#: The field of a bulk part each column takes.
+_BULK_FIELDS = {"step": 0, "loss": 1}
+
+
+def _place(
+    blocks: list[list[Any]], field: int, slow_lines: IntArray, out: Any, present: Any
+) -> None:
+    """Put ``field`` of every bulk block in its rows of ``out`` (marking them ``present``
+    unless None) and let it go (the block's last field, its lines, is let go last)."""
+    placed = 0
+    for block in blocks:
+        lines = block[2]
+        rows = placed + np.arange(lines.shape[0]) + np.searchsorted(slow_lines, lines)
+        out[rows] = block[field]
+        if present is not None:
+            present[rows] = True
+        placed += lines.shape[0]
+        block[field] = None
 
 
 def read_text_log(
@@ -549,11 +578,18 @@ def read_text_log_blocks(
         following = next(pieces, None)
         if len(head) < head_bytes:
             head += piece[: head_bytes - len(head)]
-        text = piece.decode("utf-8-sig" if first else "utf-8", errors="replace")
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        counted += _line_count(text, last=following is None)
-        reader.feed(text[:-1] if text.endswith("\n") and following is not None else text)
-        overflow_skips += count_overflow_skips(text)
+        codec = "utf-8-sig" if first else "utf-8"
+        if reader.feed_bytes(piece, bom=first, last=following is None):
+            # lines are counted only for the error when no line holds a loss: this
+            # block's nanoGPT lines hold losses
+            if b"verflow" in piece or b"VERFLOW" in piece:
+                overflow_skips += count_overflow_skips(piece.decode(codec, errors="replace"))
+        else:
+            text = piece.decode(codec, errors="replace")
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            counted += _line_count(text, last=following is None)
+            reader.feed(text[:-1] if text.endswith("\n") and following is not None else text)
+            overflow_skips += count_overflow_skips(text)
         piece, first = following, False
     return _finish(
         reader,
