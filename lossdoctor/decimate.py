@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossdoctor.arrays import unique_ints
 from lossdoctor.model import FloatArray
 
 
@@ -36,7 +37,7 @@ def minmax_decimate(
     offsets = np.arange(rows) * size
     keep_low = has_finite | bad.any(axis=1)
     picks = np.concatenate([(offsets + low)[keep_low], (offsets + high)[has_finite]])
-    picks = np.unique(picks[picks < n])
+    picks = unique_ints(picks[picks < n])
     return steps[picks], values[picks]
 
 
@@ -53,5 +54,5 @@ def _minmax_finite(
     if whole * size < n:
         tail = values[whole * size :]
         picks.append(np.array([whole * size + tail.argmin(), whole * size + tail.argmax()]))
-    chosen = np.unique(np.concatenate(picks))
+    chosen = unique_ints(np.concatenate(picks))
     return steps[chosen], values[chosen]

@@ -234,6 +234,24 @@ def test_help_imports_no_heavy_module():
         assert heavy not in imported, heavy
 
 
+def test_check_of_a_small_table_imports_only_what_it_needs(tmp_path):
+    # start-up is most of a small check: no table library, no statistics package, and
+    # not numpy.ma (numpy's np.unique and np.quantile import it on first use)
+    steps, values = curves.healthy()
+    path = tmp_path / "run.csv"
+    write_csv(path, {"step": steps, "loss": values})
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lossdoctor", "check", "-f", "json", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["runs"][0]["verdict"] == "healthy"
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("numpy.ma", "pandas", "scipy", "polars", "pyarrow", "matplotlib"):
+        assert heavy not in imported, heavy
+
+
 def test_check_watch_and_run_share_the_diagnosis_options():
     # one declaration: the same option names and help text on every command
     import re

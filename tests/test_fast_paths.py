@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.ingest import delimited, read_bytes, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
@@ -22,7 +23,7 @@ from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log, strip_prefix
 from lossdoctor.model import Run
-from lossdoctor.robust import bucket_medians, median
+from lossdoctor.robust import bucket_medians, median, quantile
 
 
 def assert_same_run(fast: Run, slow: Run) -> None:
@@ -548,3 +549,35 @@ def test_a_large_table_of_numbers_is_checked_without_pandas(tmp_path: Path) -> N
         proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
                               text=True, check=True)  # fmt: skip
         assert proc.stdout.split() == [str(points), str(pandas)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+            st.sampled_from([np.inf, -np.inf, 0.0, -0.0, 1.0, np.nan]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    q=st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.001, 0.5, 0.999, 1.0, 0, 1])),
+)
+@example(values=[-np.inf, 1.0, 2.0], q=0)
+@example(values=[1.0, np.inf], q=1.0)
+def test_quantile_is_numpys_bit_for_bit(values: list[float], q: float) -> None:
+    """The spikes detector's quantile (no numpy.ma import) is np.quantile's, NaN and all."""
+    array = np.array(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        want = float(np.quantile(array, q))
+    got = quantile(array.copy(), q)
+    assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
+    assert np.signbit(got) == np.signbit(want)
+
+
+@given(values=st.lists(st.integers(-(2**62), 2**62), max_size=50))
+def test_unique_ints_is_numpys_unique(values: list[int]) -> None:
+    """Decimation's distinct sorted indices (no numpy.ma import) are np.unique's."""
+    array = np.array(values, dtype=np.int64)
+    assert np.array_equal(unique_ints(array), np.unique(array))
+    assert unique_ints(array).dtype == np.unique(array).dtype

@@ -14,7 +14,7 @@ from lossdoctor.detectors.beside import (
     precision,
 )
 from lossdoctor.features import LRProfile, SeriesView, warmup_end_step
-from lossdoctor.robust import median
+from lossdoctor.robust import median, quantile
 
 #: Smallest noise assumed, as a relative change (log space): 1%.
 NOISE_FLOOR = 0.01
@@ -147,7 +147,7 @@ def spikes(
     zscore = resid / scale
     # the tail of the noise, from the regular picks: a sample keeps every outlier (dips
     # too), so over all judged points the tail of a long run would look far heavier
-    lower_tail = -float(np.quantile(zscore[series.regular], tail_quantile))
+    lower_tail = -quantile(zscore[series.regular], tail_quantile)
     bar = max(z, tail_factor * lower_tail)
     beyond = zscore > bar
     hot = (beyond & (ratio >= min_ratio)) | ((zscore > huge_z) & (ratio >= huge_ratio))

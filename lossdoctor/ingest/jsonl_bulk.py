@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.frameworks import reshapes
@@ -167,7 +168,7 @@ def _set_non_finite(data: bytes, positions: list[int], columns: dict[str, Column
     Python (``positions``: byte offsets of those values).  Returns False when one is under
     a key polars did not make a column of (its schema saw only nulls there)."""
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
-    rows = np.unique(np.searchsorted(ends, np.asarray(positions)))
+    rows = unique_ints(np.searchsorted(ends, np.asarray(positions)))
     for row in rows.tolist():
         start = int(ends[row - 1]) + 1 if row else 0
         end = int(ends[row]) if row < ends.shape[0] else len(data)

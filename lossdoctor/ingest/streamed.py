@@ -296,34 +296,41 @@ def line_blocks(
     Raises :class:`InputError` for a line longer than :data:`MAX_STREAM_LINE`.
     """
     block = size or BLOCK_BYTES
-    size = block
-    pending = bytearray(head)
+    want = block
+    pending = head  # bytes: a whole piece read is given on without a copy
     ended = False
     while True:
-        while not ended and len(pending) < size:
-            piece = read(size)
-            if not piece:
-                ended = True
-                break
-            pending += piece
+        if not ended and len(pending) < want:
+            parts, have = [pending], len(pending)
+            while have < want:
+                piece = read(want - have)
+                if not piece:
+                    ended = True
+                    break
+                parts.append(piece)
+                have += len(piece)
+            pending = b"".join(parts) if len(parts) > 2 or pending else parts[-1]
+            del parts, piece
+            continue
         if ended:
             if pending:
-                yield bytes(pending)
+                yield pending
             return
-        cut = pending.rfind(b"\n", 0, size)
+        cut = pending.rfind(b"\n", 0, want)
         if cut < 0:
             if len(pending) > MAX_STREAM_LINE:
                 raise InputError(
                     f"a line longer than {MAX_STREAM_LINE >> 20} MiB: not a loss log", path=source
                 )
-            size = len(pending) + block  # a long line: read on to its end
+            want = len(pending) + block  # a long line: read on to its end
             continue
-        with memoryview(pending) as view:
-            piece = bytes(view[: cut + 1])
-        del pending[: cut + 1]
+        if cut + 1 == len(pending):
+            piece, pending = pending, b""
+        else:
+            piece, pending = pending[: cut + 1], pending[cut + 1 :]
         yield piece
         del piece
-        size = block
+        want = block
 
 
 def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHints | None) -> Run:
@@ -344,14 +351,15 @@ def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHint
     line = 1  # the number of the piece's first line
     bad, bad_first = 0, None
     for index, piece in enumerate(blocks):
+        # the bulk reader's lines are the decoded text's when only \n ends a line in it
+        bulk = None if _other_line_ends(piece) else jsonl_bulk_table(piece)
+        if bulk is not None:
+            stack.add(bulk, line - 1)
+            line += bulk.n_rows
+            continue
         text = piece.decode("utf-8-sig" if index == 0 else "utf-8", errors="replace")
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.splitlines()
-        bulk = jsonl_bulk_table(piece)
-        if bulk is not None and bulk.n_rows == len(lines):
-            stack.add(bulk, line - 1)
-            line += len(lines)
-            continue
         found = jsonl_records(text, first=line)
         line += len(lines)
         if any(reshapes(set(record)) for record in found.records):
@@ -367,6 +375,20 @@ def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHint
         table.notes.append(bad_lines_note(bad, bad_first))
     run = table_to_run(table, source=source, reader="jsonl", hints=hints)
     return mark_smoothing(run, set(table.columns))
+
+
+#: Bytes that end a line of the decoded text (str.splitlines) besides \n and \r, and the
+#: UTF-8 forms of the characters that do.
+_OTHER_LINE_END_BYTES = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_OTHER_LINE_END_CHARS = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+
+
+def _other_line_ends(data: bytes) -> bool:
+    """Return True when ``data`` decoded as UTF-8 may split into lines at more than its
+    ``\\n`` and ``\\r`` (str.splitlines splits at a form feed, U+2028, ...)."""
+    if any(end in data for end in _OTHER_LINE_END_BYTES):
+        return True
+    return not data.isascii() and any(end in data for end in _OTHER_LINE_END_CHARS)
 
 
 class TableStack:

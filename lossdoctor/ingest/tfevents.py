@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
@@ -414,7 +415,7 @@ def _decode_common(
     index, step, width = index[whole], step[whole], width[whole]
     parse = event_class().FromString
     group_keys = lengths[index] * 16 + width
-    for key in np.unique(group_keys).tolist():
+    for key in unique_ints(group_keys).tolist():
         length, varint_len = divmod(key, 16)
         begin = 10 + varint_len
         if length - 4 <= begin:
