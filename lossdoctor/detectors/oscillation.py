@@ -8,10 +8,15 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView
+from lossdoctor.robust import median
 
 MIN_POINTS = 10
 #: Progress below this (nats) counts as none when comparing swing and progress.
 MIN_PROGRESS = 0.01
+#: Smallest noise around the trend assumed when comparing the alternation with it (nats).
+NOISE_FLOOR = 0.01
+#: Fewest points of a half of the run the alternation is measured on.
+MIN_HALF_POINTS = 5
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,9 @@ class Oscillation:
     progress: float
     swing_to_progress: float
     linear_swing_to_progress: float
+    alternation: float
+    alternation_pct: float
+    alternation_to_noise: float
     lr_peak: float
     lr_rel_end: float
     evidence: Evidence
@@ -32,14 +40,16 @@ class Oscillation:
 def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation:
     """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %),
     the progress (start level minus best level, nats) and their ratio, in log space and
-    on the loss values themselves."""
+    on the loss values themselves; and the alternation (see :func:`alternation`: nats,
+    ``alternation_pct`` in %) as a multiple of the noise around the local trend."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Oscillation(nan, nan, nan, nan, nan, nan, nan, empty)
+        return Oscillation(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     swing = series.swing
     progress = max(series.early_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
+    alternate = alternation(series)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -47,6 +57,7 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         end_step=float(series.steps[-1]),
         numbers={
             "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
+            "alternation_pct": round(100 * (float(np.exp(alternate)) - 1), 1),
             "start_level": series.value_at(series.early_level),
             "best_level": series.value_at(series.best_level),
         },
@@ -57,7 +68,29 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         progress=progress,
         swing_to_progress=ratio,
         linear_swing_to_progress=series.linear_swing_to_progress,
+        alternation=alternate,
+        alternation_pct=100 * (float(np.exp(alternate)) - 1),
+        alternation_to_noise=alternate / max(series.noise, NOISE_FLOOR),
         lr_peak=LRProfile(lr).peak,
         lr_rel_end=LRProfile(lr).rel_end,
         evidence=evidence,
     )
+
+
+def alternation(series: SeriesView) -> float:
+    """Return how far a point typically lies from the mean of its two neighbours (the
+    median distance: nats in log space), the smaller of the run's two halves.
+
+    Independent noise gives about 0.8x the noise around the trend; a sawtooth that goes up and
+    down between neighbouring points (every other epoch high) gives its full amplitude,
+    while a rolling median follows such a sawtooth and leaves little around the trend;
+    a smooth curve, however steep, gives about nothing.  NaN when a half has fewer than
+    five points."""
+    half = series.n // 2
+    if half < MIN_HALF_POINTS:
+        return float("nan")
+    spreads = []
+    for part in (series.y[:half], series.y[half:]):
+        around = part[1:-1] - (part[:-2] + part[2:]) / 2
+        spreads.append(median(np.abs(around)))
+    return min(spreads)
