@@ -245,3 +245,72 @@ def test_session_levels_near_the_float_limit_neither_overflow_nor_warn():
     assert level(np.array([-1.0, 9e307, 9e307, 9e307])) == 9e307
     assert level(np.array([-1.0, 2.0, 4.0, 8.0])) == 3.0  # the usual median otherwise
     assert level(np.array([1.0, np.e**2])) == pytest.approx(1.0)  # of the logs when positive
+
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def test_four_appended_keras_runs_are_four_reports(runner):
+    # CSVLogger(append=True): each fit() starts at epoch 0 again.  The third run's first
+    # loss (1.072) lies near where the second ended (1.065), but its loss falls through a
+    # new early drop (0.764, 0.613): it did not go on from there.  It was read as a resume.
+    code, doc = run_json(runner, str(FIXTURES / "keras_appended_runs.csv"))
+    assert code == 0
+    runs = doc["runs"]
+    assert [r["group"] for r in runs] == [f"session {k} of 4" for k in (1, 2, 3, 4)]
+    assert [r["series"]["train"]["points"] for r in runs] == [5, 4, 10, 5]
+    assert [r["series"]["val"]["first"] for r in runs] == pytest.approx(
+        [1.0615, 1.0921, 1.6037, 1.0671], abs=1e-4
+    )
+    assert [(r["series"]["train"]["first_step"], r["series"]["train"]["last_step"]) for r in runs] == [
+        (0, 4), (0, 3), (0, 9), (0, 4)
+    ]  # fmt: skip
+    third = " ".join(runs[2]["notes"])
+    assert (
+        "a new run started at line 11 (step 0): its loss does not go on from where the run "
+        "before ended (last 1.065, then 1.072, 0.764, 0.6128" in third
+    )
+    assert not any("resumed" in n for r in runs for n in r["notes"])
+
+
+def test_a_noisy_resume_with_a_fresh_step_counter_stays_one_run(runner, tmp_path):
+    # a per-step language-model loss, noisy, resumed from a checkpoint with steps from 0
+    rng = np.random.default_rng(11)
+    steps = np.arange(2000)
+    values = (2.2 + 8.6 * np.exp(-steps / 150)) * np.exp(rng.normal(0, 0.04, steps.size))
+    rows = ["step,loss"] + [
+        f"{s},{v:.5g}" for s, v in zip(steps[:1200], values[:1200], strict=True)
+    ]
+    rows += [f"{s - 1200},{v:.5g}" for s, v in zip(steps[1200:], values[1200:], strict=True)]
+    path = tmp_path / "resumed.csv"
+    path.write_text("\n".join(rows) + "\n")
+    _, doc = run_json(runner, str(path))
+    (run,) = doc["runs"]
+    assert run["series"]["train"]["points"] == 2000
+    assert run["series"]["train"]["last_step"] == 1999
+    assert any("the same training resumed" in n for n in run["notes"])
+
+
+def test_a_sweep_table_in_a_run_folder_gives_one_report_per_run(runner, tmp_path):
+    # a Lightning version folder whose metrics.csv holds appended runs, and a sweep table
+    # loose in another folder: check DIR gave only the last session of the first
+    version = tmp_path / "a" / "lightning_logs" / "version_0"
+    version.mkdir(parents=True)
+    (version / "metrics.csv").write_bytes((FIXTURES / "keras_appended_runs.csv").read_bytes())
+    (tmp_path / "b").mkdir()
+    _sweep(tmp_path / "b" / "sweep.csv")
+    code, doc = run_json(runner, str(tmp_path))
+    assert code == 1  # the sweep's blown-up trial
+    names = [(r["source"], r.get("group")) for r in doc["runs"]]
+    assert names == [
+        *((str(version), f"session {k} of 4") for k in (1, 2, 3, 4)),
+        *((str(tmp_path / "b" / "sweep.csv"), f"trial_id={t}") for t in ("lr_1e-4", "lr_3e-3", "lr_1e-3")),
+    ]  # fmt: skip
+    assert [r["series"]["train"]["points"] for r in doc["runs"][:4]] == [5, 4, 10, 5]
+    assert [r["verdict"] for r in doc["runs"][4:]] == ["healthy", "failing", "healthy"]
+    assert any("read version_0/metrics.csv" in n for n in doc["runs"][0]["notes"])
+    # the folder of one run alone: its runs named by the folder given
+    _, doc = run_json(runner, str(tmp_path / "a"))
+    assert [(r["source"], r["group"]) for r in doc["runs"]] == [
+        (str(tmp_path / "a"), f"session {k} of 4") for k in (1, 2, 3, 4)
+    ]

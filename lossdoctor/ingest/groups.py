@@ -22,7 +22,7 @@ from lossdoctor.ingest.columns import (
     normalise,
     resolve_hint,
 )
-from lossdoctor.ingest.sessions import EDGE_POINTS, level
+from lossdoctor.ingest.sessions import EDGE_POINTS, goes_on, level
 from lossdoctor.ingest.table import MISSING_TOKENS, Column, Table, column_texts
 from lossdoctor.model import TRAIN, VAL, BoolArray, FloatArray, IntArray, Run
 
@@ -117,21 +117,18 @@ def plan_sessions(
     if not back.size or back.size >= MAX_SESSIONS:
         return plan
     restarts = [_session_row(steps, int(loss_rows[j - 1]), int(loss_rows[j])) for j in back]
-    # the level the current session started at (its first points before any restart)
-    start_level = level(loss[loss_rows[: min(EDGE_POINTS, int(back[0]))]])
-    session_first = _logged(loss, loss_rows[:1])
+    session_start = int(loss_rows[0])  # the row the current session started at
     forward = np.diff(loss_steps)
     interval = float(np.median(forward[forward > 0])) if (forward > 0).any() else 1.0
     shifted = steps.astype(np.float64).copy()
     offset = 0.0
     bounds = [*restarts, n]
     for at, end in itertools.pairwise(bounds):
-        after = loss_rows[loss_rows >= at][:EDGE_POINTS]
-        before = loss_rows[loss_rows < at][-EDGE_POINTS:]
-        new_level, old_level = level(loss[after]), level(loss[before])
-        first_after = _logged(loss, after)
-        last_before = _logged(loss, before[-1:])
-        if abs(new_level - old_level) < abs(new_level - start_level):
+        after = loss_rows[(loss_rows >= at) & (loss_rows < end)]
+        before = loss_rows[(loss_rows >= session_start) & (loss_rows < at)]
+        start = before[:EDGE_POINTS]
+        first_after, last_before = _logged(loss, after), _logged(loss, before[-1:])
+        if goes_on(loss[before], loss[after], loss[start]):
             previous = loss_rows[loss_rows < at][-1]
             offset = shifted[previous] + interval - steps[at]
             said = (
@@ -142,19 +139,37 @@ def plan_sessions(
             plan.notes.append((at, said))
         else:
             offset = 0.0
-            start_level = level(
-                loss[loss_rows[(loss_rows >= at) & (loss_rows < end)][:EDGE_POINTS]]
-            )
             plan.starts.append(at)
-            plan.said[at] = (
-                f"a run from scratch started at {where(at)} (step {steps[at]:g}): its first "
-                f"loss {first_after} is back near where the run before started "
-                f"({session_first}), not where it ended ({last_before})"
+            plan.said[at] = _why_new(
+                loss, before, after, start, f"{where(at)} (step {steps[at]:g})"
             )
-            session_first = first_after
+            session_start = at
         shifted[at:end] = steps[at:end] + offset
     plan.steps = shifted
     return plan
+
+
+def _why_new(loss: FloatArray, before: IntArray, after: IntArray, start: IntArray, at: str) -> str:
+    """Return that a new run started ``at`` and why, in logged values: the loss at rows
+    ``after`` is back near where the session of rows ``before`` (first rows ``start``)
+    started (a run from scratch), or does not go on from where it ended (a new run)."""
+    first_after, last_before = _logged(loss, after), _logged(loss, before[-1:])
+    new, old, begun = (
+        level(loss[after[:EDGE_POINTS]]),
+        level(loss[before[-EDGE_POINTS:]]),
+        level(loss[start]),
+    )
+    if abs(new - begun) <= abs(new - old):
+        return (
+            f"a run from scratch started at {at}: its first loss {first_after} is back near "
+            "where the run before started "
+            f"({_logged(loss, start)}), not where it ended ({last_before})"
+        )
+    shown = ", ".join(f"{float(v):.4g}" for v in loss[after[:EDGE_POINTS]])
+    return (
+        f"a new run started at {at}: its loss does not go on from where the run before "
+        f"ended (last {last_before}, then {shown}: beyond the run's step-to-step change)"
+    )
 
 
 def _session_row(steps: FloatArray, last: int, first: int) -> int:
@@ -276,7 +291,7 @@ def several_runs(
         sub.notes.extend(note for at, note in plan.notes if start <= at < end)
         sub.notes.append(
             f"session {index} of {count} in this log ({rows_said(table, rows)}): {how}; "
-            "each session from scratch is judged on its own"
+            "each new run is judged on its own"
         )
         run = build(sub, source=source, reader=reader, hints=inner)
         runs.append(replace(run, group=f"session {index} of {count}", groups=()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from lossdoctor.errors import InputError
@@ -10,14 +11,16 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.folders import RunUnit
 from lossdoctor.model import Run
 
-#: A run read from a folder (or why it could not be), its label and the files it used.
-UnitPart = tuple[Run | InputError, str, list[Path]]
+#: The runs read from a folder (one, or one per run of a log holding several; or why
+#: they could not be read), their label and the files they used.
+UnitPart = tuple[list[Run] | InputError, str, list[Path]]
 
 
 def read_unit(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> list[UnitPart]:
-    """Return the run of one run folder found by :func:`~lossdoctor.ingest.folders.find_runs`
-    (several when a folder's event files share no tag: files of different runs), each with
-    its label and files; a part that cannot be read holds the :class:`InputError`."""
+    """Return the runs of one run folder found by :func:`~lossdoctor.ingest.folders.find_runs`
+    (a part per set of event files sharing no tag: files of different runs), each with its
+    label and files; a part holds one run per run of its log (a sweep table, appended
+    sessions from scratch); a part that cannot be read holds the :class:`InputError`."""
     if unit.kind == "tfevents" and len(unit.files) >= MIN_FILES_TO_SPLIT and not any(unit.prefixes):
         try:
             groups = _groups_sharing_tags(unit.files)
@@ -40,20 +43,20 @@ def _try(
     label: str,
     hints: ColumnHints | None,
     note: str,
-) -> Run | InputError:
+) -> list[Run] | InputError:
     try:
         if unit.kind == "tfevents":
             from lossdoctor.ingest.tfevents import read_event_files, scalars_to_run
 
             scalars = read_event_files(files, prefixes=prefixes or None)
-            run = scalars_to_run(scalars, source=label, hints=hints)
+            runs = scalars_to_run(scalars, source=label, hints=hints).runs()
         else:
-            run = _read_one(unit, label=label, hints=hints)
+            runs = _read_one(unit, label=label, hints=hints)
     except InputError as exc:
         return exc
     if not note:
-        return run
-    return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
+        return runs
+    return [replace(run, notes=(*run.notes, note)) for run in runs]
 
 
 #: A folder needs this many event files before they may be split into runs.
@@ -81,23 +84,28 @@ def _groups_sharing_tags(paths: list[Path]) -> list[list[Path]]:
     return [sorted(files, key=lambda p: p.name) for _, files in groups]
 
 
-def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> Run:
+def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> list[Run]:
+    """Return the runs of a run folder's log: one, or one per run of a log that holds
+    several (each named by its group, e.g. ``trial_id=3`` or ``session 2 of 3``)."""
     if unit.kind == "mlflow-file":
         from lossdoctor.ingest.mlflow import read_file_store_run
 
-        return read_file_store_run(unit.root, source=label, hints=hints)
+        return read_file_store_run(unit.root, source=label, hints=hints).runs()
     if unit.kind == "swanlab-logs":
         from lossdoctor.ingest.swanlab_legacy import read_logs_folder
 
-        return read_logs_folder(unit.root, source=label, hints=hints)
+        return read_logs_folder(unit.root, source=label, hints=hints).runs()
     from lossdoctor.ingest.streamed import read_file
 
     path = unit.files[0]
     from lossdoctor.ingest.metadata import with_config
 
-    run = with_config(read_file(path, source=label, hints=hints, named=str(path)), path)
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
-    return Run(source=run.source, reader=run.reader, series=run.series, notes=(*run.notes, note))
+    runs = read_file(path, source=label, hints=hints, named=str(path)).runs()
+    return [
+        replace(with_config(run, path), source=label, notes=(*run.notes, note), groups=())
+        for run in runs
+    ]
 
 
 def read_folder(

@@ -25,6 +25,12 @@ PAUSE_FACTOR = 20.0
 EDGE_POINTS = 3
 #: Sessions named in the note at the most.
 MAX_SAID = 5
+#: Points before a restart whose step-to-step changes measure how far the loss moves.
+RECENT_POINTS = 20
+#: A resumed loss lies within this many typical step-to-step changes of where it was ...
+RESUME_CHANGES = 4.0
+#: ... or within this share of the way from there back to the level the run started at.
+RESUME_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,45 @@ def level(values: FloatArray) -> float:
     return float(low / 2 + high / 2)
 
 
+def _space(*parts: FloatArray) -> tuple[FloatArray, ...]:
+    """Return ``parts`` without their non-finite values, as logs when every value is
+    positive (a loss level is compared by ratio), else as they are."""
+    finite = [p[np.isfinite(p)].astype(np.float64) for p in parts]
+    if all((f > 0).all() for f in finite):
+        return tuple(np.log(f) for f in finite)
+    return tuple(finite)
+
+
+def goes_on(before: FloatArray, after: FloatArray, start: FloatArray) -> bool:
+    """Return True when the loss after a restarted step counter goes on from where it was
+    (the same training resumed), False when a run started again (from scratch, or a new
+    run of another kind).  ``before``: the session's losses before the restart (its last
+    :data:`RECENT_POINTS` are used), ``after``: the first losses after it, ``start``: the
+    first losses of the session.
+
+    The level of ``after``'s first :data:`EDGE_POINTS` points (a median, of logs for a
+    positive loss) must be nearer the level it had (its last points) than the level the
+    session started at, and within :data:`RESUME_CHANGES` typical step-to-step changes of
+    it (or :data:`RESUME_SHARE` of the way back to the start): a loss that falls through
+    a fresh early drop right after the restart did not go on, even if its first point
+    happens to lie near where the session ended."""
+    with np.errstate(over="ignore", invalid="ignore"):  # losses near the float limit
+        return _goes_on(before, after, start)
+
+
+def _goes_on(before: FloatArray, after: FloatArray, start: FloatArray) -> bool:
+    old, new, first = _space(before[-RECENT_POINTS:], after[:EDGE_POINTS], start[:EDGE_POINTS])
+    if not (old.size and new.size and first.size):
+        return False
+    old_level, new_level = float(np.median(old[-EDGE_POINTS:])), float(np.median(new))
+    start_level = float(np.median(first))
+    from_old, from_start = abs(new_level - old_level), abs(new_level - start_level)
+    if from_old >= from_start:
+        return False
+    change = float(np.median(np.abs(np.diff(old)))) if old.size > 1 else 0.0
+    return from_old <= max(RESUME_CHANGES * change, RESUME_SHARE * abs(old_level - start_level))
+
+
 def sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessions:
     """Return the logged order of the points (by wall time; by step when wall times are
     missing), their steps (shifted where a session resumed with a fresh step counter)
@@ -78,17 +123,16 @@ def _sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessi
     if not starts.size:
         return Sessions(order, step, "")
     interval = float(np.median(np.abs(np.diff(step)))) or 1.0
-    start_level = level(value[:EDGE_POINTS])
+    session_start = 0
     raw = step.copy()
     said: list[str] = []
     separate = renumbered = False
     offset = 0.0
     ends = [*starts[1:].tolist(), n]
     for at, end in zip(starts.tolist(), ends, strict=True):
-        new_level = level(value[at : at + EDGE_POINTS])
-        before = level(value[max(0, at - EDGE_POINTS) : at])
         if raw[at] <= raw[0]:
-            if abs(new_level - before) < abs(new_level - start_level):
+            before, after = value[session_start:at], value[at:end]
+            if goes_on(before, after, value[session_start:at]):
                 offset = step[at - 1] + interval - raw[at]
                 renumbered = True
                 said.append(f"the step counter restarted at wall-time row {at + 1} but the loss "
@@ -97,6 +141,7 @@ def _sessions(walls: FloatArray, steps: FloatArray, values: FloatArray) -> Sessi
             else:
                 offset = 0.0
                 separate = True
+                session_start = at
                 said.append(f"at step {raw[at]:g} a separate run started from scratch")
         elif raw[at] < raw[at - 1]:
             said.append(f"resumed at step {raw[at] + offset:g}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lossdoctor.errors import InputError, NotALogError
@@ -130,7 +130,7 @@ def walk_folder(
             if isinstance(result, InputError):
                 files.append(FileNote(label, "skipped", result.message))
                 continue
-            runs.append(result)
+            runs.extend(result)
             for path in used:
                 if _inside(path, top, include, exclude):
                     files.append(FileNote(_label(top, source, path), "read", f"run {label}"))
@@ -176,10 +176,8 @@ def _skip_reason(path: Path, *, explicit: bool) -> str | None:
 
 
 def _read_file(path: Path, *, label: str, hints: ColumnHints | None) -> list[Run]:
+    """Return the runs of a loose log file in a folder, named ``label`` (one per run of a
+    log that holds several)."""
     from lossdoctor.ingest import read_runs
 
-    runs = read_runs(str(path), hints=hints)
-    if len(runs) == 1 and runs[0].source != label:
-        only = runs[0]
-        return [Run(source=label, reader=only.reader, series=only.series, notes=only.notes)]
-    return runs
+    return [replace(run, source=label, groups=()) for run in read_runs(str(path), hints=hints)]
