@@ -57,6 +57,15 @@ SelectOption = Annotated[
 ]
 ExtendSelectOption = Annotated[list[str], typer.Option(help="Add these rules to the selection.")]
 IgnoreOption = Annotated[list[str], typer.Option(help="Leave these rules out.")]
+GroupByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--group-by",
+        help="Column (or key) naming the run of each row (a sweep's trial_id, run, version):"
+        " one report per run. Default: a column named trial_id, trial, run, run_id, run_name,"
+        " version... naming two runs or more; 'none': never split a log by a column.",
+    ),
+]
 TrainColOption = Annotated[
     str | None, typer.Option(help="Column (or key) holding the training loss.")
 ]
@@ -294,15 +303,7 @@ def check(
     exclude: Annotated[
         list[str], typer.Option(help="In folders, skip files and runs matching this glob.")
     ] = [],  # noqa: B006
-    group_by: Annotated[
-        str | None,
-        typer.Option(
-            "--group-by",
-            help="Column naming the run of each row (a sweep's trial_id, run, version): one"
-            " report per run. Default: a column named trial_id, trial, run, run_id, run_name,"
-            " version... naming two runs or more; 'none': never split a log by a column.",
-        ),
-    ] = None,
+    group_by: GroupByOption = None,
     merge: Annotated[
         bool,
         typer.Option(
@@ -595,14 +596,17 @@ def _live_setup(config: str | None, vocab_size: int | None) -> tuple[Any, Any, A
     return rules, hints, context
 
 
-def _final(report: Any, fail_on: str, outputs: list[tuple[str, str | None]]) -> int:
-    """Write the final report; return 1 when it reaches ``fail_on``, else 0."""
+def _final(reports: list[Any], fail_on: str, outputs: list[tuple[str, str | None]]) -> int:
+    """Write the final report of a live stream's runs; return 1 when one of them reaches
+    ``fail_on``, else 0."""
+    from lossdoctor.cli_fleet import summarize
     from lossdoctor.report import Report
 
-    doc = Report(runs=[report]).to_dict()
+    doc = Report(runs=reports).to_dict()
     for name, path in outputs:
-        _write(name, path, doc, fail_on=fail_on)
-    return int(ExitCode.FINDINGS) if report.reaches(fail_on) else 0
+        shown = summarize(reports).to_dict("input") if name in SUMMARY_FORMATS else doc
+        _write(name, path, shown, fail_on=fail_on)
+    return int(ExitCode.FINDINGS) if any(r.reaches(fail_on) for r in reports) else 0
 
 
 StopOnOption = Annotated[
@@ -658,6 +662,7 @@ def watch(
     vocab_size: VocabOption = None,
     classes: ClassesOption = None,
     profile: ProfileOption = None,
+    group_by: GroupByOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Diagnose a run while it trains: follow stdin or a growing file, alert on findings.
@@ -672,7 +677,7 @@ def watch(
     _live_options(stop_on, fail_on, vocab_size, classes)
     settings = _settings(
         select, extend_select, ignore, config, (train_col, val_col, step_col),
-        vocab_size or classes, profile,
+        vocab_size or classes, profile, group_by=group_by,
     )  # fmt: skip
     outputs = _parse_formats(fmt)
     if tee and any(name != "text" and out is None for name, out in outputs):
@@ -719,6 +724,7 @@ def run(
     vocab_size: VocabOption = None,
     classes: ClassesOption = None,
     profile: ProfileOption = None,
+    group_by: GroupByOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run a training command, show its output unchanged, diagnose it live, and stop its
@@ -736,7 +742,7 @@ def run(
         raise typer.BadParameter("give the command to run after --")
     settings = _settings(
         select, extend_select, ignore, config, (train_col, val_col, step_col),
-        vocab_size or classes, profile,
+        vocab_size or classes, profile, group_by=group_by,
     )  # fmt: skip
     outputs = _parse_formats(fmt)
     raise typer.Exit(

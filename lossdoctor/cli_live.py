@@ -114,6 +114,7 @@ def watch_command(
         on_lines=tee_out.lines if tee else None,
         on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
         on_tick=display.tick,
+        on_run_end=display.ended,
     )
     ends: list[Callable[[], bool]] = []
     if exit_when_idle is not None:
@@ -139,15 +140,15 @@ def watch_command(
             stop.set()
     if signals:  # the report so far, of a run in progress
         if outcome.report is not None:
-            _final(outcome.report, fail_on, outputs)
+            _final(monitor.reports(finished=False), fail_on, outputs)
         return _interrupted_code(signals)
-    report = outcome.report
-    if outcome.reason == "ended":  # the writer is gone or idle: judge the run as finished
-        report = monitor.report(finished=True)
-    if report is None:
+    # the writer is gone or idle: every run is judged as finished (a stop: the run in
+    # progress as it stands)
+    reports = monitor.reports(finished=outcome.reason != "stop")
+    if not reports:
         _error(f"{path}: no loss values found in the input ({monitor.lines} lines)")
         return int(ExitCode.USAGE)
-    code = _final(report, fail_on, outputs)
+    code = _final(reports, fail_on, outputs)
     return int(ExitCode.FINDINGS) if outcome.reason == "stop" else code
 
 
@@ -247,7 +248,8 @@ def run_command(
     pipe_reader(child.process.stderr.fileno(), events, "stderr", _tee_to(sys.stderr), discard)
     display = PlainDisplay(sys.stderr)
     callbacks = Callbacks(
-        on_change=lambda changed, report: display.change(changed, report, monitor.last_step)
+        on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
+        on_run_end=display.ended,
     )
     with guard:
         try:
@@ -268,8 +270,8 @@ def run_command(
             why = f"{trigger.severity} {trigger.code} {trigger.rule}: {trigger.message}"
             child.stop(why, grace)
         child.wait(signals, grace)
-    report = outcome.report
-    if report is None:
+    reports = monitor.reports(finished=outcome.reason != "stop" and not signals)
+    if not reports:
         if signals:
             return _interrupted_code(signals)
         if outcome.reason == "stop":
@@ -281,7 +283,7 @@ def run_command(
         )
         return child.code()
     try:
-        reached = _final(report, fail_on, outputs)
+        reached = _final(reports, fail_on, outputs)
     except Exception as exc:
         _say(f"could not write the report ({type(exc).__name__}: {exc})")
         return child.code()

@@ -37,7 +37,9 @@ class Monitor:
         **options: Unpack[CheckOptions],
     ) -> None:
         setup = resolve_options(**options)
-        self._live = LiveMonitor(source, setup.rules, context=setup.context, hints=setup.hints)
+        self._live = LiveMonitor(
+            source, setup.rules, context=setup.context, hints=setup.hints, split=False
+        )
         self._live.parser.kind = READER
         self._min_interval = min_interval
         self._interval = min_interval

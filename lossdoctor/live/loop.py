@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lossdoctor.live.monitor import LiveMonitor
+from lossdoctor.live.monitor import LiveMonitor, stop_finding
 from lossdoctor.live.sources import Event
 from lossdoctor.report import Finding, RunReport
 
@@ -44,6 +44,9 @@ class Callbacks:
     on_lines: Callable[[list[str]], None] | None = None
     on_change: Callable[[list[Finding], RunReport], None] | None = None
     on_tick: Callable[[LiveMonitor, RunReport | None], None] | None = None
+    #: A run of the stream ended (a sweep's next run, or the next run from scratch, began):
+    #: its report, judged as a finished run.
+    on_run_end: Callable[[RunReport], None] | None = None
 
 
 def run_loop(
@@ -83,6 +86,12 @@ def run_loop(
             dirty = True
             if callbacks.on_lines:
                 callbacks.on_lines(payload)
+            for ended in monitor.take_ended():
+                if callbacks.on_run_end:
+                    callbacks.on_run_end(ended)
+                trigger = stop_finding(ended, stop_on) if stop_on else None
+                if trigger is not None:  # a run of the stream ended at the stop level
+                    return Outcome("stop", ended, trigger)
         elif kind == "skip":
             monitor.skip(payload)
         elif kind == "reset":

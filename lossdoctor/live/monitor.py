@@ -17,16 +17,16 @@ from lossdoctor.ingest.table import promote_single_loss
 from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
+from lossdoctor.live.runs import STEP_KEYS, RunState, StreamRuns
 from lossdoctor.model import LOSS_ROLES, Run, Series, XKind
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
-STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
 STALL_RULE, STALL_CODE = "stall", "LD701"
 #: Distinct keys tracked at most (a log with a new key on every line stays bounded).
 MAX_SERIES = 64
 
 
-class LiveMonitor:
+class LiveMonitor(StreamRuns):
     """Accumulates points from lines and judges the run on demand."""
 
     def __init__(
@@ -36,23 +36,21 @@ class LiveMonitor:
         *,
         context: Mapping[str, Any] | None = None,
         hints: ColumnHints | None = None,
+        split: bool = True,
     ) -> None:
         self.source = source
         self.rules = list(rules)
         self.context = dict(context or {})
         self.hints = hints
+        #: Whether a stream holding several runs (a sweep's run key, runs from scratch one
+        #: after another) is judged run by run (see :mod:`lossdoctor.live.runs`).
+        self.split = split
         self.parser = LineParser()
-        self.buffers: dict[str, PointBuffer] = {}
-        self.rows = 0
         self.lines = 0
         self.last_step = 0.0
-        #: What the steps count: ``step`` (a step key in any record), ``epoch`` (an epoch
-        #: key and no step key) or ``index`` (no step key: the record's position).
-        self.x_kind: XKind | None = None
         self.last_point_time: float | None = None
         self.first_point_time: float | None = None
         self.points = 0
-        self.seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.stalled_for: float | None = None
         self.notes: list[str] = []
         #: Lines that could not be read (malformed, too long, too deeply nested).
@@ -63,13 +61,12 @@ class LiveMonitor:
         self.last_input_time = time.monotonic()
         #: The last report (see :meth:`report`).
         self.last: RunReport | None = None
+        self._start_runs()
 
     def reset(self, reason: str) -> None:
         """Forget every point (the followed file was rewritten from the top)."""
-        self.buffers.clear()
         self.parser = LineParser()
-        self.rows = 0
-        self.x_kind = None
+        self._start_runs()
         self.notes.append(f"the file was {reason}: read again from the top")
 
     def skip(self, count: int = 1) -> None:
@@ -105,26 +102,48 @@ class LiveMonitor:
     def add_record(self, record: Mapping[str, float]) -> bool:
         """Add one record (key -> value, a step key among them or not); return True when
         it carried a non-finite loss."""
-        self.rows += 1
+        if self.split:
+            record = self._route(record)
+        state = self.state
         key = next((k for k in STEP_KEYS if k in record), None)
-        if self.x_kind != "step":  # a step key anywhere makes the x a step
+        raw = record[key] if key is not None else None
+        if raw is None or not math.isfinite(raw):
+            raw = state.last_step - state.offset + 1 if state.rows else 0.0
+        if self.split:
+            full = len(state.buffers) >= MAX_SERIES  # a new key is no series then
+            loss = state.loss_key(self.hints, {} if full else record)
+            if state.pending is not None:
+                state.pending.append((raw, dict(record)))
+                return self._settle(state, loss)[1]
+            if loss is not None and loss in record:
+                if state.restarts(raw):
+                    state.pending = [(raw, dict(record))]
+                    return self._settle(state, loss)[1]
+                if state.first_step is None:
+                    state.first_step = raw
+                state.last_raw = raw
+        return self._append(state, key, raw + state.offset, record)
+
+    def _append(
+        self, state: RunState, key: str | None, step: float, record: Mapping[str, float]
+    ) -> bool:
+        state.rows += 1
+        state.last_step = step
+        if state.x_kind != "step":  # a step key anywhere makes the x a step
             kind: XKind = "index" if key is None else "epoch" if key == "epoch" else "step"
-            if self.x_kind is None or kind != "index":
-                self.x_kind = kind
-        step = record[key] if key is not None else None
-        if step is None or not math.isfinite(step):
-            step = self.last_step + 1 if self.rows > 1 else 0.0
+            if state.x_kind is None or kind != "index":
+                state.x_kind = kind
         self.last_step = step
         urgent = False
         now = time.monotonic()
-        for key, value in record.items():
-            if key in STEP_KEYS:
+        for name, value in record.items():
+            if name in STEP_KEYS:
                 continue
-            buffer = self._buffer(key)
+            buffer = self._buffer(name, state)
             if buffer is None:
                 continue
             buffer.append(step, value)
-            if not math.isfinite(value) and "loss" in key.lower():
+            if not math.isfinite(value) and "loss" in name.lower():
                 urgent = True
         self.points += 1
         self.last_point_time = now
@@ -133,14 +152,15 @@ class LiveMonitor:
         self.stalled_for = None
         return urgent
 
-    def _buffer(self, key: str) -> PointBuffer | None:
-        buffer = self.buffers.get(key)
+    def _buffer(self, key: str, state: RunState | None = None) -> PointBuffer | None:
+        buffers = (state or self.state).buffers
+        buffer = buffers.get(key)
         if buffer is None:
-            if len(self.buffers) >= MAX_SERIES:
+            if len(buffers) >= MAX_SERIES:
                 if len(self.untracked) < MAX_SERIES:
                     self.untracked.add(key)
                 return None
-            buffer = self.buffers[key] = PointBuffer()
+            buffer = buffers[key] = PointBuffer()
         return buffer
 
     def add_lines(self, lines: list[str]) -> bool:
@@ -167,17 +187,32 @@ class LiveMonitor:
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
             self.parser.kind = "text"
-        self.x_kind = "step"
         count = len(values)
+        state = self.state
+        if self.split and self._may_restart(state, steps):
+            # a step counter that goes back: the records decide, one by one
+            urgent = False
+            for step, value in zip(steps, values, strict=True):
+                self.lines += 1
+                urgent |= self.add_record({"iter": step, "loss": value})
+            self.last_input_time = time.monotonic()
+            return urgent
+        state.x_kind = "step"
         self.lines += count
         self.last_input_time = time.monotonic()
         buffer = self._buffer("loss")
         if buffer is None:
             return False
+        if state.offset:
+            steps = [step + state.offset for step in steps]
         buffer.extend(steps, values)
-        self.rows += count
+        state.rows += count
         self.points += count
-        self.last_step = steps[-1]
+        self.last_step = state.last_step = steps[-1]
+        if self.split:
+            if state.first_step is None:
+                state.first_step = steps[0] - state.offset
+            state.last_raw = steps[-1] - state.offset
         now = time.monotonic()
         self.last_point_time = now
         if self.first_point_time is None:
@@ -185,13 +220,23 @@ class LiveMonitor:
         self.stalled_for = None
         return not all(map(math.isfinite, values))
 
+    def _may_restart(self, state: RunState, steps: list[float]) -> bool:
+        """Return True when nanoGPT ``steps`` may restart the step counter (or one waits
+        for its decision): they go back, or start at or before the run's last step."""
+        if state.pending is not None:
+            return True
+        last = state.last_raw
+        return (last is not None and steps[0] < last) or bool((np.diff(steps) < 0).any())
+
     def mark_stall(self, seconds: float) -> None:
         """Record that no point arrived for ``seconds``."""
         self.stalled_for = seconds
 
-    def run(self) -> Run | None:
-        """Return the run so far, or None before any loss value arrived."""
-        names = list(self.buffers)
+    def run(self, state: RunState | None = None) -> Run | None:
+        """Return the current run so far (or ``state``'s), or None before any loss value
+        arrived."""
+        state = state or self.state
+        names = list(state.buffers)
         if not names:
             return None
         choice = choose_columns(names, self.hints)
@@ -201,16 +246,16 @@ class LiveMonitor:
         roles = promote_single_loss(roles, [])
         series = {}
         for role, name in roles.items():
-            steps, values = self.buffers[name].arrays()
+            steps, values = state.buffers[name].arrays()
             if steps.size:
                 order = np.argsort(steps, kind="stable")
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
             series[role] = Series(
-                role=role, column=name, steps=steps, values=values, x_kind=self.x_kind or "step"
+                role=role, column=name, steps=steps, values=values, x_kind=state.x_kind or "step"
             )
         used = ", ".join(f"{r}={n}" for r, n in roles.items())
-        notes = [f"columns: {used}", *self.notes]
+        notes = [f"columns: {used}", *self.notes, *state.notes]
         if self.malformed:
             notes.append(
                 f"skipped {self.malformed:,} malformed line{'s' * (self.malformed != 1)} "
@@ -221,20 +266,26 @@ class LiveMonitor:
                 f"tracked the first {MAX_SERIES} keys only; ignored "
                 f"{', '.join(sorted(self.untracked)[:3])}{' and more' * (len(self.untracked) > 3)}"
             )
-        return Run(self.source, f"live:{self.parser.kind}", series, tuple(notes))
+        reader = f"live:{self.parser.kind}"
+        return Run(self.source, reader, series, tuple(notes), group=state.label())
 
     def report(self, *, finished: bool = False) -> RunReport | None:
-        """Return the report of the run so far, judged now (None before any loss value);
-        with ``finished`` the run is judged as a whole run, else as a run in progress.
-        The report is kept: :attr:`findings` and :meth:`should_stop` read it."""
-        run = self.run()
-        if run is None:
+        """Return the report of the current run so far, judged now (None before any loss
+        value); with ``finished`` the run is judged as a whole run, else as a run in
+        progress.  The report is kept: :attr:`findings` and :meth:`should_stop` read it."""
+        report = self._judge(self.state, finished=finished)
+        if report is None:
             return None
-        report = evaluate(run, self.rules, self.context, partial=not finished)
         if self.stalled_for is not None:
             report.findings.append(self._stall_finding(self.stalled_for))
         self.last = report
         return report
+
+    def _judge(self, state: RunState, *, finished: bool) -> RunReport | None:
+        run = self.run(state)
+        if run is None:
+            return None
+        return evaluate(run, self.rules, self.context, partial=not finished)
 
     @property
     def findings(self) -> list[Finding]:
@@ -251,11 +302,11 @@ class LiveMonitor:
     def stop_finding(self, level: str = "error") -> Finding | None:
         """Return the first counted finding of the last report at or above ``level``
         (None: nothing to stop for)."""
-        if level not in SEVERITY_RANK:
-            raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
         if self.last is None:
+            if level not in SEVERITY_RANK:
+                raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
             return None
-        return next((f for f in self.last.active if reaches(f, level)), None)
+        return stop_finding(self.last, level)
 
     def _stall_finding(self, seconds: float) -> Finding:
         message = (
@@ -296,6 +347,15 @@ def _material(finding: Finding) -> tuple[Any, ...]:
     count = finding.evidence.get("count")
     scale = int(math.log2(count)) if isinstance(count, int | float) and count >= 1 else None
     return finding.severity, finding.evidence.get("start_step"), scale
+
+
+def stop_finding(report: RunReport, level: str) -> Finding | None:
+    """Return the first counted finding of ``report`` at or above ``level`` (None: none).
+
+    Raises :class:`~lossdoctor.errors.ConfigError` for a level that is no severity."""
+    if level not in SEVERITY_RANK:
+        raise ConfigError(f"'{level}' is not a severity (error, warning, info)")
+    return next((f for f in report.active if reaches(f, level)), None)
 
 
 def reaches(finding: Finding, level: str) -> bool:

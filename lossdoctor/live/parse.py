@@ -42,6 +42,18 @@ class LineParser:
         #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
         self.malformed = 0
         self._pending: list[str] = []
+        #: The last record as logged (a JSON object, or a CSV line's cells).
+        self._last_obj: dict[str, Any] | None = None
+        self._last_cells: list[str] | None = None
+
+    def texts(self) -> dict[str, Any]:
+        """Return the last record's values as logged, text included (a run's name),
+        by key: a JSON object's items, a CSV line's cells by header (empty for text)."""
+        if self._last_obj is not None:
+            return self._last_obj
+        if self._last_cells is not None and self.header is not None:
+            return dict(zip(self.header, self._last_cells, strict=False))
+        return {}
 
     def _decide(self, line: str) -> None:
         stripped = line.strip()
@@ -80,6 +92,7 @@ class LineParser:
                 self.skipped += 1
                 self.malformed += 1
                 return None
+            self._last_obj = obj
             out: dict[str, Any] = {}
             for key, value in obj.items():
                 number: float | None = None
@@ -101,6 +114,7 @@ class LineParser:
                 self.skipped += 1
                 self.malformed += 1
                 return None
+            self._last_cells = cells
             record = {}
             for name, cell in zip(self.header, cells, strict=True):
                 number = _float(cell)

@@ -24,12 +24,25 @@ SPARK_WIDTH = 60
 EMA_WEIGHT = 0.6
 
 
-def finding_line(finding: Finding, step: float) -> str:
-    """Return the one-line alert for a finding."""
+def finding_line(finding: Finding, step: float, run: str = "") -> str:
+    """Return the one-line alert for a finding (of the stream's ``run``, named when the
+    stream holds several: ``[trial_id=3]``)."""
+    named = f"[{run}] " if run else ""
     return (
-        f"lossdoctor: step {step:g}: {finding.severity} {finding.code} {finding.rule}: "
+        f"lossdoctor: step {step:g}: {named}{finding.severity} {finding.code} {finding.rule}: "
         f"{finding.message}"
     )
+
+
+def ended_line(report: RunReport) -> str:
+    """Return the line that says a run of the stream ended, with its verdict as a whole
+    run and the findings that drove it."""
+    named = f"[{report.group}] " if report.group else ""
+    train = report.series.get("train") or next(iter(report.series.values()), None)
+    at = f" at step {train.last_step:g}" if train is not None else ""
+    drivers = ", ".join(report.drivers)
+    why = f" ({drivers})" if drivers else ""
+    return f"lossdoctor: {named}run ended{at}: {report.verdict}{why}; a new run started"
 
 
 def debiased_ema(values: np.ndarray, weight: float = EMA_WEIGHT) -> float:
@@ -61,10 +74,14 @@ class PlainDisplay:
 
     def change(self, findings: list[Finding], report: RunReport, step: float) -> None:
         """Print the findings that are new or changed."""
-        del report
         for finding in findings:
             if finding.severity != "info":
-                self.out.write(finding_line(finding, step) + "\n")
+                self.out.write(finding_line(finding, step, report.group) + "\n")
+        self.out.flush()
+
+    def ended(self, report: RunReport) -> None:
+        """Say that a run of the stream ended, with its verdict."""
+        self.out.write(ended_line(report) + "\n")
         self.out.flush()
 
     def tick(self, monitor: LiveMonitor, report: RunReport | None) -> None:
@@ -92,6 +109,11 @@ class PanelDisplay:
         """Print input lines above the panel (``--tee``)."""
         for line in lines:
             self.live.console.print(line, markup=False, highlight=False)
+
+    def ended(self, report: RunReport) -> None:
+        """Print that a run of the stream ended, above the panel (which shows the next)."""
+        self.live.console.print(ended_line(report), markup=False, highlight=False)
+        self.findings = {}
 
     def change(self, findings: list[Finding], report: RunReport, step: float) -> None:
         """Remember the findings to show."""
@@ -137,4 +159,6 @@ class PanelDisplay:
             line = Text(f"{finding.severity:<8}", style=SEVERITY_STYLE[finding.severity])
             line.append(f"{finding.code} {finding.rule}: {finding.message}")
             rows.append(line)
-        return Panel(Group(*rows), title=f"lossdoctor watch {monitor.source}", expand=True)
+        label = monitor.state.label()
+        title = f"lossdoctor watch {monitor.source}" + (f" [{label}]" if label else "")
+        return Panel(Group(*rows), title=title, expand=True)
