@@ -334,7 +334,13 @@ def test_readme_watch_and_run_samples_are_real_runs():
     for match in module._SHELL.finditer(text):
         expected = module.shell_sample(match["command"])
         assert expected in match.group(0), f"README sample '{match['command']}' drifted"
-        assert "error LD101 non-finite: The train loss became non-finite at step 140" in expected
+        if "train_tiny" in match["command"]:
+            assert (
+                "error LD101 non-finite: The train loss became non-finite at step 140" in expected
+            )
+        else:  # a sweep on stdin: one run ends after the other, one row per trial
+            assert "[trial_id=lr_1e-4] run ended at step 3000: healthy" in expected
+            assert "- [trial_id=lr_1e-2]  failing" in expected
     run = module.shell_sample(next(c for c in commands if "lossdoctor run" in c))
     assert "(pid PID): error LD101 non-finite" in run
     assert run.rstrip("`\n").endswith("— sending SIGINT")
