@@ -314,3 +314,8 @@ def test_a_sweep_table_in_a_run_folder_gives_one_report_per_run(runner, tmp_path
     assert [(r["source"], r["group"]) for r in doc["runs"]] == [
         (str(tmp_path / "a"), f"session {k} of 4") for k in (1, 2, 3, 4)
     ]
+
+
+def test_the_summary_of_one_run_says_one_run(runner):
+    result = runner.invoke(app, ["check", "-f", "summary", str(EXAMPLES / "healthy.csv")])
+    assert result.stdout.splitlines()[-1] == "1 run: 1 healthy"  # was "1 runs"

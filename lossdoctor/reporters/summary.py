@@ -158,7 +158,7 @@ def runs_text(count: int) -> str:
 def totals_line(doc: dict[str, Any]) -> str:
     """Return ``N runs: 3 healthy, 1 failing`` for a summary dict."""
     counts = ", ".join(f"{n} {v}" for v, n in doc["totals"]["verdicts"].items())
-    return f"{doc['totals']['runs']} runs: {counts}"
+    return f"{runs_text(doc['totals']['runs'])}: {counts}"
 
 
 def render_csv(doc: dict[str, Any]) -> str:
