@@ -59,7 +59,7 @@ class RunState:
         self.last_raw: float | None = None
         #: Added to raw steps: the same training resumed with a fresh step counter.
         self.offset = 0.0
-        #: The loss key for each shape of record met (keys held, new keys).
+        #: The loss key for each shape of record met (keys held, the record's keys).
         self._loss_keys: dict[tuple[int, tuple[str, ...]], str | None] = {}
         #: Records waiting for the decision on a restarted step counter: (raw step, record).
         self.pending: list[tuple[float, dict[str, float]]] | None = None
@@ -77,10 +77,10 @@ class RunState:
         """Return the key of the loss whose steps say where a run starts: the training
         loss's, else the validation loss's, among the run's keys and ``record``'s (None
         before one was seen)."""
-        new = tuple(k for k in record if k not in self.buffers and k not in STEP_KEYS)
-        known = (len(self.buffers), new)
+        known = (len(self.buffers), tuple(record))
         if known in self._loss_keys:
             return self._loss_keys[known]
+        new = tuple(k for k in record if k not in self.buffers and k not in STEP_KEYS)
         try:
             roles = choose_columns([*self.buffers, *new], hints).roles
         except KeyError:
