@@ -103,7 +103,7 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
         if keys != cells and nulls is None:
             # as many keys as cells: no explicit null (and no key polars missed) to count
             nulls = len(_NULL.findall(parsed)) if b"null" in parsed else 0
-        if keys == cells + (nulls or 0):
+        if keys == cells + (nulls or 0) and (not nulls or _nulls_line_up(parsed, frame)):
             break
         # a key first seen after the rows looked at, a value read as null, or a key
         # repeated in a line (Python keeps the last, polars the first): look at all
@@ -120,6 +120,32 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
     if fixes and not _set_non_finite(data, fixes, columns):
         return None  # a key whose only values are non-finite: not in the bulk schema
     return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+
+
+def _nulls_line_up(data: bytes, frame: pl.DataFrame) -> bool:
+    """Return True when no line of ``data`` that holds a null repeats a key.  A key
+    repeated with null as its later value (Python keeps the null, polars the first
+    value) balances the count of keys, cells and nulls that otherwise tells a repeated
+    key; only files with explicit nulls need this look, done in polars."""
+    import polars as pl
+
+    try:
+        lines = pl.read_csv(
+            data,
+            has_header=False,
+            separator="\x1f",  # no line of a file the bulk path takes holds it: one column
+            quote_char=None,
+            infer_schema=False,
+            new_columns=["line"],
+        )["line"]
+    except Exception:  # polars raises several kinds of error: leave it to the line reader
+        return False
+    lines = lines.filter(lines.str.contains("null", literal=True))
+    for name in frame.columns:
+        repeats = lines.str.count_matches('"' + re.escape(name) + r'"\s*:').max()
+        if isinstance(repeats, int) and repeats > 1:
+            return False
+    return True
 
 
 def _is_number_dtype(dtype: pl.DataType) -> bool:
