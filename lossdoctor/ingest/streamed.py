@@ -218,8 +218,11 @@ def read_content(
     head = read_upto(read, STREAM_MIN_BYTES)
     if len(head) < STREAM_MIN_BYTES:
         return read_bytes(head, source=source, hints=hints)
+    # handed over: a streamed read lets the head go once it has cut its first piece
+    held = [head]
+    del head
     try:
-        run = read_large(read, head, source=source, hints=hints)
+        run = read_large(read, held, source=source, hints=hints)
     except NeedsWhole:
         run, again = None, True
     else:
@@ -228,18 +231,24 @@ def read_content(
         return run
     if size is not None and size > limit:
         raise InputError(too_large(size, limit), path=source)
-    data = whole(limit + 1) if again else read_upto(read, limit + 1, start=head)
+    data = whole(limit + 1) if again else read_upto(read, limit + 1, start=held[0])
     if len(data) > limit:
         raise InputError(too_large(len(data), limit, at_least=True), path=source)
     return read_bytes(data, source=source, hints=hints)
 
 
-def read_large(read: Read, head: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
+def read_large(
+    read: Read, head: bytes | list[bytes], *, source: str, hints: ColumnHints | None
+) -> Run | None:
     """Return the run of a large input (``head``: its first bytes, then ``read``) when its
     format is read as a stream, else None (nothing more read: the caller reads it whole).
+    A head given in a list is taken out of it when the input is streamed as lines (so
+    that the caller does not hold it while the rest is read).
 
     Raises :class:`InputError` for a binary file, found from ``head`` alone.
     """
+    held = head if isinstance(head, list) else [head]
+    head = held[0]
     from lossdoctor.ingest import (
         BINARY_PROBE_BYTES,
         HEAD_BYTES,
@@ -273,7 +282,8 @@ def read_large(read: Read, head: bytes, *, source: str, hints: ColumnHints | Non
     if stripped[:1] == "{":
         if not _is_json_object(stripped.split("\n", 1)[0].strip()):
             return None  # a JSON document
-        blocks = line_blocks(read, head, source=source)
+        blocks = line_blocks(read, _take(held), source=source)
+        del head
         return read_jsonl_blocks(blocks, source=source, hints=hints)
     if is_text_form(text) or _table_layout(head[:HEAD_BYTES], complete=False) is not None:
         return None
@@ -282,9 +292,15 @@ def read_large(read: Read, head: bytes, *, source: str, hints: ColumnHints | Non
     if _plain_text_head(text if len(head) <= HEAD_BYTES else decode_text(head)):
         from lossdoctor.ingest.textlog import read_text_log_blocks
 
-        blocks = line_blocks(read, head, source=source)
+        blocks = line_blocks(read, _take(held), source=source)
+        del head
         return read_text_log_blocks(blocks, source=source, hints=hints)
     return None
+
+
+def _take(held: list[bytes]) -> bytes:
+    """Return the one item of ``held``, which is left empty."""
+    return held.pop()
 
 
 def line_blocks(
@@ -298,6 +314,7 @@ def line_blocks(
     block = size or BLOCK_BYTES
     want = block
     pending = head  # bytes: a whole piece read is given on without a copy
+    del head  # let go with the first piece cut from it
     ended = False
     while True:
         if not ended and len(pending) < want:
