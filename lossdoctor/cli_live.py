@@ -112,7 +112,7 @@ def watch_command(
     tee_out = PlainDisplay(sys.stdout) if tee and not on_terminal else display
     callbacks = Callbacks(
         on_lines=tee_out.lines if tee else None,
-        on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
+        on_change=display.change,
         on_tick=display.tick,
         on_run_end=display.ended,
     )
@@ -248,7 +248,7 @@ def run_command(
     pipe_reader(child.process.stderr.fileno(), events, "stderr", _tee_to(sys.stderr), discard)
     display = PlainDisplay(sys.stderr)
     callbacks = Callbacks(
-        on_change=lambda changed, report: display.change(changed, report, monitor.last_step),
+        on_change=display.change,
         on_run_end=display.ended,
     )
     with guard:

@@ -68,6 +68,52 @@ def test_overfitting_checkpoint_is_a_logged_step_on_any_curve():
     )
 
 
+def test_overfitting_rise_says_it_is_between_levels_when_the_best_is_the_minimum():
+    # the best logged evaluation is also the smoothed minimum: the message said "risen
+    # 20% since" the best logged 1.336 while the last logged was 1.646 (+23%), without
+    # saying the rise is between smoothed levels
+    steps = np.arange(10, 4010, 10, dtype=float)
+    train = 3 * np.exp(-steps / 800) + 0.3
+    val_steps = np.arange(100, 4100, 100, dtype=float)
+    k = val_steps / 100
+    val = np.round(2.5 * np.exp(-k / 10) + 1.0 + np.maximum(0, k - 20) * 0.03, 4)
+    series = {
+        "train": Series("train", "loss", steps, train),
+        "val": Series("val", "val_loss", val_steps, val),
+    }
+    report = evaluate(Run("t.csv", "test", series), RULES)
+    finding = next(f for f in report.findings if f.rule == "overfitting")
+    numbers = finding.evidence
+    assert numbers["start_step"] == 2100
+    assert numbers["best_value"] == pytest.approx(1.3361)
+    pct = float(re.search(r"risen (\d+)% since", finding.message).group(1))
+    logged_pct = 100 * (val[-1] / numbers["best_value"] - 1)
+    assert round(logged_pct) != pct  # the rise is not between the values quoted first
+    low, end = numbers["smoothed_best_level"], numbers["end_level"]
+    assert round(100 * (end / low - 1)) == pct
+    assert f"a rise between levels: {low:.4g} at the minimum" in finding.message
+    assert f"and {end:.4g} at the end" in finding.message
+    assert f"last logged {val[-1]:.4g}" in finding.message
+
+
+def test_divergence_ratio_is_the_ratio_of_numbers_in_its_evidence():
+    # a loss that explodes to its end: "it ends 1088.0x above its smoothed best level"
+    # while the evidence gave best_level=1.976, end_level=1297 (656x) and nothing else
+    steps = np.arange(300, dtype=float)
+    values = 4.5 * np.exp(-steps / 60) + 1.5 + 0.02 * np.sin(steps)
+    values = np.where(steps >= 150, values * np.exp((steps - 150) / 20), values)
+    report = evaluate(
+        Run("t.log", "test", {"train": Series("train", "loss", steps, values)}), RULES
+    )
+    finding = next(f for f in report.findings if f.rule == "divergence")
+    ratio = float(re.search(r"ends ([\d.]+)x above", finding.message).group(1))
+    numbers = finding.evidence
+    assert numbers["rise_ratio"] == pytest.approx(ratio, abs=0.05)
+    quoted = numbers.get("tail_lowest", numbers["end_level"])
+    assert quoted == pytest.approx(float(np.min(values[-numbers.get("tail_points", 1) :])))
+    assert quoted / numbers["best_level"] == pytest.approx(ratio, rel=0.01)
+
+
 def test_flatline_message_quotes_the_logged_first_and_last_values(runner, tmp_path):
     steps, values = curves.flat(level=3.3)
     values = values.copy()

@@ -176,3 +176,53 @@ def test_a_run_key_with_a_new_value_on_each_line_names_no_runs():
     assert report.group == ""
     assert report.series["train"].points == 120
     assert any("'run_id' names no runs" in n for n in report.notes)
+
+
+def _in_turn(names: tuple[str, ...], nan_trial: str = "", nan_at: int = 10**9) -> bytes:
+    lines = []
+    for step in range(1, 301):
+        for index, name in enumerate(names):
+            if name == nan_trial and step > nan_at:
+                continue
+            loss = (3 + index) * np.exp(-step / 100) + 0.5 + 0.01 * np.sin(step * (index + 1))
+            value = float("nan") if name == nan_trial and step == nan_at else float(loss)
+            lines.append(json.dumps({"trial_id": name, "step": step, "loss": value}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_three_trials_logging_in_turn_from_the_first_line_are_three_runs():
+    # a, b, c, a, b, c, ...: the third name came before any came twice, which was taken
+    # for a key with a new value on each line: one run of all three trials' points
+    proc = _watch(_in_turn(("a", "b", "c"), "b", 200), "-f", "json")
+    assert proc.returncode == 1, proc.stderr
+    runs = json.loads(proc.stdout)["runs"]
+    assert [(r["group"], r["verdict"]) for r in runs] == [
+        ("trial_id=a", "healthy"),
+        ("trial_id=b", "failing"),
+        ("trial_id=c", "healthy"),
+    ]
+    assert [r["series"]["train"]["points"] for r in runs] == [300, 200, 300]
+    nan = next(f for f in runs[1]["findings"] if f["rule"] == "non-finite")
+    assert nan["evidence"]["start_step"] == 200
+
+
+def test_trials_logging_in_turn_print_no_run_ended_line():
+    # each switch of trial was taken for the end of the run before until a name came
+    # again: one false "run ended at step 1" line per trial
+    for args in ((), ("--group-by", "trial_id")):
+        proc = _watch(_in_turn(("a", "b")), *args, "-f", "summary")
+        assert proc.returncode == 0, proc.stderr
+        assert "run ended" not in proc.stderr.decode()
+        assert "- [trial_id=a]  healthy" in proc.stdout.decode()
+        assert "- [trial_id=b]  healthy" in proc.stdout.decode()
+
+
+def test_stop_on_stops_at_a_trial_logging_in_turn_that_breaks():
+    # only the run of the last record was judged live: trial b's NaN was never alerted
+    # and --stop-on read the sweep to its end
+    proc = _watch(_in_turn(("a", "b", "c"), "b", 200), "--stop-on", "error", "-f", "json")
+    assert proc.returncode == 1, proc.stderr
+    said = proc.stderr.decode()
+    assert "lossdoctor: step 200: [trial_id=b] error LD101 non-finite" in said
+    runs = json.loads(proc.stdout)["runs"]
+    assert [r["series"]["train"]["last_step"] for r in runs][1] == 200

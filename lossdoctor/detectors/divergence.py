@@ -77,9 +77,15 @@ def divergence(
         float(np.mean(after_levels[1:] > midway)) if rise > 0 and best < len(levels) - 1 else 0.0
     )
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
+    ratio_numbers: dict[str, float] = {}
     if series.log_space and series.n >= MIN_POINTS:
         tail = float(np.min(series.y[-TAIL_POINTS:])) - float(levels[best])
+        if tail > rise:
+            # the last points all stand above the smoothed end level: the ratio is theirs
+            ratio_numbers["tail_lowest"] = series.value_at(float(np.min(series.y[-TAIL_POINTS:])))
+            ratio_numbers["tail_points"] = TAIL_POINTS
         rise_ratio = max(rise_ratio, float(np.exp(tail)))
+        ratio_numbers["rise_ratio"] = round(rise_ratio, 4)
     lr_profile = LRProfile(lr, best_step)
     end_line = series.series.line_of(int(series.index[-1]))
     evidence = Evidence(
@@ -92,6 +98,7 @@ def divergence(
             "best_level": series.value_at(float(levels[best])),
             "end_level": series.value_at(series.end_level),
             "last_value": float(series.values[-1]),
+            **ratio_numbers,
         },
     )
     return Divergence(

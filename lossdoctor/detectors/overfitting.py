@@ -66,6 +66,15 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         )
     tail = max(1, val.n // 10) if best < val.n - 1 else 1
     end_level = median(val.y[-tail:])
+    last_value = float(val.values[-1])
+    if not note and (smoothed_value != best_value or tail > 1):
+        # the rise is between levels, not between the logged values the message quotes
+        low = f"a median of {SMOOTH_POINTS} evaluations" if val.n >= SMOOTH_FROM else "logged"
+        end = f"the median of the last {tail} evaluations" if tail > 1 else "logged"
+        note = (
+            f" (a rise between levels: {smoothed_value:.4g} at the minimum, {low}, and"
+            f" {val.value_at(end_level):.4g} at the end, {end}; last logged {last_value:.4g})"
+        )
     rise = end_level - float(smooth[best])
     points_after = val.n - 1 - best
     after_share = float((val.steps[-1] - smoothed_step) / val.span)
@@ -89,7 +98,7 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
             "smoothed_best_step": smoothed_step,
             "smoothed_best_level": smoothed_value,
             "end_level": val.value_at(end_level),
-            "last_value": float(val.values[-1]),
+            "last_value": last_value,
             "val_rise_pct": round(100 * (float(np.exp(rise)) - 1), 1),
             "wasted_pct": round(100 * wasted, 1) if wasted == wasted else nan,
         },

@@ -42,7 +42,8 @@ class Callbacks:
     """What the caller wants to hear about."""
 
     on_lines: Callable[[list[str]], None] | None = None
-    on_change: Callable[[list[Finding], RunReport], None] | None = None
+    #: New or changed findings of a run, its report, and the step they were judged at.
+    on_change: Callable[[list[Finding], RunReport, float], None] | None = None
     on_tick: Callable[[LiveMonitor, RunReport | None], None] | None = None
     #: A run of the stream ended (a sweep's next run, or the next run from scratch, began):
     #: its report, judged as a finished run.
@@ -120,14 +121,21 @@ def run_loop(
         if dirty and (urgent or now - last_judge >= interval):
             started = time.monotonic()
             report = monitor.report()
+            others = monitor.others()  # the other runs written since: trials in turn
             cost = time.monotonic() - started
             interval = max(MIN_INTERVAL, cost / JUDGE_SHARE)
             last_judge = time.monotonic()
             dirty = urgent = False
+            for other, changed, step in others:
+                if changed and callbacks.on_change:
+                    callbacks.on_change(changed, other, step)
+                trigger = stop_finding(other, stop_on) if stop_on else None
+                if trigger is not None:
+                    return Outcome("stop", other, trigger)
             if report is not None:
                 changed = monitor.changes(report)
                 if changed and callbacks.on_change:
-                    callbacks.on_change(changed, report)
+                    callbacks.on_change(changed, report, monitor.last_step)
                 trigger = monitor.stop_finding(stop_on) if stop_on else None
                 if trigger is not None:
                     return Outcome("stop", report, trigger)

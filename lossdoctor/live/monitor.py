@@ -105,6 +105,8 @@ class LiveMonitor(StreamRuns):
         if self.split:
             record = self._route(record)
         state = self.state
+        if self.interleaved:
+            self.touched[id(state)] = state
         key = next((k for k in STEP_KEYS if k in record), None)
         raw = record[key] if key is not None else None
         if raw is None or not math.isfinite(raw):
@@ -281,6 +283,20 @@ class LiveMonitor(StreamRuns):
         self.last = report
         return report
 
+    def others(self) -> list[tuple[RunReport, list[Finding], float]]:
+        """Return, for each run other than the current one that got records since the
+        last call (trials logging in turn), its report judged now as a run in progress,
+        its findings that are new or changed since it was last judged, and its last step."""
+        out = []
+        for state in self.touched.values():
+            if state is self.state:
+                continue
+            report = self._judge(state, finished=False)
+            if report is not None:
+                out.append((report, self.changes(report, state), state.last_step))
+        self.touched = {}
+        return out
+
     def _judge(self, state: RunState, *, finished: bool) -> RunReport | None:
         run = self.run(state)
         if run is None:
@@ -321,15 +337,17 @@ class LiveMonitor(StreamRuns):
         }
         return Finding(STALL_RULE, STALL_CODE, "warning", message, "train", evidence, (fix,))
 
-    def changes(self, report: RunReport) -> list[Finding]:
-        """Return the findings that are new or changed materially since the last call: a
-        new severity, a new start step, or a count (of NaN, spikes, ...) that doubled."""
+    def changes(self, report: RunReport, state: RunState | None = None) -> list[Finding]:
+        """Return the findings of the current run's (or ``state``'s) ``report`` that are
+        new or changed materially since the last call: a new severity, a new start step,
+        or a count (of NaN, spikes, ...) that doubled."""
+        seen = (state or self.state).seen
         out = []
         for finding in report.active:
             key = (finding.rule, finding.series)
             mark = _material(finding)
-            if self.seen.get(key) != mark:
-                self.seen[key] = mark
+            if seen.get(key) != mark:
+                seen[key] = mark
                 out.append(finding)
         return out
 

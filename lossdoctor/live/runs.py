@@ -34,6 +34,10 @@ MAX_PENDING = 1000
 MAX_SHAPES = 64
 #: Records at the start of a stream in which a key naming the run is looked for.
 GROUP_KEY_RECORDS = 5
+#: Names met once each, none again, before a run key (not ``--group-by``'s) is taken for
+#: a key with a new value on each line: trials logging in turn name each other before
+#: any comes again, as many as the sweep runs at once.
+MAX_NAMES_ONCE = 64
 #: Keys that count steps (the first one present is a record's step).
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
 
@@ -176,6 +180,11 @@ class StreamRuns:
         self.group_confirmed = False
         #: Runs named again after another one (trials logging in turn): a switch ends none.
         self.interleaved = False
+        #: Runs another name followed once: they ended when that name holds over two
+        #: records, and none ended when one of them is named again (trials in turn).
+        self.leaving: list[RunState] = []
+        #: Runs other than the current one that got records since they were last judged.
+        self.touched: dict[int, RunState] = {}
 
     @property
     def buffers(self) -> dict[str, PointBuffer]:
@@ -217,11 +226,16 @@ class StreamRuns:
         return record
 
     def _switch(self, base: str) -> None:
-        """Make the run named ``base`` the current one; the run before has ended (unless
-        runs log in turn)."""
+        """Make the run named ``base`` the current one.  The run before has ended once
+        ``base`` holds over two records; a run named again before that (trials logging
+        in turn) shows that none ended: each is judged at the end."""
         state = self.state
         if base == state.base:
-            self.group_confirmed |= state.rows > 0  # a name held over two records
+            if state.rows > 0:
+                self.group_confirmed = True  # a name held over two records
+                for leaving in self.leaving:
+                    self._close(leaving)
+                self.leaving = []
             return
         if not state.rows and state.pending is None and not state.base:
             state.base = base  # the stream's first record names its run
@@ -229,15 +243,28 @@ class StreamRuns:
             self.order = [(base, 1)]
             return
         auto = not (self.hints and self.hints.group)
-        if auto and not self.group_confirmed and base not in self.states and len(self.states) > 1:
-            self._ungroup()  # a third name before any came twice: a new value each line
+        if (
+            auto
+            and not self.group_confirmed
+            and base not in self.states
+            and len(self.states) >= MAX_NAMES_ONCE
+        ):
+            self._ungroup()  # name after name, none twice: a new value each line
             return
         if not self.interleaved:
-            self._close(state)
+            self.leaving.append(state)
         reopened = self.states.get(base)
         if reopened is not None:
-            # runs that log in turn: none has ended; each is judged at the end
-            self.interleaved = self.group_confirmed = True
+            if any(leaving is reopened for leaving in self.leaving):
+                # runs that log in turn: none has ended; each is judged at the end
+                self.interleaved = self.group_confirmed = True
+                self.leaving = []
+            elif not self.interleaved:
+                # a run that ended is written again: it goes on (judged at the end)
+                self.interleaved = self.group_confirmed = True
+                for leaving in self.leaving:
+                    self._close(leaving)
+                self.leaving = []
             self.closed.pop((base, reopened.session), None)
             self.state = reopened
             return
