@@ -190,3 +190,109 @@ def test_folder_without_logs_is_an_input_error_naming_why(tmp_path, runner):
     assert (
         "no loss logs found in this folder; 1 files skipped (not a log (.md file))" in result.stderr
     )
+
+
+NOTES = """Experiment notes
+run a, first try. loss: 2.31 at the start; best val_loss: 1.9
+lr=3e-4 gave train_loss=0.91 after one epoch
+eval loss: 1.2 on the held-out set (batch size: 8)
+the grad norm: 0.8 looked fine; baseline loss: 1.7, warmup: 100
+final loss: 0.65 (epochs: 3)
+"""
+PROVENANCE = (
+    "file\tsource\tnotes\n"
+    "a.csv\tgithub\tval_loss: 1.39 at 100, min: 1.37; train_loss n: 20\n"
+    "b.csv\tgithub\ttrain loss: 2.5 then 0.7 (step 40), eval_loss n: 12, first: 3.1\n"
+    "c.json\tgithub\ttotal_loss: 0.41 to 0.15; last: 0.155\n"
+    "d.log\tgithub\tloss: 11.01 at step 1, val loss: 3.45 (min: 3.2); lr: 6e-4\n"
+)
+
+
+def _walk_beside_a_log(folder: Path, runner) -> tuple[int, dict[str, str]]:
+    """Write a key=value training log into ``folder``, check the folder, assert that log is
+    its only run; return the exit code and the skipped files' reasons by name."""
+    steps, loss = curves.healthy(200, seed=3)
+    lines = [f"step={int(s)} loss={v:.4f} lr=3e-4" for s, v in zip(steps, loss, strict=True)]
+    (folder / "train.log").write_text("\n".join(lines) + "\n")
+    code, doc = run_json(runner, str(folder))
+    assert [Path(r["source"]).name for r in doc["runs"]] == ["train.log"]
+    return code, {Path(k).name: v for k, v in files_by_status(doc)["skipped"].items()}
+
+
+def test_walk_reads_only_what_looks_like_a_log(tmp_path, runner):
+    # notes and a provenance table mention losses, but no line shape repeats: not logs
+    (tmp_path / "notes.txt").write_text(NOTES)
+    (tmp_path / "PROVENANCE.tsv").write_text(PROVENANCE)
+    (tmp_path / "README").write_text("step=1 loss=2.0\nstep=2 loss=1.9\nstep=3 loss=1.8\n")
+    (tmp_path / "requirements.txt").write_text("torch==2.3.0\nloss-landscape==1.0\n")
+    (tmp_path / ".gitignore").write_text("*.ckpt\n")
+    (tmp_path / "tiny.log").write_text("step=1 loss=2.0\nstep=2 loss=1.9\n")
+    code, skipped = _walk_beside_a_log(tmp_path, runner)
+    assert skipped["notes.txt"].startswith("not a log: 5 lines mention a loss, at most 1 in")
+    assert skipped["PROVENANCE.tsv"].startswith("not a log: 4 lines mention a loss, at most 1")
+    assert skipped["README"] == "not a log (by its name)"
+    assert skipped["requirements.txt"] == "not a log (by its name)"
+    assert skipped[".gitignore"] == "hidden file"
+    assert skipped["tiny.log"].startswith("not a log: 2 lines mention a loss")
+    assert code == 0
+    # named on the command line: a best effort, and a clear error when plainly not a log
+    result = runner.invoke(app, ["check", str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2
+    assert "notes.txt: not a loss log: 5 lines mention a loss, at most 1 in the same shape" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["check", str(tmp_path / "tiny.log")])
+    assert result.exit_code == 0, result.output
+    assert "loss: 2 points" in result.stdout
+
+
+def test_check_of_the_projects_own_readme_finds_no_loss_log(runner):
+    # it holds sample logs and reports among its prose: once read as a "healthy" run
+    result = runner.invoke(app, ["check", str(ROOT / "README.md")])
+    assert result.exit_code == 2, result.output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1
+    assert "README.md: not a loss log: " in errors[0]
+    assert "in the same shape among prose (a document or notes?)" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def _prose(lines: int) -> str:
+    """A document of about ``lines`` lines that mentions a loss now and then."""
+    words = ["the run", "our baseline", "this sweep", "a LoRA", "the fine-tune", "run b"]
+    out = []
+    for i in range(lines):
+        if i % 7 == 3:
+            topic = words[i % len(words)]
+            out.append(f"With {topic} the loss: {2 + i / 1000:.3f} at first, then {i} steps.")
+        else:
+            out.append(f"Paragraph {i} of the notes, written by hand about the experiments.")
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("path", ["whole", "blocks", "streamed"])
+def test_every_text_reader_path_refuses_prose_in_a_walk(tmp_path, runner, monkeypatch, path):
+    # small texts are read whole, texts over 64 KiB a block at a time, and from
+    # STREAM_MIN_BYTES on streamed from the file: all three judge the shape alike
+    from lossdoctor import ingest
+    from lossdoctor.ingest import streamed
+
+    if path == "streamed":
+        monkeypatch.setattr(ingest, "STREAM_MIN_BYTES", 1 << 16)
+        monkeypatch.setattr(streamed, "STREAM_MIN_BYTES", 1 << 16)
+        monkeypatch.setattr(streamed, "BLOCK_BYTES", 1 << 12)
+    text = _prose(60 if path == "whole" else 1400)
+    assert (len(text) > 1 << 16) == (path != "whole")
+    (tmp_path / "notes.txt").write_text(text)
+    code, skipped = _walk_beside_a_log(tmp_path, runner)
+    mentions = text.count("the loss:")
+    assert skipped["notes.txt"] == (
+        f"not a log: {mentions} lines mention a loss, at most {mentions // 6 + 1} in the same "
+        "shape (name the file to read it anyway)"
+    )
+    # named, it is prose: refused as well, with the same count
+    result = runner.invoke(app, ["check", str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2, result.output
+    assert f"notes.txt: not a loss log: {mentions} lines mention a loss" in result.stderr
+    assert code == 0

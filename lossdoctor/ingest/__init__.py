@@ -124,8 +124,12 @@ def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
     return table_layout(text, complete=complete)
 
 
-def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) -> Run:
-    """Return the run held by ``data`` read from ``source`` (a path or ``-``).
+def read_bytes(
+    data: bytes, *, source: str, hints: ColumnHints | None = None, strict: bool = False
+) -> Run:
+    """Return the run held by ``data`` read from ``source`` (a path or ``-``); ``strict``:
+    ``source`` was found in a folder walk, so a text must look like a log to be read as
+    one (see :meth:`~lossdoctor.ingest.textlog.TextLogReader.shape_problem`).
 
     Raises :class:`InputError` with a one-line reason when it holds no loss log.
     """
@@ -158,14 +162,14 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     if len(data) > HEAD_BYTES and _plain_text_head(decode_text(data[:HEAD_BYTES])):
         from lossdoctor.ingest.textlog import read_text_log_bytes
 
-        return read_text_log_bytes(data, source=source, hints=hints)
+        return read_text_log_bytes(data, source=source, hints=hints, strict=strict)
     text = decode_text(data)
     head = text.lstrip()
     if head[:1] in ("{", "["):
         from lossdoctor.ingest.textforms import opens_json
 
         if not opens_json(head):
-            return _read_text(text, source=source, hints=hints)
+            return _read_text(text, source=source, hints=hints, strict=strict)
         try:
             obj = json_loads(text)
         except ValueError as exc:
@@ -173,7 +177,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
             if _is_json_object(first_line):
                 return read_jsonl(text, source=source, hints=hints)
             try:
-                return _read_text(text, source=source, hints=hints)
+                return _read_text(text, source=source, hints=hints, strict=strict)
             except InputError:
                 line = getattr(exc, "lineno", None)
                 reason = getattr(exc, "msg", str(exc))
@@ -194,7 +198,7 @@ def read_bytes(data: bytes, *, source: str, hints: ColumnHints | None = None) ->
     layout = table_layout(text, complete=True)
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
-    return _read_text(text, source=source, hints=hints)
+    return _read_text(text, source=source, hints=hints, strict=strict)
 
 
 def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
@@ -246,10 +250,10 @@ def _plain_text_head(head: str) -> bool:
     return not looks_like_metric_file(head) and table_layout(head, complete=True) is None
 
 
-def _read_text(text: str, *, source: str, hints: ColumnHints | None) -> Run:
+def _read_text(text: str, *, source: str, hints: ColumnHints | None, strict: bool) -> Run:
     from lossdoctor.ingest.textlog import read_text_log
 
-    return read_text_log(text, source=source, hints=hints)
+    return read_text_log(text, source=source, hints=hints, strict=strict)
 
 
 def _is_json_object(line: str) -> bool:
@@ -298,16 +302,18 @@ def read_runs(
     data: bytes | SpooledInput | None = None,
     hints: ColumnHints | None = None,
     run: str | None = None,
+    strict: bool = False,
 ) -> list[Run]:
     """Return every run at ``source``: one for a log file or ``data`` (stdin, held or
     spooled), or one per run when the log holds several (a group column, sessions from
     scratch: see :mod:`lossdoctor.ingest.groups`); one per run for a folder (each run
-    folder, each other log file in it) or an MLflow database.
+    folder, each other log file in it) or an MLflow database (``strict``: a file found in
+    a folder walk, see :func:`read_bytes`).
 
     Raises :class:`InputError` with a one-line reason naming ``source``.
     """
     if isinstance(data, bytes):
-        return read_bytes(data, source=source, hints=hints).runs()
+        return read_bytes(data, source=source, hints=hints, strict=strict).runs()
     path = Path(source if data is None else data.path)
     info = stat_input(path, source)
     if stat.S_ISDIR(info.st_mode) and data is None:
@@ -329,9 +335,9 @@ def read_runs(
     if info.st_size >= STREAM_MIN_BYTES or head.startswith(GZIP_MAGIC):
         from lossdoctor.ingest.streamed import read_file
 
-        one = read_file(path, source=source, hints=hints)
+        one = read_file(path, source=source, hints=hints, strict=strict)
     else:
-        one = read_bytes(read_whole(path, source), source=source, hints=hints)
+        one = read_bytes(read_whole(path, source), source=source, hints=hints, strict=strict)
     if data is not None:
         return one.runs()  # spooled stdin: no folder to find a config.json in
     from lossdoctor.ingest.metadata import with_config

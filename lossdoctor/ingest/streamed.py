@@ -122,10 +122,16 @@ def read_upto(read: Read, size: int, start: bytes = b"") -> bytes:
 
 
 def read_file(
-    path: Path, *, source: str, hints: ColumnHints | None, named: str | None = None
+    path: Path,
+    *,
+    source: str,
+    hints: ColumnHints | None,
+    named: str | None = None,
+    strict: bool = False,
 ) -> Run:
     """Return the run in the regular file ``path`` (a gzip file inflated as a stream, its
-    inflated size capped), streamed when large, else read whole.
+    inflated size capped), streamed when large, else read whole (``strict``: found in a
+    folder walk, see :func:`~lossdoctor.ingest.read_bytes`).
 
     Raises :class:`InputError` naming ``source`` (``named``, when given, for a file that
     cannot be opened or read).
@@ -142,7 +148,9 @@ def read_file(
         read = content_reader(guarded(handle, where), where, size)
         plain = not isinstance(getattr(read, "__self__", None), GunzipStream)
         known = size if plain else None
-        return read_content(read, source=source, hints=hints, whole=whole, size=known)
+        return read_content(
+            read, source=source, hints=hints, whole=whole, size=known, strict=strict
+        )
 
 
 def read_url(url: str, *, hints: ColumnHints | None) -> Run:
@@ -204,12 +212,14 @@ def read_content(
     whole: Callable[[int], bytes],
     limit: int = MAX_WHOLE_BYTES,
     size: int | None = None,
+    strict: bool = False,
 ) -> Run:
     """Return the run in the bytes ``read`` gives: streamed when they reach
     :data:`STREAM_MIN_BYTES` and the format allows, else read whole (at most ``limit``
     bytes, refused from ``size``, the total when known, before reading); ``whole(n)``
     reads the first ``n`` bytes again from the start, for a streamed read that finds it
-    needs the whole input.
+    needs the whole input (``strict``: found in a folder walk, so a text must look like a
+    log, as for :func:`~lossdoctor.ingest.read_bytes`).
 
     Raises :class:`InputError` naming ``source``.
     """
@@ -217,12 +227,12 @@ def read_content(
 
     head = read_upto(read, STREAM_MIN_BYTES)
     if len(head) < STREAM_MIN_BYTES:
-        return read_bytes(head, source=source, hints=hints)
+        return read_bytes(head, source=source, hints=hints, strict=strict)
     # handed over: a streamed read lets the head go once it has cut its first piece
     held = [head]
     del head
     try:
-        run = read_large(read, held, source=source, hints=hints)
+        run = read_large(read, held, source=source, hints=hints, strict=strict)
     except NeedsWhole:
         run, again = None, True
     else:
@@ -234,16 +244,22 @@ def read_content(
     data = whole(limit + 1) if again else read_upto(read, limit + 1, start=held[0])
     if len(data) > limit:
         raise InputError(too_large(len(data), limit, at_least=True), path=source)
-    return read_bytes(data, source=source, hints=hints)
+    return read_bytes(data, source=source, hints=hints, strict=strict)
 
 
 def read_large(
-    read: Read, head: bytes | list[bytes], *, source: str, hints: ColumnHints | None
+    read: Read,
+    head: bytes | list[bytes],
+    *,
+    source: str,
+    hints: ColumnHints | None,
+    strict: bool = False,
 ) -> Run | None:
     """Return the run of a large input (``head``: its first bytes, then ``read``) when its
-    format is read as a stream, else None (nothing more read: the caller reads it whole).
-    A head given in a list is taken out of it when the input is streamed as lines (so
-    that the caller does not hold it while the rest is read).
+    format is read as a stream, else None (nothing more read: the caller reads it whole);
+    ``strict`` as for :func:`read_content`.  A head given in a list is taken out of it
+    when the input is streamed as lines (so that the caller does not hold it while the
+    rest is read).
 
     Raises :class:`InputError` for a binary file, found from ``head`` alone.
     """
@@ -294,7 +310,7 @@ def read_large(
 
         blocks = line_blocks(read, _take(held), source=source)
         del head
-        return read_text_log_blocks(blocks, source=source, hints=hints)
+        return read_text_log_blocks(blocks, source=source, hints=hints, strict=strict)
     return None
 
 

@@ -260,6 +260,22 @@ def nanogpt_iter(line: str) -> tuple[float, float] | None:
 
 #: Characters of a log parsed at a time (bounds the memory of the per-line lists).
 BLOCK_CHARS = 1 << 22
+#: A log repeats one line shape.  Read by the generic dialect, a text is a log when at
+#: least this many of its loss lines share their keys...
+LOG_MIN_SAME_SHAPE = 3
+#: ... and they are at least this share of its loss lines (notes and documents mention a
+#: loss here and there, each time in other words).
+LOG_MIN_SHAPE_SHARE = 0.5
+#: A text is prose when fewer than this share of its non-blank lines carry values.
+PROSE_VALUE_SHARE = 0.2
+#: A file named on the command line that is not prose is refused only when it has at least
+#: this many loss lines and fewer than this share of them share their keys.
+NAMED_MIN_LOSS_LINES = 4
+NAMED_MIN_SHAPE_SHARE = 0.25
+
+
+def _has_loss(record: dict[str, Any]) -> bool:
+    return any("loss" in k or k in ("trl", "tel") for k in record)
 
 
 #: nanoGPT training rows read in bulk from one block: steps, losses, line numbers.
@@ -379,9 +395,7 @@ class TextLogReader:
             notes.append("per-epoch step counters turned into global steps")
         for r in records:
             r.pop("step__total", None)
-        if not self.n_fast and not any(
-            any("loss" in k or k in ("trl", "tel") for k in r) for r in records
-        ):
+        if not self.n_fast and not any(_has_loss(r) for r in records):
             return None
         table = records_table(records, lines)
         if self._fast:
@@ -392,6 +406,40 @@ class TextLogReader:
             table.notes.append(f"{state.skipped} lines without values were skipped")
         dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
         return table, dialect
+
+    def shape_problem(self, dialect: str, *, strict: bool) -> str | None:
+        """Return why a text read by the generic dialect is no loss log, or None.
+
+        A log repeats one line shape: the lines that carry a loss mostly share their keys
+        (:data:`LOG_MIN_SAME_SHAPE` of them at least, :data:`LOG_MIN_SHAPE_SHARE` of
+        them); notes, documents and tables of prose mention a loss here and there, each
+        time in other words.  ``strict``: the text was found in a folder walk; a file named
+        on the command line must pass that test only when it is mostly prose, and is
+        otherwise refused only when its loss lines share no shape at all.
+        """
+        if dialect != "generic" or self.n_fast:
+            return None
+        state = self.state
+        shapes = Counter(
+            frozenset(k for k in r if k != "step") for r in state.records if _has_loss(r)
+        )
+        lines = sum(shapes.values())
+        same = max(shapes.values(), default=0)
+        unlike_log = same < LOG_MIN_SAME_SHAPE or same < LOG_MIN_SHAPE_SHARE * lines
+        valued = len(state.records)
+        prose = valued < PROSE_VALUE_SHARE * (valued + state.skipped)
+        mention = (
+            f"{lines} lines mention a loss, at most {same} in the same shape"
+            if lines != 1
+            else "1 line mentions a loss"
+        )
+        if strict and unlike_log:
+            return f"not a log: {mention} (name the file to read it anyway)"
+        no_shape = lines >= NAMED_MIN_LOSS_LINES and same < NAMED_MIN_SHAPE_SHARE * lines
+        if (prose and unlike_log) or no_shape:
+            among = " among prose" if prose else ""
+            return f"not a loss log: {mention}{among} (a document or notes?)"
+        return None
 
 
 def _with_fast_rows(table: Table, parts: list[FastPart]) -> Table:
@@ -461,12 +509,18 @@ def _place(
 
 
 def read_text_log(
-    text: str, *, source: str, hints: ColumnHints | None = None, fast: bool = True
+    text: str,
+    *,
+    source: str,
+    hints: ColumnHints | None = None,
+    fast: bool = True,
+    strict: bool = False,
 ) -> Run:
     """Return the run in a text log, parsed :data:`BLOCK_CHARS` characters of whole lines
-    at a time (``fast``: nanoGPT training lines in bulk, the same result).
+    at a time (``fast``: nanoGPT training lines in bulk, the same result; ``strict``: the
+    text was found in a folder walk, see :meth:`TextLogReader.shape_problem`).
 
-    Raises :class:`InputError` when no line carries a loss value.
+    Raises :class:`NotALogError` when no line carries a loss value or the text is no log.
     """
     reader = TextLogReader(fast=fast)
     start, size = 0, len(text)
@@ -486,6 +540,7 @@ def read_text_log(
         overflow_skips=count_overflow_skips(text),
         source=source,
         hints=hints,
+        strict=strict,
     )
 
 
@@ -497,11 +552,14 @@ def _finish(
     overflow_skips: int,
     source: str,
     hints: ColumnHints | None,
+    strict: bool,
 ) -> Run:
     """Return the run the ``reader`` read, with the facts and vocabulary its ``head`` text
     states and the overflow-skipped steps counted in the whole text.
 
-    Raises :class:`NotALogError` (naming the ``lines`` read) when no line carried a loss.
+    Raises :class:`NotALogError` (naming the ``lines`` read) when no line carried a loss,
+    or when its loss lines are no log's (:meth:`TextLogReader.shape_problem`; ``strict``:
+    the text was found in a folder walk).
     """
     from lossdoctor.ingest.metadata import facts_from_text, vocab_from_text, with_facts, with_vocab
 
@@ -513,21 +571,31 @@ def _finish(
             path=source,
         )
     table, dialect = read
+    problem = reader.shape_problem(dialect, strict=strict)
+    if problem is not None:
+        raise NotALogError(problem, path=source)
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
     run = with_facts(run, facts_from_text(head), overflow_skips)
     return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))
 
 
 def read_text_log_bytes(
-    data: bytes, *, source: str, hints: ColumnHints | None = None, block_bytes: int = BLOCK_CHARS
+    data: bytes,
+    *,
+    source: str,
+    hints: ColumnHints | None = None,
+    block_bytes: int = BLOCK_CHARS,
+    strict: bool = False,
 ) -> Run:
     """Return the run in a text log given as bytes, decoded (as
     :func:`~lossdoctor.ingest.delimited.decode_text` decodes) and read a block of about
-    ``block_bytes`` of whole lines at a time, so the whole text is never held.
+    ``block_bytes`` of whole lines at a time, so the whole text is never held (``strict``
+    as for :func:`read_text_log`).
 
-    Raises :class:`NotALogError` when no line carries a loss value.
+    Raises :class:`NotALogError` when no line carries a loss value or the text is no log.
     """
-    return read_text_log_blocks(line_cuts(data, block_bytes), source=source, hints=hints)
+    blocks = line_cuts(data, block_bytes)
+    return read_text_log_blocks(blocks, source=source, hints=hints, strict=strict)
 
 
 def line_cuts(data: bytes, block_bytes: int) -> Iterator[bytes]:
@@ -553,13 +621,18 @@ def _line_count(text: str, *, last: bool) -> int:
 
 
 def read_text_log_blocks(
-    blocks: Iterable[bytes], *, source: str, hints: ColumnHints | None = None
+    blocks: Iterable[bytes],
+    *,
+    source: str,
+    hints: ColumnHints | None = None,
+    strict: bool = False,
 ) -> Run:
     """Return the run in a text log given as pieces of bytes that each end just after a
     ``\n`` (the last may not), decoded as :func:`~lossdoctor.ingest.delimited.decode_text`
-    decodes: memory holds one piece and the records, never the whole text.
+    decodes: memory holds one piece and the records, never the whole text (``strict`` as
+    for :func:`read_text_log`).
 
-    Raises :class:`NotALogError` when no line carries a loss value.
+    Raises :class:`NotALogError` when no line carries a loss value or the text is no log.
     """
     from lossdoctor.ingest.delimited import decode_text
     from lossdoctor.ingest.metadata import TEXT_HEAD_CHARS, count_overflow_skips
@@ -598,4 +671,5 @@ def read_text_log_blocks(
         overflow_skips=overflow_skips,
         source=source,
         hints=hints,
+        strict=strict,
     )

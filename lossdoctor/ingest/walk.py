@@ -30,6 +30,16 @@ NOT_LOG_SUFFIXES = frozenset(
      ".yaml", ".yml", ".toml", ".cfg", ".ini", ".sh", ".zip", ".tar", ".whl", ".so",
      ".lock", ".pyc"}
 )  # fmt: skip
+#: Files that are never loss logs whatever their suffix (lower case; ``*`` as in globs):
+#: documents, package lists, model and tokenizer files, trackers' metadata.
+NOT_LOG_NAMES = (
+    "readme*", "license*", "licence*", "copying*", "notice*", "changelog*", "contributing*",
+    "authors*", "requirements*.txt", "config.json", "generation_config.json",
+    "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json", "vocab.json",
+    "vocab.txt", "merges.txt", "*-metadata.json", "wandb-summary.json", "*.swanlab-shm",
+    "*.swanlab-wal", "*.db-shm", "*.db-wal", "*.db-journal",
+)  # fmt: skip
 #: Bytes read to tell a binary file (skipped unread) from text or a known binary log.
 PROBE_BYTES = 8192
 #: Binary starts of logs lossdoctor reads (gzip, SQLite).
@@ -170,8 +180,14 @@ def _inside(path: Path, top: Path, include: Sequence[str], exclude: Sequence[str
 
 def _skip_reason(path: Path, *, explicit: bool) -> str | None:
     suffix = path.suffix.lower()
-    if suffix in NOT_LOG_SUFFIXES and not explicit:
-        return f"not a log ({suffix} file)"
+    if not explicit:
+        if suffix in NOT_LOG_SUFFIXES:
+            return f"not a log ({suffix} file)"
+        name = path.name.lower()
+        if name.startswith("."):
+            return "hidden file"
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in NOT_LOG_NAMES):
+            return "not a log (by its name)"
     return _probe(path)
 
 
@@ -180,4 +196,5 @@ def _read_file(path: Path, *, label: str, hints: ColumnHints | None) -> list[Run
     log that holds several)."""
     from lossdoctor.ingest import read_runs
 
-    return [replace(run, source=label, groups=()) for run in read_runs(str(path), hints=hints)]
+    runs = read_runs(str(path), hints=hints, strict=True)
+    return [replace(run, source=label, groups=()) for run in runs]
