@@ -20,8 +20,9 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest import delimited, read_bytes, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
+from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
-from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log, strip_prefix
+from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log
 from lossdoctor.model import Run
 from lossdoctor.robust import bucket_medians, median, quantile
 

@@ -174,6 +174,71 @@ def test_torchtune_progress_bar_steps_from_the_description():
     assert finding.evidence["last_finite_step"] == 96
 
 
+def _watched(data: bytes):
+    """Return the run and report ``watch`` makes of ``data`` (split into lines as watch
+    splits its input)."""
+    from lossdoctor.engine.loader import load_rules
+    from lossdoctor.live.monitor import LiveMonitor
+    from lossdoctor.live.sources import split_lines
+
+    lines, rest = split_lines(b"", data + b"\n")
+    assert rest == b""
+    monitor = LiveMonitor("-", load_rules())
+    monitor.add_lines(lines)
+    return monitor.run(), monitor.report(finished=True)
+
+
+@pytest.mark.parametrize("name", ["torchtune_stdout.log", "torchtune_log_1718000000.txt"])
+def test_watch_reads_torchtune_output_on_the_steps_check_reads(name):
+    # the tqdm bar's own step, each step once however often tqdm redraws it (watch
+    # took the row order: 240 points, steps 4-243, for 120 optimizer steps)
+    checked = read_run(str(FT / name))
+    run, report = _watched((FT / name).read_bytes())
+    assert run is not None
+    assert report is not None
+    train = run.series["train"]
+    assert train.x_kind == "step"
+    assert train.steps.tolist() == checked.series["train"].steps.tolist()
+    np.testing.assert_array_equal(train.values, checked.series["train"].values)
+    if name == "torchtune_stdout.log":
+        (finding,) = [f for f in report.active if f.rule == "non-finite"]
+        assert finding.evidence["last_finite_step"] == 96
+    else:  # a tensor's repr is its number, not a "cuda" series from device='cuda:0'
+        assert "cuda" not in run.series
+        np.testing.assert_array_equal(
+            run.series["grad_norm"].values, checked.series["grad_norm"].values
+        )
+
+
+def test_nanogpt_style_step_lines_with_named_values_in_check_and_watch():
+    # "step N: loss X, lr Y, time Zms, mfu W%" and "step N: train loss X, val loss Y, lr Z":
+    # were read by no reader (check judged the 13 validation points as the training loss)
+    path = FIXTURES / "text" / "nanogpt_step_pairs.log"
+    checked = read_run(str(path))
+    assert checked.reader == "text:nanogpt"
+    train, val, lr = (checked.series[role] for role in ("train", "val", "lr"))
+    assert (train.column, val.column) == ("loss", "val_loss")
+    assert train.x_kind == "step"
+    assert train.steps[[0, 1, -1]].tolist() == [0, 25, 3000]
+    assert [len(train), len(val), len(lr)] == [121, 13, 121]
+    assert train.values[1] == pytest.approx(4.0371)
+    assert val.steps[:2].tolist() == [0, 250]
+    assert lr.values[1] == pytest.approx(7.8e-05)
+    report = diagnose(str(path))
+    (finding,) = [f for f in report.active if f.rule == "overfitting"]
+    assert finding.severity == "warning"
+    assert finding.evidence["best_value"] == pytest.approx(1.614, abs=1e-3)
+    assert finding.evidence["smoothed_best_step"] == 1250
+    # watch reads the same lines through the same parser
+    run, live = _watched(path.read_bytes())
+    assert run is not None
+    assert live is not None
+    for role in ("train", "val", "lr"):
+        assert run.series[role].steps.tolist() == checked.series[role].steps.tolist()
+        np.testing.assert_array_equal(run.series[role].values, checked.series[role].values)
+    assert [f.rule for f in live.active if f.severity != "info"] == ["overfitting"]
+
+
 def test_swift_logging_jsonl_step_from_global_step_over_max_steps():
     run = read_run(str(FT / "swift_logging.jsonl"))
     train = run.series["train"]

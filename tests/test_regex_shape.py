@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lossdoctor.ingest.textlog import NUM
+from lossdoctor.ingest.lines import NUM
 
 #: The characters the check looks at (the digit runs, signs, dots and letters of numbers).
 ALPHABET = frozenset(chr(c) for c in range(128))

@@ -17,8 +17,8 @@ import numpy as np
 
 from lossdoctor.ingest.columns import ColumnHints, looks_like_validation
 from lossdoctor.ingest.jsonlike import records_table
+from lossdoctor.ingest.lines import NUM
 from lossdoctor.ingest.table import table_to_run
-from lossdoctor.ingest.textlog import NUM
 from lossdoctor.model import Run
 from lossdoctor.safeio import parse_int
 

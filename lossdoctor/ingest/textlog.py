@@ -27,23 +27,22 @@ import numpy as np
 from lossdoctor.errors import NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
+from lossdoctor.ingest.lines import NUM, strip_prefix
 from lossdoctor.ingest.nanogpt_bulk import NanoGPTRows, nanogpt_rows
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
+from lossdoctor.ingest.torchtune import torchtune_line
 from lossdoctor.model import FloatArray, IntArray, Run
 from lossdoctor.safeio import parse_int
 
-NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|Infinity)"
-_NUM_RE = re.compile(rf"^(?:{NUM})$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_PREFIXES = (
-    re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[^\s:]*:"),
-    re.compile(r"^\s*\[?\d{2,4}[-/]\d\d[-/]\d\d[ T_]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?\s*[|,-]?\s*"),
-    re.compile(r"^\s*\d\d/\d\d \d\d:\d\d:\d\d - \S+ - \w+ - "),
-    re.compile(r"^\s*\[?(?:DEBUG|INFO|WARNING|WARN|ERROR)\]?\s*[|:-]?\s*"),
-)
 _NANOGPT_ITER = re.compile(rf"^iter (\d+): loss ({NUM})")
 _NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})")
+#: nanoGPT-style variants: ``step N: loss X, lr Y`` (comma-separated ``name value``
+#: items, ``name: value`` and ``name=value`` too, a unit after the number allowed).
+_STEP_COLON = re.compile(r"^[Ss]tep (\d+):\s+(\S.*)$")
+_NAMED_VALUE = re.compile(
+    rf"^\s*([A-Za-z_][\w./-]*(?: [A-Za-z_][\w./-]*){{0,3}})\s*[:=]?\s*({NUM})[A-Za-z%/]*\s*$"
+)
 #: build-nanogpt's ``log/log.txt``: ``<step> train|val|hella <value>`` (train_gpt2.py).
 _BUILD_NANOGPT = re.compile(rf"^(\d+) (train|val|hella) ({NUM})$")
 _BUILD_NANOGPT_KEYS = {"train": "loss", "val": "val_loss", "hella": "hellaswag_acc"}
@@ -91,6 +90,8 @@ class _State:
     dialects: Counter[str] = field(default_factory=Counter)
     keras_bar: list[bool] = field(default_factory=list)
     skipped: int = 0
+    #: The step of the last torchtune progress-bar redraw read (tqdm draws a step again).
+    bar_step: float | None = None
 
 
 def _number(text: str) -> float | None:
@@ -102,14 +103,6 @@ def _number(text: str) -> float | None:
         return float(match.group(0))
     except ValueError:
         return None
-
-
-def strip_prefix(line: str) -> str:
-    """Return ``line`` without ANSI colours and leading time stamps, levels, logger names."""
-    line = _ANSI.sub("", line)
-    for pattern in _PREFIXES:
-        line = pattern.sub("", line, count=1)
-    return line
 
 
 def _generic(line: str) -> dict[str, Any]:
@@ -131,6 +124,19 @@ def _generic(line: str) -> dict[str, Any]:
     return values
 
 
+def _named_values(text: str) -> dict[str, float] | None:
+    """Return the ``name value`` items of a comma-separated list (``loss 3.2, val loss
+    3.4, lr 6e-4``; names in lower case, blanks as ``_``) when every item is one and one
+    names a loss, else None."""
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        match = _NAMED_VALUE.match(item)
+        if match is None:
+            return None
+        values.setdefault(match.group(1).lower().replace(" ", "_"), float(match.group(2)))
+    return values if any("loss" in key for key in values) else None
+
+
 def parse_line(line: str, state: _State) -> ParsedLine | None:
     """Return the values on one (prefix-stripped) line, or None."""
     stripped = line.strip()
@@ -141,9 +147,18 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
     if m := _NANOGPT_EVAL.match(stripped):
         values = {"step": float(m.group(1)), "val_loss": float(m.group(3))}
         return ParsedLine(values, "nanogpt")
+    if (m := _STEP_COLON.match(stripped)) and (items := _named_values(m.group(2))):
+        return ParsedLine({"step": float(m.group(1)), **items}, "nanogpt")
     if m := _BUILD_NANOGPT.match(stripped):
         values = {"step": float(m.group(1)), _BUILD_NANOGPT_KEYS[m.group(2)]: float(m.group(3))}
         return ParsedLine(values, "build-nanogpt")
+    if (torchtune := torchtune_line(stripped)) is not None:
+        step, found, is_bar = torchtune
+        if is_bar:
+            if step == state.bar_step:
+                return None  # tqdm drew the step just read again
+            state.bar_step = step
+        return ParsedLine({"step": step, **found}, "torchtune") if found else None
     if _HF_DICT.match(stripped):
         pairs = {k: (q if q else v) for k, q, v in _HF_PAIR.findall(stripped)}
         if HF_SUMMARY_KEYS & pairs.keys():

@@ -20,18 +20,35 @@ from typing import Any
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import records_table
+from lossdoctor.ingest.lines import NUM, strip_prefix
 from lossdoctor.ingest.table import table_to_run
-from lossdoctor.ingest.textlog import NUM, strip_prefix
 from lossdoctor.model import Run
 
 _TENSOR = rf"tensor\(({NUM})(?:,[^)]*)?\)"
 _VALUE = rf"(?:{_TENSOR}|({NUM}))"
-_PAIR = re.compile(rf"([\w/.()-]+?):{_VALUE}(?=\s|$)")
-_LINE = re.compile(rf"^\s*Step (\d+) \| ((?:[\w/.()-]+?:(?:{_TENSOR}|\S+)\s*)+)$")
+_PAIR = re.compile(rf"(?<![\w/.()-])([\w/.()-]+):{_VALUE}(?=\s|$)")
+#: Each ``key:value`` item is matched atomically (its value runs to the next blank), so a
+#: line that is not a metric line fails in linear time (``a:a:a:...`` once backtracked
+#: through every split).
+_LINE = re.compile(rf"^\s*Step (\d+) \| ((?:(?>[\w/.()-]+:(?:{_TENSOR}|\S+))\s*)+)$")
 _BAR = re.compile(rf"^\s*(\d+)\|(\d+)\|Loss: ({NUM})(?::|\s*$)")
 HEAD_LINES = 50
 #: Pieces of the head (lines, or the redraws between carriage returns) searched for bars.
 HEAD_PIECES = 2000
+
+
+def torchtune_line(line: str) -> tuple[float, dict[str, float], bool] | None:
+    """Return the step, the values and whether it is the progress bar for a torchtune
+    metric line (``Step N | loss:X ...``) or a redraw of its training bar (``E|N|Loss: X``,
+    values ``epoch`` and ``loss``), its prefix stripped; None for any other line.  The one
+    parser of these lines for ``check`` and ``watch``."""
+    if "Step " in line and (match := _LINE.match(line)):
+        values = {key: float(t or v) for key, t, v in _PAIR.findall(match.group(2))}
+        return float(match.group(1)), values, False
+    if "|Loss: " in line and (bar := _BAR.match(line)):
+        values = {"epoch": float(bar.group(1)), "loss": float(bar.group(3))}
+        return float(bar.group(2)), values, True
+    return None
 
 
 def _pieces(text: str) -> list[str]:
@@ -66,16 +83,12 @@ def read_disk_log(text: str, *, source: str, hints: ColumnHints | None = None) -
     bar_steps: set[float] = set()
     for number, raw in enumerate(text.split("\n"), start=1):
         for piece in raw.split("\r"):
-            line = strip_prefix(piece)
-            if match := _LINE.match(line):
-                step = float(match.group(1))
-                values = {key: float(t or v) for key, t, v in _PAIR.findall(match.group(2))}
-            elif bar := _BAR.match(line):
-                step = float(bar.group(2))
-                values = {"epoch": float(bar.group(1)), "loss": float(bar.group(3))}
-                bar_steps.add(step)
-            else:
+            found = torchtune_line(strip_prefix(piece))
+            if found is None:
                 continue
+            step, values, is_bar = found
+            if is_bar:
+                bar_steps.add(step)
             record = by_step[step][0] if step in by_step else {"step": step}
             record.update(values)
             by_step[step] = (record, number)

@@ -7,14 +7,9 @@ import json
 from typing import Any
 
 from lossdoctor.ingest.delimited import sniff_delimiter
+from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.table import MISSING_TOKENS
-from lossdoctor.ingest.textlog import (
-    MAX_LINE_CHARS,
-    _canonical,
-    _State,
-    parse_line,
-    strip_prefix,
-)
+from lossdoctor.ingest.textlog import MAX_LINE_CHARS, _canonical, _State, parse_line
 
 #: Lines looked at before the format is decided.
 SNIFF_LINES = 5
