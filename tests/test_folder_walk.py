@@ -296,3 +296,24 @@ def test_every_text_reader_path_refuses_prose_in_a_walk(tmp_path, runner, monkey
     assert result.exit_code == 2, result.output
     assert f"notes.txt: not a loss log: {mentions} lines mention a loss" in result.stderr
     assert code == 0
+
+
+def test_a_file_of_several_runs_is_named_as_the_walk_names_its_files(tmp_path, runner, monkeypatch):
+    # a sweep's table (and a tracker's database) gives several runs: they were named from
+    # the normalised path ("runs/sweep.csv") while every other file kept the folder as
+    # given ("./runs/a.csv"), and the file was listed as "a run of its own"
+    (tmp_path / "runs").mkdir()
+    shutil.copy(EXAMPLES / "sweep_trials.csv", tmp_path / "runs" / "sweep.csv")
+    shutil.copy(EXAMPLES / "healthy.csv", tmp_path / "runs" / "a.csv")
+    monkeypatch.chdir(tmp_path)
+    code, doc = run_json(runner, "./runs")
+    assert code == 1
+    sources = [(r["source"], r.get("group")) for r in doc["runs"]]
+    assert sources == [
+        ("./runs/a.csv", None),
+        *[("./runs/sweep.csv", f"trial_id=lr_{lr}") for lr in ("1e-4", "1e-3", "1e-2")],
+    ]
+    assert files_by_status(doc)["read"] == {
+        "./runs/a.csv": "a run of its own",
+        "./runs/sweep.csv": "3 runs",
+    }

@@ -79,6 +79,11 @@ def test_wandb_folder_is_one_run_and_its_files_are_listed(wandb_dir, runner):
     assert code == 1
     (run,) = doc["runs"]
     assert run["reader"] == "wandb-offline"
+    # named by its folder, not by wandb's latest-run link to it (walked first, it was)
+    assert (wandb_dir / "latest-run").is_symlink()
+    (folder,) = wandb_dir.glob("offline-run-*")
+    assert run["source"] == str(folder)
+    assert not [f["path"] for f in doc["files"] if "latest-run" in f["path"]]
     skipped = {Path(f["path"]).name: f["detail"] for f in doc["files"] if f["status"] == "skipped"}
     assert skipped["debug-internal.log"].startswith("part of W&B run")
 

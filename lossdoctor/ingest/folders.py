@@ -44,9 +44,10 @@ Tree = list[tuple[Path, list[str], list[str]]]
 
 def walk_tree(top: Path, unreadable: list[Path] | None = None) -> Tree:
     """Return (folder, sub-folders, files) for ``top`` and the folders below it, in path
-    order; hidden folders are left out, symbolic links to folders are followed once each
-    (a symlink loop ends), and the walk stops ``MAX_DEPTH`` folders down.  Folders that
-    cannot be listed go to ``unreadable``.
+    order (a folder's links to folders after its real sub-folders); hidden folders are left
+    out, symbolic links to folders are followed once each, where they lead to a folder not
+    reached before (a symlink loop ends), and the walk stops ``MAX_DEPTH`` folders down.
+    Folders that cannot be listed go to ``unreadable``.
 
     Raises :class:`InputError` when ``top`` itself cannot be listed (permission denied).
     """
@@ -72,7 +73,10 @@ def walk_tree(top: Path, unreadable: list[Path] | None = None) -> Tree:
             dirnames[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # real folders before links to folders, so that a folder is named by its own path
+        # (W&B's wandb/latest-run links to the newest offline-run-* folder)
+        shown = (d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(shown, key=lambda d: ((here / d).is_symlink(), d))
         if len(here.parts) - base_depth >= MAX_DEPTH:
             dirnames[:] = []
         out.append((here, dirnames, sorted(filenames)))

@@ -147,12 +147,16 @@ def walk_folder(
     for path in loose:
         label = _label(top, source, path)
         reason: str | None = _skip_reason(path, explicit=bool(include))
+        read = "a run of its own"
         if reason is None:
             try:
-                runs.extend(_read_file(path, label=label, hints=hints))
+                of_file = _read_file(path, label=label, hints=hints)
             except InputError as exc:
                 reason = exc.message
-        files.append(FileNote(label, "skipped" if reason else "read", reason or "a run of its own"))
+            else:
+                runs.extend(of_file)
+                read = read if len(of_file) == 1 else f"{len(of_file)} runs"
+        files.append(FileNote(label, "skipped" if reason else "read", reason or read))
     if not runs:
         reasons = sorted({f.detail for f in files if f.status == "skipped"})
         found = f"; {len(files)} files skipped ({'; '.join(reasons[:4])})" if files else ""
