@@ -50,3 +50,19 @@ def test_formats_command_lists_every_reader(runner):
     assert result.exit_code == 0
     for info in READERS:
         assert info.name in result.stdout
+
+
+def test_every_reader_says_what_it_was_tested_against():
+    # the library and version that wrote its test fixtures, or plainly that none did (a
+    # script's print format, a library the tests do not install); rows once said only
+    # "fixtures written from the format's documentation"
+    import re
+
+    from lossdoctor.ingest.catalog import READERS
+
+    said = re.compile(
+        r"\b\d+\.\d+(?:\.\d+)?\b|no library|no writer library|not installed|a script|"
+        r"a C program|no one writer|fixtures above"
+    )
+    vague = [info.name for info in READERS if not said.search(info.tested)]
+    assert vague == []

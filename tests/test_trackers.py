@@ -189,6 +189,28 @@ def test_mlflow_sqlite_inf_and_nan_read_back(mlflow_db):
     assert "step 700" in nonfinite.message
 
 
+def test_mlflow_file_store_run_folder_and_metric_file(tmp_path):
+    # the file store (mlruns/), kept by MLflow in maintenance mode: written by MLflow itself
+    pytest.importorskip("mlflow")
+    code = MLFLOW_RUN.replace("sqlite:///mlflow.db", "file:./mlruns")
+    _write_in_child(code, tmp_path, {"MLFLOW_ALLOW_FILE_STORE": "true"})
+    (folder,) = (p.parent for p in (tmp_path / "mlruns").glob("*/*/metrics"))
+    run = read_run(str(folder))
+    assert run.reader == "mlflow-file"
+    train = run.series["train"]
+    assert train.steps[[0, -1]].tolist() == [10, 1000]
+    assert train.values[69] == math.inf
+    assert math.isnan(train.values[70])
+    assert run.series["val"].steps.tolist() == [200, 400, 600, 800, 1000]
+    metric = read_run(str(folder / "metrics" / "train_loss"))
+    assert metric.reader == "mlflow-metric"
+    assert metric.series["train"].values.tolist()[:3] == train.values.tolist()[:3]
+    for path in (folder, folder / "metrics" / "train_loss"):
+        nonfinite = next(f for f in diagnose(str(path)).active if f.rule == "non-finite")
+        assert nonfinite.severity == "error"
+        assert "step 700" in nonfinite.message
+
+
 SWANLAB_RUN = """
 import math, swanlab
 swanlab.init(project="ft", experiment_name="lora", mode="offline", logdir="swanlog")
