@@ -38,10 +38,12 @@ from lossdoctor.safeio import parse_int
 _NANOGPT_ITER = re.compile(rf"^iter (\d+): loss ({NUM})")
 _NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})")
 #: nanoGPT-style variants: ``step N: loss X, lr Y`` (comma-separated ``name value``
-#: items, ``name: value`` and ``name=value`` too, a unit after the number allowed).
+#: items, ``name: value`` and ``name=value`` too, a unit after the number allowed).  A
+#: blank, ``:`` or ``=`` must end the name, so a long item fails in linear time.
 _STEP_COLON = re.compile(r"^[Ss]tep (\d+):\s+(\S.*)$")
 _NAMED_VALUE = re.compile(
-    rf"^\s*([A-Za-z_][\w./-]*(?: [A-Za-z_][\w./-]*){{0,3}})\s*[:=]?\s*({NUM})[A-Za-z%/]*\s*$"
+    rf"^\s*([A-Za-z_][\w./-]*+(?: [A-Za-z_][\w./-]*+){{0,3}})(?:\s*[:=]\s*|\s+)({NUM})"
+    r"[A-Za-z%/]*\s*$"
 )
 #: build-nanogpt's ``log/log.txt``: ``<step> train|val|hella <value>`` (train_gpt2.py).
 _BUILD_NANOGPT = re.compile(rf"^(\d+) (train|val|hella) ({NUM})$")
