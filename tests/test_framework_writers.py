@@ -125,3 +125,65 @@ def test_keras_csvlogger_history_and_verbose_output(tmp_path, monkeypatch):
         assert len(run.series["train"]) == 12, name
         assert run.series["train"].n_nonfinite > 0, name
         assert active(tmp_path / name)["non-finite"] == "error", name
+
+
+def test_lightning_tqdm_progress_bar_as_captured(tmp_path, monkeypatch):
+    # a real fit's TQDM bar redrawn into a captured stdout: the step is epoch x batches +
+    # batch, and the training loss turns NaN from step 30 on.  (With rich installed the
+    # default is the Rich bar, which writes only its last state when not on a terminal.)
+    torch = pytest.importorskip("torch")
+    lightning = pytest.importorskip("lightning")
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+
+    class Regression(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(8, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            if self.global_step >= 30:
+                loss = loss * float("nan")
+            self.log("train_loss", loss, prog_bar=True)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y), prog_bar=True)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 8, generator=g)
+    data = torch.utils.data.TensorDataset(x, x @ torch.randn(8, 1, generator=g))
+    trainer = lightning.Trainer(
+        max_epochs=6, logger=False, enable_checkpointing=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, log_every_n_steps=1,
+        callbacks=[lightning.pytorch.callbacks.TQDMProgressBar()],
+    )  # fmt: skip
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        trainer.fit(
+            Regression(),
+            torch.utils.data.DataLoader(data, batch_size=32),
+            torch.utils.data.DataLoader(torch.utils.data.Subset(data, range(64)), 64),
+        )
+    path = tmp_path / "stdout.txt"
+    path.write_text(printed.getvalue())
+    run = read_run(str(path))
+    assert run.reader == "text:lightning-progress"
+    train = run.series["train"]
+    assert train.x_kind == "step"
+    # 6 epochs of 10 batches; the bar's reset to 0/10 at each epoch start (still showing
+    # the last epoch's loss) is no point: it put that loss at step 0
+    assert train.steps.tolist() == list(range(1, 61))
+    assert run.series["val"].steps.tolist() == [10, 20, 30, 40, 50, 60]  # one per epoch
+    # Lightning pads a NaN to "nan.0": it was dropped, the NaN half of the run unseen
+    assert train.n_nonfinite == 30
+    nonfinite = next(f for f in diagnose(str(path)).active if f.rule == "non-finite")
+    assert nonfinite.severity == "error"
+    assert "step 31" in nonfinite.message

@@ -25,6 +25,9 @@ from lossdoctor.safeio import parse_int
 _TQDM = re.compile(r"^\s*Epoch (\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]\s*$")
 _RICH = re.compile(r"^\s*Epoch (\d+)/\d+\s+\S*\s+(\d+)/(\d+)\s+[\d:]+\s+•\s+\S+\s+\S+\s*(.*)$")
 _PAIR = re.compile(rf"([A-Za-z_][\w/.-]*)(?:=|:\s)\s*({NUM})(?![\w.])")
+#: Lightning pads the numbers of its TQDM bar's postfix to a width, a non-finite one too:
+#: ``train_loss=nan.0``, ``inf.0`` (``Tqdm.format_num``).
+_PADDED_NONFINITE = re.compile(r"(?<![\w.])(-?(?:nan|inf))\.0*(?![\w.])")
 #: Lines searched for progress-bar lines when sniffing.
 HEAD_CHARS = 1 << 16
 #: Postfix keys that are not metrics.
@@ -64,7 +67,10 @@ def read_progress_bar(text: str, *, source: str, hints: ColumnHints | None = Non
             if found is None:
                 continue
             epoch, batch, total, postfix = found
+            if batch == 0:
+                continue  # a bar reset for the next epoch shows the last epoch's values
             step = float(epoch * total + batch)
+            postfix = _PADDED_NONFINITE.sub(r"\1", postfix)
             train: dict[str, Any] = {"step": step, "epoch": float(epoch)}
             val: dict[str, float] = {}
             for key, raw in _PAIR.findall(postfix):
