@@ -252,10 +252,3 @@ def test_a_bug_in_a_worker_process_reaches_the_caller(sweep, monkeypatch):
         pool.close()
     assert raised.value.detail == "ZeroDivisionError: division by zero"
     assert raised.value.source in sweep
-
-
-def test_summary_of_one_run_says_1_run(runner, sweep, tmp_path):
-    # a folder walk filtered down to one run ("1 runs: 1 healthy" before)
-    result = runner.invoke(app, ["check", sweep[0], "-f", "summary"])
-    assert result.exit_code == 0
-    assert "1 run: 1 healthy" in result.stdout
