@@ -8,15 +8,16 @@ log space a residual of 0.69 means "twice the local trend".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
-from lossdoctor.robust import bucket_medians, median, robust_sigma, rolling_median
+from lossdoctor.robust import bucket_medians, median, quantile, robust_sigma, rolling_median
 from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions, sample_stride
 
-__all__ = ["LRProfile", "SeriesView", "robust_sigma", "rolling_median", "spearman"]
+__all__ = ["LRProfile", "SeriesView", "Wave", "robust_sigma", "rolling_median", "spearman"]
 
 #: Rolling-median window, as a share of the number of points ...
 TREND_WINDOW_SHARE = 0.04
@@ -40,8 +41,39 @@ WARMUP_START_SHARE = 0.5
 #: ... and reaches the peak within this share of the run.
 WARMUP_MAX_SHARE = 0.3
 WARMUP_MIN_POINTS = 3
+#: The wave is measured on the second half of the run, in blocks of a tenth of it, at
+#: least this many points (a line through each block is the local level).
+WAVE_BLOCKS = 10
+WAVE_MIN_BLOCK = 21
 #: Fewest points a rank correlation is computed on.
 MIN_RANK_POINTS = 3
+
+
+@dataclass(frozen=True)
+class Wave:
+    """How the second half of a run swings around its local level (nats in log space).
+
+    The local level is a straight line through each block of a tenth of the half (at
+    least 21 points), so it does not follow a swing faster than a block, whatever
+    progress the run made before.  ``swing`` is the robust spread of the points around
+    those lines; ``point_noise`` the robust spread of the differences
+    between neighbours
+    over the square root of 2: about the swing for independent noise, a fraction of it
+    for a swing that persists over several points (a sine or square wave), however slow.
+    ``persistent`` is the part of the swing the point-to-point noise does not explain
+    (sqrt(swing^2 - point_noise^2): about 0 for independent noise, about the swing for a
+    wave).  ``balance`` is how far the 10th percentile of the points lies below
+    the lines over how far the 90th lies above them: about 1 or more for a swing (in log
+    space, a swing of the loss goes further down than up), small for bursts that only
+    go up.  ``crossings`` is how often the points cross their lines in all: a
+    wave crosses twice a period, a one-off jump or explosion a few times.  All
+    NaN when the half is shorter than a block."""
+
+    swing: float
+    point_noise: float
+    persistent: float
+    balance: float
+    crossings: float
 
 
 class SeriesView:
@@ -243,6 +275,32 @@ class SeriesView:
             self.value_at(v) for v in (self.early_level, self.best_level, self.end_level)
         )
         return (end - best) / (start - best) if start > best else float("inf")
+
+    @cached_property
+    def wave(self) -> Wave:
+        """Return how the second half of the run swings around its local level (see
+        :class:`Wave`)."""
+        half = self.y[self.n // 2 :]
+        size = max(WAVE_MIN_BLOCK, half.shape[0] // WAVE_BLOCKS)
+        blocks = half.shape[0] // size
+        if blocks < 1 or not self.log_space:
+            nan = float("nan")
+            return Wave(nan, nan, nan, nan, nan)
+        parts = half[half.shape[0] - blocks * size :].reshape(blocks, size)
+        x = np.arange(size) - (size - 1) / 2
+        slopes = (parts * x).sum(axis=1) / float((x * x).sum())
+        around = (parts - parts.mean(axis=1, keepdims=True) - slopes[:, None] * x).ravel()
+        low, high = (quantile(around, q) for q in (0.1, 0.9))
+        rows = around.reshape(blocks, size)
+        swing = robust_sigma(around)
+        point_noise = robust_sigma(np.diff(half)) / float(np.sqrt(2))
+        return Wave(
+            swing=swing,
+            point_noise=point_noise,
+            persistent=float(np.sqrt(max(swing**2 - point_noise**2, 0.0))),
+            balance=-low / high if high > 0 else float("inf"),
+            crossings=float(np.count_nonzero(np.diff(rows > 0, axis=1))),
+        )
 
     @cached_property
     def span(self) -> float:

@@ -99,6 +99,28 @@ def periodic(n: int = 2000, seed: int = 11, amplitude: float = 0.4, period: floa
     return steps, _decay(n, 5.0, 3.5, 2.0) * np.exp(wave + noise)
 
 
+def late_wave(
+    n: int = 600,
+    seed: int = 30,
+    fall: float = 10.0,
+    swing: float = 0.5,
+    period: float = 12.0,
+    at: float = 0.3,
+    square: int = 0,
+    noise: float = 0.01,
+) -> Curve:
+    """Return a curve that falls ``fall``-fold and, from ``at`` (a share of the run) on,
+    swings by 1 +/- ``swing`` x its level: a sine of ``period`` points, or a square wave
+    when ``square`` is 1; with multiplicative noise of ``noise`` (nats) per point."""
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    level = _decay(n, 4.0 * fall, 4.0, 5.0)
+    wave = np.sin(2 * np.pi * steps / period + 0.1)
+    if square:
+        wave = np.where(wave >= 0, 1.0, -1.0)
+    wave[steps <= at * n] = 0.0
+    return steps, level * (1 + swing * wave) * np.exp(_rng(seed).normal(0, noise, n))
+
+
 def flat(n: int = 400, seed: int = 3, level: float = 10.8, noise: float = 0.01) -> Curve:
     """Return a curve that stays at its starting level."""
     steps = np.arange(1, n + 1, dtype=np.float64)

@@ -25,6 +25,7 @@ class Decline:
     swing_to_progress: float
     linear_swing_to_progress: float
     giveback: float
+    late_wave: float
     evidence: Evidence
 
 
@@ -34,12 +35,14 @@ def decline(series: SeriesView) -> Decline:
     of the first and last 10% of points; nats, ``drop_pct`` in %), the first and last
     logged values, its steadiness
     (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
-    the swing-to-progress ratios (log space and values) and the share of the progress
-    given back by the end (0-1)."""
+    the swing-to-progress ratios (log space and values), the share of the progress
+    given back by the end (0-1) and the persistent swing of the second half around its
+    local level (nats, 0.0 when the half is too short to tell; see
+    :class:`~lossdoctor.features.Wave`)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Decline(nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Decline(nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
     steps, levels = series.coarse
     drop = series.early_level - series.end_level
     steadiness = -spearman(steps, levels)
@@ -66,5 +69,6 @@ def decline(series: SeriesView) -> Decline:
         swing_to_progress=series.swing / progress,
         linear_swing_to_progress=series.linear_swing_to_progress,
         giveback=series.giveback,
+        late_wave=float(np.nan_to_num(series.wave.persistent, nan=0.0)),
         evidence=evidence,
     )

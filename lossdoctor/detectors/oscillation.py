@@ -31,6 +31,11 @@ class Oscillation:
     alternation: float
     alternation_pct: float
     alternation_to_noise: float
+    wave: float
+    wave_pct: float
+    wave_to_noise: float
+    wave_balance: float
+    wave_crossings: float
     lr_peak: float
     lr_rel_end: float
     evidence: Evidence
@@ -40,16 +45,21 @@ class Oscillation:
 def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation:
     """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %),
     the progress (start level minus best level, nats) and their ratio, in log space and
-    on the loss values themselves; and the alternation (see :func:`alternation`: nats,
-    ``alternation_pct`` in %) as a multiple of the noise around the local trend."""
+    on the loss values themselves; the alternation (see :func:`alternation`: nats,
+    ``alternation_pct`` in %) as a multiple of the noise around the local trend; and the
+    wave of the second half (see :func:`wave`: nats, ``wave_pct`` in %) as a multiple of
+    the point-to-point noise, with its balance (see :class:`~lossdoctor.features.Wave`)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Oscillation(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Oscillation(
+            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty
+        )
     swing = series.swing
     progress = max(series.early_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
     alternate = alternation(series)
+    late = series.wave
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -58,6 +68,7 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         numbers={
             "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
             "alternation_pct": round(100 * (float(np.exp(alternate)) - 1), 1),
+            "wave_pct": round(100 * (float(np.exp(late.persistent)) - 1), 1),
             "start_level": series.value_at(series.early_level),
             "best_level": series.value_at(series.best_level),
         },
@@ -71,6 +82,11 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         alternation=alternate,
         alternation_pct=100 * (float(np.exp(alternate)) - 1),
         alternation_to_noise=alternate / max(series.noise, NOISE_FLOOR),
+        wave=late.persistent,
+        wave_pct=100 * (float(np.exp(late.persistent)) - 1),
+        wave_to_noise=late.swing / max(late.point_noise, NOISE_FLOOR / 10),
+        wave_balance=late.balance,
+        wave_crossings=late.crossings,
         lr_peak=LRProfile(lr).peak,
         lr_rel_end=LRProfile(lr).rel_end,
         evidence=evidence,
