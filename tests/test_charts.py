@@ -222,3 +222,23 @@ def test_compare_plot_draws_reference_and_band(tmp_path, runner):
         app, ["compare", "-f", "json", str(tmp_path / "ref.csv"), str(tmp_path / "cand.csv")]
     ).stdout
     assert "reference_curve" not in doc
+
+
+def test_the_title_of_many_panels_stays_clear_of_them(tmp_path):
+    # five runs: the title listed every run's name and verdict, ran past the figure's
+    # edges and over the first panel's own title
+    families = ["healthy", "spikes", "plateau", "divergence", "overfitting"]
+    paths = [str(_log(tmp_path, family)) for family in families]
+    doc = diagnose_many(paths).to_dict(curves=True)
+    fig = chart.figure(doc)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    frame = fig.bbox
+    assert frame.x0 <= title.x0
+    assert title.x1 <= frame.x1
+    assert fig._suptitle.get_text().startswith("lossdoctor · 5 runs: ")
+    for ax in fig.axes:
+        for text in (ax.title, ax._left_title, ax._right_title):
+            if text.get_text():
+                assert not _bbox_overlap(text.get_window_extent(renderer), title)

@@ -82,8 +82,8 @@ def test_watch_of_appended_keras_runs_judges_each_session(tmp_path):
     assert [r["series"]["train"]["first_step"] for r in runs] == [0, 0, 0, 0]
     assert all(r["verdict"] == "healthy" for r in runs)
     said = proc.stderr.decode()  # alerts go to stderr when the report is on stdout
-    assert "lossdoctor: [session 1] run ended at step 4: healthy" in said
-    assert "lossdoctor: [session 3] run ended at step 9: healthy" in said
+    assert "lossdoctor: [session 1] run ended at epoch 4: healthy" in said
+    assert "lossdoctor: [session 3] run ended at epoch 9: healthy" in said
 
 
 def test_run_of_runs_from_scratch_reports_each_and_exits_with_the_worst(tmp_path):

@@ -7,6 +7,7 @@ module without it raises :class:`PlotUnavailable`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,10 @@ def _panel(ax: Any, run: dict[str, Any], *, smoothing: float, axes: Axes, many: 
               bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)  # fmt: skip
 
 
+#: Height kept for the figure's title above several panels (inches).
+TITLE_INCHES = 0.45
+
+
 def figure(
     doc: dict[str, Any],
     *,
@@ -305,12 +310,20 @@ def figure(
     fig, panels = plt.subplots(count, 1, figsize=(10, 4.6 * count + 0.6), squeeze=False)
     for ax, run in zip(panels[:, 0], runs, strict=False):
         _panel(ax, run, smoothing=smoothing, axes=axes, many=len(runs) > 1)
-    if title is None and runs:
-        verdicts = ", ".join(f"{Path(run_name(r)).name}: {r['verdict'].upper()}" for r in runs)
-        title = f"lossdoctor · {verdicts}"
+    if title is None and len(runs) == 1:
+        title = f"lossdoctor · {Path(run_name(runs[0])).name}: {runs[0]['verdict'].upper()}"
+    elif title is None and runs:
+        # each panel names its run and verdict: the title counts them (a list of every
+        # run's name ran past the figure's edges and over the first panel's title)
+        counts = Counter(r["verdict"] for r in runs)
+        verdicts = ", ".join(f"{n} {v}" for v, n in counts.items())
+        title = f"lossdoctor · {len(runs)} runs: {verdicts}"
     color = VERDICT_COLOR[runs[0]["verdict"]] if len(runs) == 1 else "black"
     fig.suptitle(title or "lossdoctor", color=color, fontsize=12, fontweight="bold")
-    fig.tight_layout()
+    # panels with titles of their own go below the figure's title, not under it
+    # (tight_layout leaves it no room above a panel's title)
+    top = 1.0 - TITLE_INCHES / fig.get_figheight() if len(runs) > 1 else 1.0
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, top))
     return fig
 
 

@@ -24,14 +24,25 @@ SPARK_WIDTH = 60
 EMA_WEIGHT = 0.6
 
 
-def finding_line(finding: Finding, step: float, run: str = "") -> str:
-    """Return the one-line alert for a finding (of the stream's ``run``, named when the
-    stream holds several: ``[trial_id=3]``)."""
+def finding_line(finding: Finding, step: float, run: str = "", x_kind: str = "step") -> str:
+    """Return the one-line alert for a finding at ``step`` (an epoch when ``x_kind`` is
+    ``epoch``) of the stream's ``run``, named when the stream holds several
+    (``[trial_id=3]``)."""
     named = f"[{run}] " if run else ""
     return (
-        f"lossdoctor: step {step:g}: {named}{finding.severity} {finding.code} {finding.rule}: "
-        f"{finding.message}"
+        f"lossdoctor: {x_word(x_kind)} {step:g}: {named}{finding.severity} {finding.code} "
+        f"{finding.rule}: {finding.message}"
     )
+
+
+def x_word(x_kind: str) -> str:
+    """Return what a run's x counts, as said in a line: ``epoch`` or ``step``."""
+    return "epoch" if x_kind == "epoch" else "step"
+
+
+def _x_kind(report: RunReport) -> str:
+    train = report.series.get("train") or next(iter(report.series.values()), None)
+    return train.x_kind if train is not None else "step"
 
 
 def ended_line(report: RunReport) -> str:
@@ -39,7 +50,7 @@ def ended_line(report: RunReport) -> str:
     run and the findings that drove it."""
     named = f"[{report.group}] " if report.group else ""
     train = report.series.get("train") or next(iter(report.series.values()), None)
-    at = f" at step {train.last_step:g}" if train is not None else ""
+    at = f" at {x_word(train.x_kind)} {train.last_step:g}" if train is not None else ""
     drivers = ", ".join(report.drivers)
     why = f" ({drivers})" if drivers else ""
     return f"lossdoctor: {named}run ended{at}: {report.verdict}{why}; a new run started"
@@ -76,7 +87,7 @@ class PlainDisplay:
         """Print the findings that are new or changed."""
         for finding in findings:
             if finding.severity != "info":
-                self.out.write(finding_line(finding, step, report.group) + "\n")
+                self.out.write(finding_line(finding, step, report.group, _x_kind(report)) + "\n")
         self.out.flush()
 
     def ended(self, report: RunReport) -> None:
