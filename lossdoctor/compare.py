@@ -220,8 +220,8 @@ def _first_reach(view: SeriesView, target: float) -> float:
 
 def _speed_check(ref: SeriesView, cand: SeriesView, tol: Tolerances) -> Check:
     target = ref.end_level + math.log1p(tol.rtol)
-    ref_steps = _first_reach(ref, target) - ref.steps[0]
-    cand_steps = _first_reach(cand, target) - cand.steps[0]
+    ref_steps = _first_reach(ref, target) - float(ref.steps[0])
+    cand_steps = _first_reach(cand, target) - float(cand.steps[0])
     numbers = {"reference_steps": ref_steps, "candidate_steps": cand_steps}
     goal = f"{safe_exp(target):.4g}"
     if not math.isfinite(cand_steps):

@@ -231,6 +231,17 @@ def test_regression_is_a_failure_in_every_ci_format(runner, tmp_path, how):
     assert "**Fails the check**" in outputs["markdown"].read_text()
 
 
+def test_junit_evidence_of_a_regression_holds_plain_numbers(runner, tmp_path):
+    # the speed check's steps were numpy scalars: "'reference_steps': np.float64(1680.0)"
+    ref, cand = _two_runs(tmp_path)
+    out = tmp_path / "out.xml"
+    result = runner.invoke(app, ["check", cand, "--baseline", ref, "-f", f"junit:{out}"])
+    assert result.exit_code == 1
+    body = "".join(ET.fromstring(out.read_text()).itertext())
+    assert "'check': 'speed'" in body
+    assert "np." not in body
+
+
 def test_every_emitted_rule_is_documented(runner):
     from lossdoctor.compare import RULE_CODE, RULE_NAME
     from lossdoctor.live.monitor import STALL_CODE, STALL_RULE
