@@ -210,6 +210,25 @@ def test_watch_reads_torchtune_output_on_the_steps_check_reads(name):
         )
 
 
+def test_watch_reads_a_lightning_progress_bar_on_the_steps_check_reads(tmp_path):
+    # epoch x batches + batch, each step once, one validation value per epoch (watch took
+    # the row order: steps 0-71, and 67 validation points for 12 validations)
+    path = FT / "lightning_progress.log"
+    checked = read_run(str(path))
+    run, report = _watched(path.read_bytes())
+    assert run is not None
+    assert report is not None
+    for role in ("train", "val"):
+        assert run.series[role].steps.tolist() == checked.series[role].steps.tolist()
+        np.testing.assert_array_equal(run.series[role].values, checked.series[role].values)
+    assert len(run.series["val"]) == 12
+    # a NaN the bar prints as 'nan.0' is read live too
+    text = path.read_text(encoding="utf-8").replace("train_loss=0.357,", "train_loss=nan.0,")
+    run, report = _watched(text.encode())
+    assert report is not None
+    assert [f.rule for f in report.active if f.severity == "error"] == ["non-finite"]
+
+
 def test_nanogpt_style_step_lines_with_named_values_in_check_and_watch():
     # "step N: loss X, lr Y, time Zms, mfu W%" and "step N: train loss X, val loss Y, lr Z":
     # were read by no reader (check judged the 13 validation points as the training loss)

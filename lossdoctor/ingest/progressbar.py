@@ -44,6 +44,26 @@ def _match(line: str) -> tuple[int, int, int, str] | None:
     return epoch, done, total, m.group(4)
 
 
+def bar_line(line: str) -> tuple[float, int, dict[str, float], dict[str, float]] | None:
+    """Return (step, epoch, training values with ``epoch``, validation values) of one
+    redraw of a Lightning bar (step = epoch x batches per epoch + batch); None for any
+    other line and for the bar's reset to 0/N at an epoch's start (it shows the last
+    epoch's values).  The one parser of these lines for ``check`` and ``watch``."""
+    found = _match(line)
+    if found is None:
+        return None
+    epoch, batch, total, postfix = found
+    if batch == 0:
+        return None
+    postfix = _PADDED_NONFINITE.sub(r"\1", postfix)
+    train: dict[str, float] = {"epoch": float(epoch)}
+    val: dict[str, float] = {}
+    for key, raw in _PAIR.findall(postfix):
+        if key not in SKIP_KEYS:
+            (val if looks_like_validation(key) else train)[key] = float(raw)
+    return float(epoch * total + batch), epoch, train, val
+
+
 def looks_like_progress_bar(text: str) -> bool:
     """Return True when the start of ``text`` holds at least two Lightning bar lines."""
     head_text = text[:HEAD_CHARS]
@@ -63,21 +83,11 @@ def read_progress_bar(text: str, *, source: str, hints: ColumnHints | None = Non
     last_of_epoch: dict[int, tuple[float, dict[str, float], int]] = {}
     for number, physical in enumerate(text.split("\n"), start=1):
         for line in physical.split("\r"):
-            found = _match(line)
+            found = bar_line(line)
             if found is None:
                 continue
-            epoch, batch, total, postfix = found
-            if batch == 0:
-                continue  # a bar reset for the next epoch shows the last epoch's values
-            step = float(epoch * total + batch)
-            postfix = _PADDED_NONFINITE.sub(r"\1", postfix)
-            train: dict[str, Any] = {"step": step, "epoch": float(epoch)}
-            val: dict[str, float] = {}
-            for key, raw in _PAIR.findall(postfix):
-                if key in SKIP_KEYS:
-                    continue
-                (val if looks_like_validation(key) else train)[key] = float(raw)
-            by_step[step] = (train, number)
+            step, epoch, train, val = found
+            by_step[step] = ({"step": step, **train}, number)
             last_of_epoch[epoch] = (step, val, number)
     records: list[dict[str, Any]] = []
     lines: list[int] = []

@@ -29,6 +29,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
 from lossdoctor.ingest.lines import NUM, strip_prefix
 from lossdoctor.ingest.nanogpt_bulk import NanoGPTRows, nanogpt_rows
+from lossdoctor.ingest.progressbar import bar_line
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.ingest.torchtune import torchtune_line
@@ -92,8 +93,13 @@ class _State:
     dialects: Counter[str] = field(default_factory=Counter)
     keras_bar: list[bool] = field(default_factory=list)
     skipped: int = 0
-    #: The step of the last torchtune progress-bar redraw read (tqdm draws a step again).
+    #: The step of the last torchtune or Lightning progress-bar redraw read (tqdm draws a
+    #: step again).
     bar_step: float | None = None
+    #: The epoch of the last Lightning bar line read, and the validation values its bar
+    #: shows (carried over from the last validation until the next one).
+    bar_epoch: int | None = None
+    bar_val: dict[str, float] = field(default_factory=dict)
 
 
 def _number(text: str) -> float | None:
@@ -139,6 +145,24 @@ def _named_values(text: str) -> dict[str, float] | None:
     return values if any("loss" in key for key in values) else None
 
 
+def _lightning_bar(
+    found: tuple[float, int, dict[str, float], dict[str, float]], state: _State
+) -> ParsedLine | None:
+    """Return the values of a Lightning bar redraw read line by line (``watch``): the
+    training values once per step, and a validation value when the bar first shows it in
+    an epoch (the redraw after the validation run; the values an epoch's first lines show
+    are the last epoch's, carried over)."""
+    step, epoch, train, val = found
+    if epoch != state.bar_epoch:
+        state.bar_epoch, state.bar_val = epoch, val
+    new_val = {key: value for key, value in val.items() if state.bar_val.get(key) != value}
+    state.bar_val = val
+    values: dict[str, Any] = dict(train) if step != state.bar_step else {}
+    state.bar_step = step
+    values.update(new_val)
+    return ParsedLine({"step": step, **values}, "lightning-progress") if values else None
+
+
 def parse_line(line: str, state: _State) -> ParsedLine | None:
     """Return the values on one (prefix-stripped) line, or None."""
     stripped = line.strip()
@@ -161,6 +185,8 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
                 return None  # tqdm drew the step just read again
             state.bar_step = step
         return ParsedLine({"step": step, **found}, "torchtune") if found else None
+    if "Epoch " in stripped and (lightning := bar_line(stripped)) is not None:
+        return _lightning_bar(lightning, state)
     if _HF_DICT.match(stripped):
         pairs = {k: (q if q else v) for k, q, v in _HF_PAIR.findall(stripped)}
         if HF_SUMMARY_KEYS & pairs.keys():
