@@ -318,5 +318,11 @@ def parse_int(digits: str) -> int | None:
 
 
 def sqlite_uri(path: Path) -> str:
-    """Return a read-only SQLite URI for ``path``, every special character escaped."""
-    return path.absolute().as_uri() + "?mode=ro"
+    """Return a read-only SQLite URI for ``path``, every special character escaped.  A
+    database with no write-ahead log beside it is opened as immutable: SQLite would
+    otherwise create ``-wal`` and ``-shm`` files next to a WAL-mode database (trackio's,
+    MLflow's), and nothing beside the user's files is written.  One with a log (a run
+    still being written) is read through it: those files exist already."""
+    uri = path.absolute().as_uri() + "?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    return uri if wal.exists() else uri + "&immutable=1"

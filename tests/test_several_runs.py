@@ -250,6 +250,26 @@ def test_session_levels_near_the_float_limit_neither_overflow_nor_warn():
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+def test_a_header_repeated_by_an_appended_log_is_named_as_such(runner, tmp_path):
+    # Two CSVLogger fits appended to one file write the header again: the note said
+    # "'loss': 1 cells that are not numbers were skipped" (it is the header's cell)
+    first = "\n".join(f"{e},{2.2 * 0.85**e:.4f},{2.4 * 0.86**e:.4f}" for e in range(20))
+    second = "\n".join(f"{e},{1.9 * 0.88**e:.4f},{2.1 * 0.88**e:.4f}" for e in range(15))
+    path = tmp_path / "keras.csv"
+    header = "epoch,loss,val_loss"
+    path.write_text(f"{header}\n{first}\n{header}\n{second}\n", encoding="utf-8")
+    code, doc = run_json(runner, str(path))
+    assert code == 0
+    notes = [n for r in doc["runs"] for n in r["notes"]]
+    assert "1 line repeats the header (logs appended to one file): skipped (line 22)" in notes
+    assert not any("cells that are not numbers" in n for n in notes)
+
+    # a cell that is really not a number is still said
+    path.write_text(f"{header}\n{first}\n21,oops,0.5\n", encoding="utf-8")
+    _code, doc = run_json(runner, str(path))
+    assert "'loss': 1 cells that are not numbers were skipped" in doc["runs"][0]["notes"]
+
+
 def test_four_appended_keras_runs_are_four_reports(runner):
     # CSVLogger(append=True): each fit() starts at epoch 0 again.  The third run's first
     # loss (1.072) lies near where the second ended (1.065), but its loss falls through a

@@ -143,6 +143,19 @@ def test_trackio_database_one_run_per_run_name(trackio_db, runner):
     assert "non-finite" in {f["rule"] for f in only["findings"]}
 
 
+def test_reading_a_tracker_database_writes_nothing_beside_it(trackio_db, runner, tmp_path):
+    # SQLite opened a WAL-mode database (trackio's) read-only and still created its -wal
+    # and -shm files next to the user's file
+    copy = tmp_path / "ft.db"
+    copy.write_bytes(trackio_db.read_bytes())
+    before = copy.read_bytes()
+    code, doc = run_json(runner, str(copy))
+    assert code == 1  # lora-swing goes NaN
+    assert [r["source"] for r in doc["runs"]] == [f"{copy}#lora-good", f"{copy}#lora-swing"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ft.db"]
+    assert copy.read_bytes() == before
+
+
 MLFLOW_RUN = """
 import math, mlflow
 mlflow.set_tracking_uri("sqlite:///mlflow.db")

@@ -140,6 +140,31 @@ def cell_text(cell: object) -> str:
 _PLAIN_NUMBERS = re.compile(r"[0-9.eE+-]*")
 
 
+def _repeated_headers(table: Table, names: Sequence[str]) -> list[int]:
+    """Return the source lines (row numbers without lines) of the rows whose cells in the
+    columns ``names`` are those columns' names: a header written again where another log
+    was appended; [] when there are none or a column's cell texts were not kept."""
+    rows: set[int] | None = None
+    for name in dict.fromkeys(names):
+        col = table.columns[name]
+        if not col.garbage:
+            return []
+        if col.texts is None:
+            return []
+        here = {i for i, text in enumerate(col.texts) if text.strip().strip('"') == name}
+        if len(here) != col.garbage:
+            return []  # other text too: counted as cells that are not numbers
+        rows = here if rows is None else rows & here
+        if not rows:
+            return []
+    if not rows:
+        return []
+    ordered = sorted(rows)
+    if table.lines is None:
+        return [i + 1 for i in ordered]
+    return [int(table.lines[i]) for i in ordered]
+
+
 def coerce_texts(cells: Sequence[str]) -> Column:
     """Return a :class:`Column` from the text cells of a delimited file, as
     :func:`coerce_objects` with ``nan_is_missing`` reads them; a column of plain numbers
@@ -446,10 +471,16 @@ def table_to_run(
     notes.extend(components.describe(roles, parts, set(summed)))
     part_names = {p for ps in parts.values() for p in ps}
     roles.update({p: p for p in part_names})
+    headers = _repeated_headers(table, [roles[r] for r in roles])
+    if headers:
+        at = ", ".join(str(line) for line in headers[:5]) + (", ..." if len(headers) > 5 else "")
+        said = "1 line repeats" if len(headers) == 1 else f"{len(headers)} lines repeat"
+        notes.append(f"{said} the header (logs appended to one file): skipped (line {at})")
     for role, column in roles.items():
         col = table.columns[column]
-        if col.garbage:
-            notes.append(f"'{column}': {col.garbage} cells that are not numbers were skipped")
+        garbage = col.garbage - (len(headers) if headers else 0)
+        if garbage > 0:
+            notes.append(f"'{column}': {garbage} cells that are not numbers were skipped")
         mask = col.present
         meta: dict[str, str] = {}
         steps = _pick(row_steps, mask)
