@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,15 @@ def readme_python(heading: str, index: int = 0) -> str:
     )
     blocks = text[start:end].split("```python\n")[1:]
     return blocks[index].split("```")[0]
+
+
+def load_script(relative: str, name: str) -> Any:
+    """Return the repository's script at ``relative`` (e.g. ``benchmarks/fuzz.py``) loaded
+    as the module ``name`` (registered in sys.modules: dataclasses look it up by name)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

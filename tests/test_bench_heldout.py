@@ -9,33 +9,19 @@ the benchmark's numbers.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_script
+
 SEEDS = range(3)
 PER_FAMILY = 30
 
 
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "lossdoctor_bench_heldout", ROOT / "benchmarks" / "bench_heldout.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-ho = _module()
+ho = load_script("benchmarks/bench_heldout.py", "lossdoctor_bench_heldout")
 
 
 def _cases(family: str) -> list[Any]:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 
 def update_readme_module():
     """Return scripts/update_readme.py loaded as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "update_readme", ROOT / "scripts" / "update_readme.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/update_readme.py", "update_readme")
 
 
 def test_readme_rule_table_is_current():

@@ -27,7 +27,7 @@ from lossdoctor.ingest import read_bytes
 from lossdoctor.ingest.mlflow import read_sqlite
 from lossdoctor.live.parse import LineParser
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 FEW = settings(
     max_examples=25,
@@ -313,16 +313,7 @@ def test_case_file_harness_raises_only_rule_pack_errors(
 
 
 def _fuzz_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "lossdoctor_fuzz", ROOT / "benchmarks" / "fuzz.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fuzz.py", "lossdoctor_fuzz")
 
 
 def test_the_atheris_target_reads_every_seed_without_a_crash() -> None:
