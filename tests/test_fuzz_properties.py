@@ -179,10 +179,12 @@ def test_mlflow_database_reader_raises_only_input_errors(tmp_path_factory, rows)
                                 json_values.map(json.dumps)), max_size=8))  # fmt: skip
 def test_live_line_parser_never_raises(lines: list[str]) -> None:
     parser = LineParser()
+    records = []
     for line in lines:
         for part in line.split("\n"):
-            record = parser.feed(part)
-            assert record is None or all(isinstance(v, float) for v in record.values())
+            records.extend(parser.feed(part))
+    for record in [*records, *parser.finish()]:
+        assert all(isinstance(v, float) for v in record.values())
 
 
 # --- configuration, rule packs, case files ------------------------------------------------

@@ -228,7 +228,7 @@ def test_point_buffer_stays_bounded_and_keeps_extremes():
 
 def test_line_parser_rereads_a_csv_header():
     parser = LineParser()
-    assert parser.feed("step,loss") is None
-    assert parser.feed("1,2.5") == {"step": 1.0, "loss": 2.5}
-    assert parser.feed("step,loss,val_loss") is None
-    assert parser.feed("2,2.4,2.6") == {"step": 2.0, "loss": 2.4, "val_loss": 2.6}
+    assert parser.feed("step,loss") == []
+    assert parser.feed("1,2.5") == [{"step": 1.0, "loss": 2.5}]
+    assert parser.feed("step,loss,val_loss") == []
+    assert parser.feed("2,2.4,2.6") == [{"step": 2.0, "loss": 2.4, "val_loss": 2.6}]

@@ -199,6 +199,33 @@ def resolve_hint(hint: str, columns: list[str], what: str) -> str:
     raise KeyError(f"{what} '{hint}' is not a column (columns: {listed}){suggestion}")
 
 
+def step_column(columns: Iterable[str]) -> str | None:
+    """Return the column that counts steps among ``columns`` (a step name first, else an
+    epoch name), or None: the x axis ``check`` takes, and ``watch`` for each record."""
+    names: dict[str, str] = {}
+    for column in columns:
+        names.setdefault(normalise(column), column)
+    return _find(names, STEP_NAMES) or _find(names, EPOCH_NAMES)
+
+
+def is_step_name(name: str) -> bool:
+    """Return True when ``name`` names a step or epoch counter (an x axis, not a series)."""
+    norm = normalise(name)
+    return norm in STEP_NAMES or norm in EPOCH_NAMES
+
+
+def is_epoch_name(name: str) -> bool:
+    """Return True when ``name`` names an epoch counter."""
+    return normalise(name) in EPOCH_NAMES
+
+
+def step_kind(step: str | None) -> XKind:
+    """Return what the x column ``step`` counts: epochs, steps, or rows when None."""
+    if step is None:
+        return "index"
+    return "epoch" if normalise(step) in EPOCH_NAMES else "step"
+
+
 def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> ColumnChoice:
     """Return the role -> column mapping for a table with these column names.
 
@@ -211,14 +238,9 @@ def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> Colu
         names.setdefault(normalise(column), column)
 
     step = resolve_hint(hints.step, columns, "--step-col") if hints.step else None
-    x_kind: XKind = "step"
     if step is None:
-        step = _find(names, STEP_NAMES)
-    if step is None:
-        step = _find(names, EPOCH_NAMES)
-        x_kind = "epoch" if step is not None else "index"
-    elif normalise(step) in EPOCH_NAMES:
-        x_kind = "epoch"
+        step = step_column(usable)
+    x_kind = step_kind(step)
 
     roles: dict[str, str] = {}
     taken = {step} if step else set()

@@ -75,6 +75,24 @@ def add_sums(columns: dict[str, Column], totals: dict[str, list[str]]) -> None:
         columns[total] = Column(values=np.asarray(values, dtype=np.float64), present=present)
 
 
+def add_record_sums(record: dict[str, float], totals: dict[str, list[str]]) -> None:
+    """Add each total of ``totals`` to one ``record`` (``watch``'s row), as
+    :func:`add_sums` adds them to columns: the sum of its parts when every part is there."""
+    for total, parts in totals.items():
+        if all(p in record for p in parts):
+            record[total] = sum(record[p] for p in parts)
+
+
+def with_parts(
+    names: list[str], roles: dict[str, str], summed: set[str]
+) -> tuple[dict[str, str], list[str], set[str]]:
+    """Return ``roles`` with the parts of the chosen totals added as series named after
+    their columns (``names``: the numeric columns), the notes that say so, and the parts."""
+    parts = parts_of(names, roles)
+    part_names = {p for ps in parts.values() for p in ps}
+    return {**roles, **{p: p for p in part_names}}, describe(roles, parts, summed), part_names
+
+
 def parts_of(names: list[str], roles: dict[str, str]) -> dict[str, list[str]]:
     """Return total column -> its part columns, for the chosen train and validation totals."""
     out: dict[str, list[str]] = {}

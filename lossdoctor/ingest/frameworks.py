@@ -24,29 +24,96 @@ MMENGINE_TIMING = frozenset({"time", "data_time", "step"})
 Record = Mapping[str, Any]
 
 
+class RecordShaper:
+    """Turns a framework's records into table rows one at a time, in log order: the one
+    mapping of these shapes for ``check`` (:func:`reshape_records`, the whole log) and
+    ``watch`` (record by record, decided from the stream's first record by
+    :meth:`for_stream`).  ``swift``: the step is in ``global_step/max_steps``;
+    ``mmengine``: lines without ``iter`` are validation lines whose ``step`` may count
+    epochs."""
+
+    def __init__(self, *, swift: bool = False, mmengine: bool = False) -> None:
+        self.swift = swift
+        self.mmengine = mmengine
+        #: End-of-training summaries left out, validation lines moved, of which without loss.
+        self.summaries = self.moved = self.lossless = 0
+        self._last_step_of_epoch: dict[float, float] = {}
+        self._latest = float("-inf")
+
+    @classmethod
+    def for_stream(cls, first: Record) -> RecordShaper:
+        """Return the shaper of a stream whose first record is ``first``."""
+        return cls(swift=SWIFT_STEP_KEY in first, mmengine={"iter", "step"} <= first.keys())
+
+    def shape(self, record: Record) -> Record | None:
+        """Return ``record`` as a table row, or None for a line that is no curve point."""
+        if HF_SUMMARY_KEYS & record.keys():
+            self.summaries += 1
+            return None
+        if self.swift:
+            record = _swift_step(record)
+        if self.mmengine:
+            record = self._mmengine(record)
+        return record
+
+    def _mmengine(self, r: Record) -> Record:
+        """Return a validation line (no ``iter``) at the last training step of its epoch
+        when its ``step`` counts epochs, its loss values named ``val/<key>``."""
+        step = r.get("step")
+        if "iter" in r or not isinstance(step, int | float):
+            if isinstance(step, int | float):
+                self._latest = max(self._latest, float(step))
+                if isinstance(r.get("epoch"), int | float):
+                    self._last_step_of_epoch[float(r["epoch"])] = float(step)
+            return r
+        at = float(step)
+        if at < self._latest:  # an epoch number: place it at its epoch's last training step
+            at = self._last_step_of_epoch.get(at, self._latest)
+        renamed = {
+            (k if looks_like_validation(k) or "loss" not in k.lower() else f"val/{k}"): v
+            for k, v in r.items()
+            if k not in MMENGINE_TIMING
+        }
+        renamed["step"] = at
+        self.moved += 1
+        self.lossless += not any("loss" in k.lower() for k in renamed)
+        return renamed
+
+    def notes(self) -> list[str]:
+        """Return the notes saying what the shaping changed."""
+        notes = []
+        if self.summaries:
+            notes.append(f"{self.summaries} end-of-training summary lines left out")
+        if self.swift:
+            notes.append(f"step from ms-swift's '{SWIFT_STEP_KEY}'")
+        if self.moved:
+            notes.append(
+                f"mmengine: {self.moved} validation lines (step = epoch) placed at the last "
+                "training step of their epoch, their values named val/<key>"
+            )
+        if self.lossless:
+            notes.append(f"mmengine: {self.lossless} of them hold no loss (metrics only)")
+        return notes
+
+
 def reshape_records(
     records: list[Record], lines: list[int]
 ) -> tuple[list[Record], list[int], list[str]]:
     """Return the records (and their lines) as table rows, with notes saying what changed."""
-    notes: list[str] = []
-    keep = [i for i, r in enumerate(records) if not HF_SUMMARY_KEYS & r.keys()]
-    if len(keep) < len(records):
-        notes.append(f"{len(records) - len(keep)} end-of-training summary lines left out")
-        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
-    if any(SWIFT_STEP_KEY in r for r in records[:20]):
-        records = [_swift_step(r) for r in records]
-        notes.append(f"step from ms-swift's '{SWIFT_STEP_KEY}'")
-    mm = _mmengine_validation(records)
-    if mm is not None:
-        records, moved, lossless = mm
-        if moved:
-            notes.append(
-                f"mmengine: {moved} validation lines (step = epoch) placed at the last "
-                "training step of their epoch, their values named val/<key>"
-            )
-        if lossless:
-            notes.append(f"mmengine: {lossless} of them hold no loss (metrics only)")
-    return records, lines, notes
+    points = [r for r in records if not HF_SUMMARY_KEYS & r.keys()]
+    train = sum(1 for r in points if "iter" in r and "step" in r)
+    shaper = RecordShaper(
+        swift=any(SWIFT_STEP_KEY in r for r in points[:20]),
+        mmengine=len(points) > train and train * 2 >= len(points),
+    )
+    out: list[Record] = []
+    kept: list[int] = []
+    for record, line in zip(records, lines, strict=True):
+        shaped = shaper.shape(record)
+        if shaped is not None:
+            out.append(shaped)
+            kept.append(line)
+    return out, kept, shaper.notes()
 
 
 def _swift_step(record: Record) -> Record:
@@ -61,40 +128,6 @@ def _swift_step(record: Record) -> Record:
     except ValueError:
         return record
     return out
-
-
-def _mmengine_validation(records: list[Record]) -> tuple[list[Record], int, int] | None:
-    """Return (records, validation lines moved, of which without a loss) for an mmengine
-    log whose validation lines count epochs, or None for another log."""
-    train = [r for r in records if "iter" in r and "step" in r]
-    if len(train) * 2 < len(records) or len(train) == len(records):
-        return None
-    last_step_of_epoch: dict[float, float] = {}
-    for r in train:
-        if isinstance(r.get("epoch"), int | float):
-            last_step_of_epoch[float(r["epoch"])] = float(r["step"])
-    out: list[Record] = []
-    moved = lossless = 0
-    latest = float("-inf")
-    for r in records:
-        if "iter" in r or not isinstance(r.get("step"), int | float):
-            if isinstance(r.get("step"), int | float):
-                latest = max(latest, float(r["step"]))
-            out.append(r)
-            continue
-        step = float(r["step"])
-        if step < latest:  # an epoch number: place it at its epoch's last training step
-            step = last_step_of_epoch.get(step, latest)
-        renamed = {
-            (k if looks_like_validation(k) or "loss" not in k.lower() else f"val/{k}"): v
-            for k, v in r.items()
-            if k not in MMENGINE_TIMING
-        }
-        renamed["step"] = step
-        out.append(renamed)
-        moved += 1
-        lossless += not any("loss" in k.lower() for k in renamed)
-    return out, moved, lossless
 
 
 def reshapes(keys: set[str]) -> bool:

@@ -67,6 +67,23 @@ def _key(name: str) -> str:
     return KNOWN_NAMES.get(name, name.strip().lower().replace(" ", "_"))
 
 
+def row_cells(line: str) -> list[str | None] | None:
+    """Return the cells of a table row (None for ``No log``), or None when ``line`` is no
+    row (its first cell is not a number): the one row parser of ``check`` and ``watch``."""
+    cells: list[str | None] = [
+        None if c == "\x00" else c for c in _NO_LOG.sub("\x00", line).replace("\t", " ").split()
+    ]
+    if not cells or not _is_number(cells[0]):
+        return None
+    return cells
+
+
+def column_keys(header: str, width: int) -> list[str]:
+    """Return the keys of the ``width`` columns under ``header`` (``step``, ``loss``,
+    ``eval_loss``, other names in lower case with ``_`` for blanks)."""
+    return [_key(name) for name in _header_cells(header, width)]
+
+
 def read_notebook_table(
     text: str, header_at: int, *, source: str, hints: ColumnHints | None = None
 ) -> Run:
@@ -78,20 +95,17 @@ def read_notebook_table(
     rows: list[list[str | None]] = []
     numbers: list[int] = []
     for index in range(header_at + 1, len(lines)):
-        cells: list[str | None] = [
-            None if c == "\x00" else c
-            for c in _NO_LOG.sub("\x00", lines[index]).replace("\t", " ").split()
-        ]
-        if not cells or not _is_number(cells[0]):
+        cells = row_cells(lines[index])
+        if cells is None:
             continue
         rows.append(cells)
         numbers.append(index + 1)
     width = max((len(r) for r in rows), default=0)
-    names = _header_cells(lines[header_at], width) if width else []
+    keys = column_keys(lines[header_at], width) if width else []
     columns = {}
-    for position, name in enumerate(names):
+    for position, key in enumerate(keys):
         cells_at = [r[position] if position < len(r) else None for r in rows]
-        columns[_key(name)] = coerce_objects(cells_at, nan_is_missing=False)
+        columns[key] = coerce_objects(cells_at, nan_is_missing=False)
     import numpy as np
 
     table = Table(columns=columns, lines=np.asarray(numbers, dtype=np.int64))

@@ -467,10 +467,8 @@ def table_to_run(
     roles = dict(choice.roles)
     if not (hints and hints.val):  # an explicit --val-col wins: the series stays validation
         roles = promote_single_loss(roles, notes)
-    parts = components.parts_of(numeric, roles)
-    notes.extend(components.describe(roles, parts, set(summed)))
-    part_names = {p for ps in parts.values() for p in ps}
-    roles.update({p: p for p in part_names})
+    roles, part_notes, part_names = components.with_parts(numeric, roles, set(summed))
+    notes.extend(part_notes)
     headers = _repeated_headers(table, [roles[r] for r in roles])
     if headers:
         at = ", ".join(str(line) for line in headers[:5]) + (", ..." if len(headers) > 5 else "")
@@ -530,8 +528,12 @@ def _epoch_meta(table: Table, row_steps: FloatArray) -> dict[str, str]:
     if column is None:
         return {}
     col = table.columns[column]
-    epochs = col.values[col.present]
-    steps = row_steps[col.present]
+    return steps_per_epoch(col.values[col.present], row_steps[col.present])
+
+
+def steps_per_epoch(epochs: FloatArray, steps: FloatArray) -> dict[str, str]:
+    """Return ``{"steps_per_epoch": N}`` for points that log their fractional ``epochs``
+    at ``steps`` (N: the median of step / epoch), or {} when they do not say."""
     usable = (epochs > 0) & np.isfinite(epochs) & np.isfinite(steps) & (steps > 0)
     if usable.sum() < MIN_EPOCH_ROWS:
         return {}

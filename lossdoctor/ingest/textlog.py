@@ -163,6 +163,25 @@ def _lightning_bar(
     return ParsedLine({"step": step, **values}, "lightning-progress") if values else None
 
 
+def _torchtune(found: tuple[float, dict[str, float], bool], state: _State) -> ParsedLine | None:
+    """Return the values of a torchtune line (:func:`torchtune_line`'s ``found``); a bar
+    redraw of the step just read is None."""
+    step, values, is_bar = found
+    if is_bar:
+        if step == state.bar_step:
+            return None  # tqdm drew the step just read again
+        state.bar_step = step
+    return ParsedLine({"step": step, **values}, "torchtune") if values else None
+
+
+def parse_torchtune(line: str, state: _State) -> ParsedLine | None:
+    """Return the values on a (prefix-stripped) torchtune line, None for any other line:
+    :func:`parse_line` for a log known to be torchtune's (its configuration echo is no
+    record)."""
+    found = torchtune_line(line.strip())
+    return None if found is None else _torchtune(found, state)
+
+
 def parse_line(line: str, state: _State) -> ParsedLine | None:
     """Return the values on one (prefix-stripped) line, or None."""
     stripped = line.strip()
@@ -179,12 +198,7 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
         values = {"step": float(m.group(1)), _BUILD_NANOGPT_KEYS[m.group(2)]: float(m.group(3))}
         return ParsedLine(values, "build-nanogpt")
     if (torchtune := torchtune_line(stripped)) is not None:
-        step, found, is_bar = torchtune
-        if is_bar:
-            if step == state.bar_step:
-                return None  # tqdm drew the step just read again
-            state.bar_step = step
-        return ParsedLine({"step": step, **found}, "torchtune") if found else None
+        return _torchtune(torchtune, state)
     if "Epoch " in stripped and (lightning := bar_line(stripped)) is not None:
         return _lightning_bar(lightning, state)
     if _HF_DICT.match(stripped):

@@ -12,13 +12,21 @@ import numpy as np
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError
-from lossdoctor.ingest.columns import ColumnHints, choose_columns
-from lossdoctor.ingest.table import promote_single_loss
+from lossdoctor.ingest import components
+from lossdoctor.ingest.columns import (
+    ColumnHints,
+    choose_columns,
+    is_epoch_name,
+    is_step_name,
+    step_kind,
+)
+from lossdoctor.ingest.provenance import mark_smoothing
+from lossdoctor.ingest.table import STEPS_PER_EPOCH, promote_single_loss, steps_per_epoch
 from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
-from lossdoctor.live.runs import STEP_KEYS, RunState, StreamRuns
-from lossdoctor.model import LOSS_ROLES, Run, Series, XKind
+from lossdoctor.live.runs import RunState, StreamRuns, record_step_key
+from lossdoctor.model import LOSS_ROLES, TRAIN, Run, Series, XKind
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
 STALL_RULE, STALL_CODE = "stall", "LD701"
@@ -88,16 +96,25 @@ class LiveMonitor(StreamRuns):
         self.last_input_time = time.monotonic()
         before = self.parser.malformed
         try:
-            record = self.parser.feed(line)
+            records = self.parser.feed(line)
         except (RecursionError, ValueError, TypeError, OverflowError, MemoryError):
-            record = None
+            records = []
             self._malformed()
         else:
             if self.parser.malformed != before:
                 self._malformed()
-        if not record:
-            return False
-        return self.add_record(record)
+        return self._add_records(records)
+
+    def _add_records(self, records: list[dict[str, float]]) -> bool:
+        urgent = False
+        for record in records:
+            urgent |= self.add_record(record)
+        return urgent
+
+    def end_of_input(self) -> bool:
+        """Read the lines still held to decide the stream's form (the input ended before
+        its first lines decided it); return True when one carried a non-finite loss."""
+        return self._add_records(self.parser.finish())
 
     def add_record(self, record: Mapping[str, float]) -> bool:
         """Add one record (key -> value, a step key among them or not); return True when
@@ -107,7 +124,7 @@ class LiveMonitor(StreamRuns):
         state = self.state
         if self.interleaved:
             self.touched[id(state)] = state
-        key = next((k for k in STEP_KEYS if k in record), None)
+        key = record_step_key(record, self.hints)
         raw = record[key] if key is not None else None
         if raw is None or not math.isfinite(raw):
             raw = state.last_step - state.offset + 1 if state.rows else 0.0
@@ -132,14 +149,14 @@ class LiveMonitor(StreamRuns):
         state.rows += 1
         state.last_step = step
         if state.x_kind != "step":  # a step key anywhere makes the x a step
-            kind: XKind = "index" if key is None else "epoch" if key == "epoch" else "step"
+            kind = step_kind(key)
             if state.x_kind is None or kind != "index":
                 state.x_kind = kind
         self.last_step = step
         urgent = False
         now = time.monotonic()
         for name, value in record.items():
-            if name in STEP_KEYS:
+            if name == key or (is_step_name(name) and not is_epoch_name(name)):
                 continue
             buffer = self._buffer(name, state)
             if buffer is None:
@@ -188,7 +205,7 @@ class LiveMonitor(StreamRuns):
 
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
-            self.parser.kind = "text"
+            self._add_records(self.parser.decide("text"))
         count = len(values)
         state = self.state
         if self.split and self._may_restart(state, steps):
@@ -245,7 +262,13 @@ class LiveMonitor(StreamRuns):
         roles = dict(choice.roles)
         if not any(r in roles for r in LOSS_ROLES):
             return None
-        roles = promote_single_loss(roles, [])
+        notes: list[str] = []
+        if not (self.hints and self.hints.val):
+            roles = promote_single_loss(roles, notes)
+        summed = set(self.parser.totals or ())
+        roles, part_notes, parts = components.with_parts(names, roles, summed)
+        x_kind = state.x_kind or "step"
+        meta = self._epoch_meta(state, x_kind)
         series = {}
         for role, name in roles.items():
             steps, values = state.buffers[name].arrays()
@@ -254,10 +277,12 @@ class LiveMonitor(StreamRuns):
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
             series[role] = Series(
-                role=role, column=name, steps=steps, values=values, x_kind=state.x_kind or "step"
-            )
-        used = ", ".join(f"{r}={n}" for r, n in roles.items())
-        notes = [f"columns: {used}", *self.notes, *state.notes]
+                role=role, column=name, steps=steps, values=values, x_kind=x_kind,
+                meta=meta if role == TRAIN else {},
+            )  # fmt: skip
+        used = ", ".join(f"{r}={n}" for r, n in roles.items() if r not in parts)
+        shaped = self.parser.shaper.notes() if self.parser.shaper else []
+        notes = [f"columns: {used}", *notes, *part_notes, *shaped, *self.notes, *state.notes]
         if self.malformed:
             notes.append(
                 f"skipped {self.malformed:,} malformed line{'s' * (self.malformed != 1)} "
@@ -269,12 +294,29 @@ class LiveMonitor(StreamRuns):
                 f"{', '.join(sorted(self.untracked)[:3])}{' and more' * (len(self.untracked) > 3)}"
             )
         reader = f"live:{self.parser.kind}"
-        return Run(self.source, reader, series, tuple(notes), group=state.label())
+        run = Run(self.source, reader, series, tuple(notes), group=state.label())
+        return mark_smoothing(run, set(names))
+
+    @staticmethod
+    def _epoch_meta(state: RunState, x_kind: XKind) -> dict[str, str]:
+        """Return the training series' meta on epochs, as ``check`` gives it: one step an
+        epoch on an epoch axis, else the steps an epoch takes from an epoch key logged
+        beside the steps."""
+        if x_kind == "epoch":
+            return {STEPS_PER_EPOCH: "1"}
+        epoch = next((k for k in state.buffers if is_epoch_name(k)), None)
+        if x_kind != "step" or epoch is None:
+            return {}
+        steps, epochs = state.buffers[epoch].arrays()
+        return steps_per_epoch(epochs, steps)
 
     def report(self, *, finished: bool = False) -> RunReport | None:
         """Return the report of the current run so far, judged now (None before any loss
-        value); with ``finished`` the run is judged as a whole run, else as a run in
-        progress.  The report is kept: :attr:`findings` and :meth:`should_stop` read it."""
+        value); with ``finished`` the run is judged as a whole run (the lines still held
+        to decide the form read first), else as a run in progress.  The report is kept:
+        :attr:`findings` and :meth:`should_stop` read it."""
+        if finished:
+            self.end_of_input()
         report = self._judge(self.state, finished=finished)
         if report is None:
             return None

@@ -1,18 +1,49 @@
-"""Incremental line parsing for live input: JSON Lines, CSV/TSV with a header (re-read
-when a logger rewrites it) and every text-log dialect, decided from the first lines."""
+"""Incremental line parsing for live input, with ``check``'s readers: the form of the
+stream is decided once, from its first non-empty lines, as ``check`` sniffs a file's
+head, and each line is then read by that form's own row or record parser:
+
+- ``jsonl``: JSON Lines, shaped record by record as ``check`` shapes them (ms-swift's
+  ``global_step/max_steps``, mmengine's validation lines, the Hugging Face summary
+  line: :class:`~lossdoctor.ingest.frameworks.RecordShaper`);
+- ``csv``: CSV/TSV with a header (re-read when a logger rewrites it);
+- ``notebook``: the Hugging Face / unsloth notebook table, its banner above the header
+  (:func:`~lossdoctor.ingest.notebook.row_cells`);
+- ``torchtune``: torchtune's metric lines and training bar, its configuration echo left
+  out (:func:`~lossdoctor.ingest.textlog.parse_torchtune`);
+- ``text``: every other text-log dialect (:func:`~lossdoctor.ingest.textlog.parse_line`).
+
+A loss logged only in parts (Ultralytics ``train/box_loss``, ``train/cls_loss``, ...)
+gets its total on each record, as ``check`` adds it to the table.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from lossdoctor.ingest import components, notebook, torchtune
 from lossdoctor.ingest.delimited import sniff_delimiter
+from lossdoctor.ingest.frameworks import RecordShaper
 from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.table import MISSING_TOKENS
-from lossdoctor.ingest.textlog import MAX_LINE_CHARS, _canonical, _State, parse_line
+from lossdoctor.ingest.textlog import (
+    MAX_LINE_CHARS,
+    _canonical,
+    _has_loss,
+    _State,
+    parse_line,
+    parse_torchtune,
+)
 
-#: Lines looked at before the format is decided.
-SNIFF_LINES = 5
+#: Lines (non-empty) held at most while the form is undecided; then it is a text log.
+SNIFF_LINES = 2000
+#: Characters held at most while the form is undecided (``check`` sniffs as much).
+SNIFF_CHARS = 1 << 16
+#: torchtune lines in an undecided head that settle it: torchtune's own form when the
+#: head passes ``check``'s tests, else a text log.
+TORCHTUNE_LINES = 2
+
+Record = dict[str, float]
 
 
 def _float(text: str) -> float | None:
@@ -25,10 +56,19 @@ def _float(text: str) -> float | None:
         return None
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        return _float(value)
+    return None
+
+
 class LineParser:
     """Turns lines into records (key -> value).  ``feed`` never raises."""
 
     def __init__(self) -> None:
+        #: The stream's form (see the module), None while its first lines are held.
         self.kind: str | None = None
         self.header: list[str] | None = None
         self.delimiter = ","
@@ -36,7 +76,15 @@ class LineParser:
         self.skipped = 0
         #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
         self.malformed = 0
-        self._pending: list[str] = []
+        #: The non-empty lines held while the form is undecided, and their characters.
+        self._held: list[str] = []
+        self._held_chars = 0
+        self._torchtune_held = 0
+        #: The notebook table's header line.
+        self._table_header = ""
+        self.shaper: RecordShaper | None = None
+        #: Totals logged only in parts: total -> parts (decided at the first loss record).
+        self.totals: dict[str, list[str]] | None = None
         #: The last record as logged (a JSON object, or a CSV line's cells).
         self._last_obj: dict[str, Any] | None = None
         self._last_cells: list[str] | None = None
@@ -50,76 +98,158 @@ class LineParser:
             return dict(zip(self.header, self._last_cells, strict=False))
         return {}
 
-    def _decide(self, line: str) -> None:
+    def _first_line(self, line: str) -> str | None:
+        """Return the form a first line decides alone (JSON Lines, a table's header), or
+        None when it takes more lines."""
         stripped = line.strip()
+        if notebook.HEADER.match(line):
+            self._table_header = line
+            return "notebook"
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
                 json.loads(stripped)
             except (ValueError, RecursionError):
-                self.kind = "text"
-            else:
-                self.kind = "jsonl"
-            return
+                return "text"
+            return "jsonl"
         delimiter = sniff_delimiter([stripped])
         cells = stripped.split(delimiter) if delimiter else []
         if delimiter and all(c.strip() and _float(c) is None and ":" not in c for c in cells):
-            self.kind, self.delimiter = "csv", delimiter
+            self.delimiter = delimiter
             self.header = [c.strip().strip('"') for c in cells]
-            return
-        self.kind = "text"
+            return "csv"
+        return None
 
-    def feed(self, line: str) -> dict[str, Any] | None:
-        """Return the values on ``line`` (a record) or None."""
+    def _sniff(self, line: str) -> list[Record]:
+        """Hold ``line`` until the head decides the form; return the records of the held
+        lines once it does."""
+        if not self._held:
+            kind = self._first_line(line)
+            if kind is not None:
+                self.kind = kind
+                return [] if kind == "notebook" else self._records(line)
+        self._held.append(line)
+        self._held_chars += len(line)
+        head = "\n".join(self._held)
+        if notebook.find_header(head) is not None:
+            self._table_header = line
+            self._held = []
+            self.kind = "notebook"
+            return []
+        stripped = strip_prefix(line)
+        is_torchtune = torchtune.torchtune_line(stripped.strip()) is not None
+        self._torchtune_held += is_torchtune
+        if torchtune.looks_like_disk_log(head) or torchtune.looks_like_progress(head):
+            return self.decide("torchtune")
+        if (
+            self._torchtune_held >= TORCHTUNE_LINES
+            or (not is_torchtune and _carries_loss(stripped))
+            or len(self._held) >= SNIFF_LINES
+            or self._held_chars >= SNIFF_CHARS
+        ):
+            return self.decide("text")
+        return []
+
+    def decide(self, kind: str) -> list[Record]:
+        """Take ``kind`` as the stream's form (unless one was decided) and return the
+        records of the lines held until then."""
+        if self.kind is None:
+            self.kind = kind
+        held, self._held, self._held_chars = self._held, [], 0
+        return [record for line in held for record in self._records(line)]
+
+    def finish(self) -> list[Record]:
+        """Return the records of the lines still held (the input ended before its head
+        decided the form: a text log)."""
+        return self.decide("text") if self._held else []
+
+    def feed(self, line: str) -> list[Record]:
+        """Return the records ``line`` completes: none while the stream's first lines are
+        held, then those lines' records; afterwards the values on ``line``, if any."""
         if len(line) > MAX_LINE_CHARS:
             self.skipped += 1
             self.malformed += 1
-            return None
+            return []
         if not line.strip():
-            return None
+            return []
         if self.kind is None:
-            self._decide(line)
+            return self._sniff(line)
+        return self._records(line)
+
+    def _records(self, line: str) -> list[Record]:
+        record = self._read(line)
+        if not record:
+            return []
+        if self.totals is None and any(_has_loss({k.lower(): v}) for k, v in record.items()):
+            self.totals = components.summed_totals(list(record))
+        if self.totals:
+            components.add_record_sums(record, self.totals)
+        return [record]
+
+    def _read(self, line: str) -> Record | None:
         if self.kind == "jsonl":
-            try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError):
-                obj = None
-            if not isinstance(obj, dict):
-                self.skipped += 1
-                self.malformed += 1
-                return None
-            self._last_obj = obj
-            out: dict[str, Any] = {}
-            for key, value in obj.items():
-                number: float | None = None
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    number = float(value)
-                elif isinstance(value, str):
-                    number = _float(value)
-                if number is not None:
-                    out[str(key)] = float(number)
-            return out or None
+            return self._json(line)
         if self.kind == "csv":
-            cells = [c.strip().strip('"') for c in line.rstrip("\n").split(self.delimiter)]
-            if self.header is not None and cells == self.header:
-                return None
-            if all(_float(c) is None and c for c in cells):  # a rewritten header
-                self.header = cells
-                return None
-            if self.header is None or len(cells) != len(self.header):
+            return self._csv(line)
+        if self.kind == "notebook":
+            cells = notebook.row_cells(line)
+            if cells is None:
                 self.skipped += 1
-                self.malformed += 1
                 return None
-            self._last_cells = cells
-            record = {}
-            for name, cell in zip(self.header, cells, strict=True):
-                number = _float(cell)
-                if number is not None:
-                    record[name] = number
-            return record or None
-        parsed = parse_line(strip_prefix(line), self.state)
+            keys = notebook.column_keys(self._table_header, len(cells))
+            values = {key: _float(cell) for key, cell in zip(keys, cells, strict=True) if cell}
+            return {key: value for key, value in values.items() if value is not None} or None
+        read = parse_torchtune if self.kind == "torchtune" else parse_line
+        parsed = read(strip_prefix(line), self.state)
         if parsed is None or not parsed.values:
             self.skipped += 1
             return None
         values = _canonical(parsed)
         values.pop("step__total", None)
         return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+    def _json(self, line: str) -> Record | None:
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            obj = None
+        if not isinstance(obj, dict):
+            self.skipped += 1
+            self.malformed += 1
+            return None
+        self._last_obj = obj
+        if self.shaper is None:
+            self.shaper = RecordShaper.for_stream(obj)
+        shaped = self.shaper.shape(obj)
+        if shaped is None:
+            return None
+        out: Record = {}
+        for key, value in shaped.items():
+            number = _number(value)
+            if number is not None:
+                out[str(key)] = number
+        return out or None
+
+    def _csv(self, line: str) -> Record | None:
+        cells = [c.strip().strip('"') for c in line.rstrip("\n").split(self.delimiter)]
+        if self.header is not None and cells == self.header:
+            return None
+        if all(_float(c) is None and c for c in cells):  # a rewritten header
+            self.header = cells
+            return None
+        if self.header is None or len(cells) != len(self.header):
+            self.skipped += 1
+            self.malformed += 1
+            return None
+        self._last_cells = cells
+        record = {}
+        for name, cell in zip(self.header, cells, strict=True):
+            number = _float(cell)
+            if number is not None:
+                record[name] = number
+        return record or None
+
+
+def _carries_loss(line: str) -> bool:
+    """Return True when a (prefix-stripped) text line carries a loss value."""
+    parsed = parse_line(line, _State())
+    return parsed is not None and _has_loss(_canonical(parsed))

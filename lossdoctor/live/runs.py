@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from lossdoctor.ingest.columns import GROUP_NAMES, ColumnHints, choose_columns, normalise
+from lossdoctor.ingest.columns import (
+    GROUP_NAMES,
+    ColumnHints,
+    choose_columns,
+    is_step_name,
+    normalise,
+    step_column,
+)
 from lossdoctor.ingest.sessions import EDGE_POINTS, RECENT_POINTS, goes_on
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
@@ -38,8 +45,15 @@ GROUP_KEY_RECORDS = 5
 #: a key with a new value on each line: trials logging in turn name each other before
 #: any comes again, as many as the sweep runs at once.
 MAX_NAMES_ONCE = 64
-#: Keys that count steps (the first one present is a record's step).
-STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "epoch")
+
+
+def record_step_key(record: Mapping[str, float], hints: ColumnHints | None) -> str | None:
+    """Return the key of ``record``'s step: ``--step-col``'s when the record holds it,
+    else the one ``check`` takes for a column (``current_steps``, ``global_step``, ...,
+    an epoch key only without a step key); None when the record holds none."""
+    if hints is not None and hints.step and hints.step in record:
+        return hints.step
+    return step_column(record)
 
 
 class RunState:
@@ -84,7 +98,7 @@ class RunState:
         known = (len(self.buffers), tuple(record))
         if known in self._loss_keys:
             return self._loss_keys[known]
-        new = tuple(k for k in record if k not in self.buffers and k not in STEP_KEYS)
+        new = tuple(k for k in record if k not in self.buffers and not is_step_name(k))
         try:
             roles = choose_columns([*self.buffers, *new], hints).roles
         except KeyError:
@@ -316,7 +330,7 @@ class StreamRuns:
             self.order.append((new.base, new.session))
             state = new
         urgent = False
-        key = next((k for k in STEP_KEYS if k in pending[0][1]), None)
+        key = record_step_key(pending[0][1], self.hints)
         for raw, record in pending:
             if loss in record:
                 if state.first_step is None:
@@ -348,7 +362,9 @@ class StreamRuns:
         runs that ended as finished runs, the others judged now (``finished``: as whole
         runs, else as runs in progress), each named by its run (``trial_id=3``,
         ``session 2 of 3``) when the stream holds several.  A restarted step counter
-        still waiting for its decision is decided with the losses that came."""
+        still waiting for its decision is decided with the losses that came; the lines
+        held to decide the stream's form are read first."""
+        self.end_of_input()
         for state in list(self.states.values()):
             if state.pending is not None:
                 loss = state.loss_key(self.hints, state.pending[0][1])
@@ -376,6 +392,10 @@ class StreamRuns:
 
     def _judge(self, state: RunState, *, finished: bool) -> RunReport | None:
         """Return ``state``'s run judged now (the monitor's)."""
+        raise NotImplementedError
+
+    def end_of_input(self) -> bool:
+        """Read the lines held to decide the stream's form (the monitor's)."""
         raise NotImplementedError
 
     def report(self, *, finished: bool = False) -> RunReport | None:

@@ -1,0 +1,190 @@
+"""``watch`` (and ``run``) read every fine-tuning format ``check`` reads with ``check``'s
+own readers: the same step axis, series, loss parts and verdict, whether the log arrives
+at once (``cat f | lossdoctor watch -``), line by line (a live run) or in chunks cut
+anywhere (a pipe).
+
+Each format was misread by ``watch`` before: LLaMA-Factory and ms-swift judged on the
+epoch as the step, the notebook table with its banner unread, Ultralytics judged on one
+loss part, detectron2's parts and mmengine's validation lines lost, torchtune's echoed
+configuration taken for 1-point series.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lossdoctor.api import diagnose
+from lossdoctor.engine.loader import load_rules
+from lossdoctor.ingest import read_run
+from lossdoctor.live.monitor import LiveMonitor
+from lossdoctor.live.sources import LineSplitter, split_lines
+from lossdoctor.model import Run
+from lossdoctor.report import RunReport
+
+from conftest import FIXTURES
+
+FT = FIXTURES / "finetune"
+ENV = {**os.environ, "NO_COLOR": "1", "LOSSDOCTOR_PLAIN": "1"}
+LD = [sys.executable, "-m", "lossdoctor"]
+#: Bytes a pipe gives at a time in the chunked feeding (cuts lines anywhere).
+CHUNK = 997
+
+
+def _batches(data: bytes, how: str) -> list[list[str]]:
+    """Return the batches of lines the live loop gets for ``data``: ``whole`` (one read),
+    ``lines`` (one line a read, as a training job writes) or ``chunks`` (reads of
+    :data:`CHUNK` bytes, split as the pipe reader splits them)."""
+    if how == "whole":
+        lines, rest = split_lines(b"", data if data.endswith(b"\n") else data + b"\n")
+        assert rest == b""
+        return [lines]
+    if how == "lines":
+        return [[line] for batch in _batches(data, "whole") for line in batch]
+    splitter = LineSplitter()
+    batches = [splitter.feed(data[at : at + CHUNK]) for at in range(0, len(data), CHUNK)]
+    return [batch for batch in [*batches, splitter.end()] if batch]
+
+
+def _watched(path: Path, how: str) -> tuple[Run, RunReport]:
+    """Return the run and the final report ``watch -`` makes of the file at ``path``."""
+    monitor = LiveMonitor("-", load_rules())
+    for batch in _batches(path.read_bytes(), how):
+        monitor.add_lines(batch)
+    (report,) = monitor.reports(finished=True)
+    run = monitor.run()
+    assert run is not None
+    return run, report
+
+
+def _verdict(report: RunReport) -> list[tuple[str, str, str]]:
+    return sorted((f.rule, f.code, f.severity) for f in report.active)
+
+
+def _assert_same(path: Path, how: str) -> tuple[Run, Run]:
+    """Assert that watch reads ``path`` as check does: the same series (loss parts
+    included), steps, values, x axis and findings; return (check's run, watch's run)."""
+    checked = read_run(str(path))
+    checked_report = diagnose(str(path))
+    run, report = _watched(path, how)
+    assert set(run.series) == set(checked.series)
+    for role, want in checked.series.items():
+        got = run.series[role]
+        assert got.column == want.column, role
+        assert got.x_kind == want.x_kind, role
+        assert got.steps.tolist() == want.steps.tolist(), role
+        np.testing.assert_array_equal(got.values, want.values, err_msg=role)
+    assert _verdict(report) == _verdict(checked_report)
+    assert report.verdict == checked_report.verdict
+    return checked, run
+
+
+HOW = ["whole", "lines", "chunks"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_llamafactory_steps_are_current_steps_in_watch(how):
+    # watch took "epoch" (0.01, 0.02, ...) as the step
+    checked, run = _assert_same(FT / "llamafactory_trainer_log.jsonl", how)
+    assert run.series["train"].steps[:2].tolist() == [10, 20]
+    assert run.series["val"].steps.tolist() == [500, 1000, 1500, 2000, 2500, 3000]
+    assert run.series["train"].meta == checked.series["train"].meta
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_swift_step_from_global_step_over_max_steps_in_watch(how):
+    # watch took "epoch" (0.007, 0.013, ...) as the step
+    _, run = _assert_same(FT / "swift_logging.jsonl", how)
+    assert run.series["train"].steps[[0, -1]].tolist() == [10, 1500]
+    assert run.series["train"].x_kind == "step"
+
+
+@pytest.mark.parametrize("name", ["hf_notebook_table.txt", "unsloth_notebook_spaces.txt"])
+@pytest.mark.parametrize("how", HOW)
+def test_notebook_table_under_its_banner_in_watch(name, how):
+    # the banner " [6000/6000 1:02:11, Epoch 3/3]" above the header: watch read nothing
+    _, run = _assert_same(FT / name, how)
+    assert run.series["train"].x_kind == "step"
+    if name == "hf_notebook_table.txt":
+        assert run.series["val"].steps[:3].tolist() == [10, 210, 410]
+        assert run.series["train"].steps[0] == 210  # "No log" is no point
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_ultralytics_total_is_the_sum_of_parts_in_watch(how):
+    # watch judged train/box_loss alone and kept no part
+    _, run = _assert_same(FT / "ultralytics_results.csv", how)
+    parts = ["train/box_loss", "train/cls_loss", "train/dfl_loss"]
+    np.testing.assert_allclose(run.series["train"].values, sum(run.series[p].values for p in parts))
+    assert run.series["val"].column == "val/loss"
+    assert any("the sum of train/box_loss + train/cls_loss + train/dfl_loss" in n for n in run.notes)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_detectron2_parts_and_smoothing_in_watch(how):
+    # watch kept no loss part and missed that detectron2 logs a smoothed loss
+    _, run = _assert_same(FT / "detectron2_metrics.json", how)
+    assert {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"} <= set(run.series)
+    assert run.series["train"].meta.get("smoothed")
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_mmengine_validation_lines_at_their_epochs_end_in_watch(how):
+    # watch put the validation lines' epoch numbers (1, 2, 3, 4) into the training loss
+    _, run = _assert_same(FT / "mmengine_scalars.json", how)
+    assert len(run.series["train"]) == 240
+    assert run.series["val"].column == "val/loss"
+    assert run.series["val"].steps.tolist() == [60, 120, 180, 240]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_torchtune_configuration_echo_is_no_series_in_watch(how):
+    # the echoed "lr: 0.0003" of the resolved config became a 1-point lr series
+    _, run = _assert_same(FT / "torchtune_stdout.log", how)
+    assert set(run.series) == {"train"}
+    assert run.reader == "live:torchtune"
+
+
+def _reports(doc: dict) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
+    """Return each run's verdict, series and findings (rule, severity, message: the steps
+    it names) of a JSON report."""
+    return [
+        (
+            run["verdict"],
+            sorted(run["series"]),
+            sorted((f["rule"], f["severity"], f["message"]) for f in run["findings"]),
+        )
+        for run in doc["runs"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["hf_notebook_table.txt", "llamafactory_trainer_log.jsonl", "ultralytics_results.csv"]
+)
+def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
+    path = FT / name
+    out = {how: tmp_path / f"{how}.json" for how in ("check", "watch", "run")}
+    check = subprocess.run(
+        [*LD, "check", "-f", f"json:{out['check']}", str(path)], capture_output=True, env=ENV,
+        timeout=300,
+    )  # fmt: skip
+    watch = subprocess.run(
+        [*LD, "watch", "-f", f"json:{out['watch']}", "-"], input=path.read_bytes(),
+        capture_output=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    cat = [sys.executable, "-c", "import sys; sys.stdout.write(open(sys.argv[1]).read())"]
+    subprocess.run(
+        [*LD, "run", "-f", f"json:{out['run']}", "--", *cat, str(path)], capture_output=True,
+        env=ENV, timeout=300,
+    )  # fmt: skip
+    want = _reports(json.loads(out["check"].read_text()))
+    assert want
+    assert _reports(json.loads(out["watch"].read_text())) == want, watch.stderr
+    assert _reports(json.loads(out["run"].read_text())) == want
+    assert watch.returncode == check.returncode
