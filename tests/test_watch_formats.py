@@ -123,7 +123,9 @@ def test_ultralytics_total_is_the_sum_of_parts_in_watch(how):
     parts = ["train/box_loss", "train/cls_loss", "train/dfl_loss"]
     np.testing.assert_allclose(run.series["train"].values, sum(run.series[p].values for p in parts))
     assert run.series["val"].column == "val/loss"
-    assert any("the sum of train/box_loss + train/cls_loss + train/dfl_loss" in n for n in run.notes)
+    assert any(
+        "the sum of train/box_loss + train/cls_loss + train/dfl_loss" in n for n in run.notes
+    )
 
 
 @pytest.mark.parametrize("how", HOW)
