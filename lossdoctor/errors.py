@@ -52,6 +52,22 @@ class NotALogError(InputError):
     loss): a folder walk or a shell glob skips it with this reason."""
 
 
+class NoMatchingRun(InputError):
+    """A store holding several runs (an MLflow or trackio database) holds none matching
+    ``--run``: ``names`` are the names of the runs it holds, in order."""
+
+    def __init__(self, message: str, *, names: list[str], path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.names = names
+
+
+def no_matching_run(run: str, names: list[str], source: str) -> NoMatchingRun:
+    """Return the error for a store (``source``) whose runs (``names``) match no ``run``."""
+    choices = ", ".join(names) or "none"
+    message = f"no run '{run}' in this store (runs: {choices})"
+    return NoMatchingRun(message, names=names, path=source)
+
+
 class RulePackError(LossdoctorError):
     """A rule file is malformed (names the file and the key)."""
 

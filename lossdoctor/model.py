@@ -116,6 +116,10 @@ class Run:
     #: session started from scratch), in the log's order; empty for a log of one run.
     #: Such a run is the last of them, its ``groups`` naming them all.
     groups: tuple[Run, ...] = field(default=())
+    #: The run's own name where its tracker records one (a W&B run's display name or id,
+    #: an MLflow or trackio run name); a run among several in a store is labelled
+    #: ``store#name`` (its ``source``).  Empty when the log names no run.
+    name: str = ""
 
     def runs(self) -> list[Run]:
         """Return the runs this log holds: its ``groups``, or itself alone."""

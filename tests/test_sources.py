@@ -162,7 +162,7 @@ def test_mlflow_sqlite_store_and_run_selection(tmp_path):
     assert [r.source for r in runs] == [f"{db}#baseline", f"{db}#high-lr"]
     assert np.isnan(runs[1].series["train"].values[-1])
     (picked,) = read_runs(str(db), run="baseline")
-    assert picked.source == str(db)
+    assert picked.source == f"{db}#baseline"  # picked among several: still named
     with pytest.raises(InputError, match="no run 'nope' in this store"):
         read_runs(str(db), run="nope")
 

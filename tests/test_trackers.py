@@ -79,10 +79,14 @@ def test_wandb_folder_is_one_run_and_its_files_are_listed(wandb_dir, runner):
     assert code == 1
     (run,) = doc["runs"]
     assert run["reader"] == "wandb-offline"
-    # named by its folder, not by wandb's latest-run link to it (walked first, it was)
+    # named by its name in the folder holding the run folders (it was the folder
+    # offline-run-<time>-<id>); its file read from its folder, not from wandb's
+    # latest-run link to it (walked first, it was)
+    assert run["source"] == f"{wandb_dir}#lora-r16"
     assert (wandb_dir / "latest-run").is_symlink()
     (folder,) = wandb_dir.glob("offline-run-*")
-    assert run["source"] == str(folder)
+    read = [f["path"] for f in doc["files"] if f["status"] == "read"]
+    assert read == [str(next(folder.glob("run-*.wandb")))]
     assert not [f["path"] for f in doc["files"] if "latest-run" in f["path"]]
     skipped = {Path(f["path"]).name: f["detail"] for f in doc["files"] if f["status"] == "skipped"}
     assert skipped["debug-internal.log"].startswith("part of W&B run")

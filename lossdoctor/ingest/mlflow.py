@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import InputError, no_matching_run
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import FloatArray, Run
@@ -130,10 +131,10 @@ def read_sqlite(
         series[1].append(number)
     wanted = sorted(by_run, key=lambda r: str(names.get(r, r)))
     if run is not None:
-        wanted = [r for r in wanted if run in (r, names.get(r)) or r.startswith(run)]
+        wanted = [r for r in wanted if run in names.get(r, r) or r.startswith(run)]
         if not wanted:
-            choices = ", ".join(str(names.get(r, r)) for r in sorted(by_run)) or "none"
-            raise InputError(f"no run '{run}' in this store (runs: {choices})", path=source)
+            choices = sorted(names.get(r, r) for r in by_run)
+            raise no_matching_run(run, choices, source)
     if not wanted:
         raise InputError("the MLflow store holds no metrics", path=source)
     runs = []
@@ -142,11 +143,14 @@ def read_sqlite(
             key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
             for key, (s, v) in by_run[run_id].items()
         }
-        label = source if len(wanted) == 1 else f"{source}#{names.get(run_id, run_id)}"
-        found = series_run(columns, source=label, reader="mlflow-sqlite", hints=hints)
+        name = names.get(run_id, run_id)
+        label = source if len(by_run) == 1 else f"{source}#{name}"
+        found = replace(
+            series_run(columns, source=label, reader="mlflow-sqlite", hints=hints), name=name
+        )
         if skipped:
             note = f"{skipped} metric rows whose step or value is not a number were skipped"
-            found = Run(found.source, found.reader, found.series, (*found.notes, note))
+            found = replace(found, notes=(*found.notes, note))
         runs.append(found)
     return runs
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lossdoctor.errors import InputError
+from lossdoctor.errors import InputError, no_matching_run
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import FloatArray, Run
@@ -60,8 +61,7 @@ def rows_to_runs(
     if run is not None:
         names = [n for n in names if run in n]
         if not names:
-            choices = ", ".join(sorted(by_run)) or "none"
-            raise InputError(f"no run '{run}' in this store (runs: {choices})", path=source)
+            raise no_matching_run(run, sorted(by_run), source)
     if not names:
         raise InputError("the trackio store holds no metrics", path=source)
     runs = []
@@ -70,12 +70,11 @@ def rows_to_runs(
             key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
             for key, (s, v) in by_run[name].items()
         }
-        label = source if len(names) == 1 else f"{source}#{name}"
-        runs.append(
-            series_run(
-                columns, source=label, reader=reader, hints=hints, notes=[f"trackio run '{name}'"]
-            )
+        label = source if len(by_run) == 1 else f"{source}#{name}"
+        found = series_run(
+            columns, source=label, reader=reader, hints=hints, notes=[f"trackio run '{name}'"]
         )
+        runs.append(replace(found, name=name))
     return runs
 
 
@@ -102,10 +101,7 @@ def read_trackio_db(
             rows.append((str(name), float(step), values))
     runs = rows_to_runs(rows, source=source, hints=hints, run=run, reader="trackio")
     if bad:
-        runs = [
-            Run(r.source, r.reader, r.series, (*r.notes, f"{bad} rows that are not JSON skipped"))
-            for r in runs
-        ]
+        runs = [replace(r, notes=(*r.notes, f"{bad} rows that are not JSON skipped")) for r in runs]
     return runs
 
 

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lossdoctor.errors import InputError, NotALogError
+from lossdoctor.errors import InputError, NoMatchingRun, NotALogError
+from lossdoctor.ingest import PARQUET_MAGIC
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.folders import claimed_files, find_runs, walk_tree
+from lossdoctor.ingest.folders import RunUnit, claimed_files, find_runs, walk_tree
+from lossdoctor.ingest.runnames import RunFilter, no_match_reason, relabel, wandb_labels
 from lossdoctor.model import FileNote, Run
-from lossdoctor.safeio import os_reason
+from lossdoctor.safeio import SQLITE_MAGIC, os_reason
 
 #: Suffixes of files that are never loss logs (weights, images, code, documents, configs).
 NOT_LOG_SUFFIXES = frozenset(
@@ -43,7 +45,7 @@ NOT_LOG_NAMES = (
 #: Bytes read to tell a binary file (skipped unread) from text or a known binary log.
 PROBE_BYTES = 8192
 #: Binary starts of logs lossdoctor reads (gzip, SQLite).
-BINARY_LOG_MAGIC = (b"\x1f\x8b", b"SQLite format 3\x00", b":W&B", b":SWL", b"PAR1")
+BINARY_LOG_MAGIC = (b"\x1f\x8b", SQLITE_MAGIC, b":W&B", b":SWL", PARQUET_MAGIC)
 
 
 @dataclass
@@ -62,6 +64,11 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
 def _label(top: Path, source: str, path: Path) -> str:
     rel = path.relative_to(top).as_posix()
     return source if rel == "." else f"{source.rstrip('/')}/{rel}"
+
+
+def _label_in(top: Path, source: str, path: Path) -> str | None:
+    """Return the label of ``path``, or None when it is not ``top`` or below it."""
+    return _label(top, source, path) if path == top or top in path.parents else None
 
 
 def _probe(path: Path) -> str | None:
@@ -129,28 +136,45 @@ def walk_folder(
             elif path not in own:
                 loose.append(path)
     kept = [u for u in units if _inside_any(u.files, top, include, exclude)]
-    if run is not None:
-        kept = [u for u in kept if run in _rel(u.root, top)]
-        loose = [p for p in loose if run in _rel(p, top)]
+    others: list[str] = []  # the runs --run did not pick, named for its error
+    by_name: set[Path] = set()  # stores and W&B runs kept for the names of their runs
+    flt = RunFilter.parse(run) if run is not None else None
+    if flt is not None:
+        kept, loose = _pick(flt, top, source, kept, loose, by_name, others)
     single = len(kept) + len(loose) == 1
     runs: list[Run] = []
+    read_units: list[tuple[RunUnit, list[Path], list[Run]]] = []
     for unit in kept:
         unit_label = source if single else _label(top, source, unit.root)
         for result, label, used in read_unit(unit, label=unit_label, hints=hints):
             if isinstance(result, InputError):
                 files.append(FileNote(label, "skipped", result.message))
-                continue
-            runs.extend(result)
-            for path in used:
-                if _inside(path, top, include, exclude):
-                    files.append(FileNote(_label(top, source, path), "read", f"run {label}"))
+            else:
+                read_units.append((unit, used, result))
+    wandb = [(u.root, r) for u, _, found in read_units if u.kind == "wandb" for r in found]
+    wandb_names = iter(wandb_labels(wandb, lambda p: _label_in(top, source, p)))
+    for unit, used, found in read_units:
+        if unit.kind == "wandb":
+            found = [replace(r, source=next(wandb_names)) for r in found]
+        if unit.root in by_name and flt is not None:
+            others.extend(r.source for r in found if not flt.keeps_name(r.name))
+            found = [r for r in found if flt.keeps_name(r.name)]
+        runs.extend(found)
+        for path in used:
+            if found and _inside(path, top, include, exclude):
+                named = ", ".join(dict.fromkeys(r.source for r in found))
+                files.append(FileNote(_label(top, source, path), "read", f"run {named}"))
     for path in loose:
         label = _label(top, source, path)
         reason: str | None = _skip_reason(path, explicit=bool(include))
         read = "a run of its own"
         if reason is None:
+            picked = flt.name if flt is not None and path in by_name else None
             try:
-                of_file = _read_file(path, label=label, hints=hints)
+                of_file = _read_file(path, label=label, hints=hints, run=picked)
+            except NoMatchingRun as exc:
+                others.extend(f"{label}#{name}" for name in exc.names)
+                continue
             except InputError as exc:
                 reason = exc.message
             else:
@@ -158,10 +182,11 @@ def walk_folder(
                 read = read if len(of_file) == 1 else f"{len(of_file)} runs"
         files.append(FileNote(label, "skipped" if reason else "read", reason or read))
     if not runs:
+        if run is not None:
+            raise NotALogError(no_match_reason(run, sorted(others)), path=source)
         reasons = sorted({f.detail for f in files if f.status == "skipped"})
-        found = f"; {len(files)} files skipped ({'; '.join(reasons[:4])})" if files else ""
-        where = f" matching --run '{run}'" if run else ""
-        raise NotALogError(f"no loss logs found in this folder{where}{found}", path=source)
+        found_note = f"; {len(files)} files skipped ({'; '.join(reasons[:4])})" if files else ""
+        raise NotALogError(f"no loss logs found in this folder{found_note}", path=source)
     files.sort(key=lambda f: f.path)
     runs.sort(key=lambda r: r.source)
     return WalkResult(runs=runs, files=files)
@@ -195,10 +220,59 @@ def _skip_reason(path: Path, *, explicit: bool) -> str | None:
     return _probe(path)
 
 
-def _read_file(path: Path, *, label: str, hints: ColumnHints | None) -> list[Run]:
+def _read_file(path: Path, *, label: str, hints: ColumnHints | None, run: str | None) -> list[Run]:
     """Return the runs of a loose log file in a folder, named ``label`` (one per run of a
-    log that holds several)."""
+    log that holds several; ``label#name`` for the runs of a store), the runs of a store
+    picked by ``run``.
+
+    Raises :class:`NoMatchingRun` when ``run`` picks none of a store's runs."""
     from lossdoctor.ingest import read_runs
 
-    runs = read_runs(str(path), hints=hints, strict=True)
-    return [replace(run, source=label, groups=()) for run in runs]
+    runs = read_runs(str(path), hints=hints, run=run, strict=True)
+    return [relabel(r, str(path), label) for r in runs]
+
+
+def _pick(
+    flt: RunFilter,
+    top: Path,
+    source: str,
+    units: list[RunUnit],
+    loose: list[Path],
+    by_name: set[Path],
+    others: list[str],
+) -> tuple[list[RunUnit], list[Path]]:
+    """Return the run folders and loose files ``--run`` keeps: those whose path it matches,
+    and the stores and W&B runs whose runs it may match by name (put in ``by_name``); the
+    labels of the others, where they may be logs, go to ``others``."""
+    kept_units: list[RunUnit] = []
+    for unit in units:
+        where = (_rel(unit.root, top), _label(top, source, unit.root))
+        if flt.keeps_path(*where):
+            kept_units.append(unit)
+        elif unit.kind == "wandb" and flt.may_name(*where):
+            kept_units.append(unit)
+            by_name.add(unit.root)
+        else:
+            others.append(where[1])
+    kept_loose: list[Path] = []
+    for path in loose:
+        where = (_rel(path, top), _label(top, source, path))
+        if flt.keeps_path(*where):
+            kept_loose.append(path)
+        elif flt.may_name(*where) and _is_store(path):
+            kept_loose.append(path)
+            by_name.add(path)
+        elif _skip_reason(path, explicit=False) is None:
+            others.append(where[1])
+    return kept_units, kept_loose
+
+
+def _is_store(path: Path) -> bool:
+    """Return True when ``path`` is a database that may hold several named runs (SQLite:
+    MLflow, trackio; Parquet: a trackio export)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return head.startswith((SQLITE_MAGIC, PARQUET_MAGIC))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -121,4 +122,5 @@ def read_wandb_file(data: bytes, *, source: str, hints: ColumnHints | None = Non
         key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
         for key, (s, v) in columns.items()
     }
-    return series_run(arrays, source=source, reader="wandb-offline", hints=hints, notes=notes)
+    run = series_run(arrays, source=source, reader="wandb-offline", hints=hints, notes=notes)
+    return replace(run, name=name)
