@@ -190,3 +190,24 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
     assert _reports(json.loads(out["watch"].read_text())) == want, watch.stderr
     assert _reports(json.loads(out["run"].read_text())) == want
     assert watch.returncode == check.returncode
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        # a resumed run: later points replace the earlier ones from the resume step on
+        # (watch kept both: steps 10, 20, 20, 30, and no resume-jump finding)
+        ("resumed.csv", "resume"),
+        # per-epoch step counters "Epoch 1 | Step 0/100" made global (watch: 0, 50, 0, 50),
+        # the evaluation's loss at the step above it (watch: one step after)
+        ("text/epoch_step.log", "epoch steps"),
+        # llm.c's "val loss X" line has no step: it is at the step above (watch: one after)
+        ("text/llmc_stdout.log", "no step"),
+        # a W&B history export whose first column is pandas' unnamed index (watch: no loss)
+        ("wandb_history.csv", "index column"),
+    ],
+)
+def test_other_forms_on_the_steps_check_reads(name, why, how):
+    checked, run = _assert_same(FIXTURES / name, how)
+    assert run.series["train"].meta == checked.series["train"].meta, why

@@ -389,6 +389,17 @@ def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[Boo
     return keep, notes
 
 
+def superseded_left_out(
+    steps: FloatArray, values: FloatArray
+) -> tuple[FloatArray, FloatArray, dict[str, str], list[str]]:
+    """Return a series' points (``steps``, ``values`` in log order) without those a resume
+    superseded (TensorBoard's purge rule, see :func:`_keep_after_restarts`), the series
+    meta naming the steps where the run resumed, and the notes saying what happened."""
+    keep, notes = _keep_after_restarts(steps, None)
+    meta = resume_meta(steps[keep_last_run(steps)])
+    return _pick(steps, keep), _pick(values, keep), meta, notes
+
+
 def table_to_run(
     table: Table,
     *,
@@ -650,13 +661,9 @@ def series_run(
         )
     series: dict[str, Series] = {}
     for role, name in roles.items():
-        steps, values = columns[name]
-        keep, restart_notes = _keep_after_restarts(steps, None)
+        steps, values, meta, restart_notes = superseded_left_out(*columns[name])
         out_notes.extend(f"'{name}': {note}" for note in restart_notes)
-        meta = resume_meta(steps[keep_last_run(steps)])
-        series[role] = Series(
-            role=role, column=name, steps=steps[keep], values=values[keep], meta=meta
-        )
+        series[role] = Series(role=role, column=name, steps=steps, values=values, meta=meta)
     used = ", ".join(f"{role}={name}" for role, name in roles.items())
     out_notes.insert(0, f"series: {used}")
     return Run(source=source, reader=reader, series=series, notes=tuple(dict.fromkeys(out_notes)))

@@ -15,7 +15,6 @@ counted, never fatal.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -281,24 +280,42 @@ def _canonical(parsed: ParsedLine) -> dict[str, Any]:
     return out
 
 
+class EpochSteps:
+    """Turns per-epoch step counters (``Epoch 1 | Step 10/6501``) into global steps, record
+    by record in log order: from the first record whose step counter went back while its
+    epoch went on, each step is ``(epoch - first epoch) x steps per epoch + step`` (the
+    records before it are in the first epoch, where the two agree).  The one mapping of
+    ``check`` (:func:`_globalise_steps`) and ``watch``."""
+
+    def __init__(self) -> None:
+        self.first_epoch: float | None = None
+        self.last: tuple[float, float] | None = None
+        #: Whether a counter went back at a new epoch (steps are global from there).
+        self.on = False
+
+    def globalise(self, record: dict[str, Any]) -> None:
+        """Make ``record``'s step global (in place) when it counts within its epoch."""
+        step, epoch, total = record.get("step"), record.get("epoch"), record.get("step__total")
+        if step is None or epoch is None or not total:
+            return
+        if self.first_epoch is None or epoch < self.first_epoch:
+            self.first_epoch = epoch
+        if self.last is not None and step < self.last[0] and epoch > self.last[1]:
+            self.on = True
+        self.last = (step, epoch)
+        if self.on:
+            record["step"] = (epoch - self.first_epoch) * total + step
+
+
 def _globalise_steps(records: list[dict[str, Any]]) -> bool:
     """Turn per-epoch step counters (``Epoch 1 | Step 10/6501``) into global steps.
 
     Returns True when it did.
     """
-    with_total = [r for r in records if "step" in r and "epoch" in r and r.get("step__total")]
-    if not with_total:
-        return False
-    resets = sum(
-        1 for a, b in itertools.pairwise(with_total)
-        if b["step"] < a["step"] and b["epoch"] > a["epoch"]
-    )  # fmt: skip
-    if not resets:
-        return False
-    first_epoch = min(r["epoch"] for r in with_total)
-    for r in with_total:
-        r["step"] = (r["epoch"] - first_epoch) * r["step__total"] + r["step"]
-    return True
+    steps = EpochSteps()
+    for record in records:
+        steps.globalise(record)
+    return steps.on
 
 
 #: A nanoGPT training line (``iter N: loss X...``) as :func:`parse_line` reads it when the

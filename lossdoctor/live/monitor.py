@@ -21,7 +21,12 @@ from lossdoctor.ingest.columns import (
     step_kind,
 )
 from lossdoctor.ingest.provenance import mark_smoothing
-from lossdoctor.ingest.table import STEPS_PER_EPOCH, promote_single_loss, steps_per_epoch
+from lossdoctor.ingest.table import (
+    STEPS_PER_EPOCH,
+    promote_single_loss,
+    steps_per_epoch,
+    superseded_left_out,
+)
 from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
@@ -54,6 +59,9 @@ class LiveMonitor(StreamRuns):
         #: after another) is judged run by run (see :mod:`lossdoctor.live.runs`).
         self.split = split
         self.parser = LineParser()
+        #: Whether a record of the stream had a step (then a record without one is at the
+        #: step of the record above, as ``check`` fills a step column's gaps).
+        self.stepped = False
         self.lines = 0
         self.last_step = 0.0
         self.last_point_time: float | None = None
@@ -74,6 +82,7 @@ class LiveMonitor(StreamRuns):
     def reset(self, reason: str) -> None:
         """Forget every point (the followed file was rewritten from the top)."""
         self.parser = LineParser()
+        self.stepped = False
         self._start_runs()
         self.notes.append(f"the file was {reason}: read again from the top")
 
@@ -126,8 +135,12 @@ class LiveMonitor(StreamRuns):
             self.touched[id(state)] = state
         key = record_step_key(record, self.hints)
         raw = record[key] if key is not None else None
-        if raw is None or not math.isfinite(raw):
-            raw = state.last_step - state.offset + 1 if state.rows else 0.0
+        if raw is not None and math.isfinite(raw):
+            self.stepped = True
+        elif state.rows:  # as check: the step above (rows counted where none has a step)
+            raw = state.last_step - state.offset + (not self.stepped)
+        else:
+            raw = 0.0
         if self.split:
             full = len(state.buffers) >= MAX_SERIES  # a new key is no series then
             loss = state.loss_key(self.hints, {} if full else record)
@@ -272,13 +285,15 @@ class LiveMonitor(StreamRuns):
         series = {}
         for role, name in roles.items():
             steps, values = state.buffers[name].arrays()
+            steps, values, resumed, restarts = superseded_left_out(steps, values)
+            notes.extend(f"'{name}': {note}" for note in restarts)
             if steps.size:
                 order = np.argsort(steps, kind="stable")
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
             series[role] = Series(
                 role=role, column=name, steps=steps, values=values, x_kind=x_kind,
-                meta=meta if role == TRAIN else {},
+                meta={**resumed, **meta} if role == TRAIN else resumed,
             )  # fmt: skip
         used = ", ".join(f"{r}={n}" for r, n in roles.items() if r not in parts)
         shaped = self.parser.shaper.notes() if self.parser.shaper else []

@@ -28,6 +28,7 @@ from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.table import MISSING_TOKENS
 from lossdoctor.ingest.textlog import (
     MAX_LINE_CHARS,
+    EpochSteps,
     _canonical,
     _has_loss,
     _State,
@@ -73,6 +74,7 @@ class LineParser:
         self.header: list[str] | None = None
         self.delimiter = ","
         self.state = _State()
+        self.epoch_steps = EpochSteps()
         self.skipped = 0
         #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
         self.malformed = 0
@@ -113,7 +115,8 @@ class LineParser:
             return "jsonl"
         delimiter = sniff_delimiter([stripped])
         cells = stripped.split(delimiter) if delimiter else []
-        if delimiter and all(c.strip() and _float(c) is None and ":" not in c for c in cells):
+        named = cells[1:] if cells and not cells[0].strip() else cells  # an index column
+        if delimiter and all(c.strip() and _float(c) is None and ":" not in c for c in named):
             self.delimiter = delimiter
             self.header = [c.strip().strip('"') for c in cells]
             return "csv"
@@ -204,6 +207,7 @@ class LineParser:
             self.skipped += 1
             return None
         values = _canonical(parsed)
+        self.epoch_steps.globalise(values)
         values.pop("step__total", None)
         return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
@@ -244,7 +248,7 @@ class LineParser:
         record = {}
         for name, cell in zip(self.header, cells, strict=True):
             number = _float(cell)
-            if number is not None:
+            if number is not None and name:
                 record[name] = number
         return record or None
 
