@@ -211,3 +211,51 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
 def test_other_forms_on_the_steps_check_reads(name, why, how):
     checked, run = _assert_same(FIXTURES / name, how)
     assert run.series["train"].meta == checked.series["train"].meta, why
+
+
+def _llmc_log() -> str:
+    """llm.c's train_gpt2 output: its settings table, then a validation loss printed
+    before step 1 (and every 25 steps), then one line per step."""
+    lines = ["+-----------------------+----------------------------------------------------+"]
+    lines += [f"| {k:<21} | {v:<50} |" for k, v in [("val_loss_every", 25), ("max_steps", -1)]]
+    for step in range(1, 101):
+        if step % 25 == 1:
+            lines.append(f"val loss {10.9 - step / 40:.6f}")
+        loss = 11.0 - 4 * (1 - 0.97**step)
+        lines.append(
+            f"step {step:4d}/100 | loss {loss:.6f} (+nanz)| norm 1.2000 (+nanz)| "
+            f"lr 6.00e-06 | 1234.56 ms | 12.3% bf16 MFU | 45678 tok/s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _detectron2_console() -> str:
+    """detectron2's console: its whole configuration echoed (more keys than watch keeps
+    series), then the metric lines of the iterations."""
+    lines = ["[11/17 15:16:13] detectron2 INFO: Running with full config:"]
+    lines += [f"    SETTING_{n}: {n / 10}" for n in range(120)]
+    lines.append("    INSTANCE_LOSS_WEIGHT: 1.0")
+    for it in range(19, 2000, 20):
+        total = 0.4 + 0.6 * 0.998**it
+        lines.append(
+            f"[11/17 15:20:00 d2.utils.events]:  eta: 1:00:00  iter: {it}  "
+            f"total_loss: {total:.4f}  loss_cls: {total / 2:.4f}  loss_box_reg: {total / 2:.4f}  "
+            f"time: 0.5000  data_time: 0.0100  lr: 0.0100  max_mem: 5000M"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("form", ["llm.c", "detectron2"])
+def test_printed_logs_on_the_steps_and_series_check_reads(tmp_path, form, how):
+    path = tmp_path / "train.log"
+    path.write_text(_llmc_log() if form == "llm.c" else _detectron2_console())
+    checked, run = _assert_same(path, how)
+    if form == "llm.c":
+        # the validation loss above step 1 is at step 1, the others at the step above
+        # them (watch: the first at row 3, then took step 1 for a new run from scratch)
+        assert run.series["val"].steps.tolist() == [1, 25, 50, 75]
+    else:
+        # the 122 echoed settings filled watch's 64 series: total_loss was never kept
+        assert run.columns["train"] == "total_loss"
+        assert len(run.series["train"]) == 100

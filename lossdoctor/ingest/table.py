@@ -395,9 +395,45 @@ def superseded_left_out(
     """Return a series' points (``steps``, ``values`` in log order) without those a resume
     superseded (TensorBoard's purge rule, see :func:`_keep_after_restarts`), the series
     meta naming the steps where the run resumed, and the notes saying what happened."""
-    keep, notes = _keep_after_restarts(steps, None)
+    points = order_points(steps, values, None, by_row=False)
+    return points.steps, points.values, points.meta, points.notes
+
+
+@dataclass
+class Points:
+    """A series' points in the order they are judged in (see :func:`order_points`)."""
+
+    steps: FloatArray
+    values: FloatArray
+    lines: IntArray | None
+    #: The series meta naming the steps where the run resumed.
+    meta: dict[str, str]
+    notes: list[str]
+    #: Whether the steps went backwards too often to be a counter: x is the row order.
+    by_row: bool = False
+
+
+def order_points(
+    steps: FloatArray, values: FloatArray, lines: IntArray | None, *, by_row: bool = True
+) -> Points:
+    """Return a series' points (in log order, at ``lines`` when known) as they are judged:
+    numbered in row order when the steps go backwards too often to count anything (more
+    than :data:`MIN_BACKWARD_JUMPS` and :data:`MAX_BACKWARD_SHARE` of the points, not all
+    back to the first step; only ``by_row``), else without the points a resume superseded
+    (:func:`_keep_after_restarts`).  The one rule of ``check``'s tables and ``watch``."""
+    backward = steps[1:] < steps[:-1] if steps.shape[0] > 1 else None
+    if backward is None or not backward.any():
+        return Points(steps, values, lines, {}, [])
+    resets_only = bool((steps[1:][backward] <= steps[0]).all())
+    jumps = int(backward.sum())
+    often = jumps > max(MIN_BACKWARD_JUMPS, MAX_BACKWARD_SHARE * steps.shape[0])
+    if by_row and often and not resets_only:
+        rows = np.arange(steps.shape[0], dtype=np.float64)
+        return Points(rows, values, lines, {}, [], by_row=True)
+    keep, notes = _keep_after_restarts(steps, lines)
     meta = resume_meta(steps[keep_last_run(steps)])
-    return _pick(steps, keep), _pick(values, keep), meta, notes
+    lines = None if lines is None else _pick(lines, keep)
+    return Points(_pick(steps, keep), _pick(values, keep), lines, meta, notes)
 
 
 def table_to_run(
@@ -496,22 +532,13 @@ def table_to_run(
         lines = None if table.lines is None else _pick(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
         values = _pick(col.values, mask)
-        backward = steps[1:] < steps[:-1] if not is_index and steps.shape[0] > 1 else None
-        if backward is not None and backward.any():
-            resets_only = bool((steps[1:][backward] <= steps[0]).all())
-            jumps = int(backward.sum())
-            if (
-                jumps > max(MIN_BACKWARD_JUMPS, MAX_BACKWARD_SHARE * steps.shape[0])
-                and not resets_only
-            ):
+        if not is_index:
+            points = order_points(steps, values, lines)
+            steps, values, lines, meta = points.steps, points.values, points.lines, points.meta
+            notes.extend(points.notes)
+            if points.by_row:
                 notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
-                steps, x_kind = np.arange(steps.shape[0], dtype=np.float64), "index"
-            else:
-                keep, restart_notes = _keep_after_restarts(steps, lines)
-                notes.extend(restart_notes)
-                meta = resume_meta(steps[keep_last_run(steps)])
-                steps, values = _pick(steps, keep), _pick(values, keep)
-                lines = None if lines is None else _pick(lines, keep)
+                x_kind = "index"
         series[role] = Series(
             role=role,
             column=column,

@@ -23,9 +23,9 @@ from lossdoctor.ingest.columns import (
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import (
     STEPS_PER_EPOCH,
+    order_points,
     promote_single_loss,
     steps_per_epoch,
-    superseded_left_out,
 )
 from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
@@ -37,6 +37,9 @@ from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 STALL_RULE, STALL_CODE = "stall", "LD701"
 #: Distinct keys tracked at most (a log with a new key on every line stays bounded).
 MAX_SERIES = 64
+#: Records without a step held at the start of a stream at most: a step that comes next
+#: is theirs (as ``check`` fills a step column's gaps), else they are counted in rows.
+MAX_HELD = 64
 
 
 class LiveMonitor(StreamRuns):
@@ -122,8 +125,12 @@ class LiveMonitor(StreamRuns):
 
     def end_of_input(self) -> bool:
         """Read the lines still held to decide the stream's form (the input ended before
-        its first lines decided it); return True when one carried a non-finite loss."""
-        return self._add_records(self.parser.finish())
+        its first lines decided it) and add the records held for a step that never came;
+        return True when one carried a non-finite loss."""
+        urgent = self._add_records(self.parser.finish())
+        for state in list(self.states.values()):
+            urgent |= self._release_held(state)
+        return urgent
 
     def add_record(self, record: Mapping[str, float]) -> bool:
         """Add one record (key -> value, a step key among them or not); return True when
@@ -137,10 +144,36 @@ class LiveMonitor(StreamRuns):
         raw = record[key] if key is not None else None
         if raw is not None and math.isfinite(raw):
             self.stepped = True
-        elif state.rows:  # as check: the step above (rows counted where none has a step)
-            raw = state.last_step - state.offset + (not self.stepped)
+            if state.held:  # as check: records above the first step are at that step
+                held, state.held = state.held, None
+                urgent = False
+                for earlier in held:
+                    urgent |= self._add_to(state, key, raw, {**earlier, str(key): raw})
+                return self._add_to(state, key, raw, record) | urgent
+            state.held = None
+        elif state.held is not None and len(state.held) < MAX_HELD:
+            state.held.append(dict(record))  # until a step comes, or none does
+            return False
         else:
-            raw = 0.0
+            urgent = self._release_held(state)
+            # as check: the step above (rows counted where no record has a step)
+            raw = state.last_step - state.offset + (not self.stepped) if state.rows else 0.0
+            return self._add_to(state, key, raw, record) | urgent
+        return self._add_to(state, key, raw, record)
+
+    def _release_held(self, state: RunState) -> bool:
+        """Add ``state``'s records held for a step that never came, in row order."""
+        held, state.held = state.held or [], None
+        urgent = False
+        for record in held:
+            urgent |= self._add_to(state, None, state.last_step + 1 if state.rows else 0.0, record)
+        return urgent
+
+    def _add_to(
+        self, state: RunState, key: str | None, raw: float, record: Mapping[str, float]
+    ) -> bool:
+        """Add ``record`` at raw step ``raw`` (its step ``key``'s value, or the one given it)
+        to ``state``'s run, through the restart decision when the stream splits runs."""
         if self.split:
             full = len(state.buffers) >= MAX_SERIES  # a new key is no series then
             loss = state.loss_key(self.hints, {} if full else record)
@@ -189,11 +222,25 @@ class LiveMonitor(StreamRuns):
         buffer = buffers.get(key)
         if buffer is None:
             if len(buffers) >= MAX_SERIES:
+                echoed = self._echoed(buffers)
+                if echoed is None:
+                    if len(self.untracked) < MAX_SERIES:
+                        self.untracked.add(key)
+                    return None
+                del buffers[echoed]  # a configuration value, printed once at the start
                 if len(self.untracked) < MAX_SERIES:
-                    self.untracked.add(key)
-                return None
+                    self.untracked.add(echoed)
             buffer = buffers[key] = PointBuffer()
         return buffer
+
+    def _echoed(self, buffers: dict[str, PointBuffer]) -> str | None:
+        """Return the first key of ``buffers`` with one point that no role takes (a value
+        of a configuration echoed at the start: detectron2 prints hundreds), or None."""
+        try:
+            taken = set(choose_columns(list(buffers), self.hints).roles.values())
+        except KeyError:
+            return None
+        return next((k for k, b in buffers.items() if b.total <= 1 and k not in taken), None)
 
     def add_lines(self, lines: list[str]) -> bool:
         """Parse many lines; return True when one carried a non-finite loss.
@@ -219,6 +266,9 @@ class LiveMonitor(StreamRuns):
     def _flush_fast(self, steps: list[float], values: list[float]) -> bool:
         if self.parser.kind is None:
             self._add_records(self.parser.decide("text"))
+        if self.state.held:  # the stream's first step: the held records' too
+            urgent = self.add_record({"iter": steps[0], "loss": values[0]})
+            return urgent | (self._flush_fast(steps[1:], values[1:]) if steps[1:] else False)
         count = len(values)
         state = self.state
         if self.split and self._may_restart(state, steps):
@@ -284,16 +334,19 @@ class LiveMonitor(StreamRuns):
         meta = self._epoch_meta(state, x_kind)
         series = {}
         for role, name in roles.items():
-            steps, values = state.buffers[name].arrays()
-            steps, values, resumed, restarts = superseded_left_out(steps, values)
-            notes.extend(f"'{name}': {note}" for note in restarts)
+            points = order_points(*state.buffers[name].arrays(), None, by_row=x_kind != "index")
+            steps, values = points.steps, points.values
+            notes.extend(f"'{name}': {note}" for note in points.notes)
+            if points.by_row:
+                notes.append(f"{role}: '{name}' steps go backwards often: used row order")
             if steps.size:
                 order = np.argsort(steps, kind="stable")
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
             series[role] = Series(
-                role=role, column=name, steps=steps, values=values, x_kind=x_kind,
-                meta={**resumed, **meta} if role == TRAIN else resumed,
+                role=role, column=name, steps=steps, values=values,
+                x_kind="index" if points.by_row else x_kind,
+                meta={**points.meta, **meta} if role == TRAIN else points.meta,
             )  # fmt: skip
         used = ", ".join(f"{r}={n}" for r, n in roles.items() if r not in parts)
         shaped = self.parser.shaper.notes() if self.parser.shaper else []

@@ -81,6 +81,9 @@ class RunState:
         self._loss_keys: dict[tuple[int, tuple[str, ...]], str | None] = {}
         #: Records waiting for the decision on a restarted step counter: (raw step, record).
         self.pending: list[tuple[float, dict[str, float]]] | None = None
+        #: Records without a step at the run's start, held for the first step (None: none
+        #: are held any more).
+        self.held: list[dict[str, float]] | None = []
 
     def label(self, sessions: int = 0, *, final: bool = False) -> str:
         """Return the run's name in reports: its group, and which session when the
