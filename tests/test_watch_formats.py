@@ -206,6 +206,9 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
         ("text/llmc_stdout.log", "no step"),
         # a W&B history export whose first column is pandas' unnamed index (watch: no loss)
         ("wandb_history.csv", "index column"),
+        # Keras' bar: each epoch's end line, not the running means before it (watch: 5
+        # points for 3 epochs)
+        ("text/keras_stdout.txt", "keras"),
     ],
 )
 def test_other_forms_on_the_steps_check_reads(name, why, how):
@@ -250,7 +253,7 @@ def _detectron2_console() -> str:
 def test_printed_logs_on_the_steps_and_series_check_reads(tmp_path, form, how):
     path = tmp_path / "train.log"
     path.write_text(_llmc_log() if form == "llm.c" else _detectron2_console())
-    checked, run = _assert_same(path, how)
+    _, run = _assert_same(path, how)
     if form == "llm.c":
         # the validation loss above step 1 is at step 1, the others at the step above
         # them (watch: the first at row 3, then took step 1 for a new run from scratch)
@@ -259,3 +262,14 @@ def test_printed_logs_on_the_steps_and_series_check_reads(tmp_path, form, how):
         # the 122 echoed settings filled watch's 64 series: total_loss was never kept
         assert run.columns["train"] == "total_loss"
         assert len(run.series["train"]) == 100
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_keras_bar_without_validation_keeps_every_line_as_check(tmp_path, how):
+    # no epoch shows an end line: check reads every bar line, and so does watch (each
+    # epoch's lines once the epoch ends)
+    text = (FIXTURES / "text" / "keras_stdout.txt").read_text(encoding="utf-8")
+    path = tmp_path / "fit.log"
+    path.write_text(text.replace(" - val_accuracy: ", " (").replace(" - val_loss: ", " "))
+    checked, run = _assert_same(path, how)
+    assert len(run.series["train"]) == len(checked.series["train"]) == 5

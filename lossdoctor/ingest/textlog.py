@@ -252,6 +252,13 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
     return ParsedLine(values, dialect, is_val=is_val, keras_bar=keras_bar)
 
 
+def keras_epoch_end(record: dict[str, Any], keras_bar: bool) -> bool:
+    """Return True when a Keras progress-bar line's ``record`` is its epoch's end line
+    (it shows the validation values): the line kept of a bar whose other lines are
+    running means of the epoch so far."""
+    return keras_bar and any(k.startswith("val_") for k in record)
+
+
 def _canonical(parsed: ParsedLine) -> dict[str, Any]:
     """Return the values with step keys unified and validation losses named ``val_*``."""
     values = dict(parsed.values)
@@ -451,11 +458,7 @@ class TextLogReader:
         records, lines = state.records, state.lines
         notes: list[str] = []
         # Keras: per-batch progress lines are running means; keep the epoch-end lines
-        epoch_ends = [
-            i
-            for i, r in enumerate(records)
-            if state.keras_bar[i] and any(k.startswith("val_") for k in r)
-        ]
+        epoch_ends = [i for i, r in enumerate(records) if keras_epoch_end(r, state.keras_bar[i])]
         if epoch_ends:
             ends = set(epoch_ends)
             keep = [i for i in range(len(records)) if not state.keras_bar[i] or i in ends]

@@ -32,6 +32,7 @@ from lossdoctor.ingest.textlog import (
     _canonical,
     _has_loss,
     _State,
+    keras_epoch_end,
     parse_line,
     parse_torchtune,
 )
@@ -40,6 +41,8 @@ from lossdoctor.ingest.textlog import (
 SNIFF_LINES = 2000
 #: Characters held at most while the form is undecided (``check`` sniffs as much).
 SNIFF_CHARS = 1 << 16
+#: Keras progress-bar lines of one epoch held at most (then read as they are).
+MAX_BAR_LINES = 4096
 #: torchtune lines in an undecided head that settle it: torchtune's own form when the
 #: head passes ``check``'s tests, else a text log.
 TORCHTUNE_LINES = 2
@@ -75,6 +78,10 @@ class LineParser:
         self.delimiter = ","
         self.state = _State()
         self.epoch_steps = EpochSteps()
+        #: Keras progress-bar records of the epoch so far, and whether an epoch's end line
+        #: was read (see :meth:`_text`).
+        self._bar: list[Record] = []
+        self.keras_ends = False
         self.skipped = 0
         #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
         self.malformed = 0
@@ -162,8 +169,8 @@ class LineParser:
 
     def finish(self) -> list[Record]:
         """Return the records of the lines still held (the input ended before its head
-        decided the form: a text log)."""
-        return self.decide("text") if self._held else []
+        decided the form: a text log; a Keras epoch without its end line)."""
+        return [*(self.decide("text") if self._held else []), *self.finish_epoch()]
 
     def feed(self, line: str) -> list[Record]:
         """Return the records ``line`` completes: none while the stream's first lines are
@@ -179,14 +186,48 @@ class LineParser:
         return self._records(line)
 
     def _records(self, line: str) -> list[Record]:
-        record = self._read(line)
-        if not record:
-            return []
-        if self.totals is None and any(_has_loss({k.lower(): v}) for k, v in record.items()):
-            self.totals = components.summed_totals(list(record))
-        if self.totals:
-            components.add_record_sums(record, self.totals)
-        return [record]
+        if self.kind in ("text", "torchtune"):
+            records = self._text(line)
+        else:
+            record = self._read(line)
+            records = [record] if record else []
+        for record in records:
+            if self.totals is None and _has_loss({k.lower(): v for k, v in record.items()}):
+                self.totals = components.summed_totals(list(record))
+            if self.totals:
+                components.add_record_sums(record, self.totals)
+        return records
+
+    def _text(self, line: str) -> list[Record]:
+        """Return the records a text line completes.  Keras progress-bar lines are held
+        until their epoch ends: its end line (with the validation values) is the epoch's
+        record, as ``check`` keeps it; the others are running means of the epoch so far,
+        read only when the epoch ends without one (a run without validation)."""
+        epoch = self.state.keras_epoch
+        read = parse_torchtune if self.kind == "torchtune" else parse_line
+        parsed = read(strip_prefix(line), self.state)
+        released = self.finish_epoch() if self.state.keras_epoch != epoch else []
+        if parsed is None or not parsed.values:
+            self.skipped += 1
+            return released
+        values = _canonical(parsed)
+        self.epoch_steps.globalise(values)
+        values.pop("step__total", None)
+        record = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+        if parsed.keras_bar:
+            if keras_epoch_end(record, keras_bar=True):
+                self.keras_ends = True
+                self._bar = []
+                return [*released, record]
+            self._bar.append(record)
+            return released if len(self._bar) < MAX_BAR_LINES else [*released, *self.finish_epoch()]
+        return [*released, record]
+
+    def finish_epoch(self) -> list[Record]:
+        """Return the Keras bar lines held for an epoch that ended without an end line
+        (none once a run showed end lines: ``check`` keeps those alone)."""
+        held, self._bar = self._bar, []
+        return [] if self.keras_ends else held
 
     def _read(self, line: str) -> Record | None:
         if self.kind == "jsonl":
@@ -201,15 +242,7 @@ class LineParser:
             keys = notebook.column_keys(self._table_header, len(cells))
             values = {key: _float(cell) for key, cell in zip(keys, cells, strict=True) if cell}
             return {key: value for key, value in values.items() if value is not None} or None
-        read = parse_torchtune if self.kind == "torchtune" else parse_line
-        parsed = read(strip_prefix(line), self.state)
-        if parsed is None or not parsed.values:
-            self.skipped += 1
-            return None
-        values = _canonical(parsed)
-        self.epoch_steps.globalise(values)
-        values.pop("step__total", None)
-        return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+        return None
 
     def _json(self, line: str) -> Record | None:
         try:
