@@ -14,7 +14,14 @@ from functools import cached_property
 import numpy as np
 
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
-from lossdoctor.robust import bucket_medians, median, quantile, robust_sigma, rolling_median
+from lossdoctor.robust import (
+    bucket_medians,
+    even_edges,
+    median,
+    quantile,
+    robust_sigma,
+    rolling_median,
+)
 from lossdoctor.sampling import JUDGE_MAX_POINTS, judged_positions, sample_stride
 
 __all__ = ["LRProfile", "SeriesView", "Wave", "robust_sigma", "rolling_median", "spearman"]
@@ -211,7 +218,7 @@ class SeriesView:
         if self.n == 0:
             return np.empty(0), np.empty(0)
         buckets = min(self.n, COARSE_BUCKETS)
-        edges = np.linspace(0, self.n, buckets + 1).astype(np.int64)
+        edges = even_edges(self.n, buckets)
         if buckets == self.n:
             levels, steps = self.y.copy(), self.steps.copy()
         else:
@@ -346,9 +353,9 @@ def average_ranks(values: FloatArray) -> FloatArray:
     inverse = np.empty(order.shape[0], dtype=np.int64)
     inverse[order] = np.arange(order.shape[0])
     ordered = values[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
     dense = np.cumsum(starts)[inverse]
-    bounds = np.r_[np.flatnonzero(starts), starts.shape[0]]
+    bounds = np.concatenate((np.flatnonzero(starts), [starts.shape[0]]))
     return np.asarray(0.5 * (bounds[dense] + bounds[dense - 1] + 1), dtype=np.float64)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,6 +91,11 @@ def bucket_medians(values: FloatArray, edges: IntArray) -> FloatArray:
     ``np.median`` gives it, computed for all buckets at once."""
     sizes = np.diff(edges)
     buckets = sizes.shape[0]
+    size = int(sizes[0])
+    if size * buckets == values.shape[0] and edges[0] == 0 and (sizes == size).all():
+        rows = np.sort(values.reshape(buckets, size), axis=1)  # buckets of one size
+        low, high = rows[:, (size - 1) // 2], rows[:, size // 2]
+        return np.asarray(low if size % 2 else (low + high) / 2, dtype=np.float64)
     grid = np.full((buckets, int(sizes.max())), np.inf)
     rows = np.repeat(np.arange(buckets), sizes)
     grid[rows, np.arange(values.shape[0]) - np.repeat(edges[:-1], sizes)] = values
@@ -97,3 +103,13 @@ def bucket_medians(values: FloatArray, edges: IntArray) -> FloatArray:
     at = np.arange(buckets)
     low, high = grid[at, (sizes - 1) // 2], grid[at, sizes // 2]
     return np.asarray(np.where(sizes % 2 == 1, low, (low + high) / 2), dtype=np.float64)
+
+
+@lru_cache(maxsize=64)
+def even_edges(n: int, buckets: int) -> IntArray:
+    """Return the ``buckets + 1`` edges that cut ``n`` points into buckets of (nearly) one
+    size, as ``np.linspace(0, n, buckets + 1)`` truncated to integers (read-only: kept
+    for the next series of the same length)."""
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    edges.flags.writeable = False
+    return edges

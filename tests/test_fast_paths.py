@@ -24,7 +24,7 @@ from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log
 from lossdoctor.model import Run
-from lossdoctor.robust import bucket_medians, median, quantile
+from lossdoctor.robust import bucket_medians, even_edges, median, quantile
 
 
 def assert_same_run(fast: Run, slow: Run) -> None:
@@ -267,12 +267,18 @@ def test_text_cells_convert_as_one_by_one(cells: list[str]) -> None:
     values=st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=700),
     buckets=st.integers(1, 200),
 )
+@example(values=[float(v % 7) for v in range(40)], buckets=10)  # buckets of one even size
+@example(values=[float(v % 5) for v in range(600)], buckets=200)  # ... of one odd size
+@example(values=[float(v) for v in range(41)], buckets=10)  # sizes differ
 def test_bucket_medians_are_numpy_medians(values: list[float], buckets: int) -> None:
-    """The coarse trend's bucket medians, computed at once, are np.median's per bucket."""
+    """The coarse trend's bucket medians, computed at once, are np.median's per bucket,
+    on the edges ``np.linspace`` gives."""
     y = np.array(values)
-    edges = np.linspace(0, y.shape[0], min(buckets, y.shape[0]) + 1).astype(np.int64)
+    n, count = y.shape[0], min(buckets, y.shape[0])
+    edges = np.linspace(0, n, count + 1).astype(np.int64)
+    assert np.array_equal(even_edges(n, count), edges)
     expected = [np.median(y[a:b]) for a, b in itertools.pairwise(edges.tolist())]
-    assert np.array_equal(bucket_medians(y, edges), np.array(expected))
+    assert np.array_equal(bucket_medians(y, even_edges(n, count)), np.array(expected))
 
 
 @settings(deadline=None)  # the first example imports bottleneck

@@ -64,7 +64,7 @@ def grad_ratio_over_spans(
     if has.any():
         # max over each [lo, hi): reduceat over (lo, hi) pairs, every other result kept
         bounds = np.column_stack([lo[has], hi[has]]).ravel()
-        out[has] = np.maximum.reduceat(np.r_[ratio, -np.inf], bounds)[::2]
+        out[has] = np.maximum.reduceat(np.concatenate((ratio, [-np.inf])), bounds)[::2]
     return out
 
 

@@ -48,9 +48,11 @@ def level_shift(series: SeriesView) -> LevelShift:
     smooth = rolling_median(y, window)  # centred
     half = window // 2
     before = (
-        np.r_[np.full(half + 1, np.nan), smooth[: -half - 1]] if series.n > half + 1 else smooth
+        np.concatenate((np.full(half + 1, np.nan), smooth[: -half - 1]))
+        if series.n > half + 1
+        else smooth
     )
-    after = np.r_[smooth[half:], np.full(half, np.nan)]
+    after = np.concatenate((smooth[half:], np.full(half, np.nan)))
     jumps = after - before
     jumps[:window] = np.nan
     jumps[-window:] = np.nan

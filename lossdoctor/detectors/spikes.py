@@ -158,8 +158,8 @@ def spikes(
     # be one, and the peak is measured against the higher of the previous point
     # and its trend (a steep early fall leaves the first points above a lagging trend)
     hot[0] = False
-    starts = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
-    ends = np.flatnonzero(hot & ~np.r_[hot[1:], False])
+    starts = np.flatnonzero(hot & ~np.concatenate(([False], hot[:-1])))
+    ends = np.flatnonzero(hot & ~np.concatenate((hot[1:], [False])))
     before = np.maximum(series.y[starts - 1], trend[starts - 1]) if starts.size else starts
     count = int(starts.shape[0])
     if count == 0:

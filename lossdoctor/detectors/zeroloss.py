@@ -37,7 +37,7 @@ def longest_true_run(mask: BoolArray) -> tuple[int, int]:
     ((0, -1) when there is none)."""
     if not mask.any():
         return 0, -1
-    padded = np.r_[False, mask, False].astype(np.int8)
+    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     starts, ends = edges[0::2], edges[1::2]
     lengths = ends - starts

@@ -81,10 +81,22 @@ class TableLayout:
         return all(_is_number(f) for f in self.first_row if f)
 
 
+#: A text up to this size keeps its decoding for the next call on the same bytes object:
+#: the format sniffers and the parser of one small file would decode it three times.
+DECODED_KEPT_BYTES = 1 << 17
+_last_decoded: list[tuple[bytes, str]] = []
+
+
 def decode_text(data: bytes) -> str:
     """Return ``data`` as text with ``\n`` line ends (bad UTF-8 replaced, BOM dropped)."""
+    last = _last_decoded[:1]
+    if last and last[0][0] is data:
+        return last[0][1]
     text = data.decode("utf-8-sig", errors="replace")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if len(data) <= DECODED_KEPT_BYTES:
+        _last_decoded[:] = [(data, text)]
+    return text
 
 
 def sniff_delimiter(lines: list[str]) -> str | None:
@@ -252,8 +264,8 @@ def _parse_small(
 
 def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Column] | None:
     """Return the columns of ``body`` when it is rows of plain numbers or empty cells, one
-    row a line, each as wide as ``header`` (read at once by numpy, as the ``csv`` path
-    would read them), or None for any other body."""
+    row a line, each as wide as ``header`` (every cell read by ``float`` in one pass,
+    as the ``csv`` path would read them), or None for any other body."""
     body = body[:-1] if body.endswith("\n") else body
     if not header or not body or not body.isascii():
         return None
@@ -263,31 +275,19 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
     layout = body.encode().translate(None, _NUMBER_BYTES)
     if layout != b"\n".join(itertools.repeat(row, layout.count(b"\n") + 1)):
         return None
-    framed = f"\n{body}\n"
-    if any(pair in framed for pair in (delimiter * 2, "\n" + delimiter, delimiter + "\n", "\n\n")):
-        body = _fill_empty_cells(framed, delimiter)[1:-1]  # empty cells: absent
-    try:
-        values = np.array(body.replace(delimiter, "\n").split("\n"), dtype=np.float64)
+    cells = body.replace("\n", delimiter).split(delimiter)
+    nan = float("nan")
+    try:  # an empty cell is absent (NaN)
+        numbers = [float(cell) if cell else nan for cell in cells]
     except ValueError:  # "-", "1e", "+": read cell by cell
         return None
+    values = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
     table = values.reshape(-1, len(header))
     columns = {}
     for j, name in enumerate(header):
         column = np.ascontiguousarray(table[:, j])
         columns[name] = Column(column, ~np.isnan(column))  # plain numbers are never NaN
     return columns
-
-
-def _fill_empty_cells(framed: str, delimiter: str) -> str:
-    """Return ``framed`` (rows between a leading and a trailing line end) with ``nan`` in
-    every empty cell: each pass of a replacement fills every other one of a run of empty
-    cells, so two passes fill them all."""
-    filled = f"{delimiter}nan{delimiter}"
-    for _ in range(2):
-        framed = framed.replace(delimiter * 2, filled).replace("\n\n", "\nnan\n")
-    return framed.replace("\n" + delimiter, "\nnan" + delimiter).replace(
-        delimiter + "\n", delimiter + "nan\n"
-    )
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> dict[str, Column]:

@@ -364,7 +364,7 @@ def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[Boo
     if not backward.any():
         return np.ones(n, dtype=bool), []
     seg = np.cumsum(backward)
-    starts_at = np.flatnonzero(np.r_[True, backward[1:]])
+    starts_at = np.flatnonzero(np.concatenate(([True], backward[1:])))
     starts = steps[starts_at]
     later_min = np.full(starts.shape[0], np.inf)
     if starts.shape[0] > 1:

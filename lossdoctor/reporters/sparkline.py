@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from lossdoctor.model import FloatArray
+from lossdoctor.robust import even_edges
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 NAN_MARK = "×"
+_GLYPHS = BLOCKS + NAN_MARK
 
 
 def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
@@ -20,7 +22,7 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
     if n == 0:
         return ""
     buckets = min(width, n)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    edges = even_edges(n, buckets)
     has_bad = np.logical_or.reduceat(~np.isfinite(values), edges[:-1])
     # fmax skips NaN; a bucket holding +Inf is drawn as a mark whatever its top
     tops = np.fmax.reduceat(values, edges[:-1])
@@ -32,8 +34,5 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
     low, high = float(tops[good].min()), float(tops[good].max())
     scale = (high - low) or 1.0
     levels = np.clip(((tops - low) / scale * (len(BLOCKS) - 1)).round(), 0, len(BLOCKS) - 1)
-    chars: list[str] = [
-        NAN_MARK if bad or not ok else BLOCKS[int(level)]
-        for bad, ok, level in zip(has_bad.tolist(), good.tolist(), levels.tolist(), strict=True)
-    ]
-    return "".join(chars)
+    glyphs = np.where(has_bad | ~good, len(BLOCKS), levels).astype(np.int64)
+    return "".join([_GLYPHS[i] for i in glyphs.tolist()])
