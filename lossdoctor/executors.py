@@ -13,6 +13,7 @@ flight and collects them in order, so results stream and memory stays bounded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lossdoctor.errors import ConfigError
@@ -79,27 +80,63 @@ class InProcess:
 
 
 class ProcessPool:
-    """Run tasks in ``jobs`` local worker processes."""
+    """Run tasks in ``jobs`` local worker processes.
+
+    A shared value (the options with the rule pack) reaches each worker once, when it
+    starts, rather than pickled with every task: tasks carry a small handle of it."""
 
     batch = 8
 
     def __init__(self, jobs: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        self._pool = ProcessPoolExecutor(max_workers=jobs)
+        self._shared: dict[int, Any] = {}
+        self._started = False
+        # the workers start at the first task, after ``share``: they get the values then
+        self._pool = ProcessPoolExecutor(
+            max_workers=jobs, initializer=_install_shared, initargs=(self._shared,)
+        )
         self.capacity = jobs * TASKS_PER_WORKER
 
     def share(self, value: Any) -> Any:
-        """Return ``value`` unchanged (it is pickled with each task)."""
-        return value
+        """Return a handle of ``value`` that the workers resolve to their copy of it (the
+        value itself once a worker has started: it is then pickled with each task)."""
+        if self._started:
+            return value
+        key = len(self._shared)
+        self._shared[key] = value
+        return _Shared(key)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Pending:
         """Start the task in a worker process."""
-        return self._pool.submit(fn, *args)
+        self._started = True
+        return self._pool.submit(_with_shared, fn, *args)
 
     def close(self) -> None:
         """Stop the worker processes."""
         self._pool.shutdown(cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """A value a worker process received when it started, by its key."""
+
+    key: int
+
+
+#: The values shared with this worker process (see :meth:`ProcessPool.share`).
+_WORKER_SHARED: dict[int, Any] = {}
+
+
+def _install_shared(values: dict[int, Any]) -> None:
+    """Keep the values shared with this worker (run once as each worker starts)."""
+    _WORKER_SHARED.clear()
+    _WORKER_SHARED.update(values)
+
+
+def _with_shared(fn: Callable[..., Any], *args: Any) -> Any:
+    """Return ``fn(*args)`` with the handles of shared values replaced by the values."""
+    return fn(*(_WORKER_SHARED[a.key] if isinstance(a, _Shared) else a for a in args))
 
 
 class DaskExecutor:

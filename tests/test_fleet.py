@@ -252,3 +252,36 @@ def test_a_bug_in_a_worker_process_reaches_the_caller(sweep, monkeypatch):
         pool.close()
     assert raised.value.detail == "ZeroDivisionError: division by zero"
     assert raised.value.source in sweep
+
+
+class _CountsPickles:
+    """A value that counts how often this process pickles it."""
+
+    pickled = 0
+
+    def __init__(self, payload: int) -> None:
+        self.payload = payload
+
+    def __getstate__(self) -> dict[str, int]:
+        type(self).pickled += 1
+        return {"payload": self.payload}
+
+
+def _payload_plus(value: _CountsPickles, extra: int) -> int:
+    return value.payload + extra
+
+
+def test_local_workers_receive_a_shared_value_once_not_with_every_task():
+    """``--jobs N``: the options (the rule pack, ~80 kB pickled) reach each worker when it
+    starts; the tasks carry a handle of them, so they are not pickled per task."""
+    from lossdoctor.executors import ProcessPool
+
+    _CountsPickles.pickled = 0
+    pool = ProcessPool(2)
+    try:
+        shared = pool.share(_CountsPickles(40))
+        results = [pool.submit(_payload_plus, shared, extra).result() for extra in range(8)]
+    finally:
+        pool.close()
+    assert results == [40 + extra for extra in range(8)]
+    assert _CountsPickles.pickled <= 2  # none when workers fork, one a worker when spawned
