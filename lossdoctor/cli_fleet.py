@@ -47,7 +47,6 @@ def diagnose(
     processes, or ``dask`` at ``scheduler``), reusing the reports of unchanged runs stored
     in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs;
     ``in_progress``: the logs are still being written (judged as runs in progress)."""
-    from lossdoctor.cache import ReportCache
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
 
@@ -57,7 +56,11 @@ def diagnose(
         include=tuple(include), exclude=tuple(exclude), skip_non_logs=many,
         in_progress=in_progress,
     )  # fmt: skip
-    store = ReportCache(cache, options.fingerprint()) if cache else None
+    store = None
+    if cache:
+        from lossdoctor.cache import ReportCache  # hashlib: 10-25 ms, only with a cache
+
+        store = ReportCache(cache, options.fingerprint())
     pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)
     reports: list[RunReport] = []
     files: list[FileNote] = []

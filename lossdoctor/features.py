@@ -341,9 +341,23 @@ def spearman(x: FloatArray, y: FloatArray) -> float:
     if x.shape[0] < MIN_RANK_POINTS:
         return float("nan")
     rank_x, rank_y = average_ranks(x), average_ranks(y)
-    if rank_x.std() == 0 or rank_y.std() == 0:
+    if rank_x.min() == rank_x.max() or rank_y.min() == rank_y.max():  # no spread
         return float("nan")
-    return float(np.corrcoef(rank_x, rank_y)[0, 1])
+    return pearson(rank_x, rank_y)
+
+
+def pearson(x: FloatArray, y: FloatArray) -> float:
+    """Return ``np.corrcoef(x, y)[0, 1]`` for two float series of two points or more, bit for
+    bit (the same operations), without its handling of every other kind of argument."""
+    both = np.stack((x, y))
+    both -= both.mean(axis=1)[:, None]
+    c = np.dot(both, both.T.conj())
+    c *= np.true_divide(1, x.shape[0] - 1)
+    spread = np.sqrt(np.diag(c))
+    c /= spread[:, None]
+    c /= spread[None, :]
+    np.clip(c, -1, 1, out=c)
+    return float(c[0, 1])
 
 
 def average_ranks(values: FloatArray) -> FloatArray:

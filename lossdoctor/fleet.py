@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lossdoctor.cache import ReportCache, fingerprint
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import DiagnosisBug, InputError, LossdoctorError
 from lossdoctor.executors import Executor, InProcess, Pending
@@ -21,6 +20,7 @@ from lossdoctor.report import RunReport
 from lossdoctor.sources import SourceRef, expand, is_url
 
 if TYPE_CHECKING:
+    from lossdoctor.cache import ReportCache
     from lossdoctor.ingest.streamed import SpooledInput
 
 
@@ -43,6 +43,8 @@ class Options:
 
     def fingerprint(self) -> str:
         """Return the digest the report cache keys entries by."""
+        from lossdoctor.cache import fingerprint
+
         return fingerprint(
             list(self.rules), self.hints, self.run, dict(self.context), self.curves,
             self.include, self.exclude, self.skip_non_logs, self.in_progress,

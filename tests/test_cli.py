@@ -236,7 +236,8 @@ def test_help_imports_no_heavy_module():
 
 def test_check_of_a_small_table_imports_only_what_it_needs(tmp_path):
     # start-up is most of a small check: no table library, no statistics package, and
-    # not numpy.ma (numpy's np.unique and np.quantile import it on first use)
+    # not numpy.ma (numpy's np.unique and np.quantile import it on first use), nor the
+    # report cache (hashlib's OpenSSL binding) without --cache
     steps, values = curves.healthy()
     path = tmp_path / "run.csv"
     write_csv(path, {"step": steps, "loss": values})
@@ -250,6 +251,7 @@ def test_check_of_a_small_table_imports_only_what_it_needs(tmp_path):
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("numpy.ma", "pandas", "scipy", "polars", "pyarrow", "matplotlib"):
         assert heavy not in imported, heavy
+    assert "lossdoctor.cache" not in imported
 
 
 def test_check_watch_and_run_share_the_diagnosis_options():

@@ -69,6 +69,12 @@ def decline(series: SeriesView) -> Decline:
         swing_to_progress=series.swing / progress,
         linear_swing_to_progress=series.linear_swing_to_progress,
         giveback=series.giveback,
-        late_wave=float(np.nan_to_num(series.wave.persistent, nan=0.0)),
+        late_wave=_known_or_zero(series.wave.persistent),
         evidence=evidence,
     )
+
+
+def _known_or_zero(value: float) -> float:
+    """Return ``value``, 0.0 for NaN (as ``np.nan_to_num`` does to a persistent swing that
+    cannot be told; the swing is never infinite)."""
+    return 0.0 if value != value else float(value)

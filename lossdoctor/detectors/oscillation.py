@@ -60,6 +60,7 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
     ratio = swing / max(progress, MIN_PROGRESS)
     alternate = alternation(series)
     late = series.wave
+    lr_profile = LRProfile(lr)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -87,8 +88,8 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         wave_to_noise=late.swing / max(late.point_noise, NOISE_FLOOR / 10),
         wave_balance=late.balance,
         wave_crossings=late.crossings,
-        lr_peak=LRProfile(lr).peak,
-        lr_rel_end=LRProfile(lr).rel_end,
+        lr_peak=lr_profile.peak,
+        lr_rel_end=lr_profile.rel_end,
         evidence=evidence,
     )
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from lossdoctor.decimate import minmax_decimate
 from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
+from lossdoctor.engine.conditions import Condition
 from lossdoctor.engine.requires import waiting
 from lossdoctor.engine.schema import Cause, Rule
 from lossdoctor.features import SeriesView
@@ -125,9 +126,7 @@ def _ranked_causes(
     whose evidence does not hold is left out (it is not a candidate without it)."""
     rows: list[tuple[int, dict[str, Any], Cause]] = []
     for cause in rule.causes:
-        likely = bool(cause.when) and all(
-            c.holds(getattr(measured, c.field), rule.thresholds) for c in cause.when
-        )
+        likely = bool(cause.when) and _all_hold(cause.when, measured, rule)
         if cause.signal and not likely:
             continue  # a cause resting on a signal's evidence is not named without it
         entry: dict[str, Any] = {"cause": cause.title, "why": cause.why, "likely": likely}
@@ -150,9 +149,16 @@ def _unsupported_fixes(rule: Rule, likely: list[Cause]) -> set[str]:
     return named - kept
 
 
+def _all_hold(conditions: tuple[Condition, ...], measured: Any, rule: Rule) -> bool:
+    for condition in conditions:
+        if not condition.holds(getattr(measured, condition.field), rule.thresholds):
+            return False
+    return True
+
+
 def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Finding | None:
     for level in rule.levels:
-        if all(c.holds(getattr(measured, c.field), rule.thresholds) for c in level.when):
+        if _all_hold(level.when, measured, rule):
             evidence: Evidence = measured.evidence
             values: dict[str, Any] = {
                 name: getattr(measured, name) for name in DETECTORS[rule.detector].fields

@@ -31,8 +31,10 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
     good = np.isfinite(tops)
     if not good.any():
         return str(NAN_MARK * buckets)
-    low, high = float(tops[good].min()), float(tops[good].max())
+    drawn = tops if good.all() else tops[good]
+    low, high = float(drawn.min()), float(drawn.max())
     scale = (high - low) or 1.0
-    levels = np.clip(((tops - low) / scale * (len(BLOCKS) - 1)).round(), 0, len(BLOCKS) - 1)
+    levels = ((tops - low) / scale * (len(BLOCKS) - 1)).round()
+    levels = np.minimum(np.maximum(levels, 0), len(BLOCKS) - 1)  # np.clip's, NaN kept
     glyphs = np.where(has_bad | ~good, len(BLOCKS), levels).astype(np.int64)
     return "".join([_GLYPHS[i] for i in glyphs.tolist()])
