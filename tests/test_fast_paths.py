@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
+from lossdoctor.features import pearson
 from lossdoctor.ingest import delimited, read_bytes, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
@@ -590,3 +591,16 @@ def test_unique_ints_is_numpys_unique(values: list[int]) -> None:
     array = np.array(values, dtype=np.int64)
     assert np.array_equal(unique_ints(array), np.unique(array))
     assert unique_ints(array).dtype == np.unique(array).dtype
+
+
+@given(
+    pairs=st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=3, max_size=300),
+)
+@example(pairs=[(float(i), float(-i % 7)) for i in range(200)])
+def test_pearson_is_numpys_corrcoef_bit_for_bit(pairs: list[tuple[float, float]]) -> None:
+    """The trend's steadiness (Spearman's rho of ranks) is np.corrcoef's, to the bit."""
+    x, y = (np.array(column) for column in zip(*pairs, strict=True))
+    with np.errstate(all="ignore"):
+        expected = np.corrcoef(x, y)[0, 1]
+        got = pearson(x, y)
+    assert np.array_equal(got, expected, equal_nan=True)
