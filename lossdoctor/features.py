@@ -310,6 +310,13 @@ class SeriesView:
         )
 
     @cached_property
+    def magnitudes(self) -> tuple[np.float64, np.float64, np.float64, np.float64]:
+        """Return the highest and the lowest absolute judged value, and the absolute first
+        and last (the series' units; the series must not be empty)."""
+        size = np.abs(self.values)
+        return size.max(), size.min(), size[0], size[-1]
+
+    @cached_property
     def span(self) -> float:
         """Return the number of steps between the first and the last finite point."""
         return float(self.steps[-1] - self.steps[0]) if self.n > 1 else 0.0
@@ -388,13 +395,15 @@ class LRProfile:
         self.rel_min = nan
         if lr is None or lr.n == 0:
             return
-        peak = float(np.max(np.abs(lr.values)))
+        highest, lowest, first, last = lr.magnitudes
+        peak = float(highest)
         self.peak = peak
         if peak <= 0:
             return
-        self.rel_end = float(abs(lr.values[-1]) / peak)
-        self.rel_start = float(abs(lr.values[0]) / peak)
-        self.rel_min = float(np.min(np.abs(lr.values)) / peak)
+        self.rel_end = float(last / peak)
+        self.rel_start = float(first / peak)
+        self.rel_min = float(lowest / peak)
         if at_step is not None and at_step == at_step:
-            index = int(np.clip(np.searchsorted(lr.steps, at_step, side="right") - 1, 0, lr.n - 1))
+            index = int(np.searchsorted(lr.steps, at_step, side="right")) - 1
+            index = min(max(index, 0), lr.n - 1)
             self.rel_at = float(abs(lr.values[index]) / peak)
