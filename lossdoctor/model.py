@@ -39,6 +39,9 @@ NO_BEST_ROLES = (LR, GRAD_NORM, REWARD_ZERO_STD)
 #: skipped on overflow (loss series); the configured peak learning rate, scheduler name
 #: and warmup (steps or share of the run; learning-rate series).
 PRECISION = "precision"
+#: Series meta key of a loss that is the total of logged parts (Ultralytics box + cls +
+#: dfl, detectron2's total_loss): the part columns, joined by " + ".
+LOSS_PARTS = "loss_parts"
 OVERFLOW_SKIPS = "overflow_skips"
 CONFIGURED_LR = "configured_lr"
 LR_SCHEDULER = "lr_scheduler"

@@ -112,10 +112,26 @@ class SeriesSummary:
         }
         if self.peak == self.peak:
             out["peak"], out["peak_step"] = _num(self.peak), _num(self.peak_step)
-        if self.perplexity:
-            out["perplexity_last"] = _num(safe_exp(self.last))
-            out["perplexity_best"] = _num(safe_exp(self.best))
+        if self.perplexity:  # e^loss of a finite loss only: no perplexity of inf or NaN
+            for key, loss in (("perplexity_last", self.last), ("perplexity_best", self.best)):
+                if math.isfinite(safe_exp(loss)):
+                    out[key] = _num(safe_exp(loss))
         return out
+
+
+def number_text(value: Any, *, missing: str = "–") -> str:
+    """Return a report number as text, the one way every text report says it: 4
+    significant digits (an integer as it is), ``inf``, ``-inf`` and ``nan`` plainly, and
+    ``missing`` for None (no value; give ``"nan"`` where None stands for a NaN)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return missing if value is None else str(value)
+
+
+def last_text(summary: dict[str, Any]) -> str:
+    """Return the last value of a series summary dict as text: ``nan`` when it is NaN (the
+    report holds null for a NaN, and a series with points always has a last value)."""
+    return number_text(summary.get("last"), missing="nan" if summary.get("points") else "–")
 
 
 def best_of(summary: dict[str, Any]) -> tuple[str, Any, Any]:

@@ -267,7 +267,7 @@ def test_a_header_repeated_by_an_appended_log_is_named_as_such(runner, tmp_path)
     # a cell that is really not a number is still said
     path.write_text(f"{header}\n{first}\n21,oops,0.5\n", encoding="utf-8")
     _code, doc = run_json(runner, str(path))
-    assert "'loss': 1 cells that are not numbers were skipped" in doc["runs"][0]["notes"]
+    assert "'loss': 1 cell that is not a number was skipped" in doc["runs"][0]["notes"]
 
 
 def test_four_appended_keras_runs_are_four_reports(runner):

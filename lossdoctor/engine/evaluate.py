@@ -18,8 +18,10 @@ from lossdoctor.engine.schema import Cause, Rule
 from lossdoctor.features import SeriesView
 from lossdoctor.model import (
     HIGHER_IS_BETTER_ROLES,
+    LOSS_PARTS,
     LOSS_ROLES,
     NO_BEST_ROLES,
+    PREFERENCE,
     REWARD,
     TRAIN,
     VAL,
@@ -29,6 +31,7 @@ from lossdoctor.model import (
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport, SeriesSummary
 from lossdoctor.reporters.sparkline import sparkline
 from lossdoctor.sampling import sample_stride
+from lossdoctor.wording import singular_counts
 
 #: Losses whose best value is below this are shown with perplexity e^loss.
 PERPLEXITY_MAX_LOSS = 20.0
@@ -59,7 +62,7 @@ _FORMATTER = _SafeFormatter()
 
 def _render(template: str, values: dict[str, Any]) -> str:
     try:
-        return _FORMATTER.vformat(template, (), values)
+        return singular_counts(_FORMATTER.vformat(template, (), values))
     except (KeyError, ValueError, IndexError):
         return template
 
@@ -72,12 +75,40 @@ def in_x_units(text: str, x_kind: str) -> str:
     return _STEP_WORD.sub(r"epoch\1", text) if x_kind == "epoch" else text
 
 
-def summarise(series: Series, view: SeriesView) -> SeriesSummary:
+#: Objectives whose loss is no cross-entropy of the next token: e^loss is no perplexity.
+NOT_CROSS_ENTROPY_OBJECTIVES = frozenset({"dpo", "ipo", "reward-model", "grpo", "ppo", "rloo"})
+#: Words in a loss column's name that say it is no cross-entropy over a vocabulary (a
+#: regression, box, mask or divergence loss).
+NOT_CROSS_ENTROPY_WORDS = frozenset(
+    {"mse", "mae", "l1", "l2", "huber", "box", "bbox", "dfl", "iou", "giou", "dice", "mask",
+     "seg", "rpn", "kl", "focal", "obj"}
+)  # fmt: skip
+
+
+def is_cross_entropy(series: Series, run: Run, context: Mapping[str, Any] | None) -> bool:
+    """Return True when ``series`` may be a language model's cross-entropy loss (in nats),
+    whose e^loss is a perplexity: a training or validation loss that is no sum of logged
+    parts (a detector's box + cls + dfl), whose column names no other kind of loss, in a run
+    that optimises no preference or RL objective (named, or told by its logged reward or
+    preference margin)."""
+    if series.role not in LOSS_ROLES or series.meta.get(LOSS_PARTS):
+        return False
+    objective = str((context or {}).get("objective") or "").lower()
+    if objective in NOT_CROSS_ENTROPY_OBJECTIVES or REWARD in run.series:
+        return False
+    if PREFERENCE in run.series:
+        return False
+    words = set(re.split(r"[^a-z0-9]+", series.column.lower()))
+    return not words & NOT_CROSS_ENTROPY_WORDS
+
+
+def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) -> SeriesSummary:
     """Return the at-a-glance summary of a series (first/best/last in the series' units,
     over every point, not only the judged ones).  "Best" is the lowest value of a loss, the
     highest of a reward or preference margin; a learning rate or gradient norm has no
     better direction: its summary also holds its peak (highest value) and step, which the
-    reports show instead of a "best"."""
+    reports show instead of a "best".  ``cross_entropy``: the loss may be a language
+    model's cross-entropy (:func:`is_cross_entropy`), so its perplexity is shown."""
     nan = float("nan")
     values = series.values
     peak = peak_step = nan
@@ -109,7 +140,7 @@ def summarise(series: Series, view: SeriesView) -> SeriesSummary:
         best=best,
         best_step=best_step,
         last=last,
-        perplexity=series.role in LOSS_ROLES and view.log_space and best < PERPLEXITY_MAX_LOSS,
+        perplexity=cross_entropy and view.log_space and best < PERPLEXITY_MAX_LOSS,
         sparkline=sparkline(series.values, log=view.log_space),
         peak=peak,
         peak_step=peak_step,
@@ -332,7 +363,10 @@ def evaluate(
         group=run.group,
         reader=run.reader,
         findings=findings,
-        series={role: summarise(s, views[role]) for role, s in run.series.items()},
+        series={
+            role: summarise(s, views[role], cross_entropy=is_cross_entropy(s, run, context))
+            for role, s in run.series.items()
+        },
         columns=run.columns,
         notes=notes,
         checked=checked,

@@ -88,6 +88,8 @@ def jsonl_records(text: str, first: int = 1) -> JsonlRecords:
 
 def bad_lines_note(bad: int, first: int | None) -> str:
     """Return the note on ``bad`` lines that are not JSON objects (the first: ``first``)."""
+    if bad == 1:
+        return f"1 line that is not a JSON object was skipped (line {first})"
     return f"{bad} lines that are not JSON objects were skipped (first: {first})"
 
 

@@ -25,6 +25,7 @@ from lossdoctor.ingest.columns import (
     normalise,
 )
 from lossdoctor.model import (
+    LOSS_PARTS,
     LOSS_ROLES,
     TRAIN,
     VAL,
@@ -514,6 +515,7 @@ def table_to_run(
     roles = dict(choice.roles)
     if not (hints and hints.val):  # an explicit --val-col wins: the series stays validation
         roles = promote_single_loss(roles, notes)
+    parts = components.parts_of(numeric, roles)  # total column -> its parts (series meta)
     roles, part_notes, part_names = components.with_parts(numeric, roles, set(summed))
     notes.extend(part_notes)
     headers = _repeated_headers(table, [roles[r] for r in roles])
@@ -525,7 +527,12 @@ def table_to_run(
         col = table.columns[column]
         garbage = col.garbage - (len(headers) if headers else 0)
         if garbage > 0:
-            notes.append(f"'{column}': {garbage} cells that are not numbers were skipped")
+            what = (
+                "1 cell that is not a number was"
+                if garbage == 1
+                else f"{garbage} cells that are not numbers were"
+            )
+            notes.append(f"'{column}': {what} skipped")
         mask = col.present
         meta: dict[str, str] = {}
         steps = _pick(row_steps, mask)
@@ -539,6 +546,8 @@ def table_to_run(
             if points.by_row:
                 notes.append(f"{role}: '{choice.step}' goes backwards often: used row order")
                 x_kind = "index"
+        if column in parts:
+            meta = {**meta, LOSS_PARTS: " + ".join(parts[column])}
         series[role] = Series(
             role=role,
             column=column,

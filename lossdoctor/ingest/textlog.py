@@ -34,6 +34,7 @@ from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.ingest.torchtune import torchtune_line
 from lossdoctor.model import FloatArray, IntArray, Run
 from lossdoctor.safeio import parse_int
+from lossdoctor.wording import counted
 
 _NANOGPT_ITER = re.compile(rf"^iter (\d+): loss ({NUM})")
 _NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss ({NUM}), val loss ({NUM})")
@@ -480,7 +481,8 @@ class TextLogReader:
             table = _with_fast_rows(table, parts)
         table.notes.extend(notes)
         if state.skipped:
-            table.notes.append(f"{state.skipped} lines without values were skipped")
+            was = "was" if state.skipped == 1 else "were"
+            table.notes.append(f"{counted(state.skipped, 'line')} without values {was} skipped")
         dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
         return table, dialect
 
@@ -643,7 +645,7 @@ def _finish(
     read = reader.table()
     if read is None:
         raise NotALogError(
-            f"no loss values found in this text ({lines} lines; "
+            f"no loss values found in this text ({counted(lines, 'line')}; "
             "no line matched a known log format)",
             path=source,
         )

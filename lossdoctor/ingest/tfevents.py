@@ -26,6 +26,7 @@ from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 from lossdoctor.safeio import open_regular
+from lossdoctor.wording import counted
 
 #: TFRecord header: uint64 length + uint32 masked CRC of the length.
 HEADER_BYTES = 12
@@ -591,6 +592,8 @@ def scalars_to_run(scalars: EventScalars, *, source: str, hints: ColumnHints | N
     if scalars.truncated:
         notes.append("the last record is cut off (file still being written?): read up to it")
     if scalars.bad_records:
-        notes.append(f"{scalars.bad_records} records with a bad checksum were skipped")
+        bad = scalars.bad_records
+        was = "was" if bad == 1 else "were"
+        notes.append(f"{counted(bad, 'record')} with a bad checksum {was} skipped")
     run = series_run(columns, source=source, reader="tfevents", hints=hints, notes=notes)
     return mark_smoothing(run, set(columns))

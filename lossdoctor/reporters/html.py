@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from lossdoctor.report import best_of, run_name
+from lossdoctor.report import best_of, last_text, run_name
+from lossdoctor.report import number_text as _num
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -21,10 +22,6 @@ td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:t
 
 def _e(value: Any) -> str:
     return html.escape(str(value))
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
 #: The class of the element that holds a report embedded in another page (a notebook).
@@ -72,7 +69,7 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
         parts.append(
             f"<tr><td><code>{_e(run_name(run))}</code></td>"
             f"<td class='{_e(run['verdict'])}'><b>{_e(run['verdict'].upper())}</b></td>"
-            f"<td>{_e(train.get('points', '–'))}</td><td>{_e(_num(train.get('last')))}</td></tr>"
+            f"<td>{_e(train.get('points', '–'))}</td><td>{_e(last_text(train))}</td></tr>"
         )
     parts.append("</table>")
     if chart_svg:
@@ -93,7 +90,7 @@ def render(doc: dict[str, Any], *, chart_svg: str | None = None, fragment: bool 
             parts.append(
                 f"<tr><td>{_e(role)}</td><td><code>{_e(s['column'])}</code></td><td>{_e(s['points'])}</td>"
                 f"<td>{_e(_num(s['first']))}</td><td>{_e(label)} {_e(_num(best))} ({_e(_num(best_step))})</td>"
-                f"<td>{_e(_num(s['last']))}</td></tr>"
+                f"<td>{_e(last_text(s))}</td></tr>"
             )
         parts.append("</table>")
         if run["findings"]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossdoctor.report import best_of, fails, run_name
+from lossdoctor.report import best_of, fails, last_text, run_name
+from lossdoctor.report import number_text as _num
 
 VERDICT_MARK = {"healthy": "✅", "warning": "⚠️", "failing": "❌", "error": "❌"}
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
@@ -16,10 +17,6 @@ MAX_FIXES = 5
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
 def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
@@ -37,7 +34,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
         top_text = f"`{top['rule']}` {_cell(top['message'])}" if top else (run.get("error") or "–")
         lines.append(
             f"| `{_cell(run_name(run))}` | {VERDICT_MARK[run['verdict']]} {run['verdict']} | "
-            f"{train.get('points', '–')} | {_num(train.get('last'))} | {_cell(top_text)} |"
+            f"{train.get('points', '–')} | {last_text(train)} | {_cell(top_text)} |"
         )
     for run in runs:
         if run["verdict"] == "error":
@@ -48,7 +45,7 @@ def render(report: dict[str, Any], *, fail_on: str = "error") -> str:
                 label, best, best_step = best_of(s)
                 numbers = (
                     f"first {_num(s['first'])}, {label} {_num(best)} @ "
-                    f"{_num(best_step)}, last {_num(s['last'])}"
+                    f"{_num(best_step)}, last {last_text(s)}"
                 )
                 lines.append(f"- {role} (`{s['column']}`): `{s['sparkline']}` {numbers}")
         findings = run["findings"]

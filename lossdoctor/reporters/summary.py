@@ -33,8 +33,9 @@ COLUMNS = ("run", "verdict", "final", "best", "top_finding")
 @dataclass(frozen=True)
 class Row:
     """One run in the summary: loss values in the run's own units (training loss, else
-    validation); ``worst``: the highest severity among the findings that count toward
-    ``--fail-on`` (:func:`lossdoctor.report.fails`)."""
+    validation; ``final`` may be inf or NaN, None when the run has no loss); ``worst``:
+    the highest severity among the findings that count toward ``--fail-on``
+    (:func:`lossdoctor.report.fails`)."""
 
     run: str
     verdict: str
@@ -51,8 +52,11 @@ class Row:
         return SEVERITY_RANK[self.worst] >= SEVERITY_RANK[fail_on]
 
 
-def _number(value: Any) -> float | None:
-    """Return a report number (non-finite ones are strings there) as a float."""
+def _number(value: Any, *, none_is_nan: bool = False) -> float | None:
+    """Return a report number (non-finite ones are strings there, a NaN is null) as a
+    float; ``none_is_nan``: a null stands for a NaN (a series' last value)."""
+    if value is None and none_is_nan:
+        return math.nan
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -75,7 +79,7 @@ def row(run: dict[str, Any]) -> Row:
     return Row(
         run=run_name(run),
         verdict=run["verdict"],
-        final=_number(loss.get("last")),
+        final=_number(loss.get("last"), none_is_nan=bool(loss.get("points"))),
         best=_number(loss.get("best")),
         top_finding=f"{top['code']} {top['rule']}" if top else "",
         worst=ranked[0]["severity"] if ranked else None,
@@ -119,7 +123,9 @@ class Summary:
         return list(self.rows) if key is None else sorted(self.rows, key=key)
 
     def to_dict(self, sort: str = "input") -> dict[str, Any]:
-        """Return the versioned summary dict every summary format renders from."""
+        """Return the versioned summary dict every summary format renders from (the loss
+        values as floats, inf and NaN included: :func:`render_json` writes those as null,
+        the text formats say ``inf``/``nan``)."""
         return {
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "version": __version__,
@@ -134,13 +140,15 @@ class Summary:
                     ]
                 ],
             },
-            "runs": [{c: _cell(getattr(r, c)) for c in COLUMNS} for r in self.sorted_rows(sort)],
+            "runs": [{c: getattr(r, c) for c in COLUMNS} for r in self.sorted_rows(sort)],
         }
 
 
-def _cell(value: Any) -> Any:
+def _json_cell(value: Any) -> Any:
+    """Return a summary cell for JSON: a loss value is a number, or null when it is not
+    finite (NaN, inf) or missing (see ``lossdoctor/schema/summary.schema.json``)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
+        return None
     return value
 
 
@@ -172,8 +180,10 @@ def render_csv(doc: dict[str, Any]) -> str:
 
 
 def render_json(doc: dict[str, Any]) -> str:
-    """Return the summary as indented JSON (strict: no NaN literals)."""
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    """Return the summary as indented JSON (strict: no NaN literals; ``final`` and
+    ``best`` a number or null, as ``lossdoctor/schema/summary.schema.json`` says)."""
+    runs = [{c: _json_cell(v) for c, v in r.items()} for r in doc["runs"]]
+    return json.dumps({**doc, "runs": runs}, indent=2, allow_nan=False) + "\n"
 
 
 def _md(value: Any) -> str:

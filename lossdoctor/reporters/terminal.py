@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lossdoctor.report import best_of, run_name
+from lossdoctor.report import best_of, last_text, number_text, run_name
 
 VERDICT_STYLE = {
     "healthy": "bold green",
@@ -31,9 +31,7 @@ EVIDENCE_HIDDEN = {"series", "column", "thresholds"}
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "–" if value is None else str(value)
+    return number_text(value)
 
 
 def _steps(summary: dict[str, Any]) -> str:
@@ -44,14 +42,15 @@ def _series_lines(run: dict[str, Any]) -> list[Text]:
     lines = []
     for role, s in run["series"].items():
         bad = f", {s['non_finite']} NaN/Inf" if s["non_finite"] else ""
-        ppl = f" (ppl {_fmt(s['perplexity_last'])})" if s.get("perplexity_last") else ""
+        ppl = f" (ppl {_fmt(s['perplexity_last'])})" if "perplexity_last" in s else ""
+        points = "1 point" if s["points"] == 1 else f"{s['points']} points"
         line = Text("  ")
         line.append(f"{role:<6}", style="bold")
-        line.append(f" {s['column']}: {s['points']} points{bad}, {s['x']} {_steps(s)}; ")
+        line.append(f" {s['column']}: {points}{bad}, {s['x']} {_steps(s)}; ")
         label, best, best_step = best_of(s)
         line.append(
             f"first {_fmt(s['first'])}, {label} {_fmt(best)} @{_fmt(best_step)}, "
-            f"last {_fmt(s['last'])}{ppl}"
+            f"last {last_text(s)}{ppl}"
         )
         lines.append(line)
         if s.get("sparkline"):
