@@ -229,7 +229,9 @@ def test_walk_reads_only_what_looks_like_a_log(tmp_path, runner):
     (tmp_path / "tiny.log").write_text("step=1 loss=2.0\nstep=2 loss=1.9\n")
     code, skipped = _walk_beside_a_log(tmp_path, runner)
     assert skipped["notes.txt"].startswith("not a log: 5 lines mention a loss, at most 1 in")
-    assert skipped["PROVENANCE.tsv"].startswith("not a log: 4 lines mention a loss, at most 1")
+    assert skipped["PROVENANCE.tsv"] == (
+        "not a loss log: a table of text (columns: file, source, notes), no column of loss values"
+    )
     assert skipped["README"] == "not a log (by its name)"
     assert skipped["requirements.txt"] == "not a log (by its name)"
     assert skipped[".gitignore"] == "hidden file"

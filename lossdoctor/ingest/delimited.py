@@ -78,7 +78,7 @@ class TableLayout:
     @property
     def headerless(self) -> bool:
         """Return True when the first row is numbers, not column names."""
-        return all(_is_number(f) for f in self.first_row if f)
+        return all(is_number(f) for f in self.first_row if f)
 
 
 #: A text up to this size keeps its decoding for the next call on the same bytes object:
@@ -122,7 +122,7 @@ def looks_like_table(lines: list[str], delimiter: str) -> bool:
     if not rows:
         return True
     cells = [c.strip().strip('"') for row in rows for c in row.split(delimiter)]
-    numeric = sum(1 for c in cells if not c or _is_number(c) or c.lower() in MISSING_TOKENS)
+    numeric = sum(1 for c in cells if not c or is_number(c) or c.lower() in MISSING_TOKENS)
     return numeric >= 0.5 * len(cells)
 
 
@@ -162,7 +162,8 @@ def table_layout(head: str, *, complete: bool) -> TableLayout | None:
     )
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Return True when ``text`` reads as a float (``nan`` and ``inf`` too)."""
     try:
         float(text)
     except ValueError:

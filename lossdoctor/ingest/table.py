@@ -474,6 +474,15 @@ def table_to_run(
         for role in LOSS_ROLES:
             if role in wanted:
                 col = table.columns[wanted[role]]
+                from lossdoctor.ingest.texttable import loss_names
+
+                named = loss_names(col)
+                if named:
+                    raise NotALogError(
+                        f"not a loss log: no column holds loss values ('{wanted[role]}' holds"
+                        f" names of losses: {named}; a label or settings file?)",
+                        path=source,
+                    )
                 line = None
                 if table.lines is not None and col.first_garbage >= 0:
                     line = int(table.lines[col.first_garbage])

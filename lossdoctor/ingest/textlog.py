@@ -354,6 +354,11 @@ PROSE_VALUE_SHARE = 0.2
 #: this many loss lines and fewer than this share of them share their keys.
 NAMED_MIN_LOSS_LINES = 4
 NAMED_MIN_SHAPE_SHARE = 0.25
+#: A named file with fewer loss lines than LOG_MIN_SAME_SHAPE is a log only when they are
+#: at least this share of its non-blank lines and name the loss in fewer words than
+#: PROSE_KEY_WORDS ("Baseline run reached loss: 0.52" in a README is no 1-point run).
+FEW_LINES_MIN_SHARE = 0.5
+PROSE_KEY_WORDS = 3
 
 
 def _has_loss(record: dict[str, Any]) -> bool:
@@ -486,15 +491,18 @@ class TextLogReader:
         dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
         return table, dialect
 
-    def shape_problem(self, dialect: str, *, strict: bool) -> str | None:
+    def shape_problem(self, dialect: str, *, strict: bool, head: str = "") -> str | None:
         """Return why a text read by the generic dialect is no loss log, or None.
 
         A log repeats one line shape: the lines that carry a loss mostly share their keys
         (:data:`LOG_MIN_SAME_SHAPE` of them at least, :data:`LOG_MIN_SHAPE_SHARE` of
         them); notes, documents and tables of prose mention a loss here and there, each
         time in other words.  ``strict``: the text was found in a folder walk; a file named
-        on the command line must pass that test only when it is mostly prose, and is
-        otherwise refused only when its loss lines share no shape at all.
+        on the command line must pass that test only when it is mostly prose or a table of
+        text (``head``: the text's start, see
+        :func:`~lossdoctor.ingest.texttable.text_table_problem`), and is otherwise refused
+        when its loss lines share no shape at all, or when it has only one or two loss
+        lines, written as prose or among more lines of other text.
         """
         if dialect != "generic" or self.n_fast:
             return None
@@ -512,11 +520,22 @@ class TextLogReader:
             if lines != 1
             else "1 line mentions a loss"
         )
+        if unlike_log:
+            from lossdoctor.ingest.texttable import text_table_problem
+
+            table = text_table_problem(head)
+            if table is not None:
+                return table
         if strict and unlike_log:
             return f"not a log: {mention} (name the file to read it anyway)"
         no_shape = lines >= NAMED_MIN_LOSS_LINES and same < NAMED_MIN_SHAPE_SHARE * lines
-        if (prose and unlike_log) or no_shape:
-            among = " among prose" if prose else ""
+        loss_keys = {k for r in state.records for k in r if "loss" in k}
+        wordy = max((len(k.split()) for k in loss_keys), default=0)
+        stray = lines < LOG_MIN_SAME_SHAPE and (
+            valued < FEW_LINES_MIN_SHARE * (valued + state.skipped) or wordy >= PROSE_KEY_WORDS
+        )
+        if (prose and unlike_log) or no_shape or stray:
+            among = " among prose" if prose or stray else ""
             return f"not a loss log: {mention}{among} (a document or notes?)"
         return None
 
@@ -650,7 +669,7 @@ def _finish(
             path=source,
         )
     table, dialect = read
-    problem = reader.shape_problem(dialect, strict=strict)
+    problem = reader.shape_problem(dialect, strict=strict, head=head)
     if problem is not None:
         raise NotALogError(problem, path=source)
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
