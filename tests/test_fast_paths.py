@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lossdoctor.arrays import unique_ints
+from lossdoctor.arrays import all_finite, unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.features import pearson
 from lossdoctor.ingest import delimited, read_bytes, textlog
@@ -604,3 +604,18 @@ def test_pearson_is_numpys_corrcoef_bit_for_bit(pairs: list[tuple[float, float]]
         expected = np.corrcoef(x, y)[0, 1]
         got = pearson(x, y)
     assert np.array_equal(got, expected, equal_nan=True)
+
+
+@given(
+    values=st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e308])),
+        max_size=40,
+    )
+)
+@example(values=[1e308, 1e308])  # a sum that overflows: every value finite all the same
+@example(values=[float("inf"), float("-inf")])  # a sum that is NaN
+def test_all_finite_is_numpys_isfinite_all(values: list[float]) -> None:
+    """The steps' check for NaN and infinities (by their sum first) says what
+    ``np.isfinite(values).all()`` says."""
+    array = np.array(values, dtype=np.float64)
+    assert all_finite(array) == bool(np.isfinite(array).all())

@@ -105,8 +105,9 @@ def plan_sessions(
     def where(row: int) -> str:
         return f"line {int(lines[row])}" if lines is not None else f"row {row + 1}"
 
-    if n < 2:
-        return plan
+    if n < 2 or not (steps[1:] <= steps[0]).any():
+        return plan  # no step goes back to the first: one session (found without the
+        # loss rows' positions and steps, two copies of a 10,000,000-row log's steps)
     loss_rows = np.flatnonzero(has_loss)
     if loss_rows.size < 2:
         return plan

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from lossdoctor.arrays import all_finite
 from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import (
     EPOCH_NAMES,
@@ -310,7 +311,7 @@ def _row_steps(table: Table, step_col: str | None) -> tuple[FloatArray, bool]:
         return np.arange(n, dtype=np.float64), True
     col = table.columns[step_col]
     out = col.values if col.present.all() else _fill_gaps(col.values, col.present)
-    if not np.isfinite(out).all():
+    if not all_finite(out):
         return np.arange(n, dtype=np.float64), True
     return out, False
 
@@ -452,12 +453,11 @@ def table_to_run(
     names = list(table.columns)
     if table.n_rows == 0 or not any(c.present.any() or c.garbage for c in table.columns.values()):
         raise InputError("no data rows (header only)", path=source)
+    counts = {c: int(np.count_nonzero(table.columns[c].present)) for c in names}
     numeric = [
         c
         for c in names
-        if table.columns[c].present.any()
-        and table.columns[c].present.sum()
-        >= MIN_NUMERIC_SHARE * (table.columns[c].present.sum() + table.columns[c].garbage)
+        if counts[c] and counts[c] >= MIN_NUMERIC_SHARE * (counts[c] + table.columns[c].garbage)
     ]
     from lossdoctor.ingest import components
 
@@ -532,6 +532,9 @@ def table_to_run(
         at = ", ".join(str(line) for line in headers[:5]) + (", ..." if len(headers) > 5 else "")
         said = "1 line repeats" if len(headers) == 1 else f"{len(headers)} lines repeat"
         notes.append(f"{said} the header (logs appended to one file): skipped (line {at})")
+    # a series' steps are some of the rows' steps, in row order: they go back only where
+    # the rows' steps do (looked at once, not once a series by order_points)
+    goes_back = not is_index and bool((row_steps[1:] < row_steps[:-1]).any())
     for role, column in roles.items():
         col = table.columns[column]
         garbage = col.garbage - (len(headers) if headers else 0)
@@ -548,7 +551,7 @@ def table_to_run(
         lines = None if table.lines is None else _pick(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
         values = _pick(col.values, mask)
-        if not is_index:
+        if goes_back:  # (else every series' points are in step order as they are)
             points = order_points(steps, values, lines)
             steps, values, lines, meta = points.steps, points.values, points.lines, points.meta
             notes.extend(points.notes)
