@@ -619,3 +619,25 @@ def test_all_finite_is_numpys_isfinite_all(values: list[float]) -> None:
     ``np.isfinite(values).all()`` says."""
     array = np.array(values, dtype=np.float64)
     assert all_finite(array) == bool(np.isfinite(array).all())
+
+
+def test_text_log_read_with_freed_memory_released_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large log's freed memory is handed back between the stages of reading (here from
+    the first row on): the run is the one read without."""
+    lines = ["number of parameters: 10.65M"]
+    for step in range(3_000):
+        if step % 500 == 0:
+            lines.append(f"step {step}: train loss 4.0, val loss 4.1")
+        lines.append(f"iter {step}: loss {5 - step / 1_000:.4f}, time 12.3ms, mfu 30.0%")
+    data = "\n".join(lines).encode()
+    kept = textlog.read_text_log_bytes(data, source="train.log", block_bytes=4096)
+    calls: list[None] = []
+    monkeypatch.setattr(textlog, "RELEASE_MIN_ROWS", 0)
+    monkeypatch.setattr(textlog, "release_freed_memory", lambda: calls.append(None))
+    released = textlog.read_text_log_bytes(data, source="train.log", block_bytes=4096)
+    assert_same_run(released, kept)
+    assert len(calls) == 3  # blocks read, bulk rows placed, table let go
+    assert len(released.series["train"]) == 3_000
+    assert len(released.series["val"]) == 6

@@ -32,6 +32,7 @@ from lossdoctor.ingest.progressbar import bar_line
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.ingest.torchtune import torchtune_line
+from lossdoctor.memory import release_freed_memory
 from lossdoctor.model import FloatArray, IntArray, Run
 from lossdoctor.safeio import parse_int
 from lossdoctor.wording import counted
@@ -68,6 +69,9 @@ _VAL_WORD = re.compile(r"\b(?:val|valid|validation|eval|evaluation|dev)\b", re.I
 _BLOCK_HEADER = re.compile(r"^(?:[^\w\s]+\s*)?([\w ]+):\s*$")
 #: Longer lines are not log lines (a blob, a base64 dump): skipped, never scanned.
 MAX_LINE_CHARS = 20_000
+#: Rows from which the memory a stage of reading freed is handed back to the system before
+#: the next (:func:`~lossdoctor.memory.release_freed_memory`).
+RELEASE_MIN_ROWS = 100_000
 STEP_KEYS = (
     "step", "global_step", "global step", "iteration", "iter", "iterations", "it",
     "num_updates", "update", "updates", "s", "train/global_step",
@@ -483,7 +487,12 @@ class TextLogReader:
         table = records_table(records, lines)
         if self._fast:
             parts, self._fast = self._fast, []
+            large = self.n_fast >= RELEASE_MIN_ROWS
+            if large:
+                release_freed_memory()  # the blocks read: the table is built beside them
             table = _with_fast_rows(table, parts)
+            if large:
+                release_freed_memory()  # the bulk rows, placed in the table
         table.notes.extend(notes)
         if state.skipped:
             was = "was" if state.skipped == 1 else "were"
@@ -673,8 +682,12 @@ def _finish(
     if problem is not None:
         raise NotALogError(problem, path=source)
     run = table_to_run(table, source=source, reader=f"text:{dialect}", hints=hints)
+    names = set(table.columns)
+    if table.n_rows >= RELEASE_MIN_ROWS:
+        del table, read
+        release_freed_memory()  # the table, its series taken out: judging comes next
     run = with_facts(run, facts_from_text(head), overflow_skips)
-    return with_vocab(mark_smoothing(run, set(table.columns)), vocab_from_text(head))
+    return with_vocab(mark_smoothing(run, names), vocab_from_text(head))
 
 
 def read_text_log_bytes(
