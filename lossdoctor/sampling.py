@@ -54,8 +54,12 @@ def judged_positions(
     kept = values if every else values[finite]
     size = sample_stride(n_finite, limit)
     buckets = n_finite // size
-    log_space = bool(np.min(kept) > 0)
+    lowest = np.min(kept)
+    log_space = bool(lowest > 0)
     regular = kept[: buckets * size : size]
+    if regular.max() == lowest and np.max(kept) == lowest:
+        # a constant series (a learning rate that never changes): no point stands out
+        return _with_ends(np.arange(buckets, dtype=np.int64) * size, n_finite, where)
     y = np.log(regular) if log_space else regular
     trend = rolling_median(y, min(SAMPLE_TREND_WINDOW, buckets | 1))
     sigma = robust_sigma(y - trend)
@@ -66,6 +70,13 @@ def judged_positions(
         last = min(buckets, first + BLOCK_BUCKETS)
         block = kept[first * size : last * size]
         picks[first:last] += _extremes(block, trend[first:last], bar, log_space=log_space)
+    return _with_ends(picks, n_finite, where)
+
+
+def _with_ends(picks: IntArray, n_finite: int, where: IntArray | None) -> IntArray:
+    """Return the positions of ``picks`` (ranks among the ``n_finite`` finite points, whose
+    positions are ``where``; None: every point is finite) with the first and last finite
+    points added."""
     if picks[0] != 0:
         picks = np.insert(picks, 0, 0)
     if picks[-1] != n_finite - 1:

@@ -147,6 +147,20 @@ def test_the_sample_skips_non_finite_points_and_is_deterministic():
     np.testing.assert_array_equal(picks, judged_positions(values, 50_000))
 
 
+@pytest.mark.parametrize("level", [3e-4, 0.0, -2.5])
+def test_a_constant_series_is_sampled_at_its_regular_picks(level):
+    """A learning rate that never changes has no point that stands out: its sample is every
+    k-th finite point and the last, as the outlier search over it would give."""
+    values = np.full(400_003, level)
+    values[[5, 6, 200_000]] = np.nan
+    finite = np.flatnonzero(np.isfinite(values))
+    picks = judged_positions(values, 50_000)
+    np.testing.assert_array_equal(picks, finite[[*range(0, 400_000, 8), 400_000 - 1]])
+    bumped = values.copy()
+    bumped[300_001] = level + 1.0  # one point off the level: found as an outlier
+    assert 300_001 in judged_positions(bumped, 50_000).tolist()
+
+
 def test_short_series_are_judged_on_every_finite_point():
     values = np.array([1.0, np.nan, 2.0, np.inf, 3.0])
     np.testing.assert_array_equal(judged_positions(values, 10), [0, 2, 4])

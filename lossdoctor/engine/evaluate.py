@@ -141,7 +141,7 @@ def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) 
         best_step=best_step,
         last=last,
         perplexity=cross_entropy and view.log_space and best < PERPLEXITY_MAX_LOSS,
-        sparkline=sparkline(series.values, log=view.log_space),
+        sparkline=sparkline(series.values, log=view.log_space, finite=view.finite_mask),
         peak=peak,
         peak_step=peak_step,
     )

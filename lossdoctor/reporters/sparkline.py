@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossdoctor.model import FloatArray
+from lossdoctor.model import BoolArray, FloatArray
 from lossdoctor.robust import even_edges
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -12,8 +12,11 @@ NAN_MARK = "×"
 _GLYPHS = BLOCKS + NAN_MARK
 
 
-def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
-    """Return ``values`` drawn as at most ``width`` block characters.
+def sparkline(
+    values: FloatArray, width: int = 48, *, log: bool = False, finite: BoolArray | None = None
+) -> str:
+    """Return ``values`` drawn as at most ``width`` block characters (``finite``: which
+    values are finite, when known).
 
     Each character is one bucket of points, drawn at the bucket's maximum (so a
     one-point spike shows); a bucket holding NaN or Inf is drawn as ``×``.
@@ -23,7 +26,8 @@ def sparkline(values: FloatArray, width: int = 48, *, log: bool = False) -> str:
         return ""
     buckets = min(width, n)
     edges = even_edges(n, buckets)
-    has_bad = np.logical_or.reduceat(~np.isfinite(values), edges[:-1])
+    finite = np.isfinite(values) if finite is None else finite
+    has_bad = ~np.logical_and.reduceat(finite, edges[:-1])
     # fmax skips NaN; a bucket holding +Inf is drawn as a mark whatever its top
     tops = np.fmax.reduceat(values, edges[:-1])
     with np.errstate(all="ignore"):
