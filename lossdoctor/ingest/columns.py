@@ -7,6 +7,7 @@ preference, then a loose match on the word ``loss``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -208,12 +209,14 @@ def step_column(columns: Iterable[str]) -> str | None:
     return _find(names, STEP_NAMES) or _find(names, EPOCH_NAMES)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_step_name(name: str) -> bool:
     """Return True when ``name`` names a step or epoch counter (an x axis, not a series)."""
     norm = normalise(name)
     return norm in STEP_NAMES or norm in EPOCH_NAMES
 
 
+@functools.lru_cache(maxsize=4096)
 def is_epoch_name(name: str) -> bool:
     """Return True when ``name`` names an epoch counter."""
     return normalise(name) in EPOCH_NAMES

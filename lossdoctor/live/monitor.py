@@ -40,6 +40,8 @@ MAX_SERIES = 64
 #: Records without a step held at the start of a stream at most: a step that comes next
 #: is theirs (as ``check`` fills a step column's gaps), else they are counted in rows.
 MAX_HELD = 64
+#: (step, epoch) pairs kept to say how many steps an epoch takes (its first ones).
+EPOCH_PAIRS = 1000
 
 
 class LiveMonitor(StreamRuns):
@@ -202,7 +204,10 @@ class LiveMonitor(StreamRuns):
         urgent = False
         now = time.monotonic()
         for name, value in record.items():
-            if name == key or (is_step_name(name) and not is_epoch_name(name)):
+            if name == key or is_step_name(name):
+                if name != key and is_epoch_name(name) and len(state.epochs[0]) < EPOCH_PAIRS:
+                    state.epochs[0].append(step)  # an epoch beside the step
+                    state.epochs[1].append(value)
                 continue
             buffer = self._buffer(name, state)
             if buffer is None:
@@ -372,10 +377,9 @@ class LiveMonitor(StreamRuns):
         beside the steps."""
         if x_kind == "epoch":
             return {STEPS_PER_EPOCH: "1"}
-        epoch = next((k for k in state.buffers if is_epoch_name(k)), None)
-        if x_kind != "step" or epoch is None:
+        if x_kind != "step" or not state.epochs[0]:
             return {}
-        steps, epochs = state.buffers[epoch].arrays()
+        steps, epochs = (np.frombuffer(a, dtype=np.float64) for a in state.epochs)
         return steps_per_epoch(epochs, steps)
 
     def report(self, *, finished: bool = False) -> RunReport | None:

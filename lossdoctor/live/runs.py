@@ -12,7 +12,9 @@ or a new run started."""
 
 from __future__ import annotations
 
+import functools
 import math
+from array import array
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -53,7 +55,13 @@ def record_step_key(record: Mapping[str, float], hints: ColumnHints | None) -> s
     an epoch key only without a step key); None when the record holds none."""
     if hints is not None and hints.step and hints.step in record:
         return hints.step
-    return step_column(record)
+    return _step_column(tuple(record))
+
+
+@functools.lru_cache(maxsize=256)
+def _step_column(keys: tuple[str, ...]) -> str | None:
+    """Return :func:`step_column` of a record's keys (records repeat a few shapes)."""
+    return step_column(keys)
 
 
 class RunState:
@@ -84,6 +92,8 @@ class RunState:
         #: Records without a step at the run's start, held for the first step (None: none
         #: are held any more).
         self.held: list[dict[str, float]] | None = []
+        #: The steps and epochs of the run's first records that log an epoch beside a step.
+        self.epochs = (array("d"), array("d"))
 
     def label(self, sessions: int = 0, *, final: bool = False) -> str:
         """Return the run's name in reports: its group, and which session when the
