@@ -273,3 +273,33 @@ def test_keras_bar_without_validation_keeps_every_line_as_check(tmp_path, how):
     path.write_text(text.replace(" - val_accuracy: ", " (").replace(" - val_loss: ", " "))
     checked, run = _assert_same(path, how)
     assert len(run.series["train"]) == len(checked.series["train"]) == 5
+
+
+def test_a_nan_loss_without_steps_is_judged_at_once():
+    # records before a stream's first step wait for it (their step), but a non-finite
+    # loss is not held: it is judged as it comes
+    monitor = LiveMonitor("-", load_rules())
+    assert monitor.add_lines(["loss=2.31", "loss=2.29"]) is False
+    assert monitor.run() is None  # held for a step that may come
+    assert monitor.add_lines(["loss=nan"]) is True
+    run = monitor.run()
+    assert run is not None
+    assert run.series["train"].steps.tolist() == [0, 1, 2]
+
+
+def test_watch_follows_a_file_as_check_reads_it(tmp_path):
+    # `watch FILE` (following by name) reads mmengine's scalars.json as check does
+    path = tmp_path / "scalars.json"
+    path.write_bytes((FT / "mmengine_scalars.json").read_bytes())
+    out = {how: tmp_path / f"{how}.json" for how in ("check", "watch")}
+    subprocess.run(
+        [*LD, "check", "-f", f"json:{out['check']}", str(path)], capture_output=True, env=ENV,
+        timeout=300,
+    )  # fmt: skip
+    watch = subprocess.run(
+        [*LD, "watch", "--exit-when-idle", "2", "-f", f"json:{out['watch']}", str(path)],
+        capture_output=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    want = _reports(json.loads(out["check"].read_text()))
+    assert _reports(json.loads(out["watch"].read_text())) == want, watch.stderr
+    assert json.loads(out["watch"].read_text())["runs"][0]["series"]["val"]["points"] == 4

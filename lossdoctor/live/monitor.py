@@ -38,8 +38,9 @@ STALL_RULE, STALL_CODE = "stall", "LD701"
 #: Distinct keys tracked at most (a log with a new key on every line stays bounded).
 MAX_SERIES = 64
 #: Records without a step held at the start of a stream at most: a step that comes next
-#: is theirs (as ``check`` fills a step column's gaps), else they are counted in rows.
-MAX_HELD = 64
+#: is theirs (as ``check`` fills a step column's gaps), else they are counted in rows
+#: (a log without steps is judged after this many records, a non-finite loss at once).
+MAX_HELD = 8
 #: (step, epoch) pairs kept to say how many steps an epoch takes (its first ones).
 EPOCH_PAIRS = 1000
 
@@ -153,7 +154,7 @@ class LiveMonitor(StreamRuns):
                     urgent |= self._add_to(state, key, raw, {**earlier, str(key): raw})
                 return self._add_to(state, key, raw, record) | urgent
             state.held = None
-        elif state.held is not None and len(state.held) < MAX_HELD:
+        elif state.held is not None and len(state.held) < MAX_HELD and not _urgent(record):
             state.held.append(dict(record))  # until a step comes, or none does
             return False
         else:
@@ -471,6 +472,11 @@ class LiveMonitor(StreamRuns):
             return 0.0
         elapsed = self.last_point_time - self.first_point_time
         return self.points / elapsed if elapsed > 0 else 0.0
+
+
+def _urgent(record: Mapping[str, float]) -> bool:
+    """Return True when ``record`` carries a non-finite loss (judged at once)."""
+    return any(not math.isfinite(v) and "loss" in k.lower() for k, v in record.items())
 
 
 def _material(finding: Finding) -> tuple[Any, ...]:
