@@ -113,3 +113,13 @@ def even_edges(n: int, buckets: int) -> IntArray:
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     edges.flags.writeable = False
     return edges
+
+
+def band_passes(levels: FloatArray, low: float, high: float) -> int:
+    """Return how many times ``levels`` pass from at or below ``low`` to at or above
+    ``high`` or back (a pass counts once the other band is reached, so wiggles around one
+    threshold do not count).  A fall then a rise gives 2; a swing between the two bands
+    gives 2 a period."""
+    state = np.where(levels >= high, 1, np.where(levels <= low, -1, 0))
+    banded = state[state != 0]
+    return int(np.count_nonzero(np.diff(banded))) if banded.size > 1 else 0

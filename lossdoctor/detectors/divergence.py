@@ -9,6 +9,7 @@ import numpy as np
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.detectors.beside import precision
 from lossdoctor.features import LRProfile, SeriesView, spearman
+from lossdoctor.robust import band_passes
 
 MIN_POINTS = 10
 #: An explosion is judged on the lowest of the last this many points as well (a run that
@@ -32,6 +33,7 @@ class Divergence:
     rise_z: float
     peak_ratio: float
     held_share: float
+    passes: float
     best_step: float
     lr_rel_at_best: float
     lr_rel_end: float
@@ -54,15 +56,20 @@ def divergence(
     errors of the two levels compared (``rise_z``: see :func:`rise_z`), the highest local level
     after the best as a multiple of the best (``peak_ratio``: an explosion that later
     settles still shows), and the share of the coarse trend after the best that stays
-    above half the final rise (``held_share``, 0-1: a rise that never comes back holds);
-    with the run's fp16 facts (``fp16``, ``overflow_skips`` lines, ``grad_non_finite``
-    gradient norms) as evidence for an overflow."""
+    above half the final rise (``held_share``, 0-1: a rise that never comes back holds),
+    how often the coarse trend went between a quarter and three quarters of the rise above
+    the best (``passes``: a fall then a rise is 2, a run that keeps swinging between
+    its best and its end level makes more); with the run's fp16 facts (``fp16``,
+    ``overflow_skips`` lines, ``grad_non_finite`` gradient norms) as evidence for an
+    overflow."""
     signs = precision(series, grad_norm)
     facts = (signs.fp16, signs.overflow_skips, signs.grad_non_finite)
     if series.n < MIN_POINTS or series.span <= 0:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Divergence(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty)
+        return Divergence(
+            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty
+        )
     steps, levels = series.coarse
     best = int(np.argmin(levels))
     rise = series.end_level - float(levels[best])
@@ -76,6 +83,8 @@ def divergence(
     held_share = (
         float(np.mean(after_levels[1:] > midway)) if rise > 0 and best < len(levels) - 1 else 0.0
     )
+    quarter = rise / 4
+    passes = band_passes(levels, best_level + quarter, best_level + 3 * quarter) if rise > 0 else 0
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
     ratio_numbers: dict[str, float] = {}
     if series.log_space and series.n >= MIN_POINTS:
@@ -110,6 +119,7 @@ def divergence(
         rise_z=rise_z(series, rise),
         peak_ratio=float(np.exp(peak_rise)) if series.log_space else float("nan"),
         held_share=held_share,
+        passes=float(passes),
         best_step=best_step,
         lr_rel_at_best=lr_profile.rel_at,
         lr_rel_end=lr_profile.rel_end,

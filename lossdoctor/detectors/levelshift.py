@@ -8,7 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import SeriesView, rolling_median
-from lossdoctor.robust import median
+from lossdoctor.robust import band_passes, median
 
 MIN_POINTS = 30
 #: Window before and after a candidate jump, as a share of the points.
@@ -28,6 +28,7 @@ class LevelShift:
     kept_share: float
     further_rise: float
     after_share: float
+    passes: float
     step: float
     evidence: Evidence
 
@@ -37,12 +38,14 @@ def level_shift(series: SeriesView) -> LevelShift:
     """Return the largest jump between the median of the points just before and just after
     a step (nats; ``jump_ratio`` = after/before), the jump in robust deviations, how much of
     it the next five windows kept (0-1), how much further the loss rose after it (as a
-    share of the jump: a level shift holds, a divergence keeps climbing) and the share of
-    the run after the jump (0-1)."""
+    share of the jump: a level shift holds, a divergence keeps climbing), the share of
+    the run after the jump (0-1) and how often the local level passed between a quarter
+    and three quarters of the jump above the level before it (``passes``: a jump that
+    holds is 1 or 2, a square or random swing between the two levels makes many)."""
     nan = float("nan")
     empty = Evidence(series=series.series.role, column=series.series.column)
     if series.n < MIN_POINTS or not series.log_space or series.span <= 0:
-        return LevelShift(nan, nan, nan, nan, nan, nan, nan, empty)
+        return LevelShift(nan, nan, nan, nan, nan, nan, nan, nan, empty)
     window = max(WINDOW_MIN, int(series.n * WINDOW_SHARE))
     y = series.y
     smooth = rolling_median(y, window)  # centred
@@ -57,7 +60,7 @@ def level_shift(series: SeriesView) -> LevelShift:
     jumps[:window] = np.nan
     jumps[-window:] = np.nan
     if np.isnan(jumps).all():
-        return LevelShift(nan, nan, nan, nan, nan, nan, nan, empty)
+        return LevelShift(nan, nan, nan, nan, nan, nan, nan, nan, empty)
     at = int(np.nanargmax(jumps))
     jump = float(jumps[at])
     held = y[at : at + HOLD_WINDOWS * window]
@@ -65,6 +68,8 @@ def level_shift(series: SeriesView) -> LevelShift:
     kept = (median(held) - float(before[at])) / jump if jump > 0 else nan
     further = (median(later) - float(after[at])) / jump if jump > 0 and later.size else nan
     step = float(series.steps[at])
+    low = float(before[at])
+    passes = band_passes(smooth, low + jump / 4, low + 3 * jump / 4) if jump > 0 else 0
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -82,6 +87,7 @@ def level_shift(series: SeriesView) -> LevelShift:
         kept_share=kept,
         further_rise=further,
         after_share=float((series.steps[-1] - step) / series.span),
+        passes=float(passes),
         step=step,
         evidence=evidence,
     )

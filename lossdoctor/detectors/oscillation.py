@@ -8,7 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView
-from lossdoctor.robust import median
+from lossdoctor.robust import band_passes, median, quantile
 
 MIN_POINTS = 10
 #: Progress below this (nats) counts as none when comparing swing and progress.
@@ -17,6 +17,8 @@ MIN_PROGRESS = 0.01
 NOISE_FLOOR = 0.01
 #: Fewest points of a half of the run the alternation is measured on.
 MIN_HALF_POINTS = 5
+#: The local level's swing is the spread between these quantiles of the second half.
+LEVEL_QUANTILES = (0.1, 0.9)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Oscillation:
     wave_to_noise: float
     wave_balance: float
     wave_crossings: float
+    level_swing: float
+    level_swing_pct: float
+    level_passes: float
+    level_to_noise: float
     lr_peak: float
     lr_rel_end: float
     evidence: Evidence
@@ -43,23 +49,29 @@ class Oscillation:
 
 @register_detector("oscillation")
 def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation:
-    """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %),
+    """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %: the
+    larger of the spread around the rolling-median trend, the coarse trend and the lines
+    of the second half's wave),
     the progress (start level minus best level, nats) and their ratio, in log space and
     on the loss values themselves; the alternation (see :func:`alternation`: nats,
     ``alternation_pct`` in %) as a multiple of the noise around the local trend; and the
     wave of the second half (see :func:`wave`: nats, ``wave_pct`` in %) as a multiple of
-    the point-to-point noise, with its balance (see :class:`~lossdoctor.features.Wave`)."""
+    the point-to-point noise, with its balance (see :class:`~lossdoctor.features.Wave`);
+    and how the local level itself swings (see :func:`level_swings`: nats,
+    ``level_swing_pct`` in %, as a multiple of the noise around it)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Oscillation(
-            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty
-        )
-    swing = series.swing
+        n = nan
+        return Oscillation(n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, empty)
+    late = series.wave
+    # a rolling median of a short run follows a swing slower than its few points; the
+    # lines through each tenth of the second half do not
+    swing = max(series.swing, late.swing) if late.swing == late.swing else series.swing
     progress = max(series.early_level - series.best_level, 0.0)
     ratio = swing / max(progress, MIN_PROGRESS)
     alternate = alternation(series)
-    late = series.wave
+    level_swing, passes = level_swings(series)
     lr_profile = LRProfile(lr)
     evidence = Evidence(
         series=series.series.role,
@@ -88,6 +100,10 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         wave_to_noise=late.swing / max(late.point_noise, NOISE_FLOOR / 10),
         wave_balance=late.balance,
         wave_crossings=late.crossings,
+        level_swing=level_swing,
+        level_swing_pct=100 * (float(np.exp(level_swing)) - 1),
+        level_passes=float(passes),
+        level_to_noise=level_swing / max(series.noise, NOISE_FLOOR),
         lr_peak=lr_profile.peak,
         lr_rel_end=lr_profile.rel_end,
         evidence=evidence,
@@ -111,3 +127,20 @@ def alternation(series: SeriesView) -> float:
         around = part[1:-1] - (part[:-2] + part[2:]) / 2
         spreads.append(median(np.abs(around)))
     return min(spreads)
+
+
+def level_swings(series: SeriesView) -> tuple[float, int]:
+    """Return how far the local level (the rolling-median trend) swings in the second half
+    of the run (the spread between its 10th and 90th percentiles there, nats) and how many
+    times it passes over the whole run between a quarter and three quarters of that spread
+    (see :func:`~lossdoctor.robust.band_passes`): a falling curve passes once, a swing
+    slower than the rolling window (which the trend follows, so the noise around the trend
+    stays small) twice a period.  (NaN, 0) on a run too short for halves."""
+    if series.n < 4 * MIN_HALF_POINTS:
+        return float("nan"), 0
+    late = series.trend[series.n // 2 :]
+    low, high = (quantile(late, q) for q in LEVEL_QUANTILES)
+    spread = high - low
+    if spread <= 0:
+        return spread, 0
+    return spread, band_passes(series.trend, low + spread / 4, high - spread / 4)
