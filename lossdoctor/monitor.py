@@ -63,7 +63,8 @@ class Monitor:
         started = time.monotonic()
         report = self._live.report(finished=finished)
         self._last_judge = time.monotonic()
-        self._interval = max(self._min_interval, (self._last_judge - started) / JUDGE_SHARE)
+        if self._min_interval > 0:  # 0 judges on every call, however long judging takes
+            self._interval = max(self._min_interval, (self._last_judge - started) / JUDGE_SHARE)
         self._dirty = False
         if report is None:
             return []

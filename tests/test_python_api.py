@@ -172,6 +172,20 @@ def test_monitor_reports_changes_once_and_follows_options():
         quiet.should_stop("fatal")
 
 
+def test_monitor_with_no_interval_judges_every_call_however_slow_judging_is(monkeypatch):
+    """min_interval=0 judges on every call (the callbacks' documented "no pacing"): a
+    machine so loaded that judging took longer than training skipped the NaN gradient
+    norms' judgement until a later logging step."""
+    clock = iter(range(0, 10_000, 7))  # every judgement seems to take 7 seconds
+    monkeypatch.setattr("lossdoctor.monitor.time.monotonic", lambda: float(next(clock)))
+    monitor = lossdoctor.Monitor(min_interval=0)
+    judged = []
+    monkeypatch.setattr(monitor._live, "report", lambda **_: judged.append(1))
+    for step in range(1, 6):
+        monitor.add(step, loss=3.0 / step)
+    assert len(judged) == 5
+
+
 def test_monitor_report_before_any_loss_says_so():
     report = lossdoctor.Monitor().report()
     assert report.verdict == "error"
