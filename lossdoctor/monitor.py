@@ -25,8 +25,8 @@ class Monitor:
     metrics of one logging step (names as in a log file: the roles are inferred the same
     way) and returns the findings that are new or changed severity.  Judging costs at
     most a quarter of the time between calls, as in ``watch`` (``min_interval`` seconds
-    between two judgements at the least; 0 judges on every call); a non-finite loss is
-    judged at once.  The options are those of ``lossdoctor check``.
+    between two judgements at the least; 0 judges on every call); a non-finite loss or
+    gradient norm is judged at once.  The options are those of ``lossdoctor check``.
     """
 
     def __init__(

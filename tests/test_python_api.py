@@ -186,6 +186,22 @@ def test_monitor_with_no_interval_judges_every_call_however_slow_judging_is(monk
     assert len(judged) == 5
 
 
+@pytest.mark.parametrize("nan_key", ["loss", "grad_norm"])
+def test_monitor_judges_a_non_finite_loss_or_gradient_norm_at_once(nan_key):
+    # paced judging (one judgement an hour here) waits for nothing non-finite: the Trainer
+    # logs a finite loss over a NaN step (logging_nan_inf_filter), only the norm shows it
+    monitor = lossdoctor.Monitor(min_interval=3600.0)
+    for step in range(1, 40):
+        assert not monitor.add(step, loss=3.0 / math.sqrt(step), grad_norm=1.0) or step == 1
+    metrics = {"loss": 3.0 / math.sqrt(40), "grad_norm": 1.0, nan_key: float("nan")}
+    changed = {f.rule: f.severity for f in monitor.add(40, **metrics)}
+    if nan_key == "loss":
+        assert changed.get("non-finite") == "error"
+        assert monitor.should_stop()
+    else:  # one NaN norm is a skipped fp16 step (info); judged now all the same
+        assert changed.get("non-finite-grad-norm") == "info"
+
+
 def test_monitor_report_before_any_loss_says_so():
     report = lossdoctor.Monitor().report()
     assert report.verdict == "error"

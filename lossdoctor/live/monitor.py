@@ -14,10 +14,12 @@ from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError
 from lossdoctor.ingest import components
 from lossdoctor.ingest.columns import (
+    GRAD_NORM_NAMES,
     ColumnHints,
     choose_columns,
     is_epoch_name,
     is_step_name,
+    normalise,
     step_kind,
 )
 from lossdoctor.ingest.provenance import mark_smoothing
@@ -104,7 +106,8 @@ class LiveMonitor(StreamRuns):
             self.first_malformed = self.lines
 
     def add_line(self, line: str) -> bool:
-        """Parse one line; return True when it carried a non-finite loss (judge at once).
+        """Parse one line; return True when it carried a non-finite loss or gradient norm
+        (judge at once).
 
         A line that cannot be read is skipped and counted in ``malformed``; no line raises."""
         self.lines += 1
@@ -129,7 +132,7 @@ class LiveMonitor(StreamRuns):
     def end_of_input(self) -> bool:
         """Read the lines still held to decide the stream's form (the input ended before
         its first lines decided it) and add the records held for a step that never came;
-        return True when one carried a non-finite loss."""
+        return True when one carried a non-finite loss or gradient norm."""
         urgent = self._add_records(self.parser.finish())
         for state in list(self.states.values()):
             urgent |= self._release_held(state)
@@ -137,7 +140,7 @@ class LiveMonitor(StreamRuns):
 
     def add_record(self, record: Mapping[str, float]) -> bool:
         """Add one record (key -> value, a step key among them or not); return True when
-        it carried a non-finite loss."""
+        it carried a non-finite loss or gradient norm."""
         if self.split:
             record = self._route(record)
         state = self.state
@@ -214,7 +217,7 @@ class LiveMonitor(StreamRuns):
             if buffer is None:
                 continue
             buffer.append(step, value)
-            if not math.isfinite(value) and "loss" in name.lower():
+            if not math.isfinite(value) and _alarming(name):
                 urgent = True
         self.points += 1
         self.last_point_time = now
@@ -249,7 +252,7 @@ class LiveMonitor(StreamRuns):
         return next((k for k, b in buffers.items() if b.total <= 1 and k not in taken), None)
 
     def add_lines(self, lines: list[str]) -> bool:
-        """Parse many lines; return True when one carried a non-finite loss.
+        """Parse many lines; return True when one carried a non-finite loss or gradient norm.
 
         nanoGPT ``iter N: loss X`` lines take a fast path (no general parsing)."""
         steps: list[float] = []
@@ -499,3 +502,9 @@ def stop_finding(report: RunReport, level: str) -> Finding | None:
 def reaches(finding: Finding, level: str) -> bool:
     """Return True when ``finding`` is at or above severity ``level``."""
     return SEVERITY_RANK[finding.severity] >= SEVERITY_RANK[level]
+
+
+def _alarming(name: str) -> bool:
+    """Return True when a non-finite value of the series ``name`` is judged at once: a loss,
+    or a gradient norm (the Trainer logs a finite loss over a NaN step, its norm shows it)."""
+    return "loss" in name.lower() or normalise(name) in GRAD_NORM_NAMES
