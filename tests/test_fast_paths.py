@@ -124,6 +124,16 @@ def text_lines(draw: st.DrawFn) -> str:
 @given(lines=st.lists(text_lines(), min_size=1, max_size=40), block=st.integers(1, 300))
 @example(lines=["iter 0: loss 0\u0661e-3, time 1ms"], block=1)  # another script's digit
 @example(lines=["iter 3: loss 4.5e2", "iter 4: loss 1.2.3", "iter 5: loss 7."], block=300)
+@example(  # a nanoGPT line among generic ones: a log both ways (bulk and line by line)
+    lines=[
+        "iter 0: loss abc",
+        "iter 0: loss abc",
+        "step 0 | loss 0.0 | lr 3e-4",
+        "Validation:",
+        "iter 0: loss 0.0, time 12.5ms, mfu 30.1%",
+    ],
+    block=300,
+)
 def test_text_log_fast_path_reads_as_line_by_line(lines: list[str], block: int) -> None:
     """nanoGPT lines read in bulk give exactly what line-by-line parsing gives, whatever
     the other lines around them and wherever the blocks are cut."""

@@ -501,7 +501,8 @@ class TextLogReader:
         return table, dialect
 
     def shape_problem(self, dialect: str, *, strict: bool, head: str = "") -> str | None:
-        """Return why a text read by the generic dialect is no loss log, or None.
+        """Return why a text read by the generic dialect (``dialect``: its most common
+        one), without nanoGPT's lines, is no loss log, or None.
 
         A log repeats one line shape: the lines that carry a loss mostly share their keys
         (:data:`LOG_MIN_SAME_SHAPE` of them at least, :data:`LOG_MIN_SHAPE_SHARE` of
@@ -513,9 +514,9 @@ class TextLogReader:
         when its loss lines share no shape at all, or when it has only one or two loss
         lines, written as prose or among more lines of other text.
         """
-        if dialect != "generic" or self.n_fast:
-            return None
         state = self.state
+        if dialect != "generic" or state.dialects.get("nanogpt"):
+            return None  # nanoGPT's lines counted alike, read in bulk or one by one
         shapes = Counter(
             frozenset(k for k in r if k != "step") for r in state.records if _has_loss(r)
         )
