@@ -181,14 +181,16 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
         capture_output=True, env=ENV, timeout=300,
     )  # fmt: skip
     cat = [sys.executable, "-c", "import sys; sys.stdout.write(open(sys.argv[1]).read())"]
-    subprocess.run(
+    run = subprocess.run(
         [*LD, "run", "-f", f"json:{out['run']}", "--", *cat, str(path)], capture_output=True,
         env=ENV, timeout=300,
     )  # fmt: skip
+    for how, done in (("check", check), ("watch", watch), ("run", run)):
+        assert out[how].exists(), (how, done.returncode, done.stderr[-2000:])
     want = _reports(json.loads(out["check"].read_text()))
     assert want
     assert _reports(json.loads(out["watch"].read_text())) == want, watch.stderr
-    assert _reports(json.loads(out["run"].read_text())) == want
+    assert _reports(json.loads(out["run"].read_text())) == want, run.stderr
     assert watch.returncode == check.returncode
 
 
