@@ -456,6 +456,9 @@ def csv_rows(draw: st.DrawFn) -> list[list[str]]:
     header=st.sampled_from(["step,loss,val_loss,lr", "step,loss", "loss", "step,loss,loss", ""]),
     comments=st.integers(0, 2),
 )
+@example(  # an unterminated last row wider than the header: polars dropped its empty cell
+    rows=[["0.0"], ["0.0", ""]], delimiter=",", end="\n", trailing=False, header="loss", comments=0
+)
 def test_large_csv_bulk_path_reads_as_pandas(
     rows: list[list[str]], delimiter: str, end: str, trailing: bool, header: str, comments: int
 ) -> None:

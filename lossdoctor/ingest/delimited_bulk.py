@@ -18,6 +18,8 @@ from lossdoctor.ingest.table import Column
 
 #: Bytes read at a time when looking for lone carriage returns in a file.
 COUNT_BLOCK_BYTES = 1 << 24
+#: Bytes read from a file's end to find its last line (a longer line is no table row).
+TAIL_BYTES = 1 << 16
 
 
 def read_numbers_bulk(
@@ -39,6 +41,8 @@ def read_numbers_bulk(
         return None
     if not names or len(set(names)) != len(names) or _lone_carriage_return(data):
         return None  # pandas ends a line at a lone carriage return, polars does not
+    if _last_line_too_wide(data, delimiter.encode(), len(names)):
+        return None  # polars drops an unterminated last line's extra empty cell
     try:
         frame = pl.read_csv(
             data,
@@ -71,6 +75,22 @@ def read_numbers_bulk(
         columns[name] = Column(values=values, present=present)
         del cells
     return columns
+
+
+def _last_line_too_wide(data: bytes | Path, delimiter: bytes, width: int) -> bool:
+    """Return True when ``data`` (bytes, or a file) ends in a line without a line feed that
+    holds more than ``width`` cells (polars reads ``0.0,`` under a one-column header as
+    one cell; pandas says the row is malformed)."""
+    if isinstance(data, bytes):
+        tail = data[-TAIL_BYTES:]
+    else:
+        with data.open("rb") as handle:
+            handle.seek(max(0, data.stat().st_size - TAIL_BYTES))
+            tail = handle.read()
+    if not tail or tail.endswith(b"\n"):
+        return False
+    last = tail.rsplit(b"\n", 1)[-1]
+    return last.count(delimiter) >= width
 
 
 def _mapped(fileno: int) -> mmap.mmap:
