@@ -17,10 +17,6 @@ EARLY_SHARE = 0.1
 SETTLED_SHARE = 0.2
 #: Points a rise must hold (rolling median) to count as an early burst.
 BURST_POINTS = 3
-#: The standard error of a median of n normal points is this times sigma / sqrt(n) ...
-MEDIAN_SE = 1.2533
-#: ... and an improvement within this many of them is noise.
-NOISE_SES = 2.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +25,6 @@ class Flatline:
 
     improvement: float
     improvement_pct: float
-    clear_improvement_pct: float
     later_improvement_pct: float
     early_burst: float
     early_burst_sigmas: float
@@ -51,9 +46,7 @@ def flatline(
     series: SeriesView, lr: SeriesView | None = None, *, chance_loss: float | None = None
 ) -> Flatline:
     """Return the best improvement over the start (nats; ``improvement_pct`` in % of the
-    start value; ``clear_improvement_pct``: the part of it beyond what noise alone gives,
-    two standard errors of the start level and of a coarse level, in %, 0 at the least),
-    the improvement after the early phase (``later_improvement_pct``: from the
+    start value), the improvement after the early phase (``later_improvement_pct``: from the
     level the run settled at, 10-20% into it, to its best level after that, in %), the
     early burst (the highest 3-point rolling median in the first 10% as a multiple of the
     first logged value),
@@ -70,12 +63,9 @@ def flatline(
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
         return Flatline(
-            nan, nan, nan, nan, nan, nan, nan, nan,
-            nan, nan, nan, nan, nan, nan, nan, nan,
-            empty,
-        )  # fmt: skip
+            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty
+        )
     improvement = series.start_level - series.best_level
-    clear = max(improvement - _noise_allowance(series), 0.0)
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
     later, burst = _after_early_phase(series)
@@ -97,7 +87,6 @@ def flatline(
     return Flatline(
         improvement=improvement,
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
-        clear_improvement_pct=100 * (1 - float(np.exp(-clear))),
         later_improvement_pct=100 * (1 - float(np.exp(-later))),
         early_burst=float(np.exp(burst)) if burst == burst else float("nan"),
         early_burst_sigmas=_in_sigmas(burst, series.noise),
@@ -113,14 +102,6 @@ def flatline(
         lr_rel_end=lr_profile.rel_end,
         evidence=evidence,
     )
-
-
-def _noise_allowance(series: SeriesView) -> float:
-    """Return how far noise alone can put the start level above the best coarse level
-    (nats): two standard errors of their difference, each level a median of its points."""
-    start_se = MEDIAN_SE * series.noise / np.sqrt(series.start_points())
-    level_se = MEDIAN_SE * series.noise / np.sqrt(max(series.coarse_level_points, 1.0))
-    return NOISE_SES * float(np.hypot(start_se, level_se))
 
 
 def _in_sigmas(rise: float, noise: float) -> float:
