@@ -35,8 +35,7 @@ def decline(series: SeriesView) -> Decline:
     of the first and last 10% of points; nats, ``drop_pct`` in %), the first and last
     logged values, its steadiness
     (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
-    the swing-to-progress ratios (log space and values; the progress from the start level,
-    the first points, to the best level), the share of the progress
+    the swing-to-progress ratios (log space and values), the share of the progress
     given back by the end (0-1) and the persistent swing of the second half around its
     local level (nats, 0.0 when the half is too short to tell; see
     :class:`~lossdoctor.features.Wave`)."""
@@ -47,10 +46,7 @@ def decline(series: SeriesView) -> Decline:
     steps, levels = series.coarse
     drop = series.early_level - series.end_level
     steadiness = -spearman(steps, levels)
-    # the progress the noise is set against runs from the start (the first points): a
-    # run that fell fast early made that progress too
-    progress = max(series.start_level - series.best_level, MIN_PROGRESS)
-    linear_progress = series.value_at(series.start_level) - series.value_at(series.best_level)
+    progress = max(series.early_level - series.best_level, MIN_PROGRESS)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -71,9 +67,7 @@ def decline(series: SeriesView) -> Decline:
         last_value=float(series.values[-1]),
         steadiness=steadiness,
         swing_to_progress=series.swing / progress,
-        linear_swing_to_progress=(
-            series.linear_swing / linear_progress if linear_progress > 0 else float("inf")
-        ),
+        linear_swing_to_progress=series.linear_swing_to_progress,
         giveback=series.giveback,
         late_wave=_known_or_zero(series.wave.persistent),
         evidence=evidence,
