@@ -128,6 +128,23 @@ def test_parts_in_json_report(runner):
     assert code == 1
 
 
+ULTRALYTICS_PARTS = [
+    "train/box_loss", "train/cls_loss", "train/dfl_loss",
+    "val/box_loss", "val/cls_loss", "val/dfl_loss",
+]  # fmt: skip
+
+
+def test_loss_parts_are_listed_in_the_logs_column_order(runner):
+    # the parts were gathered in a set: their order in the report (text and JSON) changed
+    # from one process to the next with Python's hash seed
+    _, doc = run_json(runner, str(FT / "ultralytics_results.csv"))
+    series = list(doc["runs"][0]["series"])
+    assert [s for s in series if s in ULTRALYTICS_PARTS] == ULTRALYTICS_PARTS
+    _, doc = run_json(runner, str(FT / "detectron2_metrics.json"))
+    parts = [s for s in doc["runs"][0]["series"] if s.startswith("loss_")]
+    assert parts == ["loss_box_reg", "loss_cls", "loss_rpn_cls", "loss_rpn_loc"]
+
+
 def test_torchtune_disk_logger():
     run = read_run(str(FT / "torchtune_log_1718000000.txt"))
     assert run.reader == "text:torchtune"

@@ -128,6 +128,15 @@ def test_ultralytics_total_is_the_sum_of_parts_in_watch(how):
     )
 
 
+def test_loss_parts_in_the_logs_column_order_in_watch():
+    # a set's order, which changes with each process's hash seed
+    _, run = _watched(FT / "ultralytics_results.csv", "lines")
+    assert [s for s in run.series if "/" in s and s.endswith("_loss")] == [
+        "train/box_loss", "train/cls_loss", "train/dfl_loss",
+        "val/box_loss", "val/cls_loss", "val/dfl_loss",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("how", HOW)
 def test_detectron2_parts_and_smoothing_in_watch(how):
     # watch kept no loss part and missed that detectron2 logs a smoothed loss

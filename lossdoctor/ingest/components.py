@@ -89,8 +89,9 @@ def with_parts(
     """Return ``roles`` with the parts of the chosen totals added as series named after
     their columns (``names``: the numeric columns), the notes that say so, and the parts."""
     parts = parts_of(names, roles)
-    part_names = {p for ps in parts.values() for p in ps}
-    return {**roles, **{p: p for p in part_names}}, describe(roles, parts, summed), part_names
+    # in the log's column order (a set's order changes with each process's hash seed)
+    ordered = list(dict.fromkeys(p for ps in parts.values() for p in ps))
+    return {**roles, **{p: p for p in ordered}}, describe(roles, parts, summed), set(ordered)
 
 
 def parts_of(names: list[str], roles: dict[str, str]) -> dict[str, list[str]]:
