@@ -80,6 +80,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Bytes of a followed file looked at to tell a binary file (NUL bytes) from a text log.
+BINARY_PROBE_BYTES = 8192
+
+
+def _not_followed(path: Path) -> str | None:
+    """Return why ``watch`` cannot follow ``path`` (a folder, a binary file: a database,
+    an event file, a W&B run file), or None for a text file and a file not there yet
+    (``watch`` waits for it).  Only a regular file is opened: a FIFO's open would block."""
+    if path.is_dir():
+        return (
+            "a folder: watch follows one log file as it grows; "
+            f"to read a folder, use lossdoctor check {path}"
+        )
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(BINARY_PROBE_BYTES)
+    except OSError:
+        return None  # the follower says why it cannot read it
+    if b"\x00" in head and head[:2] not in (b"\xff\xfe", b"\xfe\xff"):  # not UTF-16 text
+        return (
+            "a binary file (a database, an event file or a W&B/SwanLab run file?): watch "
+            f"follows text logs as they grow; to read it, use lossdoctor check {path}"
+        )
+    return None
+
+
 def watch_command(
     path: str,
     settings: Any,
@@ -99,6 +127,10 @@ def watch_command(
     from lossdoctor.live.sources import file_follower, new_queue, pipe_reader
     from lossdoctor.reporters.live import PanelDisplay, PlainDisplay
 
+    refusal = None if path == "-" else _not_followed(Path(path))
+    if refusal is not None:
+        _error(f"{path}: {refusal}")
+        return int(ExitCode.USAGE)
     monitor = _monitor(path, settings)
     events = new_queue()
     stop = threading.Event()

@@ -314,3 +314,31 @@ def test_watch_follows_a_file_as_check_reads_it(tmp_path):
     want = _reports(json.loads(out["check"].read_text()))
     assert _reports(json.loads(out["watch"].read_text())) == want, watch.stderr
     assert json.loads(out["watch"].read_text())["runs"][0]["series"]["val"]["points"] == 4
+
+
+@pytest.mark.parametrize("what", ["folder", "sqlite", "wandb"])
+def test_watch_refuses_a_folder_or_binary_file_at_once(tmp_path, what):
+    # `lossdoctor watch runs/` or `watch mlflow.db` waited forever and printed nothing
+    import sqlite3
+
+    if what == "folder":
+        path = tmp_path / "runs"
+        path.mkdir()
+        (path / "a.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    elif what == "sqlite":
+        path = tmp_path / "mlflow.db"
+        with sqlite3.connect(path) as db:
+            db.execute("create table metrics (key text, value real, step integer)")
+        db.close()
+    else:
+        path = tmp_path / "run-abc123.wandb"
+        path.write_bytes(b":W&B\x00\x01\x00\x00" + bytes(64))
+    done = subprocess.run(
+        [*LD, "watch", str(path)], capture_output=True, text=True, env=ENV, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"lossdoctor: {path}: a ")
+    assert f"use lossdoctor check {path}" in line
+    assert "Traceback" not in done.stderr
