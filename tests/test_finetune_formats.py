@@ -202,7 +202,8 @@ def _watched(data: bytes):
     assert rest == b""
     monitor = LiveMonitor("-", load_rules())
     monitor.add_lines(lines)
-    return monitor.run(), monitor.report(finished=True)
+    report = monitor.report(finished=True)  # the end of the input: what was held is read
+    return monitor.run(), report
 
 
 @pytest.mark.parametrize("name", ["torchtune_stdout.log", "torchtune_log_1718000000.txt"])

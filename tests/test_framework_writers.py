@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lossdoctor.api import diagnose
@@ -187,3 +188,18 @@ def test_lightning_tqdm_progress_bar_as_captured(tmp_path, monkeypatch):
     nonfinite = next(f for f in diagnose(str(path)).active if f.rule == "non-finite")
     assert nonfinite.severity == "error"
     assert "step 31" in nonfinite.message
+    # watch reads the capture as check does: Lightning draws each step first with the
+    # step before's loss, then with its own (watch took the first: every value one step
+    # late); the bar's reset at each epoch's start and the last redraw with
+    # "`Trainer.fit` stopped" run on were extra points (66 and 12 for 60 and 6)
+    from lossdoctor.engine.loader import load_rules
+    from lossdoctor.live.monitor import LiveMonitor
+
+    monitor = LiveMonitor("-", load_rules())
+    monitor.add_lines(printed.getvalue().replace("\r", "\n").split("\n"))
+    monitor.end_of_input()
+    watched = monitor.run()
+    assert watched is not None
+    for role in ("train", "val"):
+        assert watched.series[role].steps.tolist() == run.series[role].steps.tolist(), role
+        np.testing.assert_array_equal(watched.series[role].values, run.series[role].values)

@@ -44,6 +44,11 @@ def _match(line: str) -> tuple[int, int, int, str] | None:
     return epoch, done, total, m.group(4)
 
 
+def is_bar_line(line: str) -> bool:
+    """Return True when ``line`` is a redraw of a Lightning bar (its reset to 0/N too)."""
+    return _match(line) is not None
+
+
 def bar_line(line: str) -> tuple[float, int, dict[str, float], dict[str, float]] | None:
     """Return (step, epoch, training values with ``epoch``, validation values) of one
     redraw of a Lightning bar (step = epoch x batches per epoch + batch); None for any

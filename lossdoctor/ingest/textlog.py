@@ -28,7 +28,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.jsonlike import HF_SUMMARY_KEYS, records_table
 from lossdoctor.ingest.lines import NUM, strip_prefix
 from lossdoctor.ingest.nanogpt_bulk import NanoGPTRows, nanogpt_rows
-from lossdoctor.ingest.progressbar import bar_line
+from lossdoctor.ingest.progressbar import bar_line, is_bar_line
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.ingest.torchtune import torchtune_line
@@ -97,13 +97,11 @@ class _State:
     dialects: Counter[str] = field(default_factory=Counter)
     keras_bar: list[bool] = field(default_factory=list)
     skipped: int = 0
-    #: The step of the last torchtune or Lightning progress-bar redraw read (tqdm draws a
-    #: step again).
+    #: The step of the last torchtune progress-bar redraw read (tqdm draws a step again).
     bar_step: float | None = None
-    #: The epoch of the last Lightning bar line read, and the validation values its bar
-    #: shows (carried over from the last validation until the next one).
-    bar_epoch: int | None = None
-    bar_val: dict[str, float] = field(default_factory=dict)
+    #: The last redraw of the Lightning bar's current step (step, epoch, training values,
+    #: validation values), held until the bar moves on (see :func:`_lightning_bar`).
+    bar_pending: tuple[float, int, dict[str, float], dict[str, float]] | None = None
 
 
 def _number(text: str) -> float | None:
@@ -152,19 +150,31 @@ def _named_values(text: str) -> dict[str, float] | None:
 def _lightning_bar(
     found: tuple[float, int, dict[str, float], dict[str, float]], state: _State
 ) -> ParsedLine | None:
-    """Return the values of a Lightning bar redraw read line by line (``watch``): the
-    training values once per step, and a validation value when the bar first shows it in
-    an epoch (the redraw after the validation run; the values an epoch's first lines show
-    are the last epoch's, carried over)."""
-    step, epoch, train, val = found
-    if epoch != state.bar_epoch:
-        state.bar_epoch, state.bar_val = epoch, val
-    new_val = {key: value for key, value in val.items() if state.bar_val.get(key) != value}
-    state.bar_val = val
-    values: dict[str, Any] = dict(train) if step != state.bar_step else {}
-    state.bar_step = step
-    values.update(new_val)
-    return ParsedLine({"step": step, **values}, "lightning-progress") if values else None
+    """Return the values of the Lightning bar's last step once the bar moves on to another
+    (read line by line, as ``watch`` reads; :func:`flush_lightning_bar` gives the last
+    one), as :func:`~lossdoctor.ingest.progressbar.read_progress_bar` reads a whole file:
+    a step's values from its last redraw (Lightning draws each step first with the step
+    before's loss, then with its own), and an epoch's validation values from its last
+    line (the bar shows them again all through the next epoch)."""
+    pending = state.bar_pending
+    state.bar_pending = found
+    if pending is None or pending[0] == found[0]:
+        return None
+    return _bar_values(pending, with_val=found[1] != pending[1])
+
+
+def _bar_values(
+    redraw: tuple[float, int, dict[str, float], dict[str, float]], *, with_val: bool
+) -> ParsedLine:
+    step, _, train, val = redraw
+    return ParsedLine({"step": step, **train, **(val if with_val else {})}, "lightning-progress")
+
+
+def flush_lightning_bar(state: _State) -> ParsedLine | None:
+    """Return the values of the Lightning bar's step still held at the end of the input
+    (the last line of its epoch: with its validation values), or None."""
+    pending, state.bar_pending = state.bar_pending, None
+    return None if pending is None else _bar_values(pending, with_val=True)
 
 
 def _torchtune(found: tuple[float, dict[str, float], bool], state: _State) -> ParsedLine | None:
@@ -176,6 +186,16 @@ def _torchtune(found: tuple[float, dict[str, float], bool], state: _State) -> Pa
             return None  # tqdm drew the step just read again
         state.bar_step = step
     return ParsedLine({"step": step, **values}, "torchtune") if values else None
+
+
+def parse_lightning(line: str, state: _State) -> ParsedLine | None:
+    """Return the values of a (prefix-stripped) line of a log known to be a captured
+    Lightning progress bar, None for any other line: only the bar's redraws are read, as
+    :func:`~lossdoctor.ingest.progressbar.read_progress_bar` reads such a file (the last
+    redraw of a run, with Lightning's closing message run on after it, is no record)."""
+    stripped = line.strip()
+    found = bar_line(stripped) if "Epoch " in stripped else None
+    return None if found is None else _lightning_bar(found, state)
 
 
 def parse_torchtune(line: str, state: _State) -> ParsedLine | None:
@@ -203,8 +223,11 @@ def parse_line(line: str, state: _State) -> ParsedLine | None:
         return ParsedLine(values, "build-nanogpt")
     if (torchtune := torchtune_line(stripped)) is not None:
         return _torchtune(torchtune, state)
-    if "Epoch " in stripped and (lightning := bar_line(stripped)) is not None:
-        return _lightning_bar(lightning, state)
+    if "Epoch " in stripped and is_bar_line(stripped):
+        # the bar's reset to 0/N at an epoch's start, showing the last epoch's values, is
+        # no record (read as key=value pairs, it put them at the step above)
+        lightning = bar_line(stripped)
+        return None if lightning is None else _lightning_bar(lightning, state)
     if _HF_DICT.match(stripped):
         pairs = {k: (q if q else v) for k, q, v in _HF_PAIR.findall(stripped)}
         if HF_SUMMARY_KEYS & pairs.keys():
@@ -456,6 +479,10 @@ class TextLogReader:
             if raw.strip():
                 state.skipped += 1
             return
+        self._keep(number, parsed)
+
+    def _keep(self, number: int, parsed: ParsedLine) -> None:
+        state = self.state
         state.records.append(_canonical(parsed))
         state.lines.append(number)
         state.dialects[parsed.dialect] += 1
@@ -465,6 +492,8 @@ class TextLogReader:
         """Return the table of every record read and the most common dialect, or None when
         no line carried a loss value."""
         state = self.state
+        if (last_bar := flush_lightning_bar(state)) is not None:
+            self._keep(self.n_lines, last_bar)
         records, lines = state.records, state.lines
         notes: list[str] = []
         # Keras: per-batch progress lines are running means; keep the epoch-end lines

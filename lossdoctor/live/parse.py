@@ -10,6 +10,8 @@ head, and each line is then read by that form's own row or record parser:
   (:func:`~lossdoctor.ingest.notebook.row_cells`);
 - ``torchtune``: torchtune's metric lines and training bar, its configuration echo left
   out (:func:`~lossdoctor.ingest.textlog.parse_torchtune`);
+- ``lightning``: a captured Lightning progress bar, its redraws alone
+  (:func:`~lossdoctor.ingest.textlog.parse_lightning`);
 - ``text``: every other text-log dialect (:func:`~lossdoctor.ingest.textlog.parse_line`).
 
 A loss logged only in parts (Ultralytics ``train/box_loss``, ``train/cls_loss``, ...)
@@ -25,14 +27,18 @@ from lossdoctor.ingest import components, notebook, torchtune
 from lossdoctor.ingest.delimited import sniff_delimiter
 from lossdoctor.ingest.frameworks import RecordShaper
 from lossdoctor.ingest.lines import strip_prefix
+from lossdoctor.ingest.progressbar import looks_like_progress_bar
 from lossdoctor.ingest.table import MISSING_TOKENS
 from lossdoctor.ingest.textlog import (
     MAX_LINE_CHARS,
     EpochSteps,
+    ParsedLine,
     _canonical,
     _has_loss,
     _State,
+    flush_lightning_bar,
     keras_epoch_end,
+    parse_lightning,
     parse_line,
     parse_torchtune,
 )
@@ -150,6 +156,8 @@ class LineParser:
         self._torchtune_held += is_torchtune
         if torchtune.looks_like_disk_log(head) or torchtune.looks_like_progress(head):
             return self.decide("torchtune")
+        if "Epoch " in line and looks_like_progress_bar(head):
+            return self.decide("lightning")
         if (
             self._torchtune_held >= TORCHTUNE_LINES
             or (not is_torchtune and _carries_loss(stripped))
@@ -170,7 +178,10 @@ class LineParser:
     def finish(self) -> list[Record]:
         """Return the records of the lines still held (the input ended before its head
         decided the form: a text log; a Keras epoch without its end line)."""
-        return [*(self.decide("text") if self._held else []), *self.finish_epoch()]
+        held = self.decide("text") if self._held else []
+        last_bar = flush_lightning_bar(self.state)
+        bar = [self._record(last_bar)] if last_bar is not None else []
+        return [*held, *self.finish_epoch(), *self._with_totals(bar)]
 
     def feed(self, line: str) -> list[Record]:
         """Return the records ``line`` completes: none while the stream's first lines are
@@ -186,11 +197,14 @@ class LineParser:
         return self._records(line)
 
     def _records(self, line: str) -> list[Record]:
-        if self.kind in ("text", "torchtune"):
+        if self.kind in ("text", "torchtune", "lightning"):
             records = self._text(line)
         else:
             record = self._read(line)
             records = [record] if record else []
+        return self._with_totals(records)
+
+    def _with_totals(self, records: list[Record]) -> list[Record]:
         for record in records:
             if self.totals is None and _has_loss({k.lower(): v for k, v in record.items()}):
                 self.totals = components.summed_totals(list(record))
@@ -204,16 +218,13 @@ class LineParser:
         record, as ``check`` keeps it; the others are running means of the epoch so far,
         read only when the epoch ends without one (a run without validation)."""
         epoch = self.state.keras_epoch
-        read = parse_torchtune if self.kind == "torchtune" else parse_line
+        read = _TEXT_PARSERS.get(self.kind or "text", parse_line)
         parsed = read(strip_prefix(line), self.state)
         released = self.finish_epoch() if self.state.keras_epoch != epoch else []
         if parsed is None or not parsed.values:
             self.skipped += 1
             return released
-        values = _canonical(parsed)
-        self.epoch_steps.globalise(values)
-        values.pop("step__total", None)
-        record = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+        record = self._record(parsed)
         if parsed.keras_bar:
             if keras_epoch_end(record, keras_bar=True):
                 self.keras_ends = True
@@ -222,6 +233,12 @@ class LineParser:
             self._bar.append(record)
             return released if len(self._bar) < MAX_BAR_LINES else [*released, *self.finish_epoch()]
         return [*released, record]
+
+    def _record(self, parsed: ParsedLine) -> Record:
+        values = _canonical(parsed)
+        self.epoch_steps.globalise(values)
+        values.pop("step__total", None)
+        return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
     def finish_epoch(self) -> list[Record]:
         """Return the Keras bar lines held for an epoch that ended without an end line
@@ -284,6 +301,10 @@ class LineParser:
             if number is not None and name:
                 record[name] = number
         return record or None
+
+
+#: The line parsers of the text forms read by their own parser (the others: parse_line).
+_TEXT_PARSERS = {"torchtune": parse_torchtune, "lightning": parse_lightning}
 
 
 def _carries_loss(line: str) -> bool:
