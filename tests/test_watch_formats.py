@@ -82,6 +82,10 @@ def _assert_same(path: Path, how: str) -> tuple[Run, Run]:
         np.testing.assert_array_equal(got.values, want.values, err_msg=role)
     assert _verdict(report) == _verdict(checked_report)
     assert report.verdict == checked_report.verdict
+    # a total of logged parts (Ultralytics, detectron2, mmengine) is no cross-entropy:
+    # check shows no perplexity of it, and watch showed one ("last 2.177 (ppl 8.817)")
+    for role, summary in checked_report.series.items():
+        assert report.series[role].perplexity == summary.perplexity, role
     return checked, run
 
 

@@ -33,7 +33,7 @@ from lossdoctor.ingest.textlog import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
 from lossdoctor.live.runs import RunState, StreamRuns, record_step_key
-from lossdoctor.model import LOSS_ROLES, TRAIN, Run, Series, XKind
+from lossdoctor.model import LOSS_PARTS, LOSS_ROLES, TRAIN, Run, Series, XKind
 from lossdoctor.report import SEVERITY_RANK, Finding, RunReport
 
 STALL_RULE, STALL_CODE = "stall", "LD701"
@@ -338,6 +338,7 @@ class LiveMonitor(StreamRuns):
         if not (self.hints and self.hints.val):
             roles = promote_single_loss(roles, notes)
         summed = set(self.parser.totals or ())
+        totals = components.parts_of(names, roles)  # total -> its parts, as check marks them
         roles, part_notes, parts = components.with_parts(names, roles, summed)
         x_kind = state.x_kind or "step"
         meta = self._epoch_meta(state, x_kind)
@@ -352,10 +353,11 @@ class LiveMonitor(StreamRuns):
                 order = np.argsort(steps, kind="stable")
                 if (steps[1:] < steps[:-1]).any():
                     steps, values = steps[order], values[order]
+            own = {LOSS_PARTS: " + ".join(totals[name])} if name in totals else {}
             series[role] = Series(
                 role=role, column=name, steps=steps, values=values,
                 x_kind="index" if points.by_row else x_kind,
-                meta={**points.meta, **meta} if role == TRAIN else points.meta,
+                meta={**points.meta, **own, **meta} if role == TRAIN else {**points.meta, **own},
             )  # fmt: skip
         used = ", ".join(f"{r}={n}" for r, n in roles.items() if r not in parts)
         shaped = self.parser.shaper.notes() if self.parser.shaper else []
