@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lossdoctor.report import best_of, last_text, number_text, run_name
+from lossdoctor.report import best_of, last_text, run_name
+from lossdoctor.report import number_text as _fmt
+from lossdoctor.wording import counted
 
 VERDICT_STYLE = {
     "healthy": "bold green",
@@ -30,10 +32,6 @@ WIDE = 160
 EVIDENCE_HIDDEN = {"series", "column", "thresholds"}
 
 
-def _fmt(value: Any) -> str:
-    return number_text(value)
-
-
 def _steps(summary: dict[str, Any]) -> str:
     return f"{_fmt(summary['first_step'])}–{_fmt(summary['last_step'])}"
 
@@ -43,7 +41,7 @@ def _series_lines(run: dict[str, Any]) -> list[Text]:
     for role, s in run["series"].items():
         bad = f", {s['non_finite']} NaN/Inf" if s["non_finite"] else ""
         ppl = f" (ppl {_fmt(s['perplexity_last'])})" if "perplexity_last" in s else ""
-        points = "1 point" if s["points"] == 1 else f"{s['points']} points"
+        points = counted(s["points"], "point")
         line = Text("  ")
         line.append(f"{role:<6}", style="bold")
         line.append(f" {s['column']}: {points}{bad}, {s['x']} {_steps(s)}; ")
