@@ -480,8 +480,9 @@ class LiveMonitor(StreamRuns):
 
 
 def _urgent(record: Mapping[str, float]) -> bool:
-    """Return True when ``record`` carries a non-finite loss (judged at once)."""
-    return any(not math.isfinite(v) and "loss" in k.lower() for k, v in record.items())
+    """Return True when ``record`` carries a non-finite loss or gradient norm (judged at
+    once, never held)."""
+    return any(not math.isfinite(v) and _alarming(k) for k, v in record.items())
 
 
 def _material(finding: Finding) -> tuple[Any, ...]:
