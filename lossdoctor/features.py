@@ -265,12 +265,19 @@ class SeriesView:
         """
         if not self.log_space or self.n == 0:
             return float("nan")
-        swing = max(
+        progress = float(np.exp(self.early_level) - np.exp(self.best_level))
+        return self.linear_swing / progress if progress > 0 else float("inf")
+
+    @cached_property
+    def linear_swing(self) -> float:
+        """Return the robust swing of the values (loss units, not logs) around the local and
+        the coarse trend, the larger of the two (NaN unless in log space)."""
+        if not self.log_space or self.n == 0:
+            return float("nan")
+        return max(
             robust_sigma(self.values - np.exp(self.trend)),
             robust_sigma(self.values - np.exp(self.coarse_at_points)),
         )
-        progress = float(np.exp(self.early_level) - np.exp(self.best_level))
-        return swing / progress if progress > 0 else float("inf")
 
     @cached_property
     def giveback(self) -> float:

@@ -28,11 +28,17 @@ def _decay(n: int, start: float, end: float, rate: float = 4.0) -> FloatArray:
 
 
 def healthy(
-    n: int = 500, seed: int = 0, start: float = 4.5, end: float = 1.2, noise: float = 0.03
+    n: int = 500,
+    seed: int = 0,
+    start: float = 4.5,
+    end: float = 1.2,
+    noise: float = 0.03,
+    rate: float = 2.5,
 ) -> Curve:
-    """Return a falling curve with multiplicative log-normal noise of ``noise`` (nats)."""
+    """Return a falling curve (exponential decay at ``rate`` per run) with multiplicative
+    log-normal noise of ``noise`` (nats)."""
     steps = np.arange(1, n + 1, dtype=np.float64) * 10
-    values = _decay(n, start, end * 0.7, 2.5) * np.exp(_rng(seed).normal(0, noise, n))
+    values = _decay(n, start, end * 0.7, rate) * np.exp(_rng(seed).normal(0, noise, n))
     return steps, values
 
 
@@ -137,29 +143,41 @@ def flat_after_blip(
 
 
 def early_drop(
-    n: int = 1000, seed: int = 20, start: float = 3.0, drop: float = 0.5, share: float = 0.01
+    n: int = 1000,
+    seed: int = 20,
+    start: float = 3.0,
+    drop: float = 0.5,
+    share: float = 0.01,
+    noise: float = 0.03,
 ) -> Curve:
     """Return a curve that falls by ``drop`` (a share of its start) within the first
-    ``share`` of the run, then stays flat with 3% noise (a fast, finished fine-tune)."""
+    ``share`` of the run, then stays flat with log-normal noise of ``noise`` nats (a fast,
+    finished fine-tune)."""
     steps = np.arange(1, n + 1, dtype=np.float64)
     fall = max(2, int(n * share))
     level = np.full(n, start * (1 - drop))
     level[:fall] = np.geomspace(start, start * (1 - drop), fall)
-    return steps, level * np.exp(_rng(seed).normal(0, 0.03, n))
+    return steps, level * np.exp(_rng(seed).normal(0, noise, n))
 
 
 def burst_then_stuck(
-    n: int = 600, seed: int = 21, start: float = 3.4, burst: float = 1.5, stuck: float = 2.9
+    n: int = 600,
+    seed: int = 21,
+    start: float = 3.4,
+    burst: float = 1.5,
+    stuck: float = 2.9,
+    peak_at: float = 0.02,
 ) -> Curve:
-    """Return a curve that bursts to ``burst`` x its start in its first 2%, then drops to
-    ``stuck`` by 5% of the run and stays there, creeping down 2% by the end (a learning rate
-    10-100x too high: the model only learns which tokens are common)."""
+    """Return a curve that bursts to ``burst`` x its start by ``peak_at`` (a share of the
+    run), then drops to ``stuck`` over the next 3% of the run and stays there, creeping down
+    2% by the end (a learning rate 10-100x too high: the model only learns which tokens are
+    common)."""
     steps = np.arange(1, n + 1, dtype=np.float64)
     x = np.linspace(0, 1, n)
     level = stuck * (1 - 0.02 * x)
     peak = start * burst
-    level = np.where(x < 0.02, start + (peak - start) * x / 0.02, level)
-    falling = (x >= 0.02) & (x < 0.05)
+    level = np.where(x < peak_at, start + (peak - start) * x / peak_at, level)
+    falling = (x >= peak_at) & (x < peak_at + 0.03)
     level[falling] = np.geomspace(peak, stuck, int(falling.sum()))
     return steps, level * np.exp(_rng(seed).normal(0, 0.02, n))
 

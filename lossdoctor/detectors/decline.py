@@ -35,7 +35,9 @@ def decline(series: SeriesView) -> Decline:
     of the first and last 10% of points; nats, ``drop_pct`` in %), the first and last
     logged values, its steadiness
     (minus Spearman's rho of the coarse trend against steps: 1 = always falling),
-    the swing-to-progress ratios (log space and values), the share of the progress
+    the swing-to-progress ratios (log space and values; the progress from the higher of
+    the start level, the first points, and the early level, the first 10%, down to the best
+    level), the share of the progress
     given back by the end (0-1) and the persistent swing of the second half around its
     local level (nats, 0.0 when the half is too short to tell; see
     :class:`~lossdoctor.features.Wave`)."""
@@ -46,7 +48,13 @@ def decline(series: SeriesView) -> Decline:
     steps, levels = series.coarse
     drop = series.early_level - series.end_level
     steadiness = -spearman(steps, levels)
-    progress = max(series.early_level - series.best_level, MIN_PROGRESS)
+    # the progress the swing is set against runs from the higher of the run's start (its
+    # first points) and its early level (its first 10%): a run that fell most in its first
+    # tenth made that progress too, and the first points of a run of a few points already
+    # lie on its way down
+    top = max(series.start_level, series.early_level)
+    progress = max(top - series.best_level, MIN_PROGRESS)
+    linear_progress = series.value_at(top) - series.value_at(series.best_level)
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
@@ -67,7 +75,9 @@ def decline(series: SeriesView) -> Decline:
         last_value=float(series.values[-1]),
         steadiness=steadiness,
         swing_to_progress=series.swing / progress,
-        linear_swing_to_progress=series.linear_swing_to_progress,
+        linear_swing_to_progress=(
+            series.linear_swing / linear_progress if linear_progress > 0 else float("inf")
+        ),
         giveback=series.giveback,
         late_wave=_known_or_zero(series.wave.persistent),
         evidence=evidence,

@@ -27,6 +27,8 @@ class Flatline:
     improvement_pct: float
     later_improvement_pct: float
     early_burst: float
+    early_burst_sigmas: float
+    below_first_pct: float
     end_change: float
     first_value: float
     last_value: float
@@ -48,6 +50,10 @@ def flatline(
     level the run settled at, 10-20% into it, to its best level after that, in %), the
     early burst (the highest 3-point rolling median in the first 10% as a multiple of the
     first logged value),
+    its rise in units of the series' noise (``early_burst_sigmas``: how far the burst stands
+    out of what per-point noise gives; infinite on a noiseless series), how far the best
+    level lies below the first logged value (``below_first_pct``, in %: the run's whole
+    progress when a burst fills its first points and lifts the start level),
     the change from start to end (nats, positive = higher at the end), the first and last
     logged values, the start and end levels (``start_value``: median of the first points,
     at most 10; ``end_value``: median of the last 10% of points; loss units), the end
@@ -56,7 +62,9 @@ def flatline(
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
-        return Flatline(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty)
+        return Flatline(
+            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty
+        )
     improvement = series.start_level - series.best_level
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
@@ -81,6 +89,8 @@ def flatline(
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
         later_improvement_pct=100 * (1 - float(np.exp(-later))),
         early_burst=float(np.exp(burst)) if burst == burst else float("nan"),
+        early_burst_sigmas=_in_sigmas(burst, series.noise),
+        below_first_pct=100 * (1 - float(np.exp(-(series.y[0] - series.best_level)))),
         end_change=end_change,
         first_value=float(series.values[0]),
         last_value=float(series.values[-1]),
@@ -92,6 +102,15 @@ def flatline(
         lr_rel_end=lr_profile.rel_end,
         evidence=evidence,
     )
+
+
+def _in_sigmas(rise: float, noise: float) -> float:
+    """Return ``rise`` (nats) in units of ``noise`` (infinite, or NaN, without noise)."""
+    if rise != rise:
+        return float("nan")
+    if noise > 0:
+        return rise / noise
+    return float("inf") if rise > 0 else 0.0
 
 
 def _after_early_phase(series: SeriesView) -> tuple[float, float]:
