@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lossdoctor.api import diagnose
+from lossdoctor.cli import app
 from lossdoctor.ingest import ColumnHints, read_run, read_source
 
 from conftest import run_json
@@ -124,12 +125,17 @@ trackio.finish()
 """
 
 
-@pytest.fixture(scope="module")
-def trackio_db(tmp_path_factory) -> Path:
+def _trackio_store(tmp_path_factory, code: str, project: str) -> Path:
+    """Return the trackio database of ``project`` that ``code`` writes (with trackio)."""
     pytest.importorskip("trackio")
     top = tmp_path_factory.mktemp("tk")
-    _write_in_child(TRACKIO_RUNS, top, {"TRACKIO_DIR": str(top / "store")})
-    return top / "store" / "ft.db"
+    _write_in_child(code, top, {"TRACKIO_DIR": str(top / "store")})
+    return top / "store" / f"{project}.db"
+
+
+@pytest.fixture(scope="module")
+def trackio_db(tmp_path_factory) -> Path:
+    return _trackio_store(tmp_path_factory, TRACKIO_RUNS, "ft")
 
 
 def test_trackio_database_one_run_per_run_name(trackio_db, runner):
@@ -338,3 +344,97 @@ def test_trackio_parquet_export(trackio_db, tmp_path):
     assert runs[0].columns["train"] == "train/loss"
     assert len(runs[0].series["train"]) == 120
     assert runs[1].series["train"].n_nonfinite == 21
+
+
+# The Hugging Face Trainer's WandbCallback / TrackioCallback (transformers 5.x,
+# integrations/integration_utils.py): define_metric("train/global_step") and
+# define_metric("*", step_metric="train/global_step", step_sync=True) for W&B, then on each
+# log `log({**rewrite_logs(logs), "train/global_step": state.global_step})` without a step:
+# the tracker counts calls (_step, trackio's step) while the trainer's step is logged.
+HF_TRAINER_LOGS = """
+for i in range(1, 201):
+    loss = 3.0 * math.exp(-i / 40) + 0.3 if i < 150 else float("nan")
+    log({"train/loss": loss, "train/learning_rate": 2e-4, "train/epoch": i / 100,
+         "train/global_step": i * 10})
+    if i % 50 == 0:
+        log({"eval/loss": 3.1 * math.exp(-i / 40) + 0.35, "train/global_step": i * 10})
+"""
+HF_WANDB_RUN = (
+    """
+import math, wandb
+run = wandb.init(project="ft", name="hf-trainer", dir=".")
+run.define_metric("train/global_step")
+run.define_metric("*", step_metric="train/global_step", step_sync=True)
+log = run.log
+"""
+    + HF_TRAINER_LOGS
+    + "run.finish()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def hf_wandb_file(tmp_path_factory) -> Path:
+    pytest.importorskip("wandb")
+    top = tmp_path_factory.mktemp("wbhf")
+    _write_in_child(HF_WANDB_RUN, top, WANDB_ENV)
+    (path,) = (top / "wandb").glob("offline-run-*/run-*.wandb")
+    return path
+
+
+def test_wandb_run_of_the_hf_trainer_is_read_on_its_global_step(hf_wandb_file):
+    # read on W&B's _step, steps 10..2000 were 0..203 and the NaN came "at step 151"
+    run = read_run(str(hf_wandb_file))
+    train = run.series["train"]
+    assert train.steps[[0, 1, -1]].tolist() == [10, 20, 2000]
+    assert train.values[0] == pytest.approx(3.0 * math.exp(-1 / 40) + 0.3)
+    assert run.series["val"].steps.tolist() == [500, 1000, 1500, 2000]
+    assert "train/global_step" not in run.columns.values()
+    assert any("step axis: 'train/global_step'" in n for n in run.notes)
+    nonfinite = next(f for f in diagnose(str(hf_wandb_file)).active if f.rule == "non-finite")
+    assert nonfinite.severity == "error"
+    assert "step 1500" in nonfinite.message
+
+
+def test_wandb_step_col_names_the_step_axis(hf_wandb_file, runner):
+    run = read_run(str(hf_wandb_file), hints=ColumnHints(step="train/epoch"))
+    train = run.series["train"]
+    assert train.steps[[0, -1]].tolist() == [0.01, 2.0]
+    assert train.x_kind == "epoch"
+    assert "val" not in run.series  # the eval rows carry no train/epoch
+    assert any("4 points logged without 'train/epoch'" in n for n in run.notes)
+    result = runner.invoke(app, ["check", str(hf_wandb_file), "--step-col", "nope"])
+    assert result.exit_code == 2
+    assert f"{hf_wandb_file}: --step-col 'nope' is not a column" in result.stderr
+
+
+HF_TRACKIO_RUN = (
+    """
+import math, trackio
+trackio.init(project="hf", name="hf-trainer")
+log = trackio.log
+"""
+    + HF_TRAINER_LOGS
+    + "trackio.finish()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def hf_trackio_db(tmp_path_factory) -> Path:
+    return _trackio_store(tmp_path_factory, HF_TRACKIO_RUN, "hf")
+
+
+def test_trackio_run_of_the_hf_trainer_is_read_on_its_global_step(hf_trackio_db):
+    (run,), _ = read_source(str(hf_trackio_db))
+    train = run.series["train"]
+    assert train.steps[[0, 1, -1]].tolist() == [10, 20, 2000]
+    assert train.values[1] == pytest.approx(3.0 * math.exp(-2 / 40) + 0.3)
+    assert run.series["val"].steps.tolist() == [500, 1000, 1500, 2000]
+    assert any("step axis: 'train/global_step'" in n for n in run.notes)
+    nonfinite = next(f for f in diagnose(str(hf_trackio_db)).active if f.rule == "non-finite")
+    assert "step 1500" in nonfinite.message
+
+
+def test_trackio_step_col_names_the_step_axis(hf_trackio_db):
+    (run,), _ = read_source(str(hf_trackio_db), hints=ColumnHints(step="train/epoch"))
+    assert run.series["train"].steps[[0, -1]].tolist() == [0.01, 2.0]
+    assert run.series["train"].x_kind == "epoch"

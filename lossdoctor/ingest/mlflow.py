@@ -13,6 +13,7 @@ import numpy as np
 from lossdoctor.errors import InputError, no_matching_run
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import series_run
+from lossdoctor.ingest.trackers import tracker_run
 from lossdoctor.model import FloatArray, Run
 from lossdoctor.safeio import read_whole, sqlite_uri
 
@@ -72,7 +73,9 @@ def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None
         columns[key] = parse_metric_text(text, source=str(path))
     if not columns:
         raise InputError("MLflow run has no metrics", path=source)
-    return series_run(columns, source=source, reader="mlflow-file", hints=hints)
+    return tracker_run(
+        columns, source=source, reader="mlflow-file", hints=hints, notes=[], own="step"
+    )
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
@@ -146,7 +149,10 @@ def read_sqlite(
         name = names.get(run_id, run_id)
         label = source if len(by_run) == 1 else f"{source}#{name}"
         found = replace(
-            series_run(columns, source=label, reader="mlflow-sqlite", hints=hints), name=name
+            tracker_run(
+                columns, source=label, reader="mlflow-sqlite", hints=hints, notes=[], own="step"
+            ),
+            name=name,
         )
         if skipped:
             note = f"{skipped} metric rows whose step or value is not a number were skipped"

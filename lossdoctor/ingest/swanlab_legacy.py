@@ -23,12 +23,11 @@ import math
 import sqlite3
 from pathlib import Path
 
-import numpy as np
-
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.table import series_run
-from lossdoctor.model import FloatArray, Run
+from lossdoctor.ingest.trackers import as_arrays, tracker_run
+from lossdoctor.ingest.trackers import number as to_number
+from lossdoctor.model import Run
 from lossdoctor.safeio import is_regular_file, parse_int, read_whole, sqlite_uri
 
 #: The swanboard dashboard database beside the run folders.
@@ -39,22 +38,9 @@ SUMMARY_FILE = "_summary.json"
 Columns = dict[str, tuple[list[float], list[float]]]
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)  # "NaN", "INF"
-        except ValueError:
-            return None
-    return None
-
-
 def _add(columns: Columns, key: str, step: object, value: object) -> bool:
     """Add one point; return False when it is not a number on a whole step."""
-    number, at = _number(value), _number(step)
+    number, at = to_number(value), to_number(step)
     if number is None or at is None or not math.isfinite(at) or key.startswith("__"):
         return False
     steps, values = columns.setdefault(key, ([], []))
@@ -154,9 +140,9 @@ def read_logs_folder(run_dir: Path, *, source: str, hints: ColumnHints | None) -
 def columns_run(
     columns: Columns, *, source: str, hints: ColumnHints | None, notes: list[str]
 ) -> Run:
-    """Return the run of SwanLab series (step, value lists per key)."""
-    arrays: dict[str, tuple[FloatArray, FloatArray]] = {
-        key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
-        for key, (s, v) in columns.items()
-    }
-    return series_run(arrays, source=source, reader="swanlab", hints=hints, notes=notes)
+    """Return the run of SwanLab series (step, value lists per key), on their step or
+    ``--step-col``'s key (see :func:`~lossdoctor.ingest.trackers.on_step_key`)."""
+    return tracker_run(
+        as_arrays(columns), source=source, reader="swanlab", hints=hints, notes=notes,
+        own="step",
+    )  # fmt: skip

@@ -687,10 +687,12 @@ def series_run(
     reader: str,
     hints: ColumnHints | None = None,
     notes: list[str] | None = None,
+    x_kind: XKind = "step",
 ) -> Run:
     """Return the run made of named series that each carry their own steps (event-file
-    tags, MLflow metric keys).  Roles are chosen from the names as for table columns;
-    steps that go backwards are resolved per series as in :func:`table_to_run`.
+    tags, MLflow metric keys), counting ``x_kind``.  Roles are chosen from the names as
+    for table columns; steps that go backwards are resolved per series as in
+    :func:`table_to_run`.
 
     Raises :class:`InputError` when no name is a loss.
     """
@@ -711,7 +713,9 @@ def series_run(
     for role, name in roles.items():
         steps, values, meta, restart_notes = superseded_left_out(*columns[name])
         out_notes.extend(f"'{name}': {note}" for note in restart_notes)
-        series[role] = Series(role=role, column=name, steps=steps, values=values, meta=meta)
+        series[role] = Series(
+            role=role, column=name, steps=steps, values=values, x_kind=x_kind, meta=meta
+        )
     used = ", ".join(f"{role}={name}" for role, name in roles.items())
     out_notes.insert(0, f"series: {used}")
     return Run(source=source, reader=reader, series=series, notes=tuple(dict.fromkeys(out_notes)))

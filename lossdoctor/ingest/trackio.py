@@ -16,12 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lossdoctor.errors import InputError, no_matching_run
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.table import series_run
-from lossdoctor.model import FloatArray, Run
+from lossdoctor.ingest.trackers import as_arrays, tracker_run
+from lossdoctor.ingest.trackers import number as to_number
+from lossdoctor.model import Run
 
 #: Columns a trackio ``metrics`` table has (in every version seen).
 TRACKIO_COLUMNS = frozenset({"run_name", "step", "metrics"})
@@ -34,15 +33,6 @@ def is_trackio(tables: dict[str, set[str]]) -> bool:
     return tables.get("metrics", set()) >= TRACKIO_COLUMNS
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        return float(value)  # "NaN", "Infinity", "-Infinity" too
-    except ValueError:
-        return None
-
-
 def rows_to_runs(
     rows: Rows, *, source: str, hints: ColumnHints | None, run: str | None, reader: str
 ) -> list[Run]:
@@ -51,7 +41,7 @@ def rows_to_runs(
     for name, step, values in rows:
         series = by_run.setdefault(name, {})
         for key, raw in values.items():
-            number = _number(raw)
+            number = to_number(raw)
             if number is None:
                 continue
             steps, points = series.setdefault(key, ([], []))
@@ -66,14 +56,11 @@ def rows_to_runs(
         raise InputError("the trackio store holds no metrics", path=source)
     runs = []
     for name in names:
-        columns: dict[str, tuple[FloatArray, FloatArray]] = {
-            key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
-            for key, (s, v) in by_run[name].items()
-        }
         label = source if len(by_run) == 1 else f"{source}#{name}"
-        found = series_run(
-            columns, source=label, reader=reader, hints=hints, notes=[f"trackio run '{name}'"]
-        )
+        found = tracker_run(
+            as_arrays(by_run[name]), source=label, reader=reader, hints=hints,
+            notes=[f"trackio run '{name}'"], own="step",
+        )  # fmt: skip
         runs.append(replace(found, name=name))
     return runs
 

@@ -18,13 +18,11 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-import numpy as np
-
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.leveldblog import read_records
-from lossdoctor.ingest.table import series_run
-from lossdoctor.model import FloatArray, Run
+from lossdoctor.ingest.trackers import as_arrays, number, tracker_run
+from lossdoctor.model import Run
 
 #: History keys W&B adds itself (its step counter, times, system metrics).
 SYSTEM_PREFIXES = ("_", "system/")
@@ -58,12 +56,7 @@ def _item_value(item: Any) -> float | None:
             value = json.loads(item.value_json)
         except ValueError:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return None
-        try:
-            return float(value)  # "NaN", "Infinity" strings too
-        except ValueError:
-            return None
+        return number(value)  # "NaN", "Infinity" strings too
     if item.HasField("number"):
         return float(item.number)
     if item.HasField("integer"):
@@ -72,7 +65,9 @@ def _item_value(item: Any) -> float | None:
 
 
 def read_wandb_file(data: bytes, *, source: str, hints: ColumnHints | None = None) -> Run:
-    """Return the run in a W&B run file: one series per logged number, on ``_step``.
+    """Return the run in a W&B run file: one series per logged number, on ``_step``, or
+    on the trainer's logged step (``train/global_step``) or ``--step-col``'s key (see
+    :func:`~lossdoctor.ingest.trackers.on_step_key`).
 
     Raises :class:`InputError` when it holds no history.
     """
@@ -118,9 +113,8 @@ def read_wandb_file(data: bytes, *, source: str, hints: ColumnHints | None = Non
         notes.append("the last record is cut off (run still being written?): read up to it")
     if records.bad or undecodable:
         notes.append(f"{records.bad + undecodable} damaged records were skipped")
-    arrays: dict[str, tuple[FloatArray, FloatArray]] = {
-        key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
-        for key, (s, v) in columns.items()
-    }
-    run = series_run(arrays, source=source, reader="wandb-offline", hints=hints, notes=notes)
+    run = tracker_run(
+        as_arrays(columns), source=source, reader="wandb-offline", hints=hints, notes=notes,
+        own="_step",
+    )  # fmt: skip
     return replace(run, name=name)
