@@ -50,7 +50,27 @@ def _notes(path: Path) -> Path:
     return path
 
 
+def _summaries(delimiter: str):
+    # a small notes table of per-run summaries (a new-user tester's): it was read as two
+    # 1-point runs 'healthy', named and in a walk
+    def write(path: Path) -> Path:
+        rows = [["run", "lr", "final loss"], ["a", "0.1", "2.3"], ["b", "0.01", "1.9"]]
+        if delimiter == "|":  # a markdown table
+            rows.insert(1, ["---"] * 3)
+            path.write_text("".join(f"| {' | '.join(r)} |\n" for r in rows))
+        else:
+            path.write_text("".join(delimiter.join(r) + "\n" for r in rows))
+        return path
+
+    return write
+
+
+SUMMARIES = "not a loss log: a table of 2 per-run summaries (one row each in 'run': a, b), no step or epoch column"
+
 NON_LOGS = {
+    "summary.csv": (_summaries(","), SUMMARIES),
+    "summary.tsv": (_summaries("\t"), SUMMARIES),
+    "summary.md": (_summaries("|"), SUMMARIES),
     "notes.md": (_notes, "not a loss log: 1 line mentions a loss among prose"),
     "PROVENANCE.tsv": (
         _provenance,
@@ -94,6 +114,7 @@ def test_non_logs_in_a_glob_or_a_walk_are_skipped_with_their_reason(runner, tmp_
     walked = {Path(f["path"]).name: f["detail"] for f in doc["files"] if f["status"] == "skipped"}
     assert walked["PROVENANCE.tsv"] == skipped["PROVENANCE.tsv"]
     assert walked["labels.jsonl"] == skipped["labels.jsonl"]
+    assert walked["summary.csv"] == walked["summary.tsv"] == skipped["summary.md"] == SUMMARIES
     assert walked["notes.md"] == "not a log (.md file)"
 
 
@@ -117,3 +138,28 @@ def test_logs_that_look_a_little_like_those_are_still_read(runner, tmp_path):
         code, doc = run_json(runner, str(path))
         assert code == 0, path.name
         assert doc["runs"][0]["series"]["train"]["points"] == points, path.name
+
+
+def test_short_logs_beside_summary_tables_are_still_read(runner, tmp_path):
+    # a 3-epoch Keras CSVLogger, a 3-row notebook table, a log with a time column and no
+    # step, a sweep's log whose run column repeats: short logs, no per-run summaries
+    logs = {
+        "keras.csv": ("epoch,loss,val_loss\n0,2.31,2.40\n1,1.95,2.10\n2,1.70,1.98\n", [3]),
+        "notebook.tsv": (
+            "Step\tTraining Loss\tValidation Loss\n10\t2.31\t2.40\n20\t1.95\t2.10\n"
+            "30\t1.70\t1.98\n",
+            [3],
+        ),
+        "timed.csv": (
+            "time,loss\n2024-06-10 12:00:01,2.3\n2024-06-10 12:00:02,2.1\n"
+            "2024-06-10 12:00:03,2.0\n",
+            [3],
+        ),
+        "sweep.csv": ("run,loss\na,2.3\na,2.1\na,2.0\nb,2.4\nb,2.2\nb,2.1\n", [3, 3]),
+    }
+    for name, (text, points) in logs.items():
+        path = tmp_path / name
+        path.write_text(text)
+        code, doc = run_json(runner, str(path))
+        assert code == 0, name
+        assert [r["series"]["train"]["points"] for r in doc["runs"]] == points, name

@@ -497,6 +497,12 @@ def table_to_run(
             f"no loss column found (columns: {shown}); name it with --train-col",
             path=source,
         )
+    if choice.step is None and TRAIN in choice.roles:
+        from lossdoctor.ingest.texttable import summary_table_problem
+
+        summary = summary_table_problem(table, choice.roles[TRAIN])
+        if summary:
+            raise NotALogError(summary, path=source)
     for role, column in choice.roles.items():
         col = table.columns[column]
         if role in LOSS_ROLES and not col.present.any():

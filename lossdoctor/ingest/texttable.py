@@ -1,12 +1,17 @@
 """Text where a log should be: a TSV or CSV whose cells are mostly words (a provenance list, a
-spreadsheet of notes) is no loss log, however many losses its notes mention.  A table
+spreadsheet of notes) is no loss log, however many losses its notes mention; nor is a
+table of per-run summaries (one row per run, no step axis).  A table
 of numbers is read by :mod:`lossdoctor.ingest.delimited`; a text log is no table.  A
 label or settings file whose loss-named key holds names of losses is no log either."""
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from lossdoctor.ingest.delimited import SNIFF_LINES, is_number, sniff_delimiter
-from lossdoctor.ingest.table import MISSING_TOKENS, Column
+from lossdoctor.ingest.table import MISSING_TOKENS, Column, Table
 
 #: Rows below the header a table of text needs (a header and one line could be a log's).
 MIN_ROWS = 2
@@ -65,3 +70,33 @@ def loss_names(column: Column) -> str:
     if not texts or sum("loss" in t.lower() for t in texts) < LOSS_NAMES_SHARE * len(texts):
         return ""
     return ", ".join(f"'{t}'" for t in texts[:3]) + (", ..." if len(texts) > 3 else "")
+
+
+#: A cell that looks like a date or a time of day (``2024-06-10``, ``12:04``), not a name.
+_DATE_OR_TIME = re.compile(r"\d{1,4}[-/:.]\d{1,2}[-/:.]\d{1,4}|\d{1,2}:\d{2}")
+
+
+def summary_table_problem(table: Table, train: str) -> str | None:
+    """Return why a table without a step or epoch column is a table of per-run summaries
+    (``run,lr,final loss`` / ``a,0.1,2.3`` / ``b,0.01,1.9``: a notes table, a sweep's
+    results) and no training log, or None: a column of text names each row holding a
+    ``train`` value with a name of its own (no date or time), so that no two rows belong
+    to one run.  A log read in row order has no such column (a run's rows share its
+    name; a phase column repeats)."""
+    rows = table.columns[train].present
+    if int(rows.sum()) < MIN_ROWS:
+        return None
+    for name, column in table.columns.items():
+        if column.texts is None or name == train:
+            continue
+        cells = [column.texts[i].strip().strip('"') for i in np.flatnonzero(rows)]
+        if not all(cells) or any(c.lower() in MISSING_TOKENS or is_number(c) for c in cells):
+            continue
+        if len(set(cells)) < len(cells) or any(_DATE_OR_TIME.search(c) for c in cells):
+            continue
+        shown = ", ".join(cells[:4]) + (", ..." if len(cells) > 4 else "")
+        return (
+            f"not a loss log: a table of {len(cells)} per-run summaries (one row each in"
+            f" '{name}': {shown}), no step or epoch column"
+        )
+    return None
