@@ -6,6 +6,8 @@ Fixtures: ``tests/fixtures/finetune/`` written by ``scripts/make_finetune_fixtur
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,29 @@ def test_mmengine_validation_lines_count_epochs():
     assert val.steps.tolist() == [60, 120, 180, 240]
     assert any("mmengine: 4 validation lines" in n for n in run.notes)
     assert active(FT / "mmengine_scalars.json")["spikes"] == "warning"
+
+
+def test_mmengine_iteration_based_validation_lines_are_not_called_epochs(tmp_path):
+    # IterBasedTrainLoop: validation lines carry "step": <iteration> (the note said
+    # "(step = epoch)" although the step is the iteration)
+    lines = []
+    for i in range(1, 301):
+        loss = 3.0 * 0.99**i + 0.5
+        lines.append({"lr": 2e-4, "data_time": 0.004, "loss": round(loss, 4), "time": 0.28,
+                      "iter": i, "memory": 10762, "step": i})  # fmt: skip
+        if i % 100 == 0:
+            lines.append({"loss": round(loss * 1.1, 4), "data_time": 0.01, "time": 0.05,
+                          "step": i})  # fmt: skip
+    path = tmp_path / "scalars.json"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = read_run(str(path))
+    assert run.series["train"].steps[[0, -1]].tolist() == [1, 300]
+    assert run.series["val"].steps.tolist() == [100, 200, 300]
+    assert run.series["val"].column == "val/loss"
+    moved = [n for n in run.notes if n.startswith("mmengine: ")]
+    assert moved == [
+        "mmengine: 3 validation lines (step = iteration), their values named val/<key>"
+    ]
 
 
 def test_ultralytics_total_is_the_sum_of_parts():

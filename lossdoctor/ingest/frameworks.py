@@ -37,6 +37,8 @@ class RecordShaper:
         self.mmengine = mmengine
         #: End-of-training summaries left out, validation lines moved, of which without loss.
         self.summaries = self.moved = self.lossless = 0
+        #: Validation lines whose step counted epochs (the others' counts iterations).
+        self.by_epoch = 0
         self._last_step_of_epoch: dict[float, float] = {}
         self._latest = float("-inf")
 
@@ -69,6 +71,7 @@ class RecordShaper:
         at = float(step)
         if at < self._latest:  # an epoch number: place it at its epoch's last training step
             at = self._last_step_of_epoch.get(at, self._latest)
+            self.by_epoch += 1
         renamed = {
             (k if looks_like_validation(k) or "loss" not in k.lower() else f"val/{k}"): v
             for k, v in r.items()
@@ -86,10 +89,15 @@ class RecordShaper:
             notes.append(f"{self.summaries} end-of-training summary lines left out")
         if self.swift:
             notes.append(f"step from ms-swift's '{SWIFT_STEP_KEY}'")
-        if self.moved:
+        if self.by_epoch:
             notes.append(
-                f"mmengine: {self.moved} validation lines (step = epoch) placed at the last "
+                f"mmengine: {self.by_epoch} validation lines (step = epoch) placed at the last "
                 "training step of their epoch, their values named val/<key>"
+            )
+        if self.moved > self.by_epoch:
+            notes.append(
+                f"mmengine: {self.moved - self.by_epoch} validation lines (step = iteration), "
+                "their values named val/<key>"
             )
         if self.lossless:
             notes.append(f"mmengine: {self.lossless} of them hold no loss (metrics only)")
