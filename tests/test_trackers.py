@@ -93,6 +93,17 @@ def test_wandb_folder_is_one_run_and_its_files_are_listed(wandb_dir, runner):
     assert skipped["debug-internal.log"].startswith("part of W&B run")
 
 
+def test_wandb_debug_logs_in_a_walk_are_skipped_as_such(wandb_dir, runner):
+    # wandb/debug.log and wandb/debug-internal.log (links to the latest run's) were read
+    # and skipped with "no loss column found (...); name it with --train-col"
+    assert (wandb_dir / "debug-internal.log").is_symlink()
+    code, doc = run_json(runner, str(wandb_dir))
+    assert code == 1
+    detail = {f["path"]: f["detail"] for f in doc["files"]}
+    for name in ("debug.log", "debug-internal.log"):
+        assert detail[f"{wandb_dir}/{name}"] == "W&B debug log, not a loss log"
+
+
 def test_wandb_file_cut_short_is_read_up_to_the_cut(wandb_dir, tmp_path):
     (path,) = wandb_dir.glob("offline-run-*/run-*.wandb")
     data = path.read_bytes()

@@ -42,6 +42,9 @@ NOT_LOG_NAMES = (
     "vocab.txt", "merges.txt", "*-metadata.json", "wandb-summary.json", "*.swanlab-shm",
     "*.swanlab-wal", "*.db-shm", "*.db-wal", "*.db-journal",
 )  # fmt: skip
+#: W&B's own logs of its run (in ``wandb/`` as links to the latest run's, and in each run
+#: folder's ``logs/``): JSON lines of messages, not of metrics.
+WANDB_DEBUG_LOGS = frozenset({"debug.log", "debug-internal.log", "debug-core.log"})
 #: Bytes read to tell a binary file (skipped unread) from text or a known binary log.
 PROBE_BYTES = 8192
 #: Binary starts of logs lossdoctor reads (gzip, SQLite).
@@ -217,7 +220,20 @@ def _skip_reason(path: Path, *, explicit: bool) -> str | None:
             return "hidden file"
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in NOT_LOG_NAMES):
             return "not a log (by its name)"
+        if _is_wandb_debug_log(path):
+            return "W&B debug log, not a loss log"
     return _probe(path)
+
+
+def _is_wandb_debug_log(path: Path) -> bool:
+    """Return True when ``path`` is one of W&B's debug logs: ``debug-internal.log`` or
+    ``debug-core.log``, or a ``debug.log`` in a ``wandb`` folder or a W&B run's ``logs``."""
+    name = path.name.lower()
+    if name not in WANDB_DEBUG_LOGS:
+        return False
+    if name != "debug.log" or path.parent.name.lower() == "wandb":
+        return True
+    return path.parent.name == "logs" and any(path.parent.parent.glob("run-*.wandb"))
 
 
 def _read_file(path: Path, *, label: str, hints: ColumnHints | None, run: str | None) -> list[Run]:
