@@ -73,11 +73,17 @@ def backup_file(path: Path, metrics: dict[str, list[tuple[int, float]]]) -> None
 
 
 def logs_folder(
-    swanlog: Path, run_name: str, metrics: dict[str, list[tuple[int, float]]], *, db: bool = True
+    swanlog: Path,
+    run_name: str,
+    metrics: dict[str, list[tuple[int, float]]],
+    *,
+    db: bool = True,
+    experiment: str = "lora",
 ) -> Path:
     """Write a local-mode run folder ``<swanlog>/<run_name>/logs/<kid>/1000.log`` (one JSON
     line a point) with ``_summary.json``, and (``db``) the dashboard's ``runs.swanlab``
-    naming the run's own metrics (not the system ones).  Returns the run folder."""
+    naming the run (``experiment``) and its own metrics (not the system ones).  Returns the
+    run folder."""
     run = swanlog / run_name
     for kid, (_, points) in enumerate(metrics.items()):
         folder = run / "logs" / str(kid)
@@ -99,7 +105,7 @@ def logs_folder(
                      '"experiment_id" INTEGER NOT NULL, "name" VARCHAR(255) NOT NULL, "folder" '
                      'VARCHAR(255), "type" VARCHAR(10) NOT NULL)')  # fmt: skip
         exp = conn.execute("INSERT INTO experiment (project_id, run_id, name) VALUES (1, ?, ?)",
-                           (run_name, "lora")).lastrowid  # fmt: skip
+                           (run_name, experiment)).lastrowid  # fmt: skip
         for kid, key in enumerate(metrics):
             if not key.startswith("__"):
                 conn.execute("INSERT INTO tag (experiment_id, name, folder, type) VALUES "

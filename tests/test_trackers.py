@@ -223,7 +223,7 @@ def test_mlflow_sqlite_inf_and_nan_read_back(mlflow_db):
     assert "step 700" in nonfinite.message
 
 
-def test_mlflow_file_store_run_folder_and_metric_file(tmp_path):
+def test_mlflow_file_store_run_folder_and_metric_file(tmp_path, runner):
     # the file store (mlruns/), kept by MLflow in maintenance mode: written by MLflow itself
     pytest.importorskip("mlflow")
     code = MLFLOW_RUN.replace("sqlite:///mlflow.db", "file:./mlruns")
@@ -236,6 +236,11 @@ def test_mlflow_file_store_run_folder_and_metric_file(tmp_path):
     assert train.values[69] == math.inf
     assert math.isnan(train.values[70])
     assert run.series["val"].steps.tolist() == [200, 400, 600, 800, 1000]
+    assert run.name == "qlora"  # its tags/mlflow.runName (meta.yaml's run_name)
+    code, doc = run_json(runner, str(tmp_path / "mlruns"))
+    (walked,) = doc["runs"]  # it was named by its run-id folder
+    assert walked["source"] == f"{tmp_path / 'mlruns'}/{folder.parent.name}#qlora"
+    assert walked["verdict"] == "failing"
     metric = read_run(str(folder / "metrics" / "train_loss"))
     assert metric.reader == "mlflow-metric"
     assert metric.series["train"].values.tolist()[:3] == train.values.tolist()[:3]
@@ -263,9 +268,11 @@ def test_swanlab_run_folder_read_without_swanlab(tmp_path, runner):
     assert run.columns == {"train": "train/loss", "lr": "train/lr"}
     assert run.series["train"].steps[:2].tolist() == [10, 20]
     assert len(run.series["train"]) == 150
+    assert run.name == "lora"  # the experiment's name, from its start record
     code, doc = run_json(runner, str(tmp_path / "swanlog"))
     assert code == 1
     (only,) = doc["runs"]
+    assert only["source"] == f"{tmp_path / 'swanlog'}#lora"  # was swanlog/run-<time>-<id>
     assert "high-flatline" in {f["rule"] for f in only["findings"]}
     parts = [f for f in doc["files"] if f["detail"].startswith("part of SwanLab run")]
     assert any(Path(f["path"]).name == "config.yaml" for f in parts)
@@ -301,6 +308,7 @@ def test_swanlab_before_08_backup_file(tmp_path, runner):
     code, doc = run_json(runner, str(tmp_path / "swanlog"))
     assert code == 1
     (only,) = doc["runs"]
+    assert only["source"] == f"{tmp_path / 'swanlog'}#lora"  # its Experiment record's name
     assert {f["rule"]: f["severity"] for f in only["findings"]}["non-finite"] == "error"
     status = {Path(f["path"]).name: f["detail"] for f in doc["files"]}
     assert status["config.yaml"].startswith("part of SwanLab run")
@@ -311,16 +319,20 @@ def test_swanlab_before_08_local_mode_logs_named_from_the_dashboard(tmp_path, ru
     swanlog = tmp_path / "swanlog"
     metrics = {"train/loss": _curve(100), "eval/loss": _curve(100, rise_from=40)[::10],
                "__swanlab__.mem.pct": [(i, 30.0) for i in range(20)]}  # fmt: skip
-    logs_folder(swanlog, "run-20240610_080000-aaa111", metrics)
-    logs_folder(swanlog, "run-20240610_090000-bbb222", {"train/loss": _curve(100)})
+    logs_folder(swanlog, "run-20240610_080000-aaa111", metrics, experiment="lora-a")
+    logs_folder(swanlog, "run-20240610_090000-bbb222", {"train/loss": _curve(100)},
+                experiment="lora-b")  # fmt: skip
     code, doc = run_json(runner, str(swanlog))
-    by_name = {Path(r["source"]).name: r for r in doc["runs"]}
-    assert sorted(by_name) == ["run-20240610_080000-aaa111", "run-20240610_090000-bbb222"]
-    first = by_name["run-20240610_080000-aaa111"]
+    # named by their experiments' names in the dashboard (they were named by their folders)
+    by_name = {r["source"]: r for r in doc["runs"]}
+    assert sorted(by_name) == [f"{swanlog}#lora-a", f"{swanlog}#lora-b"]
+    first = by_name[f"{swanlog}#lora-a"]
     assert first["columns"] == {"train": "train/loss", "val": "eval/loss"}  # no system metric
     assert first["series"]["val"]["points"] == 10
     assert {f["rule"]: f["severity"] for f in first["findings"]}["overfitting"] == "error"
-    assert by_name["run-20240610_090000-bbb222"]["verdict"] == "healthy"
+    assert by_name[f"{swanlog}#lora-b"]["verdict"] == "healthy"
+    _, picked = run_json(runner, str(swanlog), "--run", "lora-b")  # --run picks by name
+    assert [r["source"] for r in picked["runs"]] == [f"{swanlog}#lora-b"]
     assert code == 1
     status = {Path(f["path"]).name: f["detail"] for f in doc["files"]}
     assert status["runs.swanlab"].startswith("SwanLab dashboard database")

@@ -15,7 +15,7 @@ from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import series_run
 from lossdoctor.ingest.trackers import tracker_run
 from lossdoctor.model import FloatArray, Run
-from lossdoctor.safeio import read_whole, sqlite_uri
+from lossdoctor.safeio import is_regular_file, read_whole, sqlite_uri
 
 #: A metric file line: ``<timestamp_ms> <value> <step>`` (old files omit the step).
 METRIC_LINE = re.compile(r"^\s*(\d+)\s+(\S+)(?:\s+(-?\d+))?\s*$")
@@ -63,8 +63,33 @@ def read_metric_file(text: str, *, source: str, hints: ColumnHints | None) -> Ru
     return series_run(columns, source=source, reader="mlflow-metric", hints=hints)
 
 
+#: ``run_name: <name>`` in a file-store run's ``meta.yaml``.
+META_RUN_NAME = re.compile(r"^run_name:\s*['\"]?(.*?)['\"]?\s*$", re.MULTILINE)
+
+
+def file_store_run_name(run_dir: Path) -> str:
+    """Return an MLflow file-store run's name: its ``tags/mlflow.runName``, else the
+    ``run_name`` of its ``meta.yaml`` ('' when neither says)."""
+    tag = _small_text(run_dir / "tags" / "mlflow.runName").strip()
+    if tag:
+        return tag
+    found = META_RUN_NAME.search(_small_text(run_dir / "meta.yaml"))
+    return found.group(1).strip() if found else ""
+
+
+def _small_text(path: Path) -> str:
+    """Return a run folder's small text file ('' when it is missing or unreadable)."""
+    if not is_regular_file(path):
+        return ""
+    try:
+        return read_whole(path, str(path)).decode("utf-8", errors="replace")
+    except InputError:
+        return ""
+
+
 def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None) -> Run:
-    """Return the run of an MLflow file-store run folder (``<run>/metrics/<key>``)."""
+    """Return the run of an MLflow file-store run folder (``<run>/metrics/<key>``), named
+    by its run name (:func:`file_store_run_name`)."""
     metrics = run_dir / "metrics"
     columns: dict[str, tuple[FloatArray, FloatArray]] = {}
     for path in sorted(p for p in metrics.rglob("*") if p.is_file()):
@@ -73,9 +98,10 @@ def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None
         columns[key] = parse_metric_text(text, source=str(path))
     if not columns:
         raise InputError("MLflow run has no metrics", path=source)
-    return tracker_run(
+    run = tracker_run(
         columns, source=source, reader="mlflow-file", hints=hints, notes=[], own="step"
     )
+    return replace(run, name=file_store_run_name(run_dir))
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:

@@ -1,11 +1,12 @@
 """How runs found in a folder are named and picked by ``--run``.
 
 A run is named by its path below the folder given; a run among several in one store (an
-MLflow or trackio database) by ``path#name``; a W&B offline run by ``folder#name`` where
-``folder`` holds its ``offline-run-*`` folder (the run folder's own path where two runs
-there share a name).  ``--run TEXT`` keeps the runs whose path or name contains ``TEXT``;
-``--run PATH#NAME`` the runs named ``NAME`` in the stores or W&B folders whose path holds
-``PATH``.
+MLflow or trackio database) by ``path#name``; a W&B offline run, a SwanLab run and an
+MLflow file-store run by ``folder#name`` where ``folder`` holds its run folder
+(``offline-run-*``, ``run-*``, ``mlruns/<experiment>/<run id>``; the run folder's own
+path where two runs there share a name).  ``--run TEXT`` keeps the runs whose path or
+name contains ``TEXT``; ``--run PATH#NAME`` the runs named ``NAME`` in the stores or run
+folders whose path holds ``PATH``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class RunFilter:
         return self.place is None and any(self.text in p for p in paths)
 
     def may_name(self, *paths: str) -> bool:
-        """Return True when the named runs in a store or W&B folder at ``paths`` may match
+        """Return True when the named runs in a store or run folder at ``paths`` may match
         (``--run NAME``, or ``--run PATH#NAME`` with ``PATH`` in one of the ``paths``)."""
         return self.place is None or any(self.place in p for p in paths)
 
@@ -58,14 +59,19 @@ def relabel(run: Run, old: str, new: str) -> Run:
     return replace(run, source=f"{new}{suffix}", groups=())
 
 
-def wandb_labels(
+#: Kinds of run folders (see :mod:`lossdoctor.ingest.folders`) whose run carries its
+#: tracker's name: W&B, SwanLab and MLflow file-store runs.
+NAMED_RUN_FOLDERS = frozenset({"wandb", "swanlab", "swanlab-logs", "mlflow-file"})
+
+
+def folder_run_labels(
     found: Sequence[tuple[Path, Run]], label_of: Callable[[Path], str | None]
 ) -> list[str]:
-    """Return the label of each W&B run in ``found`` ((its run folder, its run)):
-    ``folder#name``, ``folder`` labelled by ``label_of`` (None: outside the walk) being the
-    folder that holds the run folder, or the run folder itself when another run there has
-    the same name or the walk began at the run folder; a run without a name keeps its
-    folder's label."""
+    """Return the label of each run of a named run folder (:data:`NAMED_RUN_FOLDERS`) in
+    ``found`` ((its run folder, its run)): ``folder#name``, ``folder`` labelled by
+    ``label_of`` (None: outside the walk) being the folder that holds the run folder, or
+    the run folder itself when another run there has the same name or the walk began at
+    the run folder; a run without a name keeps its folder's label."""
     counts = Counter((folder.parent, run.name) for folder, run in found if run.name)
     out = []
     for folder, run in found:

@@ -5,12 +5,13 @@
 ``backup.swanlab`` are read by :mod:`lossdoctor.ingest.swanlab_legacy`.
 
 Field numbers from swanlab's ``record.proto`` and ``data.proto`` (checked against swanlab
-0.10.3): ``Record{num=1, scalar=13}``, ``ScalarRecord{key=1, step=2, value=5}``,
-``ScalarValue{number=1}``.
+0.10.3): ``Record{num=1, start=10, scalar=13}``, ``StartRecord{name=4, id=10}`` (the
+experiment's name), ``ScalarRecord{key=1, step=2, value=5}``, ``ScalarValue{number=1}``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -31,13 +32,16 @@ def record_class() -> Any:
             "ScalarValue": [("number", 1, "double", False)],
             "ScalarRecord": [("key", 1, "string", False), ("step", 2, "int64", False),
                              ("value", 5, "ScalarValue", False)],
-            "Record": [("num", 1, "int64", False), ("scalar", 13, "ScalarRecord", False)],
+            "StartRecord": [("name", 4, "string", False), ("id", 10, "string", False)],
+            "Record": [("num", 1, "int64", False), ("start", 10, "StartRecord", False),
+                       ("scalar", 13, "ScalarRecord", False)],
         },
     )  # fmt: skip
 
 
 def read_swanlab_file(data: bytes, *, source: str, hints: ColumnHints | None = None) -> Run:
-    """Return the run in a SwanLab run file: one series per logged key, on its step.
+    """Return the run in a SwanLab run file: one series per logged key, on its step; the
+    run named by its experiment's name.
 
     Raises :class:`InputError` when it holds no scalar.
     """
@@ -46,24 +50,29 @@ def read_swanlab_file(data: bytes, *, source: str, hints: ColumnHints | None = N
     records = read_records(data, source=source)
     from lossdoctor.ingest import swanlab_legacy
 
-    legacy = swanlab_legacy.backup_scalars(records.payloads)
-    if legacy is not None:
+    backup = swanlab_legacy.backup_scalars(records.payloads)
+    if backup is not None:
+        legacy, name = backup
         if not legacy:
             raise InputError("SwanLab backup file holds no logged numbers", path=source)
         count = sum(len(steps) for steps, _ in legacy.values())
         notes = [f"SwanLab (before 0.8) backup file: {count} scalars"]
         if records.truncated:
             notes.append("the last record is cut off (run still being written?): read up to it")
-        return swanlab_legacy.columns_run(legacy, source=source, hints=hints, notes=notes)
+        run = swanlab_legacy.columns_run(legacy, source=source, hints=hints, notes=notes)
+        return replace(run, name=name)
     parse = record_class().FromString
     columns: dict[str, tuple[list[float], list[float]]] = {}
     damaged = records.bad
+    name = ""
     for payload in records.payloads:
         try:
             record = parse(payload)
         except DecodeError:
             damaged += 1
             continue
+        if record.HasField("start") and not name:
+            name = record.start.name or record.start.id
         if not record.HasField("scalar") or record.scalar.key.startswith("__"):
             continue
         steps, values = columns.setdefault(record.scalar.key, ([], []))
@@ -76,4 +85,5 @@ def read_swanlab_file(data: bytes, *, source: str, hints: ColumnHints | None = N
         notes.append("the last record is cut off (run still being written?): read up to it")
     if damaged:
         notes.append(f"{damaged} damaged records were skipped")
-    return swanlab_legacy.columns_run(columns, source=source, hints=hints, notes=notes)
+    run = swanlab_legacy.columns_run(columns, source=source, hints=hints, notes=notes)
+    return replace(run, name=name)

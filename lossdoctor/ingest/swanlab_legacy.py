@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from lossdoctor.errors import InputError
@@ -49,26 +50,32 @@ def _add(columns: Columns, key: str, step: object, value: object) -> bool:
     return True
 
 
-def backup_scalars(payloads: list[bytes]) -> Columns | None:
-    """Return the scalars of a pre-0.8 ``backup.swanlab`` (JSON records), or None when its
-    records are not JSON (a 0.8+ protobuf run file)."""
+def backup_scalars(payloads: list[bytes]) -> tuple[Columns, str] | None:
+    """Return the scalars of a pre-0.8 ``backup.swanlab`` (JSON records) and its
+    experiment's name ('' when none), or None when its records are not JSON (a 0.8+
+    protobuf run file)."""
     if not payloads or not payloads[0].lstrip().startswith(b"{"):
         return None
     columns: Columns = {}
+    name = ""
     for payload in payloads:
         try:
             record = json.loads(payload)
         except ValueError:
             continue
-        if not isinstance(record, dict) or record.get("model_type") != "Scalar":
+        if not isinstance(record, dict):
             continue
         data = record.get("data")
+        if record.get("model_type") == "Experiment" and isinstance(data, dict) and not name:
+            name = str(data.get("name") or "")
+        if record.get("model_type") != "Scalar":
+            continue
         if not isinstance(data, dict) or not isinstance(data.get("key"), str):
             continue
         metric = data.get("metric")
         value = metric.get("data") if isinstance(metric, dict) else None
         _add(columns, data["key"], data.get("step"), value)
-    return columns
+    return columns, name
 
 
 def is_logs_folder(files_by_folder: dict[Path, list[str]], logs: Path) -> bool:
@@ -82,12 +89,12 @@ def is_logs_folder(files_by_folder: dict[Path, list[str]], logs: Path) -> bool:
     )
 
 
-def metric_names(run_dir: Path) -> dict[str, str]:
-    """Return column id -> metric name for a run folder, from the dashboard database
-    beside it (empty when there is none or it cannot be read)."""
+def dashboard_names(run_dir: Path) -> tuple[dict[str, str], str]:
+    """Return column id -> metric name for a run folder, and the experiment's name, from
+    the dashboard database beside it (empty when there is none or it cannot be read)."""
     db = run_dir.parent / DASHBOARD_DB
     if not is_regular_file(db):
-        return {}
+        return {}, ""
     try:
         conn = sqlite3.connect(sqlite_uri(db), uri=True)
         try:
@@ -96,19 +103,24 @@ def metric_names(run_dir: Path) -> dict[str, str]:
                 " ON tag.experiment_id = experiment.id WHERE experiment.run_id = ?",
                 (run_dir.name,),
             ).fetchall()
+            found = conn.execute(
+                "SELECT name FROM experiment WHERE run_id = ?", (run_dir.name,)
+            ).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
-        return {}
-    return {str(folder): str(name) for folder, name in rows if folder is not None}
+        return {}, ""
+    names = {str(folder): str(name) for folder, name in rows if folder is not None}
+    return names, str(found[0]) if found and found[0] else ""
 
 
 def read_logs_folder(run_dir: Path, *, source: str, hints: ColumnHints | None) -> Run:
-    """Return the run in a pre-0.8 SwanLab run folder's ``logs/`` (one series per metric).
+    """Return the run in a pre-0.8 SwanLab run folder's ``logs/`` (one series per metric),
+    named by its experiment's name where the dashboard database has it.
 
     Raises :class:`InputError` when it holds no logged number.
     """
-    names = metric_names(run_dir)
+    names, name = dashboard_names(run_dir)
     columns: Columns = {}
     skipped = 0
     logs = run_dir / "logs"
@@ -134,7 +146,7 @@ def read_logs_folder(run_dir: Path, *, source: str, hints: ColumnHints | None) -
         notes.append(f"no {DASHBOARD_DB} beside the run: metrics named by their folder")
     if skipped:
         notes.append(f"{skipped} damaged lines were skipped")
-    return columns_run(columns, source=source, hints=hints, notes=notes)
+    return replace(columns_run(columns, source=source, hints=hints, notes=notes), name=name)
 
 
 def columns_run(

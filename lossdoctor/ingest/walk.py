@@ -20,7 +20,13 @@ from lossdoctor.errors import InputError, NoMatchingRun, NotALogError
 from lossdoctor.ingest import PARQUET_MAGIC
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.folders import RunUnit, claimed_files, find_runs, walk_tree
-from lossdoctor.ingest.runnames import RunFilter, no_match_reason, relabel, wandb_labels
+from lossdoctor.ingest.runnames import (
+    NAMED_RUN_FOLDERS,
+    RunFilter,
+    folder_run_labels,
+    no_match_reason,
+    relabel,
+)
 from lossdoctor.model import FileNote, Run
 from lossdoctor.safeio import SQLITE_MAGIC, os_reason
 
@@ -140,7 +146,7 @@ def walk_folder(
                 loose.append(path)
     kept = [u for u in units if _inside_any(u.files, top, include, exclude)]
     others: list[str] = []  # the runs --run did not pick, named for its error
-    by_name: set[Path] = set()  # stores and W&B runs kept for the names of their runs
+    by_name: set[Path] = set()  # stores and named run folders kept for their runs' names
     flt = RunFilter.parse(run) if run is not None else None
     if flt is not None:
         kept, loose = _pick(flt, top, source, kept, loose, by_name, others)
@@ -154,11 +160,13 @@ def walk_folder(
                 files.append(FileNote(label, "skipped", result.message))
             else:
                 read_units.append((unit, used, result))
-    wandb = [(u.root, r) for u, _, found in read_units if u.kind == "wandb" for r in found]
-    wandb_names = iter(wandb_labels(wandb, lambda p: _label_in(top, source, p)))
+    in_named = [
+        (u.root, r) for u, _, found in read_units if u.kind in NAMED_RUN_FOLDERS for r in found
+    ]
+    labels = iter(folder_run_labels(in_named, lambda p: _label_in(top, source, p)))
     for unit, used, found in read_units:
-        if unit.kind == "wandb":
-            found = [replace(r, source=next(wandb_names)) for r in found]
+        if unit.kind in NAMED_RUN_FOLDERS:
+            found = [replace(r, source=next(labels)) for r in found]
         if unit.root in by_name and flt is not None:
             others.extend(r.source for r in found if not flt.keeps_name(r.name))
             found = [r for r in found if flt.keeps_name(r.name)]
@@ -265,7 +273,7 @@ def _pick(
         where = (_rel(unit.root, top), _label(top, source, unit.root))
         if flt.keeps_path(*where):
             kept_units.append(unit)
-        elif unit.kind == "wandb" and flt.may_name(*where):
+        elif unit.kind in NAMED_RUN_FOLDERS and flt.may_name(*where):
             kept_units.append(unit)
             by_name.add(unit.root)
         else:
