@@ -461,3 +461,15 @@ def test_trackio_step_col_names_the_step_axis(hf_trackio_db):
     (run,), _ = read_source(str(hf_trackio_db), hints=ColumnHints(step="train/epoch"))
     assert run.series["train"].steps[[0, -1]].tolist() == [0.01, 2.0]
     assert run.series["train"].x_kind == "epoch"
+
+
+def test_swanlab_step_col_names_the_step_axis(tmp_path):
+    # SwanLab keeps the step= the caller gave (the Trainer gives its global_step);
+    # --step-col was ignored
+    metrics = {"train/loss": _curve(50), "train/epoch": [(i * 10, i / 10) for i in range(50)]}
+    run_dir = logs_folder(tmp_path, "run-x", metrics)
+    (run,), _ = read_source(str(run_dir), hints=ColumnHints(step="train/epoch"))
+    train = run.series["train"]
+    assert train.steps[[0, 1, -1]].tolist() == [0.0, 0.1, 4.9]
+    assert train.x_kind == "epoch"
+    assert any("step axis: 'train/epoch' (--step-col)" in n for n in run.notes)
