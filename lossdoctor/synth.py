@@ -324,6 +324,28 @@ def tracking_pair(
     return steps, train, val_steps, val
 
 
+def noisy_with_val(
+    n: int = 375,
+    seed: int = 44,
+    noise: float = 0.24,
+    val_noise: float = 0.01,
+    val_rise: float = 0.0,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Return (steps, train, val_steps, val) of a small-batch classifier: the training loss
+    falls from 0.9 to about 0.3 with per-batch noise of ``noise`` (nats), the validation
+    loss (25 points) from 0.47 to 0.32 with ``val_noise`` (nats) of its own, rising by
+    ``val_rise`` (nats) over the second half of the run when given."""
+    steps = np.arange(1, n + 1, dtype=np.float64) * 50
+    rng = _rng(seed)
+    train = _decay(n, 0.9, 0.3, 15.0) * np.exp(rng.normal(0, noise, n))
+    val_steps = steps[n // 25 - 1 :: n // 25][:25]
+    x = np.linspace(0, 1, val_steps.shape[0])
+    val = _decay(val_steps.shape[0], 0.47, 0.31, 3.0) * np.exp(
+        rng.normal(0, val_noise, x.shape[0]) + val_rise * np.clip(2 * x - 1, 0, 1)
+    )
+    return steps, train, val_steps, val
+
+
 Series3 = dict[str, tuple[FloatArray, FloatArray]]
 
 _SHAPES: dict[str, Callable[..., Any]] = {

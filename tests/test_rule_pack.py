@@ -81,6 +81,7 @@ why = "y"
         (('summary = "s"', 'sumary = "s"'), "sumary", "did you mean 'summary'"),
         (("m {max_ratio}", "m {__class__}"), "levels[0].message", "unknown placeholder"),
         (('code = "XX901"', 'code = "rule1"'), "code", "three digits"),
+        (('message = "m', 'advice = "no"\nmessage = "m'), "levels[0].advice", "true or false"),
     ],
 )
 def test_malformed_rule_file_names_file_and_key(tmp_path, change, key, hint):

@@ -84,6 +84,44 @@ def test_noise_near_zero_loss_is_not_oscillation():
     assert "oscillation" not in severities(judge(steps, values))
 
 
+def _osc(report: RunReport):
+    return next(f for f in report.findings if f.rule == "oscillation")
+
+
+def test_batch_noise_beside_a_calm_validation_loss_is_no_oscillation():
+    # per-batch noise of ~33% on a classifier; its validation loss falls to its best at the
+    # end, swinging 1% of its own: the swings are the batches', the weights do not bounce
+    steps, train, val_steps, val = curves.noisy_with_val()
+    report = judge(steps, train, (val_steps, val))
+    finding = _osc(report)
+    assert finding.severity == "info"
+    assert report.verdict == "healthy"
+    assert "validation loss falls steadily to its best at the end" in finding.message
+    assert finding.evidence["val_swing_pct"] < 3
+    assert finding.evidence["val_best_share"] == 1.0
+    # a finding that says why a shape is no problem names no cause and gives no fix
+    assert finding.fixes == ()
+    assert finding.causes == ()
+    # without the validation loss the same swings are a warning
+    assert _osc(judge(steps, train)).severity == "warning"
+
+
+def test_a_validation_loss_that_swings_too_keeps_the_oscillation():
+    steps, train, val_steps, val = curves.noisy_with_val(val_noise=0.12)
+    finding = _osc(judge(steps, train, (val_steps, val)))
+    assert finding.severity == "warning"
+    assert finding.fixes  # the advice stays
+
+
+def test_a_lone_validation_loss_is_still_judged_for_oscillation():
+    # a log holding only a validation loss: its shape is judged by the training rules, the
+    # oscillation rule too now that it also reads a validation loss beside the training one
+    steps, values = curves.oscillating(swing=0.5)
+    run = Run("v.csv", "test", {"val": Series("val", "val_loss", steps, values)})
+    finding = _osc(evaluate(run, RULES))
+    assert (finding.severity, finding.series) == ("error", "val")
+
+
 def test_flat_loss_is_high_flatline_error():
     report = judge(*curves.flat())
     finding = next(f for f in report.findings if f.rule == "high-flatline")

@@ -81,6 +81,9 @@ class DetectorSpec:
     fields: tuple[str, ...]
     #: Per tunable: (type, lowest, highest) a rule or configuration may set.
     bounds: dict[str, tuple[type, float, float]] = field(default_factory=dict)
+    #: Optional inputs read only as evidence beside the judged series (a validation loss
+    #: beside the training loss): a log holding only that role judges without them.
+    beside: frozenset[str] = frozenset()
 
     def param_problem(self, key: str, value: object) -> str | None:
         """Return why ``value`` cannot be tunable ``key`` (wrong type, out of range), or None."""
@@ -105,11 +108,15 @@ DEFAULT_PARAM_MAX = 1e6
 
 
 def register_detector(
-    name: str, *, ranges: dict[str, tuple[float, float]] | None = None
+    name: str,
+    *,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    beside: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Return a decorator that registers a detector under ``name``; ``ranges`` gives the
     (lowest, highest) value of tunables that may not take any value from 0 to
-    :data:`DEFAULT_PARAM_MAX`."""
+    :data:`DEFAULT_PARAM_MAX`; ``beside`` names optional inputs read only as evidence
+    beside the judged series (see :attr:`DetectorSpec.beside`)."""
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func)
@@ -135,7 +142,7 @@ def register_detector(
                 return func(*args, **kwargs)
 
         DETECTORS[name] = DetectorSpec(
-            name, quiet, inputs, optional, context, params, fields, bounds
+            name, quiet, inputs, optional, context, params, fields, bounds, frozenset(beside)
         )
         return quiet
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
-from lossdoctor.features import LRProfile, SeriesView
-from lossdoctor.robust import band_passes, median, quantile
+from lossdoctor.features import LRProfile, SeriesView, spearman
+from lossdoctor.robust import band_passes, median, quantile, robust_sigma
 
 MIN_POINTS = 10
 #: Progress below this (nats) counts as none when comparing swing and progress.
@@ -17,6 +17,8 @@ MIN_PROGRESS = 0.01
 NOISE_FLOOR = 0.01
 #: Fewest points of a half of the run the alternation is measured on.
 MIN_HALF_POINTS = 5
+#: Fewest points of a validation loss whose calm says the training loss's swings are noise.
+MIN_VAL_POINTS = 5
 #: The local level's swing is the spread between these quantiles of the second half.
 LEVEL_QUANTILES = (0.1, 0.9)
 
@@ -44,11 +46,66 @@ class Oscillation:
     level_to_noise: float
     lr_peak: float
     lr_rel_end: float
+    val_fall: float
+    val_best_share: float
+    val_swing_pct: float
+    val_swing_to_swing: float
+    val_calm: bool
     evidence: Evidence
 
 
-@register_detector("oscillation")
-def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation:
+@dataclass(frozen=True)
+class ValCalm:
+    """How the validation loss logged beside the training loss behaves (NaN without one)."""
+
+    #: Rank correlation of the validation loss with the step (-1: falls at every point).
+    fall: float
+    #: Where its lowest point lies, as a share of its steps (1.0: at the last point).
+    best_share: float
+    #: Its own typical swing from point to point (nats) and that swing over the training
+    #: loss's swing around its trend.
+    swing: float
+    swing_to_swing: float
+
+
+def val_calm(series: SeriesView, val: SeriesView | None) -> ValCalm:
+    """Return how steadily the validation loss ``val`` falls beside the training loss
+    ``series`` (see :class:`ValCalm`): the rank correlation of its values with the step,
+    the share of its steps before its lowest point, its point-to-point swing (the robust
+    spread of the differences between neighbours over the square root of 2, nats in log
+    space) and that swing over the training loss's swing.  The validation loss is the
+    same weights judged on more data: an unstable optimisation moves it as much as the
+    training loss, while the noise of small training batches does not reach it.  All NaN
+    without a validation loss of :data:`MIN_VAL_POINTS` positive points or more."""
+    nan = float("nan")
+    if val is None or val.n < MIN_VAL_POINTS or not val.log_space or not series.log_space:
+        return ValCalm(nan, nan, nan, nan)
+    span = float(val.steps[-1] - val.steps[0])
+    lowest = int(np.argmin(val.y))
+    best_share = float(val.steps[lowest] - val.steps[0]) / span if span > 0 else nan
+    swing = robust_sigma(np.diff(val.y)) / float(np.sqrt(2))
+    return ValCalm(
+        fall=spearman(val.steps.astype(np.float64), val.y),
+        best_share=best_share,
+        swing=swing,
+        swing_to_swing=swing / max(series.swing, NOISE_FLOOR),
+    )
+
+
+@register_detector(
+    "oscillation",
+    ranges={"val_fall_max": (-1.0, 0.0), "val_best_min": (0.0, 1.0)},
+    beside=("val",),
+)
+def oscillation(
+    series: SeriesView,
+    lr: SeriesView | None = None,
+    val: SeriesView | None = None,
+    *,
+    val_fall_max: float = -0.7,
+    val_best_min: float = 0.9,
+    val_swing_max: float = 0.33,
+) -> Oscillation:
     """Return the robust swing around the trend (nats in log space; ``swing_pct`` in %: the
     larger of the spread around the rolling-median trend, the coarse trend and the lines
     of the second half's wave),
@@ -58,12 +115,21 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
     wave of the second half (see :func:`wave`: nats, ``wave_pct`` in %) as a multiple of
     the point-to-point noise, with its balance (see :class:`~lossdoctor.features.Wave`);
     and how the local level itself swings (see :func:`level_swings`: nats,
-    ``level_swing_pct`` in %, as a multiple of the noise around it)."""
+    ``level_swing_pct`` in %, as a multiple of the noise around it).
+
+    With a validation loss ``val`` beside it (see :func:`val_calm`), ``val_calm`` is
+    True when the validation loss falls steadily (rank correlation with the step at most
+    ``val_fall_max``) to its best at or near the end (at ``val_best_min`` of its steps
+    or later) while swinging at most ``val_swing_max`` times as much as the training
+    loss: the training loss's swings are then the noise of its batches, not an unstable
+    optimisation; ``val_swing_pct`` is the validation loss's own swing in %."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
         n = nan
-        return Oscillation(n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, empty)
+        return Oscillation(
+            n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, False, empty
+        )
     late = series.wave
     # a rolling median of a short run follows a swing slower than its few points; the
     # lines through each tenth of the second half do not
@@ -73,18 +139,31 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
     alternate = alternation(series)
     level_swing, passes = level_swings(series)
     lr_profile = LRProfile(lr)
+    calm = val_calm(series, val)
+    quiet_val = (
+        calm.fall <= val_fall_max
+        and calm.best_share >= val_best_min
+        and calm.swing_to_swing <= val_swing_max
+    )
+    numbers = {
+        "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
+        "alternation_pct": round(100 * (float(np.exp(alternate)) - 1), 1),
+        "wave_pct": round(100 * (float(np.exp(late.persistent)) - 1), 1),
+        "start_level": series.value_at(series.early_level),
+        "best_level": series.value_at(series.best_level),
+    }
+    if calm.swing == calm.swing:
+        numbers.update(
+            val_swing_pct=round(100 * (float(np.exp(calm.swing)) - 1), 1),
+            val_fall=round(calm.fall, 2),
+            val_best_share=round(calm.best_share, 2),
+        )
     evidence = Evidence(
         series=series.series.role,
         column=series.series.column,
         start_step=float(series.steps[0]),
         end_step=float(series.steps[-1]),
-        numbers={
-            "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
-            "alternation_pct": round(100 * (float(np.exp(alternate)) - 1), 1),
-            "wave_pct": round(100 * (float(np.exp(late.persistent)) - 1), 1),
-            "start_level": series.value_at(series.early_level),
-            "best_level": series.value_at(series.best_level),
-        },
+        numbers=numbers,
     )
     return Oscillation(
         swing=swing,
@@ -106,6 +185,11 @@ def oscillation(series: SeriesView, lr: SeriesView | None = None) -> Oscillation
         level_to_noise=level_swing / max(series.noise, NOISE_FLOOR),
         lr_peak=lr_profile.peak,
         lr_rel_end=lr_profile.rel_end,
+        val_fall=calm.fall,
+        val_best_share=calm.best_share,
+        val_swing_pct=100 * (float(np.exp(calm.swing)) - 1),
+        val_swing_to_swing=calm.swing_to_swing,
+        val_calm=quiet_val,
         evidence=evidence,
     )
 

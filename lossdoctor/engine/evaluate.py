@@ -211,6 +211,8 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
                 (f for f in rule.fixes if f.title not in unsupported),
                 key=lambda f: order.get(f.title, len(order)),
             )
+            if not level.advice:
+                causes, fixes = [], []
             return Finding(
                 causes=tuple(causes),
                 rule=rule.name,
@@ -273,12 +275,14 @@ def evaluate(
     skipped: list[tuple[str, str, str]] = []
     lone_val = TRAIN not in views and VAL in views
 
-    def judged(roles: tuple[str, ...]) -> tuple[str, ...]:
+    def judged(roles: tuple[str, ...], beside: frozenset[int] = frozenset()) -> tuple[str, ...]:
         # a log holding only a validation loss: its shape is judged by the training-loss
-        # rules (not those that compare the two)
-        if not lone_val or VAL in roles:
+        # rules (not those that compare the two; a rule that reads a validation loss only
+        # as evidence beside the training loss, at a position in ``beside``, judges
+        # without it)
+        if not lone_val or (VAL in roles and roles.index(VAL) not in beside):
             return roles
-        return tuple(VAL if role == TRAIN else role for role in roles)
+        return tuple(VAL if role == TRAIN else "" if role == VAL else role for role in roles)
 
     rl_run = is_rl_run(run, context)
     context, vocab_note = _context_with_logged_vocab(run, context)
@@ -289,7 +293,8 @@ def evaluate(
         if rl_run and not rule.rl_loss and TRAIN in (rule.series or rule.inputs):
             skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
             continue
-        series_roles, input_roles = judged(rule.series), judged(rule.inputs)
+        beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
+        series_roles, input_roles = judged(rule.series), judged(rule.inputs, beside)
         params = {**spec.params, **rule.params}
         params.update({k: context[k] for k in spec.context if context and k in context})
         needed = [

@@ -95,7 +95,7 @@ def _levels(
         key = f"levels[{i}]"
         if not isinstance(item, dict):
             raise _fail(path, key, "must be a table")
-        unknown = set(item) - {"severity", "when", "message", "explains"}
+        unknown = set(item) - {"severity", "when", "message", "explains", "advice"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
         severity = item.get("severity")
@@ -130,14 +130,17 @@ def _levels(
         if not isinstance(message, str) or not message.strip():
             raise _fail(path, f"{key}.message", "must be a non-empty string")
         explains = item.get("explains", True)
-        if not isinstance(explains, bool):
-            raise _fail(path, f"{key}.explains", "must be true or false")
+        advice = item.get("advice", True)
+        for name, flag in (("explains", explains), ("advice", advice)):
+            if not isinstance(flag, bool):
+                raise _fail(path, f"{key}.{name}", "must be true or false")
         levels.append(
             Level(
                 severity=severity,
                 when=tuple(conditions),
                 message=message.strip(),
                 explains=explains,
+                advice=advice,
             )
         )
     return tuple(levels)

@@ -23,6 +23,9 @@ class Level:
     #: False when a finding at this level explains nothing (the rule's ``supersedes``
     #: does not apply), e.g. a NaN the run recovered from does not explain a divergence.
     explains: bool = True
+    #: False when a finding at this level says why a shape is no problem: it names no
+    #: cause and recommends no fix.
+    advice: bool = True
 
 
 @dataclass(frozen=True)
