@@ -654,3 +654,68 @@ def test_text_log_read_with_freed_memory_released_reads_the_same(
     assert len(calls) == 3  # blocks read, bulk rows placed, table let go
     assert len(released.series["train"]) == 3_000
     assert len(released.series["val"]) == 6
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cells=st.lists(
+        st.text(alphabet="0123456789.eE+-", max_size=8)
+        | st.floats(allow_nan=False).map(repr)
+        | st.sampled_from(["", "1e999", "-1e999", "1e-400", "4.9e-324", "-0", "9007199254740993"]),
+        min_size=1,
+        max_size=30,
+    ),
+    delimiter=st.sampled_from([",", ";", "|"]),
+)
+def test_numbers_read_in_c_are_pythons_floats(cells: list[str], delimiter: str) -> None:
+    """numpy's parse of a table's cells gives each cell's ``float`` to the bit (an empty
+    cell NaN), or declines (None) when a cell is no number."""
+    got = delimited._numbers_in_c(delimiter.join(cells), delimiter, len(cells))
+    try:
+        expected = np.array([float(c) if c else float("nan") for c in cells])
+    except ValueError:
+        assert got is None
+        return
+    if got is not None:
+        assert got.view(np.int64).tolist() == expected.view(np.int64).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
+def test_json_report_text_is_json_dumps(doc: object) -> None:
+    """The JSON report's writer gives ``json.dumps(indent=2, allow_nan=False)``'s text."""
+    from lossdoctor.reporters.json_report import dumps_indented
+
+    assert dumps_indented(doc) == json.dumps(doc, indent=2, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "doc", [{"a": [1.0, float("nan")]}, {1: "a"}, {"a": {"b": float("-inf")}}, {"a": {1, 2}}]
+)
+def test_json_report_errs_as_json_dumps(doc: object) -> None:
+    """A NaN, a non-string key or a set: the same text or the same error as ``json.dumps``."""
+    from lossdoctor.reporters.json_report import dumps_indented
+
+    try:
+        expected: object = json.dumps(doc, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        expected = (type(exc), str(exc))
+    try:
+        got: object = dumps_indented(doc)
+    except (TypeError, ValueError) as exc:
+        got = (type(exc), str(exc))
+    assert got == expected

@@ -84,6 +84,9 @@ class DetectorSpec:
     #: Optional inputs read only as evidence beside the judged series (a validation loss
     #: beside the training loss): a log holding only that role judges without them.
     beside: frozenset[str] = frozenset()
+    #: The function as written, without ``func``'s floating-point error state: for a caller
+    #: that sets that state once around many calls (:func:`~lossdoctor.engine.evaluate`).
+    raw: Callable[..., Any] | None = None
 
     def param_problem(self, key: str, value: object) -> str | None:
         """Return why ``value`` cannot be tunable ``key`` (wrong type, out of range), or None."""
@@ -142,7 +145,16 @@ def register_detector(
                 return func(*args, **kwargs)
 
         DETECTORS[name] = DetectorSpec(
-            name, quiet, inputs, optional, context, params, fields, bounds, frozenset(beside)
+            name,
+            quiet,
+            inputs,
+            optional,
+            context,
+            params,
+            fields,
+            bounds,
+            frozenset(beside),
+            raw=func,
         )
         return quiet
 

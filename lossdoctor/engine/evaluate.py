@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lossdoctor.decimate import minmax_decimate
-from lossdoctor.detectors import DETECTORS, Evidence, load_builtin_detectors
+from lossdoctor.detectors import DETECTORS, DetectorSpec, Evidence, load_builtin_detectors
 from lossdoctor.engine.conditions import Condition
 from lossdoctor.engine.requires import waiting
 from lossdoctor.engine.schema import Cause, Rule
@@ -286,54 +286,68 @@ def evaluate(
 
     rl_run = is_rl_run(run, context)
     context, vocab_note = _context_with_logged_vocab(run, context)
-    for rule in rules:
-        if rule.emitted_by:
-            continue  # made by a comparison or a live monitor, not by one run alone
-        spec = DETECTORS[rule.detector]
-        if rl_run and not rule.rl_loss and TRAIN in (rule.series or rule.inputs):
-            skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
-            continue
-        beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
-        series_roles, input_roles = judged(rule.series), judged(rule.inputs, beside)
-        params = {**spec.params, **rule.params}
-        params.update({k: context[k] for k in spec.context if context and k in context})
-        needed = [
-            role
-            for role, name in zip(input_roles, spec.inputs, strict=False)
-            if name not in spec.optional and role not in views
-        ]
-        if (series_roles and not any(r in views for r in series_roles)) or needed:
-            missing = ", ".join(needed or series_roles)
-            skipped.append((rule.code, rule.name, f"no {missing} series"))
-            continue
-        ready = [r for r in series_roles or input_roles[:1] if r in views]
-        if partial and ready:
-            waits = {r: waiting(rule.requires, views[r], views.get("lr")) for r in ready}
-            ready = [r for r in ready if waits[r] is None]
-            if not ready:
-                skipped.append((rule.code, rule.name, next(iter(waits.values())) or ""))
+    measured_by: dict[tuple[Any, ...], Any] = {}
+
+    def measure(spec: DetectorSpec, roles: tuple[str, ...], params: dict[str, Any]) -> Any:
+        # rules that share a detector, its inputs and its tunables share one measurement
+        # (a detector is a pure function of them)
+        key = (spec.name, roles, *params.items())
+        if key not in measured_by:
+            args = [views.get(role) for role in roles]
+            measured_by[key] = (spec.raw or spec.func)(*args, **params)
+        return measured_by[key]
+
+    # overflow to inf and 0/0 to NaN are answers in detectors, not events to warn about:
+    # the error state is set once for every detector of the run
+    with np.errstate(all="ignore"):
+        for rule in rules:
+            if rule.emitted_by:
+                continue  # made by a comparison or a live monitor, not by one run alone
+            spec = DETECTORS[rule.detector]
+            if rl_run and not rule.rl_loss and TRAIN in (rule.series or rule.inputs):
+                skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
                 continue
-        checked.append((rule.code, rule.name))
-        if series_roles:
-            for role in ready if partial else series_roles:
-                if role in views:
-                    measured = spec.func(views[role], **params)
-                    found = _finding(rule, measured, role, views[role].series.x_kind)
-                    if found:
-                        findings.append(found)
-            continue
-        args: list[SeriesView | None] = []
-        for role, name in zip(input_roles, spec.inputs, strict=False):
-            if role not in views and name not in spec.optional:
-                break
-            args.append(views.get(role))
-        else:
-            measured = spec.func(*args, **params)
-            role = measured.evidence.series or input_roles[0]
-            x_kind = views[role].series.x_kind if role in views else "step"
-            found = _finding(rule, measured, role, x_kind)
-            if found:
-                findings.append(found)
+            beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
+            series_roles, input_roles = judged(rule.series), judged(rule.inputs, beside)
+            params = {**spec.params, **rule.params}
+            params.update({k: context[k] for k in spec.context if context and k in context})
+            needed = [
+                role
+                for role, name in zip(input_roles, spec.inputs, strict=False)
+                if name not in spec.optional and role not in views
+            ]
+            if (series_roles and not any(r in views for r in series_roles)) or needed:
+                missing = ", ".join(needed or series_roles)
+                skipped.append((rule.code, rule.name, f"no {missing} series"))
+                continue
+            ready = [r for r in series_roles or input_roles[:1] if r in views]
+            if partial and ready:
+                waits = {r: waiting(rule.requires, views[r], views.get("lr")) for r in ready}
+                ready = [r for r in ready if waits[r] is None]
+                if not ready:
+                    skipped.append((rule.code, rule.name, next(iter(waits.values())) or ""))
+                    continue
+            checked.append((rule.code, rule.name))
+            if series_roles:
+                for role in ready if partial else series_roles:
+                    if role in views:
+                        measured = measure(spec, (role,), params)
+                        found = _finding(rule, measured, role, views[role].series.x_kind)
+                        if found:
+                            findings.append(found)
+                continue
+            given: list[str] = []
+            for role, name in zip(input_roles, spec.inputs, strict=False):
+                if role not in views and name not in spec.optional:
+                    break
+                given.append(role)
+            else:
+                measured = measure(spec, tuple(given), params)
+                role = measured.evidence.series or input_roles[0]
+                x_kind = views[role].series.x_kind if role in views else "step"
+                found = _finding(rule, measured, role, x_kind)
+                if found:
+                    findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
     if partial:

@@ -337,7 +337,9 @@ def read_runs(
 
         one = read_file(path, source=source, hints=hints, strict=strict)
     else:
-        one = read_bytes(read_whole(path, source), source=source, hints=hints, strict=strict)
+        # a head shorter than asked for is the whole file (a small log is read once)
+        whole = head if len(head) < SNIFF_BYTES else read_whole(path, source)
+        one = read_bytes(whole, source=source, hints=hints, strict=strict)
     if data is not None:
         return one.runs()  # spooled stdin: no folder to find a config.json in
     from lossdoctor.ingest.metadata import with_config

@@ -35,7 +35,7 @@ from lossdoctor.ingest.table import (
     table_to_run,
     tensorboard_export_run,
 )
-from lossdoctor.model import Run
+from lossdoctor.model import FloatArray, Run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,9 +154,13 @@ def table_layout(head: str, *, complete: bool) -> TableLayout | None:
         return None
     first = tuple(f.strip().strip('"') for f in lines[skipped].split(delimiter))
     sample = lines[skipped:]
-    line_bytes = (sum(len(ln.encode("utf-8")) for ln in sample) + len(sample)) / len(sample)
-    padded = any(cell[:1] in (" ", "\t") for ln in sample for cell in ln.split(delimiter))
-    quoted = any('"' in ln for ln in sample)
+    joined = "\n" + "\n".join(sample)  # each line after a line end
+    line_bytes = len(joined.encode("utf-8")) / len(sample)
+    # a cell starts with a blank (not the delimiter itself): at a line's start or after a
+    # delimiter
+    blanks = [blank for blank in " \t" if blank != delimiter]
+    padded = any(f"{lead}{blank}" in joined for lead in ("\n", delimiter) for blank in blanks)
+    quoted = '"' in joined
     return TableLayout(
         delimiter, skipped, first, line_bytes=line_bytes, padded=padded, quoted=quoted
     )
@@ -276,19 +280,62 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
     layout = body.encode().translate(None, _NUMBER_BYTES)
     if layout != b"\n".join(itertools.repeat(row, layout.count(b"\n") + 1)):
         return None
-    cells = body.replace("\n", delimiter).split(delimiter)
-    nan = float("nan")
-    try:  # an empty cell is absent (NaN)
-        numbers = [float(cell) if cell else nan for cell in cells]
-    except ValueError:  # "-", "1e", "+": read cell by cell
-        return None
-    values = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
+    flat = body.replace("\n", delimiter)
+    values = _numbers_in_c(flat, delimiter, len(layout) + 1)
+    if values is None:
+        nan = float("nan")
+        try:  # an empty cell is absent (NaN)
+            numbers = [float(cell) if cell else nan for cell in flat.split(delimiter)]
+        except ValueError:  # "-", "1e", "+": read cell by cell
+            return None
+        values = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
     table = values.reshape(-1, len(header))
     columns = {}
     for j, name in enumerate(header):
         column = np.ascontiguousarray(table[:, j])
         columns[name] = Column(column, ~np.isnan(column))  # plain numbers are never NaN
     return columns
+
+
+def _numbers_in_c(flat: str, delimiter: str, cells: int) -> FloatArray | None:
+    """Return the ``cells`` numbers of ``flat`` (cells of number characters, empty ones
+    included, joined by a delimiter that is no blank) read by numpy's text parser, which
+    reads each number as Python's ``float`` does (correctly rounded) without a Python object
+    a cell; an empty cell is NaN.  None when numpy cannot say the text did not parse whole
+    (numpy < 2.3 warns instead of raising), for a blank delimiter (numpy's parser takes
+    any run of blanks for one), and when a cell is no number (``-``, ``1e``, ``1.2.3``)."""
+    if delimiter.isspace() or not _FROMSTRING_RAISES:
+        return None
+    double = delimiter * 2
+    if double in flat:  # twice: a run of empty cells overlaps one replacement
+        gap = f"{delimiter}nan{delimiter}"
+        flat = flat.replace(double, gap).replace(double, gap)
+    if flat.startswith(delimiter):
+        flat = "nan" + flat
+    if flat.endswith(delimiter):
+        flat += "nan"
+    try:
+        values = np.fromstring(flat, sep=delimiter)
+    except ValueError:
+        return None
+    return values if values.shape[0] == cells else None
+
+
+def _fromstring_raises() -> bool:
+    """Return True when ``numpy.fromstring`` raises for text it cannot read to its end
+    (numpy 2.3 on) rather than warning and returning what it read."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            np.fromstring("1,x", sep=",")
+        except ValueError:
+            return True
+    return False
+
+
+_FROMSTRING_RAISES = _fromstring_raises()
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> dict[str, Column]:

@@ -44,6 +44,8 @@ def read_text_form(
     Raises :class:`~lossdoctor.errors.InputError` when the form is recognised but holds
     no loss.
     """
+    if " " not in head:
+        return None  # every form's mark holds a space ("Training Loss", "Epoch ", "Step ")
     from lossdoctor.ingest import notebook, progressbar, torchtune
 
     def whole() -> str:
