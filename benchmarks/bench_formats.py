@@ -285,11 +285,15 @@ def bench_small(tmp: Path, args: argparse.Namespace) -> None:
         ],
     )
     name = f"{args.runs} CSV runs x 2,000 rows"
-    per_run = f"{1000 * one[0] / args.runs:.1f} ms a run"
+    wall_ms, cpu_ms = (1000 * t / args.runs for t in (one[0], one[2]))
+    per_run = f"{wall_ms:.1f} ms a run ({cpu_ms:.1f} ms of CPU)"
     row(name, one, "pandas.read_csv loop", theirs, "<= 2x", per_run)
+    # CPU seconds per wall second: about 1 for one job; about 2 for two jobs when each
+    # worker gets a core of its own, about 1 when they share one (a busy machine)
     notes = [
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
         f"CPU {two[2]:.2f} s / {one[2]:.2f} s = {two[2] / one[2]:.2f}x",
+        f"CPU per wall second {two[2] / two[0]:.2f} (2 jobs) / {one[2] / one[0]:.2f} (1 job)",
     ]
     if autogroup_scheduling():
         notes.append("autogroup scheduling: the workers share one session's CPU share")
