@@ -167,11 +167,12 @@ def burst_then_stuck(
     burst: float = 1.5,
     stuck: float = 2.9,
     peak_at: float = 0.02,
+    noise: float = 0.02,
 ) -> Curve:
     """Return a curve that bursts to ``burst`` x its start by ``peak_at`` (a share of the
     run), then drops to ``stuck`` over the next 3% of the run and stays there, creeping down
-    2% by the end (a learning rate 10-100x too high: the model only learns which tokens are
-    common)."""
+    2% by the end, with log-normal noise of ``noise`` nats (a learning rate 10-100x too
+    high: the model only learns which tokens are common)."""
     steps = np.arange(1, n + 1, dtype=np.float64)
     x = np.linspace(0, 1, n)
     level = stuck * (1 - 0.02 * x)
@@ -179,7 +180,7 @@ def burst_then_stuck(
     level = np.where(x < peak_at, start + (peak - start) * x / peak_at, level)
     falling = (x >= peak_at) & (x < peak_at + 0.03)
     level[falling] = np.geomspace(peak, stuck, int(falling.sum()))
-    return steps, level * np.exp(_rng(seed).normal(0, 0.02, n))
+    return steps, level * np.exp(_rng(seed).normal(0, noise, n))
 
 
 def plateau(n: int = 600, seed: int = 4) -> Curve:

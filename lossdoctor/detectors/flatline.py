@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdoctor.detectors import Evidence, known, register_detector
-from lossdoctor.features import LRProfile, SeriesView, rolling_median
+from lossdoctor.features import LRProfile, SeriesView, rolling_median, spearman
 from lossdoctor.robust import median
 
 MIN_POINTS = 10
@@ -17,6 +17,10 @@ EARLY_SHARE = 0.1
 SETTLED_SHARE = 0.2
 #: Points a rise must hold (rolling median) to count as an early burst.
 BURST_POINTS = 3
+#: The spread of a 3-point median of independent normal noise, in sigmas of the noise.
+HELD_SPREAD = 0.67
+#: Fewest points after the early phase on which the late trend is judged.
+MIN_LATE_POINTS = 5
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Flatline:
     early_burst: float
     early_burst_sigmas: float
     below_first_pct: float
+    late_fall_t: float
+    late_fall_pct: float
     end_change: float
     first_value: float
     last_value: float
@@ -50,10 +56,16 @@ def flatline(
     level the run settled at, 10-20% into it, to its best level after that, in %), the
     early burst (the highest 3-point rolling median in the first 10% as a multiple of the
     first logged value),
-    its rise in units of the series' noise (``early_burst_sigmas``: how far the burst stands
-    out of what per-point noise gives; infinite on a noiseless series), how far the best
+    how far it stands out of the noise (``early_burst_sigmas``: its rise in noise sigmas
+    less the highest 3-point median noise alone gives in the early phase; infinite on a
+    noiseless series), how far the best
     level lies below the first logged value (``below_first_pct``, in %: the run's whole
     progress when a burst fills its first points and lifts the start level),
+    whether the loss still falls after its first 20% (``late_fall_t``: the t statistic of
+    the rank correlation of the points against the step, positive when falling; about
+    standard normal for a flat loss, NaN on fewer than 5 points) and how far
+    (``late_fall_pct``: from the level it settled at, 10-20% into the run, to its end
+    level, in %),
     the change from start to end (nats, positive = higher at the end), the first and last
     logged values, the start and end levels (``start_value``: median of the first points,
     at most 10; ``end_value``: median of the last 10% of points; loss units), the end
@@ -61,14 +73,12 @@ def flatline(
     and its end as a share of the peak (NaN without an lr series)."""
     if series.n < MIN_POINTS or not series.log_space:
         empty = Evidence(series=series.series.role, column=series.series.column)
-        nan = float("nan")
-        return Flatline(
-            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, empty
-        )
+        na = float("nan")
+        return Flatline(na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, empty)
     improvement = series.start_level - series.best_level
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
-    later, burst = _after_early_phase(series)
+    later, late_fall, burst = _after_early_phase(series)
     lr_profile = LRProfile(lr)
     evidence = Evidence(
         series=series.series.role,
@@ -89,8 +99,10 @@ def flatline(
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
         later_improvement_pct=100 * (1 - float(np.exp(-later))),
         early_burst=float(np.exp(burst)) if burst == burst else float("nan"),
-        early_burst_sigmas=_in_sigmas(burst, series.noise),
+        early_burst_sigmas=_burst_sigmas(series, burst),
         below_first_pct=100 * (1 - float(np.exp(-(series.y[0] - series.best_level)))),
+        late_fall_t=_late_fall_t(series),
+        late_fall_pct=100 * (1 - float(np.exp(-late_fall))),
         end_change=end_change,
         first_value=float(series.values[0]),
         last_value=float(series.values[-1]),
@@ -104,20 +116,43 @@ def flatline(
     )
 
 
-def _in_sigmas(rise: float, noise: float) -> float:
-    """Return ``rise`` (nats) in units of ``noise`` (infinite, or NaN, without noise)."""
+def _burst_sigmas(series: SeriesView, rise: float) -> float:
+    """Return how far an early ``rise`` (nats) stands out of the noise: in units of the
+    series' noise, less the highest 3-point median noise alone gives among the points of
+    the early phase (about 0.67 sqrt(2 ln m) sigmas on m points; infinite, or NaN,
+    without noise)."""
     if rise != rise:
         return float("nan")
-    if noise > 0:
-        return rise / noise
-    return float("inf") if rise > 0 else 0.0
+    if series.noise <= 0:
+        return float("inf") if rise > 0 else 0.0
+    early = int(np.count_nonzero(series.steps < series.steps[0] + EARLY_SHARE * series.span))
+    by_chance = HELD_SPREAD * float(np.sqrt(2 * np.log(max(early, 2))))
+    return rise / series.noise - by_chance
 
 
-def _after_early_phase(series: SeriesView) -> tuple[float, float]:
+def _late_fall_t(series: SeriesView) -> float:
+    """Return how clearly the loss falls after the first 20% of the run: the t statistic
+    of Spearman's rho of the points against the step (t = -rho * sqrt((m - 2) / (1 -
+    rho^2)) on m points; positive when falling, infinite when every point is lower than
+    the one before, NaN on fewer than 5 points or no spread)."""
+    late = series.steps >= series.steps[0] + SETTLED_SHARE * series.span
+    points = int(np.count_nonzero(late))
+    if points < MIN_LATE_POINTS:
+        return float("nan")
+    rho = spearman(series.steps[late], series.y[late])
+    if rho != rho:
+        return float("nan")
+    if abs(rho) >= 1:
+        return float("inf") if rho < 0 else float("-inf")
+    return float(-rho * np.sqrt((points - 2) / (1 - rho * rho)))
+
+
+def _after_early_phase(series: SeriesView) -> tuple[float, float, float]:
     """Return the improvement (nats) from the level the run settled at after its early phase
-    to its best coarse level later on, and the rise of the highest 3-point rolling median
-    of the early phase over the first logged value (nats); NaN when the run is too short to
-    tell."""
+    to its best coarse level later on, the fall from that level to the end level (nats;
+    medians both, so noise does not lower it as it lowers the best level), and the rise of
+    the highest 3-point rolling median of the early phase over the first logged value
+    (nats); NaN when the run is too short to tell."""
     nan = float("nan")
     start = series.steps[0]
     early_end = start + EARLY_SHARE * series.span
@@ -126,10 +161,11 @@ def _after_early_phase(series: SeriesView) -> tuple[float, float]:
     coarse_steps, levels = series.coarse
     later = levels[coarse_steps >= settled_end]
     if settled.size == 0 or later.size == 0:
-        return nan, nan
+        return nan, nan, nan
     # a burst: the loss rising above its first logged value in the early phase, held for a
     # few points (a rolling median of 3: one noisy high is not a burst)
     early = series.y[series.steps < early_end]
     held = rolling_median(early, BURST_POINTS) if early.size >= BURST_POINTS else early
     burst = float(held.max()) - float(series.y[0]) if early.size else nan
-    return median(settled) - float(later.min()), burst
+    level = median(settled)
+    return level - float(later.min()), level - series.end_level, burst

@@ -29,6 +29,7 @@ class Overfitting:
     smoothed_note: str
     val_rise: float
     val_rise_pct: float
+    rise_to_noise: float
     points_after: int
     after_share: float
     steadiness: float
@@ -43,14 +44,16 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
     was logged: the checkpoint to keep), the step and level (loss units) of the smoothed
     minimum the decision is measured from, a sentence saying so when the two differ, the
     rise of validation's end level over the smoothed minimum (nats; ``val_rise_pct`` in
-    %), how many validation points follow that minimum and what share of the validation
+    %), that rise over the noise of one evaluation (``rise_to_noise``: the robust spread
+    of the validation points around their rolling median, nats; infinite on a noiseless
+    series), how many validation points follow that minimum and what share of the validation
     span (0-1) they cover, the steadiness of the rise (Spearman's rho, -1..1), how much
     training fell after it (nats) and the share of training steps (0-1) spent after the
     best logged validation step."""
     nan = float("nan")
     if val.n < MIN_VAL_POINTS or not val.log_space or val.span <= 0:
         empty = Evidence(series=val.series.role, column=val.series.column)
-        return Overfitting(nan, nan, nan, nan, "", nan, nan, 0, nan, nan, nan, nan, empty)
+        return Overfitting(nan, nan, nan, nan, "", nan, nan, nan, 0, nan, nan, nan, nan, empty)
     smooth = rolling_median(val.y, SMOOTH_POINTS) if val.n >= SMOOTH_FROM else val.y
     best = int(np.argmin(smooth))
     smoothed_step = float(val.steps[best])
@@ -111,6 +114,7 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         smoothed_note=note,
         val_rise=rise,
         val_rise_pct=100 * (float(np.exp(rise)) - 1),
+        rise_to_noise=_over_noise(rise, val.noise),
         points_after=points_after,
         after_share=after_share,
         steadiness=steadiness,
@@ -118,3 +122,10 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         wasted_share=wasted,
         evidence=evidence,
     )
+
+
+def _over_noise(rise: float, noise: float) -> float:
+    """Return ``rise`` (nats) in units of ``noise`` (infinite, or 0.0, without noise)."""
+    if noise > 0:
+        return rise / noise
+    return float("inf") if rise > 0 else 0.0
