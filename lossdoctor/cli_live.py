@@ -80,14 +80,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-#: Bytes of a followed file looked at to tell a binary file (NUL bytes) from a text log.
-BINARY_PROBE_BYTES = 8192
+def _binary_refusal(what: str, path: str) -> str:
+    """Return why ``watch`` refuses binary input (``what``: what it looks like, see
+    :func:`~lossdoctor.live.sources.binary_kind`) read from ``path`` (``-``: stdin)."""
+    kind = what or "a database, an event file or a W&B/SwanLab run file?"
+    binary = "binary input" if path == "-" else "a binary file"
+    target = "FILE" if path == "-" else path
+    return (
+        f"{binary} ({kind}): watch follows text logs as they grow; to read it, "
+        f"use lossdoctor check {target}"
+    )
 
 
 def _not_followed(path: Path) -> str | None:
     """Return why ``watch`` cannot follow ``path`` (a folder, a binary file: a database,
     an event file, a W&B run file), or None for a text file and a file not there yet
     (``watch`` waits for it).  Only a regular file is opened: a FIFO's open would block."""
+    from lossdoctor.ingest import BINARY_PROBE_BYTES
+    from lossdoctor.live.sources import binary_kind
+
     if path.is_dir():
         return (
             "a folder: watch follows one log file as it grows; "
@@ -100,12 +111,8 @@ def _not_followed(path: Path) -> str | None:
             head = handle.read(BINARY_PROBE_BYTES)
     except OSError:
         return None  # the follower says why it cannot read it
-    if b"\x00" in head and head[:2] not in (b"\xff\xfe", b"\xfe\xff"):  # not UTF-16 text
-        return (
-            "a binary file (a database, an event file or a W&B/SwanLab run file?): watch "
-            f"follows text logs as they grow; to read it, use lossdoctor check {path}"
-        )
-    return None
+    what = binary_kind(head)
+    return None if what is None else _binary_refusal(what, str(path))
 
 
 def watch_command(
@@ -157,7 +164,7 @@ def watch_command(
     ends.append(lambda: bool(signals))
     with _catching(signals):
         if path == "-":
-            pipe_reader(sys.stdin.fileno(), events, "stdin", discard=stop)
+            pipe_reader(sys.stdin.fileno(), events, "stdin", discard=stop, text_only=True)
         else:
             file_follower(Path(path), events, stop)
         display.start()
@@ -170,6 +177,9 @@ def watch_command(
         finally:
             display.stop()
             stop.set()
+    if outcome.reason == "binary":
+        _error(f"{path}: {_binary_refusal(outcome.what, path)}")
+        return int(ExitCode.USAGE)
     if signals:  # the report so far, of a run in progress
         if outcome.report is not None:
             _final(monitor.reports(finished=False), fail_on, outputs)

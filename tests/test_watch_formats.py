@@ -320,9 +320,9 @@ def test_watch_follows_a_file_as_check_reads_it(tmp_path):
     assert json.loads(out["watch"].read_text())["runs"][0]["series"]["val"]["points"] == 4
 
 
-@pytest.mark.parametrize("what", ["folder", "sqlite", "wandb"])
-def test_watch_refuses_a_folder_or_binary_file_at_once(tmp_path, what):
-    # `lossdoctor watch runs/` or `watch mlflow.db` waited forever and printed nothing
+def _refused(tmp_path: Path, what: str) -> Path:
+    """Write what ``watch`` cannot follow: a folder of logs, an MLflow database, a W&B run
+    file or a TensorBoard event file; return its path."""
     import sqlite3
 
     if what == "folder":
@@ -334,9 +334,21 @@ def test_watch_refuses_a_folder_or_binary_file_at_once(tmp_path, what):
         with sqlite3.connect(path) as db:
             db.execute("create table metrics (key text, value real, step integer)")
         db.close()
+    elif what == "tfevents":
+        from tbwriter import write_events
+
+        steps = np.arange(1, 51)
+        path = write_events(tmp_path / "tb", {"train/loss": (steps, 3.0 / steps)})
     else:
         path = tmp_path / "run-abc123.wandb"
         path.write_bytes(b":W&B\x00\x01\x00\x00" + bytes(64))
+    return path
+
+
+@pytest.mark.parametrize("what", ["folder", "sqlite", "wandb"])
+def test_watch_refuses_a_folder_or_binary_file_at_once(tmp_path, what):
+    # `lossdoctor watch runs/` or `watch mlflow.db` waited forever and printed nothing
+    path = _refused(tmp_path, what)
     done = subprocess.run(
         [*LD, "watch", str(path)], capture_output=True, text=True, env=ENV, timeout=120,
         stdin=subprocess.DEVNULL,
@@ -346,3 +358,27 @@ def test_watch_refuses_a_folder_or_binary_file_at_once(tmp_path, what):
     assert line.startswith(f"lossdoctor: {path}: a ")
     assert f"use lossdoctor check {path}" in line
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("what", "named"),
+    [
+        ("wandb", "a W&B run file"),
+        ("tfevents", "a TensorBoard event file"),
+        ("sqlite", "a SQLite database"),
+    ],
+)
+def test_watch_says_binary_input_on_stdin_is_for_check(tmp_path, what, named):
+    # `cat run.wandb | lossdoctor watch -` said "no loss values found in the input"
+    path = _refused(tmp_path, what)
+    done = subprocess.run(
+        [*LD, "watch", "-"], input=path.read_bytes(), capture_output=True, text=False,
+        env=ENV, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert line == (
+        f"lossdoctor: -: binary input ({named}): watch follows text logs as they grow; "
+        "to read it, use lossdoctor check FILE"
+    )
+    assert done.stdout == b""

@@ -29,12 +29,15 @@ WAIT = 0.1
 @dataclass
 class Outcome:
     """How the loop ended: ``eof`` (every pipe ended), ``stop`` (a finding reached the stop
-    level), ``done`` (the caller's ``finished`` said the writer ended) or ``ended`` (the
-    caller's ``should_end`` said so), with the last report and the triggering finding."""
+    level), ``done`` (the caller's ``finished`` said the writer ended), ``ended`` (the
+    caller's ``should_end`` said so) or ``binary`` (a source carries binary data, ``what``
+    says what it looks like: see :func:`~lossdoctor.live.sources.binary_kind`), with the
+    last report and the triggering finding."""
 
     reason: str
     report: RunReport | None
     trigger: Finding | None = None
+    what: str = ""
 
 
 @dataclass
@@ -98,6 +101,8 @@ def run_loop(
         elif kind == "reset":
             monitor.reset(payload)
             dirty = True
+        elif kind == "binary":
+            return Outcome("binary", None, what=payload)
         elif kind == "eof":
             open_pipes -= 1
             if open_pipes <= 0 and events.empty():

@@ -2,7 +2,8 @@
 (followed like ``tail -F``).  Each runs a thread that puts events on a bounded queue:
 ("lines", [text, ...]) as lines complete, ("skip", count) for lines too long to keep,
 ("reset", reason) when a followed file was truncated, rewritten, replaced or recreated,
-and ("eof", name) at the end of a pipe.
+("binary", what) when a pipe read for text turns out to carry binary data (see
+:func:`binary_kind`), and ("eof", name) at the end of a pipe.
 
 The queue is bounded (:data:`QUEUE_BATCHES` batches of at most :data:`CHUNK` bytes), so
 a writer faster than the judge waits for it (backpressure) instead of filling memory.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lossdoctor.ingest import _UTF16_BOMS, BINARY_PROBE_BYTES, PARQUET_MAGIC
 from lossdoctor.ingest.textlog import MAX_LINE_CHARS
 
 Event = tuple[str, Any]
@@ -33,6 +35,32 @@ MAX_PENDING_BYTES = 4 * MAX_LINE_CHARS
 POLL_SECONDS = 0.1
 #: Bytes at the top of a followed file compared to notice a rewrite.
 HEAD_BYTES = 256
+
+
+def binary_kind(head: bytes) -> str | None:
+    """Return what an input starting with ``head`` is when it is binary (a NUL byte among
+    its first :data:`BINARY_PROBE_BYTES` bytes, UTF-16 text aside): "a W&B run file",
+    "a TensorBoard event file", "a SQLite database", ... or "" when its kind is not
+    known; None for text."""
+    probe = head[:BINARY_PROBE_BYTES]
+    if b"\x00" not in probe or probe[:2] in _UTF16_BOMS:
+        return None
+    from lossdoctor.ingest.leveldblog import log_ident
+    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+    from lossdoctor.safeio import GZIP_MAGIC, SQLITE_MAGIC
+
+    writer = log_ident(head)
+    if writer is not None:
+        return f"a {writer} run file"
+    if looks_like_tfrecord(head):
+        return "a TensorBoard event file"
+    if head.startswith(SQLITE_MAGIC):
+        return "a SQLite database"
+    if head.startswith(PARQUET_MAGIC):
+        return "a Parquet file"
+    if head.startswith(GZIP_MAGIC):
+        return "a gzip-compressed file"
+    return ""
 
 
 def new_queue() -> queue.Queue[Event]:
@@ -98,11 +126,16 @@ def pipe_reader(
     name: str,
     tee: Callable[[bytes], None] | None = None,
     discard: threading.Event | None = None,
+    *,
+    text_only: bool = False,
 ) -> threading.Thread:
-    """Start a thread that reads ``fd`` to its end, teeing raw bytes when asked."""
+    """Start a thread that reads ``fd`` to its end, teeing raw bytes when asked;
+    ``text_only``: binary data at its start (see :func:`binary_kind`) ends the reading
+    with a ("binary", what) event (no "eof")."""
 
     def loop() -> None:
         splitter = LineSplitter()
+        head = b"" if text_only else None
         while True:
             try:
                 chunk = os.read(fd, CHUNK)
@@ -110,6 +143,13 @@ def pipe_reader(
                 chunk = b""
             if not chunk:
                 break
+            if head is not None:
+                head += chunk[: BINARY_PROBE_BYTES - len(head)]
+                what = binary_kind(head)
+                if what is not None:
+                    put(events, ("binary", what), discard)
+                    return
+                head = head if len(head) < BINARY_PROBE_BYTES else None
             if tee is not None:
                 tee(chunk)
             if discard is not None and discard.is_set():
