@@ -130,8 +130,8 @@ def pipe_reader(
     text_only: bool = False,
 ) -> threading.Thread:
     """Start a thread that reads ``fd`` to its end, teeing raw bytes when asked;
-    ``text_only``: binary data at its start (see :func:`binary_kind`) ends the reading
-    with a ("binary", what) event (no "eof")."""
+    ``text_only``: binary data of a known form at its start (see :func:`binary_kind`)
+    ends the reading with a ("binary", what) event (no "eof")."""
 
     def loop() -> None:
         splitter = LineSplitter()
@@ -146,7 +146,7 @@ def pipe_reader(
             if head is not None:
                 head += chunk[: BINARY_PROBE_BYTES - len(head)]
                 what = binary_kind(head)
-                if what is not None:
+                if what:  # a known binary form (garbage in a text stream is skipped)
                     put(events, ("binary", what), discard)
                     return
                 head = head if len(head) < BINARY_PROBE_BYTES else None
