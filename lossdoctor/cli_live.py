@@ -194,6 +194,11 @@ def watch_command(
     return int(ExitCode.FINDINGS) if outcome.reason == "stop" else code
 
 
+#: Seconds the command's output is still passed through after it exited when diagnosis
+#: stopped (a grandchild holding the pipe open is not waited for longer).
+TEE_DRAIN_SECONDS = 5.0
+
+
 def _tee_to(stream: Any) -> Callable[[bytes], None]:
     def write(chunk: bytes) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -286,8 +291,10 @@ def run_command(
     assert child.process.stderr is not None
     events = new_queue()
     discard = threading.Event()
-    pipe_reader(child.process.stdout.fileno(), events, "stdout", _tee_to(sys.stdout), discard)
-    pipe_reader(child.process.stderr.fileno(), events, "stderr", _tee_to(sys.stderr), discard)
+    readers = [
+        pipe_reader(child.process.stdout.fileno(), events, "stdout", _tee_to(sys.stdout), discard),
+        pipe_reader(child.process.stderr.fileno(), events, "stderr", _tee_to(sys.stderr), discard),
+    ]
     display = PlainDisplay(sys.stderr)
     callbacks = Callbacks(
         on_change=display.change,
@@ -306,6 +313,8 @@ def run_command(
                 f"{child.label} runs on, its output passed through unwatched"
             )
             child.wait(signals, grace)
+            for reader in readers:  # the command's last output, still to pass through
+                reader.join(timeout=TEE_DRAIN_SECONDS)
             return _interrupted_code(signals) if signals else child.code()
         if outcome.reason == "stop":
             trigger = outcome.trigger

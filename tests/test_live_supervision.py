@@ -71,7 +71,8 @@ def test_a_deeply_nested_json_line_is_skipped_and_counted():
         [*LD, "watch", "-"], input=data.encode(), capture_output=True, env=ENV, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert b"skipped 1 malformed line (first at line 51)" in proc.stdout
+    # in check's words (JSON Lines: a line that is no JSON object)
+    assert b"1 line that is not a JSON object was skipped (line 51)" in proc.stdout
     assert b"100 points" in proc.stdout
 
 

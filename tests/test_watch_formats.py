@@ -67,9 +67,14 @@ def _verdict(report: RunReport) -> list[tuple[str, str, str]]:
     return sorted((f.rule, f.code, f.severity) for f in report.active)
 
 
-def _assert_same(path: Path, how: str) -> tuple[Run, Run]:
+#: Notes of watch's own (a stream's keys beyond what watch keeps), not check's.
+WATCH_ONLY_NOTES = ("tracked the first ",)
+
+
+def _assert_same(path: Path, how: str, *, notes: bool = True) -> tuple[Run, Run]:
     """Assert that watch reads ``path`` as check does: the same series (loss parts
-    included), steps, values, x axis and findings; return (check's run, watch's run)."""
+    included), steps, values, x axis, findings and notes (``notes``: those of watch's own
+    aside); return (check's run, watch's run)."""
     checked = read_run(str(path))
     checked_report = diagnose(str(path))
     run, report = _watched(path, how)
@@ -82,6 +87,9 @@ def _assert_same(path: Path, how: str) -> tuple[Run, Run]:
         np.testing.assert_array_equal(got.values, want.values, err_msg=role)
     assert _verdict(report) == _verdict(checked_report)
     assert report.verdict == checked_report.verdict
+    if notes:  # watch left out check's "x: epoch" and the lines it skipped
+        own = [n for n in report.notes if not n.startswith(WATCH_ONLY_NOTES)]
+        assert own == list(checked_report.notes)
     # a total of logged parts (Ultralytics, detectron2, mmengine) is no cross-entropy:
     # check shows no perplexity of it, and watch showed one ("last 2.177 (ppl 8.817)")
     for role, summary in checked_report.series.items():
@@ -166,23 +174,33 @@ def test_torchtune_configuration_echo_is_no_series_in_watch(how):
     assert run.reader == "live:torchtune"
 
 
-def _reports(doc: dict) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
-    """Return each run's verdict, series and findings (rule, severity, message: the steps
-    it names) of a JSON report."""
+def _reports(doc: dict) -> list[tuple[str, list[str], list[tuple[str, str, str]], list[str]]]:
+    """Return each run's verdict, series, findings (rule, severity, message: the steps
+    it names) and notes of a JSON report."""
     return [
         (
             run["verdict"],
             sorted(run["series"]),
             sorted((f["rule"], f["severity"], f["message"]) for f in run["findings"]),
+            run["notes"],
         )
         for run in doc["runs"]
     ]
 
 
 @pytest.mark.parametrize(
-    "name", ["hf_notebook_table.txt", "llamafactory_trainer_log.jsonl", "ultralytics_results.csv"]
+    "name",
+    [
+        "hf_notebook_table.txt",
+        "llamafactory_trainer_log.jsonl",
+        "ultralytics_results.csv",
+        "../text/keras_stdout.txt",
+    ],
 )
 def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
+    # the notes too: watch's and run's said "columns: train=loss, val=val_loss" where
+    # check's said "columns: train=loss, val=val_loss; x: epoch", and left out the
+    # Keras note and the 4 lines without values check skipped
     path = FT / name
     out = {how: tmp_path / f"{how}.json" for how in ("check", "watch", "run")}
     check = subprocess.run(
@@ -212,7 +230,8 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
     ("name", "why"),
     [
         # a resumed run: later points replace the earlier ones from the resume step on
-        # (watch kept both: steps 10, 20, 20, 30, and no resume-jump finding)
+        # (watch kept both: steps 10, 20, 20, 30, and no resume-jump finding); its note
+        # names the row (watch keeps no line numbers), check's the line: not compared
         ("resumed.csv", "resume"),
         # per-epoch step counters "Epoch 1 | Step 0/100" made global (watch: 0, 50, 0, 50),
         # the evaluation's loss at the step above it (watch: one step after)
@@ -227,7 +246,7 @@ def test_watch_stdin_and_run_command_report_what_check_reports(tmp_path, name):
     ],
 )
 def test_other_forms_on_the_steps_check_reads(name, why, how):
-    checked, run = _assert_same(FIXTURES / name, how)
+    checked, run = _assert_same(FIXTURES / name, how, notes=why != "resume")
     assert run.series["train"].meta == checked.series["train"].meta, why
 
 
@@ -382,3 +401,102 @@ def test_watch_says_binary_input_on_stdin_is_for_check(tmp_path, what, named):
         "to read it, use lossdoctor check FILE"
     )
     assert done.stdout == b""
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_watch_notes_say_the_x_axis_and_the_lines_skipped_as_check(how):
+    # watch said "columns: train=loss, val=val_loss" alone
+    _, report = _watched(FIXTURES / "text" / "keras_stdout.txt", how)
+    assert list(report.notes) == [
+        "columns: train=loss, val=val_loss; x: epoch",
+        "Keras: used the 3 epoch-end lines, not 2 progress-bar lines",
+        "4 lines without values were skipped",
+    ]
+
+
+#: What ``python train.py > log.txt`` leaves above a script's JSON records: a library's
+#: warning (two lines: the message and the source line it points at).
+WARNING = (
+    "/opt/venv/lib/python3.11/site-packages/torch/utils/data/dataloader.py:557: "
+    "UserWarning: This DataLoader will create 8 worker processes in total. Our suggested "
+    "max number of worker in current system is 2.\n"
+    "  warnings.warn(_create_warning_msg(\n"
+)
+
+
+def _json_records(steps: range, *, spike_at: int | None = None) -> list[str]:
+    """Return JSON Lines of a healthy run (a spike of 4x planted at ``spike_at``)."""
+    lines = []
+    for step in steps:
+        loss = 0.6 + 2.4 * 0.985**step
+        loss *= 4 if step == spike_at else 1
+        lines.append(json.dumps({"step": step, "loss": round(loss, 4), "lr": 3e-4}))
+    return lines
+
+
+def test_check_reads_json_lines_after_a_text_preamble(tmp_path):
+    # "no loss values found in this text (302 lines; no line matched a known log format)"
+    path = tmp_path / "log.txt"
+    path.write_text(WARNING + "\n".join(_json_records(range(1, 301), spike_at=200)) + "\n")
+    run = read_run(str(path))
+    assert run.reader == "jsonl"
+    assert run.series["train"].steps[[0, -1]].tolist() == [1, 300]
+    assert run.notes[-1] == "2 lines that are not JSON objects were skipped (first: 1)"
+    report = diagnose(str(path))
+    spikes = [f for f in report.active if f.rule == "spikes"]
+    assert [f.evidence["start_step"] for f in spikes] == [200]
+
+
+def test_check_reads_json_lines_after_a_text_preamble_when_streamed(tmp_path, monkeypatch):
+    # a log from STREAM_MIN_BYTES on is read in blocks: the preamble does not stop it
+    from lossdoctor import ingest
+    from lossdoctor.ingest import streamed
+
+    path = tmp_path / "log.txt"
+    path.write_text(WARNING + "\n".join(_json_records(range(1, 3001))) + "\n")
+    whole = read_run(str(path))
+    monkeypatch.setattr(ingest, "STREAM_MIN_BYTES", 1 << 12)
+    monkeypatch.setattr(streamed, "STREAM_MIN_BYTES", 1 << 12)
+    monkeypatch.setattr(streamed, "BLOCK_BYTES", 1 << 12)
+    run = read_run(str(path))
+    assert run.series["train"].steps.tolist() == whole.series["train"].steps.tolist()
+    assert run.notes == whole.notes
+
+
+def test_a_json_config_line_above_a_text_log_is_no_json_lines(tmp_path):
+    # a configuration printed as JSON (no loss value in it) among the text lines above a
+    # text log's: still a text log
+    path = tmp_path / "train.log"
+    config = json.dumps({"model": "gpt2", "loss_type": "sigmoid", "lr": 3e-4})
+    steps = "".join(f"step {s}: loss {3 - s / 100:.3f}\n" for s in range(50))
+    path.write_text(f"Loaded configuration:\n{config}\n{steps}")
+    run = read_run(str(path))
+    assert run.reader.startswith("text")
+    assert len(run.series["train"]) == 50
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("form", ["preamble", "interleaved"])
+def test_json_lines_among_text_lines_in_watch_as_check(tmp_path, form, how):
+    # the preamble: watch read nothing ("no loss values found in the input"); lines
+    # between the records (a tqdm bar, a print): watch said "skipped 4 malformed lines
+    # (first at line 51)" where check said "4 lines that are not JSON objects were
+    # skipped (first: 51)"
+    records = _json_records(range(1, 201))
+    if form == "preamble":
+        text = WARNING + "\n".join(records) + "\n"
+        want = "2 lines that are not JSON objects were skipped (first: 1)"
+    else:
+        lines = []
+        for number, record in enumerate(records, start=1):
+            lines.append(record)
+            if number % 50 == 0:
+                lines.append(f"Saving checkpoint to out/checkpoint-{number}")
+                lines.append(f" {number // 2}%|#####     | {number}/400 [00:10<00:10, 9.5it/s]")
+        text = "\n".join(lines) + "\n"
+        want = "8 lines that are not JSON objects were skipped (first: 51)"
+    path = tmp_path / "log.txt"
+    path.write_text(text)
+    _, run = _assert_same(path, how)
+    assert run.series["train"].steps[[0, -1]].tolist() == [1, 200]
+    assert run.notes[-1] == want

@@ -149,6 +149,8 @@ def read_bytes(
     if binary_run is not None:
         return binary_run
     _check_text(data, source)
+    if _jsonl_after_text(decode_text(data[:HEAD_BYTES])):
+        return read_jsonl(decode_text(data), source=source, hints=hints)
     form = _read_text_form(data, source=source, hints=hints)
     if form is not None:
         return form
@@ -199,6 +201,14 @@ def read_bytes(
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
     return _read_text(text, source=source, hints=hints, strict=strict)
+
+
+def _jsonl_after_text(head: str) -> bool:
+    """Return True when a text starting with ``head`` is JSON Lines after lines of text
+    (see :func:`~lossdoctor.ingest.textforms.jsonl_after_text`)."""
+    from lossdoctor.ingest.textforms import jsonl_after_text, opens_json
+
+    return not opens_json(head) and jsonl_after_text(head)
 
 
 def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:

@@ -109,15 +109,21 @@ def read_notebook_table(
     import numpy as np
 
     table = Table(columns=columns, lines=np.asarray(numbers, dtype=np.int64))
-    banner = next((BANNER.match(ln) for ln in lines[:header_at] if BANNER.match(ln)), None)
+    table.notes.append(table_note(lines[:header_at]))
+    return table_to_run(table, source=source, reader="hf-notebook-table", hints=hints)
+
+
+def table_note(above: list[str]) -> str:
+    """Return the note on a notebook table with the lines ``above`` its header (its
+    progress banner among them, or not): what ``check`` and ``watch`` say of it."""
+    banner = next((BANNER.match(ln) for ln in above if BANNER.match(ln)), None)
     what = "Hugging Face notebook table"
     if banner is not None:
         done, total = banner.group(1), banner.group(2)
         epoch = _BANNER_EPOCH.search(banner.group(0))
         epochs = f", epoch {epoch.group(1)}/{epoch.group(2)}" if epoch else ""
         what += f" (progress banner: step {done}/{total}{epochs})"
-    table.notes.append(what)
-    return table_to_run(table, source=source, reader="hf-notebook-table", hints=hints)
+    return what
 
 
 def _is_number(cell: str | None) -> bool:

@@ -109,8 +109,14 @@ def read_progress_bar(text: str, *, source: str, hints: ColumnHints | None = Non
     records = [records[i] for i in order]
     lines = [lines[i] for i in order]
     table = records_table(records, lines)
-    table.notes.append(
+    table.notes.append(bar_note(val_points))
+    return table_to_run(table, source=source, reader="text:lightning-progress", hints=hints)
+
+
+def bar_note(val_points: int) -> str:
+    """Return the note on a Lightning progress bar read with ``val_points`` validation
+    values."""
+    return (
         "Lightning progress bar: step = epoch x batches per epoch + batch; "
         f"{val_points} validation values, one per epoch (the bar repeats them)"
     )
-    return table_to_run(table, source=source, reader="text:lightning-progress", hints=hints)

@@ -269,6 +269,7 @@ def read_large(
         BINARY_PROBE_BYTES,
         HEAD_BYTES,
         _is_json_object,
+        _jsonl_after_text,
         _may_be_binary,
         _plain_text_head,
         _table_layout,
@@ -295,8 +296,8 @@ def read_large(
     stripped = text.lstrip()
     if not stripped:
         return None
-    if stripped[:1] == "{":
-        if not _is_json_object(stripped.split("\n", 1)[0].strip()):
+    if stripped[:1] == "{" or _jsonl_after_text(text):
+        if stripped[:1] == "{" and not _is_json_object(stripped.split("\n", 1)[0].strip()):
             return None  # a JSON document
         blocks = line_blocks(read, _take(held), source=source)
         del head

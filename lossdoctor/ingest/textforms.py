@@ -24,6 +24,52 @@ def opens_json(text: str) -> bool:
     return bool(JSON_START.match(first))
 
 
+def json_record_with_loss(line: str) -> bool:
+    """Return True when ``line`` is a JSON object with a loss value (a number, or a number
+    in a string) under a key that names a loss."""
+    stripped = line.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return False
+    from lossdoctor.safeio import json_loads
+
+    try:
+        obj = json_loads(stripped)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and any(
+        "loss" in str(key).lower() and _is_number(value) for key, value in obj.items()
+    )
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def jsonl_after_text(head: str) -> bool:
+    """Return True when ``head``, the start of a text that does not open JSON, is JSON
+    Lines after lines of text (a library's warning, a banner: what ``python train.py >
+    log.txt`` leaves of a script printing its records as JSON): its first line that
+    carries a loss value is a JSON object (:func:`json_record_with_loss`), not a text
+    log's line."""
+    from lossdoctor.ingest.lines import strip_prefix
+    from lossdoctor.ingest.textlog import carries_loss
+
+    for line in head.split("\n"):
+        if json_record_with_loss(line):
+            return True
+        if carries_loss(strip_prefix(line)):
+            return False
+    return False
+
+
 def is_text_form(head: str) -> bool:
     """Return True when a text starting with ``head`` is a form with its own reader."""
     from lossdoctor.ingest import notebook, progressbar, torchtune

@@ -102,6 +102,9 @@ class _State:
     #: The last redraw of the Lightning bar's current step (step, epoch, training values,
     #: validation values), held until the bar moves on (see :func:`_lightning_bar`).
     bar_pending: tuple[float, int, dict[str, float], dict[str, float]] | None = None
+    #: torchtune bar steps read, and Lightning validation values given (for the notes).
+    bar_steps: int = 0
+    bar_vals: int = 0
 
 
 def _number(text: str) -> float | None:
@@ -160,13 +163,17 @@ def _lightning_bar(
     state.bar_pending = found
     if pending is None or pending[0] == found[0]:
         return None
-    return _bar_values(pending, with_val=found[1] != pending[1])
+    return _bar_values(pending, state, with_val=found[1] != pending[1])
 
 
 def _bar_values(
-    redraw: tuple[float, int, dict[str, float], dict[str, float]], *, with_val: bool
+    redraw: tuple[float, int, dict[str, float], dict[str, float]],
+    state: _State,
+    *,
+    with_val: bool,
 ) -> ParsedLine:
     step, _, train, val = redraw
+    state.bar_vals += bool(with_val and val)
     return ParsedLine({"step": step, **train, **(val if with_val else {})}, "lightning-progress")
 
 
@@ -174,7 +181,7 @@ def flush_lightning_bar(state: _State) -> ParsedLine | None:
     """Return the values of the Lightning bar's step still held at the end of the input
     (the last line of its epoch: with its validation values), or None."""
     pending, state.bar_pending = state.bar_pending, None
-    return None if pending is None else _bar_values(pending, with_val=True)
+    return None if pending is None else _bar_values(pending, state, with_val=True)
 
 
 def _torchtune(found: tuple[float, dict[str, float], bool], state: _State) -> ParsedLine | None:
@@ -185,6 +192,7 @@ def _torchtune(found: tuple[float, dict[str, float], bool], state: _State) -> Pa
         if step == state.bar_step:
             return None  # tqdm drew the step just read again
         state.bar_step = step
+        state.bar_steps += 1
     return ParsedLine({"step": step, **values}, "torchtune") if values else None
 
 
@@ -342,6 +350,21 @@ class EpochSteps:
             record["step"] = (epoch - self.first_epoch) * total + step
 
 
+#: The note on a log whose per-epoch step counters were made global.
+GLOBAL_STEPS_NOTE = "per-epoch step counters turned into global steps"
+
+
+def keras_note(ends: int, dropped: int) -> str:
+    """Return the note on a Keras log read from its ``ends`` epoch-end lines, ``dropped``
+    progress-bar lines left out."""
+    return f"Keras: used the {ends} epoch-end lines, not {dropped} progress-bar lines"
+
+
+def valueless_note(skipped: int) -> str:
+    """Return the note on ``skipped`` lines of a text log that hold no values."""
+    return f"{counted(skipped, 'line')} without values {'was' if skipped == 1 else 'were'} skipped"
+
+
 def _globalise_steps(records: list[dict[str, Any]]) -> bool:
     """Turn per-epoch step counters (``Epoch 1 | Step 10/6501``) into global steps.
 
@@ -390,6 +413,13 @@ PROSE_KEY_WORDS = 3
 
 def _has_loss(record: dict[str, Any]) -> bool:
     return any("loss" in k or k in ("trl", "tel") for k in record)
+
+
+def carries_loss(line: str) -> bool:
+    """Return True when a (prefix-stripped) text line carries a loss value as a text log's
+    line (:func:`parse_line`)."""
+    parsed = parse_line(line, _State())
+    return parsed is not None and _has_loss(_canonical(parsed))
 
 
 #: nanoGPT training rows read in bulk from one block: steps, losses, line numbers.
@@ -503,12 +533,9 @@ class TextLogReader:
             keep = [i for i in range(len(records)) if not state.keras_bar[i] or i in ends]
             dropped = len(records) - len(keep)
             records, lines = [records[i] for i in keep], [lines[i] for i in keep]
-            notes.append(
-                f"Keras: used the {len(epoch_ends)} epoch-end lines, not {dropped} "
-                "progress-bar lines"
-            )
+            notes.append(keras_note(len(epoch_ends), dropped))
         if _globalise_steps(records):
-            notes.append("per-epoch step counters turned into global steps")
+            notes.append(GLOBAL_STEPS_NOTE)
         for r in records:
             r.pop("step__total", None)
         if not self.n_fast and not any(_has_loss(r) for r in records):
@@ -524,8 +551,7 @@ class TextLogReader:
                 release_freed_memory()  # the bulk rows, placed in the table
         table.notes.extend(notes)
         if state.skipped:
-            was = "was" if state.skipped == 1 else "were"
-            table.notes.append(f"{counted(state.skipped, 'line')} without values {was} skipped")
+            table.notes.append(valueless_note(state.skipped))
         dialect = state.dialects.most_common(1)[0][0] if state.dialects else "generic"
         return table, dialect
 

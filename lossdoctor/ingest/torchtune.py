@@ -97,7 +97,10 @@ def read_disk_log(text: str, *, source: str, hints: ColumnHints | None = None) -
     rows = list(by_step.values())
     table = records_table([r for r, _ in rows], [n for _, n in rows])
     if bar_steps:
-        table.notes.append(
-            f"torchtune progress bar: {len(bar_steps)} optimizer steps (the last redraw of each)"
-        )
+        table.notes.append(bar_note(len(bar_steps)))
     return table_to_run(table, source=source, reader="text:torchtune", hints=hints)
+
+
+def bar_note(steps: int) -> str:
+    """Return the note on a torchtune training bar read for ``steps`` optimizer steps."""
+    return f"torchtune progress bar: {steps} optimizer steps (the last redraw of each)"

@@ -77,7 +77,8 @@ class LiveMonitor(StreamRuns):
         self.points = 0
         self.stalled_for: float | None = None
         self.notes: list[str] = []
-        #: Lines that could not be read (malformed, too long, too deeply nested).
+        #: Lines that could not be parsed (too long to keep, too deeply nested): the
+        #: parser counts the lines it reads and finds malformed.
         self.malformed = 0
         self.first_malformed: int | None = None
         #: Keys not tracked because :data:`MAX_SERIES` were already tracked.
@@ -98,7 +99,7 @@ class LiveMonitor(StreamRuns):
         """Count ``count`` lines that were dropped before parsing (too long)."""
         for _ in range(count):
             self.lines += 1
-            self._malformed()
+            self.parser.bad(self.lines)
 
     def _malformed(self) -> None:
         self.malformed += 1
@@ -112,15 +113,11 @@ class LiveMonitor(StreamRuns):
         A line that cannot be read is skipped and counted in ``malformed``; no line raises."""
         self.lines += 1
         self.last_input_time = time.monotonic()
-        before = self.parser.malformed
         try:
-            records = self.parser.feed(line)
+            records = self.parser.feed(line, self.lines)
         except (RecursionError, ValueError, TypeError, OverflowError, MemoryError):
             records = []
             self._malformed()
-        else:
-            if self.parser.malformed != before:
-                self._malformed()
         return self._add_records(records)
 
     def _add_records(self, records: list[dict[str, float]]) -> bool:
@@ -203,7 +200,7 @@ class LiveMonitor(StreamRuns):
         if state.x_kind != "step":  # a step key anywhere makes the x a step
             kind = step_kind(key)
             if state.x_kind is None or kind != "index":
-                state.x_kind = kind
+                state.x_kind, state.step_key = kind, key
         self.last_step = step
         urgent = False
         now = time.monotonic()
@@ -276,7 +273,7 @@ class LiveMonitor(StreamRuns):
         if self.parser.kind is None:
             self._add_records(self.parser.decide("text"))
         if self.state.held:  # the stream's first step: the held records' too
-            urgent = self.add_record({"iter": steps[0], "loss": values[0]})
+            urgent = self.add_record({"step": steps[0], "loss": values[0]})
             return urgent | (self._flush_fast(steps[1:], values[1:]) if steps[1:] else False)
         count = len(values)
         state = self.state
@@ -285,10 +282,10 @@ class LiveMonitor(StreamRuns):
             urgent = False
             for step, value in zip(steps, values, strict=True):
                 self.lines += 1
-                urgent |= self.add_record({"iter": step, "loss": value})
+                urgent |= self.add_record({"step": step, "loss": value})
             self.last_input_time = time.monotonic()
             return urgent
-        state.x_kind = "step"
+        state.x_kind, state.step_key = "step", "step"
         self.lines += count
         self.last_input_time = time.monotonic()
         buffer = self._buffer("loss")
@@ -360,12 +357,20 @@ class LiveMonitor(StreamRuns):
                 meta={**points.meta, **own, **meta} if role == TRAIN else {**points.meta, **own},
             )  # fmt: skip
         used = ", ".join(f"{r}={n}" for r, n in roles.items() if r not in parts)
-        shaped = self.parser.shaper.notes() if self.parser.shaper else []
-        notes = [f"columns: {used}", *notes, *part_notes, *shaped, *self.notes, *state.notes]
-        if self.malformed:
+        x_name = state.step_key if x_kind != "index" and state.step_key else "row order"
+        # in check's order: the columns and x, its reader's notes, then the table's
+        notes = [
+            f"columns: {used}; x: {x_name}", *self.parser.notes(), *notes, *part_notes,
+            *self.notes, *state.notes,
+        ]  # fmt: skip
+        malformed, first = self.malformed, self.first_malformed
+        if self.parser.kind != "jsonl" and self.parser.malformed:  # (else its reader's note)
+            malformed += self.parser.malformed
+            first = min(n for n in (first, self.parser.first_malformed) if n is not None)
+        if malformed:
             notes.append(
-                f"skipped {self.malformed:,} malformed line{'s' * (self.malformed != 1)} "
-                f"(first at line {self.first_malformed})"
+                f"skipped {malformed:,} malformed line{'s' * (malformed != 1)} "
+                f"(first at line {first})"
             )
         if self.untracked:
             notes.append(

@@ -2,9 +2,11 @@
 stream is decided once, from its first non-empty lines, as ``check`` sniffs a file's
 head, and each line is then read by that form's own row or record parser:
 
-- ``jsonl``: JSON Lines, shaped record by record as ``check`` shapes them (ms-swift's
-  ``global_step/max_steps``, mmengine's validation lines, the Hugging Face summary
-  line: :class:`~lossdoctor.ingest.frameworks.RecordShaper`);
+- ``jsonl``: JSON Lines (also after lines of text, when the first line that carries a
+  loss is a JSON object: a library's warning above a script's records), shaped record
+  by record as ``check`` shapes them (ms-swift's ``global_step/max_steps``, mmengine's
+  validation lines, the Hugging Face summary line:
+  :class:`~lossdoctor.ingest.frameworks.RecordShaper`);
 - ``csv``: CSV/TSV with a header (re-read when a logger rewrites it);
 - ``notebook``: the Hugging Face / unsloth notebook table, its banner above the header
   (:func:`~lossdoctor.ingest.notebook.row_cells`);
@@ -26,21 +28,27 @@ from typing import Any
 from lossdoctor.ingest import components, notebook, torchtune
 from lossdoctor.ingest.delimited import sniff_delimiter
 from lossdoctor.ingest.frameworks import RecordShaper
+from lossdoctor.ingest.jsonlike import bad_lines_note
 from lossdoctor.ingest.lines import strip_prefix
-from lossdoctor.ingest.progressbar import looks_like_progress_bar
+from lossdoctor.ingest.progressbar import bar_note, looks_like_progress_bar
 from lossdoctor.ingest.table import MISSING_TOKENS
+from lossdoctor.ingest.textforms import json_record_with_loss
 from lossdoctor.ingest.textlog import (
+    GLOBAL_STEPS_NOTE,
     MAX_LINE_CHARS,
     EpochSteps,
     ParsedLine,
     _canonical,
     _has_loss,
     _State,
+    carries_loss,
     flush_lightning_bar,
     keras_epoch_end,
+    keras_note,
     parse_lightning,
     parse_line,
     parse_torchtune,
+    valueless_note,
 )
 
 #: Lines (non-empty) held at most while the form is undecided; then it is a text log.
@@ -87,13 +95,26 @@ class LineParser:
         #: Keras progress-bar records of the epoch so far, and whether an epoch's end line
         #: was read (see :meth:`_text`).
         self._bar: list[Record] = []
-        self.keras_ends = False
-        self.skipped = 0
-        #: Lines that could not be read at all: too long, broken JSON, wrong cell count.
+        #: Keras epoch-end lines read.
+        self.keras_ends = 0
+        #: Text lines without values (skipped, as ``check`` skips them).
+        self.valueless = 0
+        #: Keras progress-bar lines left out for their epoch's end line.
+        self.keras_dropped = 0
+        #: Lines that could not be read at all: too long, broken JSON, wrong cell count,
+        #: and the number of the first.
         self.malformed = 0
-        #: The non-empty lines held while the form is undecided, and their characters.
+        self.first_malformed: int | None = None
+        #: The number of the last line fed, and of the line being read.
+        self.number = 0
+        self._at = 0
+        #: The non-empty lines held while the form is undecided (with their numbers), and
+        #: their characters.
         self._held: list[str] = []
+        self._held_at: list[int] = []
         self._held_chars = 0
+        #: The lines above a notebook table's header (its progress banner among them).
+        self._above_table: list[str] = []
         self._torchtune_held = 0
         #: The notebook table's header line.
         self._table_header = ""
@@ -144,11 +165,15 @@ class LineParser:
                 self.kind = kind
                 return [] if kind == "notebook" else self._records(line)
         self._held.append(line)
+        self._held_at.append(self._at)
         self._held_chars += len(line)
+        if json_record_with_loss(line):  # JSON Lines after a text preamble (a warning)
+            return self.decide("jsonl")
         head = "\n".join(self._held)
         if notebook.find_header(head) is not None:
             self._table_header = line
-            self._held = []
+            self._above_table = self._held[:-1]
+            self._held, self._held_at = [], []
             self.kind = "notebook"
             return []
         stripped = strip_prefix(line)
@@ -160,7 +185,7 @@ class LineParser:
             return self.decide("lightning")
         if (
             self._torchtune_held >= TORCHTUNE_LINES
-            or (not is_torchtune and _carries_loss(stripped))
+            or (not is_torchtune and carries_loss(stripped))
             or len(self._held) >= SNIFF_LINES
             or self._held_chars >= SNIFF_CHARS
         ):
@@ -172,8 +197,14 @@ class LineParser:
         records of the lines held until then."""
         if self.kind is None:
             self.kind = kind
-        held, self._held, self._held_chars = self._held, [], 0
-        return [record for line in held for record in self._records(line)]
+        held, numbers = self._held, self._held_at
+        self._held, self._held_at, self._held_chars = [], [], 0
+        records = []
+        for number, line in zip(numbers, held, strict=True):
+            self._at = number
+            records.extend(self._records(line))
+        self._at = self.number
+        return records
 
     def finish(self) -> list[Record]:
         """Return the records of the lines still held (the input ended before its head
@@ -183,18 +214,49 @@ class LineParser:
         bar = [self._record(last_bar)] if last_bar is not None else []
         return [*held, *self.finish_epoch(), *self._with_totals(bar)]
 
-    def feed(self, line: str) -> list[Record]:
-        """Return the records ``line`` completes: none while the stream's first lines are
+    def feed(self, line: str, number: int | None = None) -> list[Record]:
+        """Return the records ``line`` (line ``number`` of the stream: the line after the
+        last one fed when not given) completes: none while the stream's first lines are
         held, then those lines' records; afterwards the values on ``line``, if any."""
+        self.number = self._at = self.number + 1 if number is None else number
         if len(line) > MAX_LINE_CHARS:
-            self.skipped += 1
-            self.malformed += 1
+            self.bad()
             return []
         if not line.strip():
             return []
         if self.kind is None:
             return self._sniff(line)
         return self._records(line)
+
+    def bad(self, number: int | None = None) -> None:
+        """Count a line that could not be read (line ``number``, else the one being read)."""
+        self.malformed += 1
+        if self.first_malformed is None:
+            self.first_malformed = self._at if number is None else number
+
+    def notes(self) -> list[str]:
+        """Return what ``check``'s reader of the stream's form says of what it read: the
+        lines it skipped, how it read a framework's records, a progress bar or a table."""
+        state = self.state
+        if self.kind == "jsonl":
+            notes = self.shaper.notes() if self.shaper else []
+            if self.malformed:
+                notes.append(bad_lines_note(self.malformed, self.first_malformed))
+            return notes
+        if self.kind == "notebook":
+            return [notebook.table_note(self._above_table)]
+        if self.kind == "torchtune":
+            return [torchtune.bar_note(state.bar_steps)] if state.bar_steps else []
+        if self.kind == "lightning":
+            return [bar_note(state.bar_vals)]
+        notes = []
+        if self.keras_ends:
+            notes.append(keras_note(self.keras_ends, self.keras_dropped))
+        if self.epoch_steps.on:
+            notes.append(GLOBAL_STEPS_NOTE)
+        if self.valueless:
+            notes.append(valueless_note(self.valueless))
+        return notes
 
     def _records(self, line: str) -> list[Record]:
         if self.kind in ("text", "torchtune", "lightning"):
@@ -222,12 +284,13 @@ class LineParser:
         parsed = read(strip_prefix(line), self.state)
         released = self.finish_epoch() if self.state.keras_epoch != epoch else []
         if parsed is None or not parsed.values:
-            self.skipped += 1
+            self.valueless += 1
             return released
         record = self._record(parsed)
         if parsed.keras_bar:
             if keras_epoch_end(record, keras_bar=True):
-                self.keras_ends = True
+                self.keras_ends += 1
+                self.keras_dropped += len(self._bar)
                 self._bar = []
                 return [*released, record]
             self._bar.append(record)
@@ -244,7 +307,10 @@ class LineParser:
         """Return the Keras bar lines held for an epoch that ended without an end line
         (none once a run showed end lines: ``check`` keeps those alone)."""
         held, self._bar = self._bar, []
-        return [] if self.keras_ends else held
+        if self.keras_ends:
+            self.keras_dropped += len(held)
+            return []
+        return held
 
     def _read(self, line: str) -> Record | None:
         if self.kind == "jsonl":
@@ -254,7 +320,6 @@ class LineParser:
         if self.kind == "notebook":
             cells = notebook.row_cells(line)
             if cells is None:
-                self.skipped += 1
                 return None
             keys = notebook.column_keys(self._table_header, len(cells))
             values = {key: _float(cell) for key, cell in zip(keys, cells, strict=True) if cell}
@@ -267,8 +332,7 @@ class LineParser:
         except (ValueError, RecursionError):
             obj = None
         if not isinstance(obj, dict):
-            self.skipped += 1
-            self.malformed += 1
+            self.bad()
             return None
         self._last_obj = obj
         if self.shaper is None:
@@ -291,8 +355,7 @@ class LineParser:
             self.header = cells
             return None
         if self.header is None or len(cells) != len(self.header):
-            self.skipped += 1
-            self.malformed += 1
+            self.bad()
             return None
         self._last_cells = cells
         record = {}
@@ -305,9 +368,3 @@ class LineParser:
 
 #: The line parsers of the text forms read by their own parser (the others: parse_line).
 _TEXT_PARSERS = {"torchtune": parse_torchtune, "lightning": parse_lightning}
-
-
-def _carries_loss(line: str) -> bool:
-    """Return True when a (prefix-stripped) text line carries a loss value."""
-    parsed = parse_line(line, _State())
-    return parsed is not None and _has_loss(_canonical(parsed))

@@ -78,6 +78,8 @@ class RunState:
         #: The step of the run's last record (shifted like its points).
         self.last_step = 0.0
         self.x_kind: XKind | None = None
+        #: The key of the steps that set ``x_kind`` (None: rows counted).
+        self.step_key: str | None = None
         self.seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.notes: list[str] = []
         #: The raw step of the session's first loss record and of its last one.
