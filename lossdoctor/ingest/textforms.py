@@ -24,6 +24,10 @@ def opens_json(text: str) -> bool:
     return bool(JSON_START.match(first))
 
 
+#: A line after the first that opens a JSON object.
+_LATER_OBJECT = re.compile(r"\n[ \t]*\{")
+
+
 def json_record_with_loss(line: str) -> bool:
     """Return True when ``line`` is a JSON object with a loss value (a number, or a number
     in a string) under a key that names a loss."""
@@ -59,6 +63,8 @@ def jsonl_after_text(head: str) -> bool:
     log.txt`` leaves of a script printing its records as JSON): its first line that
     carries a loss value is a JSON object (:func:`json_record_with_loss`), not a text
     log's line."""
+    if _LATER_OBJECT.search(head) is None:
+        return False  # (most texts: no line after the first opens an object)
     from lossdoctor.ingest.lines import strip_prefix
     from lossdoctor.ingest.textlog import carries_loss
 
