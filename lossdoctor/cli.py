@@ -852,8 +852,10 @@ def rules_test(
 #: numpy asks Linux for huge pages on large arrays; where the kernel compacts memory on
 #: demand for them (transparent_hugepage/defrag = madvise) the first touch of each array
 #: stalls (numpy/numpy#31590), which costs more than it saves on arrays read once or
-#: twice.  The user's own setting wins.
-_NUMPY_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0"}
+#: twice.  numpy's OpenBLAS starts a thread per core at import (a quarter of the import's
+#: CPU time) that no computation of lossdoctor's is large enough to use.  The user's own
+#: settings win.
+_NUMPY_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0", "OPENBLAS_NUM_THREADS": "1"}
 #: The names of ``_NUMPY_ENV`` this process set (kept out of a child's environment).
 _SET_FOR_NUMPY: set[str] = set()
 
