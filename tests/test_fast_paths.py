@@ -22,6 +22,7 @@ from lossdoctor.ingest import delimited, read_bytes, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.lines import strip_prefix
+from lossdoctor.ingest.streamed import read_jsonl_file
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log
 from lossdoctor.model import Run
@@ -256,6 +257,50 @@ def test_jsonl_bulk_takes_the_common_shape() -> None:
     assert list(bulk.columns.values()) == ["loss", "val_loss"]
     assert bulk.series["train"].n_nonfinite == 2
     assert bulk.series["val"].line_of(0) == 30_001
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(jsonl_lines(), min_size=2, max_size=30), schema_rows=st.integers(1, 5))
+@example(lines=['{"lr": 0.0}', '{"step": null}'], schema_rows=1)  # an all-null key after the schema
+@example(lines=['{"step": 0.0}', '{"step": 1, "loss": 0.0, "step": null}'], schema_rows=2)
+@example(lines=['{"step": 1,\t"loss": 2.5}', '{"step": 2, "loss": 2.4}\r'], schema_rows=1)
+def test_jsonl_read_from_the_file_at_once_reads_as_line_by_line(
+    lines: list[str], schema_rows: int
+) -> None:
+    """A JSON Lines file read by polars from the file at once gives exactly the
+    line-by-line run, or is left to the piece-at-a-time reader (None)."""
+    text = "\n".join(lines)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "log.jsonl"
+        path.write_text(text)
+        whole = outcome(
+            read_jsonl_file, path, source="log.jsonl", hints=None, schema_rows=schema_rows
+        )
+    if whole is None:
+        return
+    assert_same_outcome(whole, outcome(read_jsonl, text, source="log.jsonl"))
+
+
+def test_jsonl_read_from_the_file_at_once_takes_the_common_shape(tmp_path: Path) -> None:
+    """The usual logger output (a key added later, explicit nulls) is read from the file at
+    once, with the same points and lines as line by line; NaN written by Python, an escape
+    or a carriage return leave the file to the piece-at-a-time reader."""
+    rows: list[dict[str, float | None]] = [
+        {"step": i, "loss": 5.0 - i / 1000} for i in range(40_000)
+    ]
+    rows[30_000]["val_loss"] = 4.5
+    rows[31_000]["lr"] = None
+    text = "\n".join(json.dumps(r) for r in rows) + "\n"
+    path = tmp_path / "log.jsonl"
+    path.write_text(text)
+    whole = read_jsonl_file(path, source="log.jsonl", hints=None, schema_rows=2)
+    assert whole is not None
+    assert_same_run(whole, read_jsonl(text, source="log.jsonl"))
+    assert list(whole.columns.values()) == ["loss", "val_loss"]
+    assert whole.series["val"].line_of(0) == 30_001
+    for other in ('{"step": 1, "loss": NaN}\n', '{"st\\u0065p": 1, "loss": 1}\n', "\r\n"):
+        path.write_text(text + other)
+        assert read_jsonl_file(path, source="log.jsonl", hints=None) is None
 
 
 CELL_TEXTS = st.one_of(

@@ -93,7 +93,7 @@ def _last_line_too_wide(data: bytes | Path, delimiter: bytes, width: int) -> boo
     return last.count(delimiter) >= width
 
 
-def _mapped(fileno: int) -> mmap.mmap:
+def map_file(fileno: int) -> mmap.mmap:
     """Return the file ``fileno`` mapped for reading, its pages mapped at once where the
     system can (Linux: half the time of faulting them in one by one as they are read)."""
     populate = getattr(mmap, "MAP_POPULATE", 0)
@@ -111,7 +111,7 @@ def _lone_carriage_return(data: bytes | Path) -> bool:
     with data.open("rb") as handle:
         if data.stat().st_size == 0:
             return False
-        with _mapped(handle.fileno()) as mapped:
+        with map_file(handle.fileno()) as mapped:
             if mapped.find(b"\r") < 0:
                 return False
         carry = b""

@@ -3,13 +3,19 @@
 The bulk path takes only files whose every line is a flat JSON object of numbers (or
 ``null``, ``NaN``, ``Infinity``) written without escapes, and checks that polars saw
 every line and every key; anything else returns None and the file is read line by
-line by :func:`lossdoctor.ingest.jsonlike.read_jsonl`, which gives the same run.
+line by :func:`lossdoctor.ingest.jsonlike.read_jsonl`, which gives the same run.  A plain
+file on disk of such lines (numbers and nulls in ASCII, no ``NaN``) is read by polars from
+the file at once (:func:`jsonl_file_table`); other large logs a piece at a time.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +23,7 @@ import numpy as np
 from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.delimited_bulk import map_file
 from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
@@ -30,11 +37,19 @@ if TYPE_CHECKING:
 BULK_MIN_BYTES = 1 << 20
 #: Lines polars first infers the columns from (all lines when that misses some).
 BULK_SCHEMA_ROWS = 1000
+#: Files up to this size are read by polars from the file at once (larger ones a piece
+#: at a time, so that memory follows the points kept: 256 MiB).
+WHOLE_FILE_MAX_BYTES = 256 << 20
+#: Bytes of a mapped file looked at a time by the whole-file path's counts (8 MiB).
+COUNT_BLOCK_BYTES = 8 << 20
 #: A key followed by a value polars does not read (JSON has no NaN, Python writes it):
 #: read as null, then set from the line parsed by Python.
 _NON_FINITE = re.compile(rb'(":\s*)(NaN|-?Infinity)(\s*[,}])')
 #: A key followed by an explicit null.
 _NULL = re.compile(rb'":\s*null\s*[,}]')
+#: The UTF-8 forms of the characters besides control bytes that end a line of the decoded
+#: text (str.splitlines): NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
+_OTHER_LINE_END_CHARS = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 #: Keys the bulk path takes (no quote, colon or escape inside a key).
 _PLAIN_KEY = re.compile(r"[^\"\\:]*")
 _NUMERIC = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
@@ -71,28 +86,136 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
     polars, the same table the line-by-line reader builds, or None when polars is not
     installed or a line is not a flat object of numbers (those need the line-by-line
     reader).  Polars first infers the columns from ``schema_rows`` lines."""
-    if data[:1] != b"{":
-        return None
-    if b"\\" in data or b"\r" in data:
-        return None  # escapes, or line ends the line-by-line reader splits differently
+    if data[:1] != b"{" or b"\\" in data:
+        return None  # not an object, or escapes
+    lines = _line_count(data)
+    if lines is None:
+        return None  # line ends the line-by-line reader splits differently
     try:
         import polars as pl
     except ImportError:
         return None
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    n_lines = lines + (0 if data.endswith(b"\n") else 1)
     fixes: list[int] = []
     # a capital letter is looked for first (one byte, found fast): keys are seldom capitalised
     if (b"N" in data and b"NaN" in data) or (b"I" in data and b"Infinity" in data):
         fixes = [m.start() for m in _NON_FINITE.finditer(data)]
     parsed = _NON_FINITE.sub(rb"\1null\3", data) if fixes else data
     # every colon of a file the bulk path takes ends a key (the values are numbers, the
-    # keys hold no colon), and one byte is counted faster than two
-    keys = parsed.count(b":")
+    # keys hold no colon), and one byte is counted faster than two (numpy: faster than
+    # bytes.count; the substitution above changes no colon)
+    keys = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 0x3A))
+
+    def read(rows: int | None) -> pl.DataFrame:
+        return pl.read_ndjson(parsed, infer_schema_length=rows)
+
+    def count_nulls() -> int:
+        return len(_NULL.findall(parsed)) if b"null" in parsed else 0
+
+    frame = _checked_frame(
+        read, n_lines=n_lines, keys=keys, rows=schema_rows,
+        count_nulls=count_nulls, lines=parsed,
+    )  # fmt: skip
+    columns = None if frame is None else _columns(frame, data)
+    if columns is None:
+        return None
+    if fixes and not _set_non_finite(data, fixes, columns):
+        return None  # a key whose only values are non-finite: not in the bulk schema
+    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+
+
+def jsonl_file_table(path: Path, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Table | None:
+    """Return the table of the JSON Lines file at ``path`` read at once by polars from the
+    file (the table :func:`jsonl_bulk_table` gives for its bytes), or None when polars is
+    not installed, the file is larger than :data:`WHOLE_FILE_MAX_BYTES`, or it holds
+    anything but flat objects of numbers and nulls in ASCII (escapes, line ends other
+    than line feeds, ``NaN`` and ``Infinity`` are left to :func:`jsonl_bulk_table`, a
+    piece at a time)."""
+    try:
+        import polars as pl
+    except ImportError:
+        return None
+    with path.open("rb") as handle:
+        if not 0 < os.fstat(handle.fileno()).st_size <= WHOLE_FILE_MAX_BYTES:
+            return None
+        with map_file(handle.fileno()) as mapped:
+            counts = _plain_counts(mapped)
+    if counts is None:
+        return None
+    n_lines, keys = counts
+
+    def read(rows: int | None) -> pl.DataFrame:
+        return pl.read_ndjson(path, infer_schema_length=rows)
+
+    def count_nulls() -> int:
+        with path.open("rb") as handle, map_file(handle.fileno()) as mapped:
+            return len(_NULL.findall(mapped)) if mapped.find(b"null") >= 0 else 0
+
+    frame = _checked_frame(
+        read, n_lines=n_lines, keys=keys, rows=schema_rows, count_nulls=count_nulls, lines=path
+    )
+    if frame is None:
+        return None
+    with (
+        path.open("rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+    ):
+        columns = _columns(frame, mapped)
+    if columns is None:
+        return None
+    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+
+
+def _plain_counts(mapped: mmap.mmap) -> tuple[int, int] | None:
+    """Return the lines and the colons of a mapped file of JSON objects in printable ASCII
+    (and tabs) with no escape, ``NaN`` or ``Infinity``, or None for any other file."""
+    if mapped[:1] != b"{" or mapped.find(b"\\") >= 0:
+        return None
+    for letter, word in ((b"N", b"NaN"), (b"I", b"Infinity")):
+        if mapped.find(letter) >= 0 and mapped.find(word) >= 0:
+            return None  # the piece-at-a-time path reads them (polars does not)
+    newlines = colons = 0
+    for start in range(0, len(mapped), COUNT_BLOCK_BYTES):
+        counts = _block_counts(mapped, start)
+        if counts is None:
+            return None
+        newlines, colons = newlines + counts[0], colons + counts[1]
+    return newlines + (0 if mapped[-1:] == b"\n" else 1), colons
+
+
+def _block_counts(mapped: mmap.mmap, start: int) -> tuple[int, int] | None:
+    """Return the line feeds and colons in the :data:`COUNT_BLOCK_BYTES` of ``mapped`` from
+    ``start``, or None when they hold a control byte other than a line feed or a tab, or a
+    byte outside ASCII (the array over the mapping is let go on return: the mapping can
+    close)."""
+    size = min(COUNT_BLOCK_BYTES, len(mapped) - start)
+    block = np.frombuffer(mapped, dtype=np.uint8, count=size, offset=start)
+    ends = int(np.count_nonzero(block == 0x0A))
+    # as signed bytes, the bytes outside ASCII are negative: below 0x20 with the controls
+    others = int(np.count_nonzero(block.view(np.int8) < 0x20))
+    if others != ends and others != ends + int(np.count_nonzero(block == 0x09)):
+        return None  # a carriage return, a form feed, a byte outside ASCII
+    return ends, int(np.count_nonzero(block == 0x3A))
+
+
+def _checked_frame(
+    read: Callable[[int | None], pl.DataFrame],
+    *,
+    n_lines: int,
+    keys: int,
+    rows: int,
+    count_nulls: Callable[[], int],
+    lines: bytes | Path,
+) -> pl.DataFrame | None:
+    """Return the frame ``read`` gives (inferring the columns from ``rows`` lines, then from
+    all when that misses some) when it holds a row of numbers for each of ``n_lines``
+    lines and a cell for each of ``keys`` keys but the ``count_nulls()`` explicit nulls
+    (which must not stand in a line that repeats a key: ``lines`` is the JSON text, or
+    its file), else None."""
     nulls: int | None = None
-    frame = None
-    for rows_looked_at in (schema_rows, None):
+    for rows_looked_at in (rows, None):
         try:
-            frame = pl.read_ndjson(parsed, infer_schema_length=rows_looked_at)
+            frame = read(rows_looked_at)
         except Exception:  # polars raises several kinds of error for lines it cannot read
             return None
         if frame.height != n_lines or n_lines < 2:
@@ -102,27 +225,42 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
         cells = sum(frame.height - int(count) for count in frame.null_count().row(0))
         if keys != cells and nulls is None:
             # as many keys as cells: no explicit null (and no key polars missed) to count
-            nulls = len(_NULL.findall(parsed)) if b"null" in parsed else 0
-        if keys == cells + (nulls or 0) and (not nulls or _nulls_line_up(parsed, frame)):
-            break
+            nulls = count_nulls()
+        if keys == cells + (nulls or 0) and (not nulls or _nulls_line_up(lines, frame)):
+            return frame
         # a key first seen after the rows looked at, a value read as null, or a key
         # repeated in a line (Python keeps the last, polars the first): look at all
-        frame = None
-    if frame is None:
-        return None
+    return None
+
+
+def _columns(frame: pl.DataFrame, data: bytes | mmap.mmap) -> dict[str, Column] | None:
+    """Return the columns of ``frame`` in the order the lines of ``data`` first hold their
+    keys, or None when a key is not plain or a framework's reshaping may apply."""
     names = [str(name) for name in frame.columns]
     if not all(_PLAIN_KEY.fullmatch(name) for name in names) or reshapes(set(names)):
         return None
     order = _first_seen(data, set(names))
     if order is None:
         return None
-    columns = {name: _column(frame[name]) for name in order}
-    if fixes and not _set_non_finite(data, fixes, columns):
-        return None  # a key whose only values are non-finite: not in the bulk schema
-    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+    return {name: _column(frame[name]) for name in order}
 
 
-def _nulls_line_up(data: bytes, frame: pl.DataFrame) -> bool:
+def _line_count(data: bytes) -> int | None:
+    """Return the line feeds in ``data``, or None when it holds another line end of the
+    decoded text (``str.splitlines`` splits at a carriage return, a form feed, U+2028, ...):
+    a control byte other than a line feed or a tab, or one of the line separators that
+    only a non-ASCII text can hold."""
+    codes = np.frombuffer(data, dtype=np.uint8)
+    ends = int(np.count_nonzero(codes == 0x0A))
+    controls = int(np.count_nonzero(codes < 0x20))
+    if controls != ends and controls != ends + int(np.count_nonzero(codes == 0x09)):
+        return None
+    if not data.isascii() and any(end in data for end in _OTHER_LINE_END_CHARS):
+        return None
+    return ends
+
+
+def _nulls_line_up(data: bytes | Path, frame: pl.DataFrame) -> bool:
     """Return True when no line of ``data`` that holds a null repeats a key.  A key
     repeated with null as its later value (Python keeps the null, polars the first
     value) balances the count of keys, cells and nulls that otherwise tells a repeated
@@ -167,7 +305,7 @@ def _column(cells: pl.Series) -> Column:
     return Column(values=values, present=present)
 
 
-def _first_seen(data: bytes, names: set[str]) -> list[str] | None:
+def _first_seen(data: bytes | mmap.mmap, names: set[str]) -> list[str] | None:
     """Return the keys in the order the lines first hold them (as the line-by-line reader
     orders its columns), or None when a line before the last new key is not an object."""
     order: dict[str, None] = {}

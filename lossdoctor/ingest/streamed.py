@@ -149,8 +149,9 @@ def read_file(
         plain = not isinstance(getattr(read, "__self__", None), GunzipStream)
         known = size if plain else None
         return read_content(
-            read, source=source, hints=hints, whole=whole, size=known, strict=strict
-        )
+            read, source=source, hints=hints, whole=whole, size=known, strict=strict,
+            path=path if plain else None,
+        )  # fmt: skip
 
 
 def read_url(url: str, *, hints: ColumnHints | None) -> Run:
@@ -213,13 +214,15 @@ def read_content(
     limit: int = MAX_WHOLE_BYTES,
     size: int | None = None,
     strict: bool = False,
+    path: Path | None = None,
 ) -> Run:
     """Return the run in the bytes ``read`` gives: streamed when they reach
     :data:`STREAM_MIN_BYTES` and the format allows, else read whole (at most ``limit``
     bytes, refused from ``size``, the total when known, before reading); ``whole(n)``
     reads the first ``n`` bytes again from the start, for a streamed read that finds it
     needs the whole input (``strict``: found in a folder walk, so a text must look like a
-    log, as for :func:`~lossdoctor.ingest.read_bytes`).
+    log, as for :func:`~lossdoctor.ingest.read_bytes`; ``path``: the plain file the bytes
+    are read from, for a reader that reads the file at once).
 
     Raises :class:`InputError` naming ``source``.
     """
@@ -232,7 +235,7 @@ def read_content(
     held = [head]
     del head
     try:
-        run = read_large(read, held, source=source, hints=hints, strict=strict)
+        run = read_large(read, held, source=source, hints=hints, strict=strict, path=path)
     except NeedsWhole:
         run, again = None, True
     else:
@@ -254,12 +257,15 @@ def read_large(
     source: str,
     hints: ColumnHints | None,
     strict: bool = False,
+    path: Path | None = None,
 ) -> Run | None:
     """Return the run of a large input (``head``: its first bytes, then ``read``) when its
     format is read as a stream, else None (nothing more read: the caller reads it whole);
-    ``strict`` as for :func:`read_content`.  A head given in a list is taken out of it
-    when the input is streamed as lines (so that the caller does not hold it while the
-    rest is read).
+    ``strict`` and ``path`` as for :func:`read_content`.  A head given in a list is taken
+    out of it when the input is streamed as lines (so that the caller does not hold it
+    while the rest is read).  JSON Lines of plain numbers in a plain file of up to
+    :data:`~lossdoctor.ingest.jsonl_bulk.WHOLE_FILE_MAX_BYTES` are read by polars from
+    the file at once.
 
     Raises :class:`InputError` for a binary file, found from ``head`` alone.
     """
@@ -299,6 +305,9 @@ def read_large(
     if stripped[:1] == "{" or _jsonl_after_text(text):
         if stripped[:1] == "{" and not _is_json_object(stripped.split("\n", 1)[0].strip()):
             return None  # a JSON document
+        whole_file = None if path is None else read_jsonl_file(path, source=source, hints=hints)
+        if whole_file is not None:
+            return whole_file
         blocks = line_blocks(read, _take(held), source=source)
         del head
         return read_jsonl_blocks(blocks, source=source, hints=hints)
@@ -367,6 +376,28 @@ def line_blocks(
         want = block
 
 
+def read_jsonl_file(
+    path: Path, *, source: str, hints: ColumnHints | None, schema_rows: int | None = None
+) -> Run | None:
+    """Return the run in the JSON Lines file at ``path`` read at once by polars (which infers
+    the columns from ``schema_rows`` lines first; None: its default), or None when that
+    reader does not take it (see :func:`~lossdoctor.ingest.jsonl_bulk.jsonl_file_table`):
+    the file is then read a piece at a time."""
+    from lossdoctor.ingest.jsonl_bulk import jsonl_file_table
+    from lossdoctor.ingest.provenance import mark_smoothing
+    from lossdoctor.ingest.table import table_to_run
+
+    rows = {} if schema_rows is None else {"schema_rows": schema_rows}
+    table = jsonl_file_table(path, **rows)
+    if table is None:
+        return None
+    try:
+        run = table_to_run(table, source=source, reader="jsonl", hints=hints)
+    except InputError:
+        return None  # the piece-at-a-time reader says why
+    return mark_smoothing(run, set(table.columns))
+
+
 def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHints | None) -> Run:
     """Return the run in JSON Lines given as pieces of whole lines (as
     :func:`~lossdoctor.ingest.jsonlike.read_jsonl` reads the whole text), each piece
@@ -385,8 +416,8 @@ def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHint
     line = 1  # the number of the piece's first line
     bad, bad_first = 0, None
     for index, piece in enumerate(blocks):
-        # the bulk reader's lines are the decoded text's when only \n ends a line in it
-        bulk = None if _other_line_ends(piece) else jsonl_bulk_table(piece)
+        # the bulk reader takes a piece only where \n alone ends a line of the decoded text
+        bulk = jsonl_bulk_table(piece)
         if bulk is not None:
             stack.add(bulk, line - 1)
             line += bulk.n_rows
@@ -409,20 +440,6 @@ def read_jsonl_blocks(blocks: Iterable[bytes], *, source: str, hints: ColumnHint
         table.notes.append(bad_lines_note(bad, bad_first))
     run = table_to_run(table, source=source, reader="jsonl", hints=hints)
     return mark_smoothing(run, set(table.columns))
-
-
-#: Bytes that end a line of the decoded text (str.splitlines) besides \n and \r, and the
-#: UTF-8 forms of the characters that do.
-_OTHER_LINE_END_BYTES = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
-_OTHER_LINE_END_CHARS = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
-
-
-def _other_line_ends(data: bytes) -> bool:
-    """Return True when ``data`` decoded as UTF-8 may split into lines at more than its
-    ``\\n`` and ``\\r`` (str.splitlines splits at a form feed, U+2028, ...)."""
-    if any(end in data for end in _OTHER_LINE_END_BYTES):
-        return True
-    return not data.isascii() and any(end in data for end in _OTHER_LINE_END_CHARS)
 
 
 class TableStack:
