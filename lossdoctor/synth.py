@@ -114,15 +114,21 @@ def late_wave(
     at: float = 0.3,
     square: int = 0,
     noise: float = 0.01,
+    random: int = 0,
 ) -> Curve:
     """Return a curve that falls ``fall``-fold and, from ``at`` (a share of the run) on,
-    swings by 1 +/- ``swing`` x its level: a sine of ``period`` points, or a square wave
-    when ``square`` is 1; with multiplicative noise of ``noise`` (nats) per point."""
+    swings by 1 +/- ``swing`` x its level: a sine of ``period`` points, a square wave
+    when ``square`` is 1, or when ``random`` is 1 a side and a size (0.5 to 1 of
+    ``swing``) drawn for each point (no period); with multiplicative noise of ``noise``
+    (nats) per point."""
     steps = np.arange(1, n + 1, dtype=np.float64)
     level = _decay(n, 4.0 * fall, 4.0, 5.0)
     wave = np.sin(2 * np.pi * steps / period + 0.1)
     if square:
         wave = np.where(wave >= 0, 1.0, -1.0)
+    if random:
+        draw = _rng(seed + 1)
+        wave = draw.choice([-1.0, 1.0], n) * draw.uniform(0.5, 1.0, n)
     wave[steps <= at * n] = 0.0
     return steps, level * (1 + swing * wave) * np.exp(_rng(seed).normal(0, noise, n))
 

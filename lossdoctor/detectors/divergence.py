@@ -57,9 +57,10 @@ def divergence(
     after the best as a multiple of the best (``peak_ratio``: an explosion that later
     settles still shows), and the share of the coarse trend after the best that stays
     above half the final rise (``held_share``, 0-1: a rise that never comes back holds),
-    how often the coarse trend went between a quarter and three quarters of the rise above
-    the best (``passes``: a fall then a rise is 2, a run that keeps swinging between
-    its best and its end level makes more); with the run's fp16 facts (``fp16``,
+    how often the coarse trend or the local level (the rolling median) went between a
+    quarter and three quarters of the rise above the best, whichever more often
+    (``passes``: a fall then a rise is 2, a run that keeps swinging between its best and
+    its end level makes more); with the run's fp16 facts (``fp16``,
     ``overflow_skips`` lines, ``grad_non_finite`` gradient norms) as evidence for an
     overflow."""
     signs = precision(series, grad_norm)
@@ -84,7 +85,12 @@ def divergence(
         float(np.mean(after_levels[1:] > midway)) if rise > 0 and best < len(levels) - 1 else 0.0
     )
     quarter = rise / 4
-    passes = band_passes(levels, best_level + quarter, best_level + 3 * quarter) if rise > 0 else 0
+    passes = 0
+    if rise > 0:
+        # on the coarse trend, and on the local level, which follows a swing the coarse
+        # trend's smoothing over a tenth of the run hides (a short run, random swings)
+        low, high = best_level + quarter, best_level + 3 * quarter
+        passes = max(band_passes(levels, low, high), band_passes(series.trend, low, high))
     rise_ratio = float(np.exp(rise)) if series.log_space else float("nan")
     ratio_numbers: dict[str, float] = {}
     if series.log_space and series.n >= MIN_POINTS:
