@@ -26,9 +26,9 @@ def median(values: FloatArray) -> float:
 
 def quantile(values: FloatArray, q: float) -> float:
     """Return the ``q`` quantile (0 to 1) of the one-dimensional, non-empty ``values``, as
-    ``np.quantile`` gives it (linear interpolation; NaN when one is NaN), bit for bit,
-    without the ``np.unique`` call inside it (which imports ``numpy.ma``: tens of
-    milliseconds of every process's start)."""
+    ``np.quantile`` gives it (linear interpolation; NaN when one is NaN), bit for bit but
+    for the sign of a zero among equal zeros, without the ``np.unique`` call inside it
+    (which imports ``numpy.ma``: tens of milliseconds of every process's start)."""
     n = int(values.shape[0])
     if n == 0:
         return float(np.quantile(values, q))  # raises as numpy does
