@@ -356,13 +356,14 @@ def check(
     context = _context(settings)
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
+    dicts: list[dict[str, Any]] = []  # each run's dict, made once for its row and the report
     try:
         runs, summary, files = cli_fleet.diagnose(
             paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
             curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
             scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
             include=_csv(include), exclude=_csv(exclude), merge=merge,
-            in_progress=in_progress,
+            in_progress=in_progress, dicts=dicts,
         )  # fmt: skip
     finally:
         if stdin is not None and not isinstance(stdin, bytes):  # spooled to a temporary file
@@ -378,7 +379,7 @@ def check(
 
         report = compare_report(report, baseline, hints=hints, rules=rules, context=context)
         summary = cli_fleet.summarize(report.runs)
-    doc = report.to_dict(curves=wants_curves)
+    doc = report.to_dict(curves=wants_curves, runs=None if baseline is not None else dicts)
     threshold = settings.fail_on or "error"
     for name, path in outputs:
         summary_doc = summary.to_dict(sort) if name in SUMMARY_FORMATS else doc

@@ -40,13 +40,16 @@ def diagnose(
     exclude: Sequence[str] = (),
     merge: bool = False,
     in_progress: bool = False,
+    dicts: list[dict[str, Any]] | None = None,
 ) -> tuple[list[RunReport], Summary, list[FileNote]]:
     """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
     alone), the summary of every run at ``paths`` and the files met in folders or skipped
     (no loss log among several paths), diagnosed by ``executor`` (``local`` with ``jobs``
     processes, or ``dask`` at ``scheduler``), reusing the reports of unchanged runs stored
     in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs;
-    ``in_progress``: the logs are still being written (judged as runs in progress)."""
+    ``in_progress``: the logs are still being written (judged as runs in progress).
+    ``dicts``, when given, receives each kept run's ``to_dict(curves=curves)``: the dict its
+    summary row was made from, for the report (each run is turned into a dict once)."""
     from lossdoctor.executors import make_executor
     from lossdoctor.fleet import Options, diagnose_stream
 
@@ -74,9 +77,12 @@ def diagnose(
             if report.skip is not None:
                 files.append(FileNote(report.source, "skipped", report.skip))
                 continue
-            summary.add(report.to_dict())
+            as_dict = report.to_dict(curves=curves)
+            summary.add(as_dict)
             if keep:
                 reports.append(report)
+                if dicts is not None:
+                    dicts.append(as_dict)
     finally:
         pool.close()
     return reports, summary, files

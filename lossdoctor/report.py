@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -271,14 +271,18 @@ class Report:
                 runs.append(report)
         return cls(runs=runs, files=files)
 
-    def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
+    def to_dict(
+        self, *, curves: bool = False, runs: Sequence[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """Return the versioned report dict every output format renders from (charts ask
         for the decimated ``curves`` too); ``files`` only when a folder was walked or a
-        path skipped."""
+        path skipped.  ``runs``: the runs' own ``to_dict(curves=curves)``, when made already."""
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "version": __version__,
-            "runs": [r.to_dict(curves=curves) for r in self.runs],
+            "runs": list(runs)
+            if runs is not None
+            else [r.to_dict(curves=curves) for r in self.runs],
         }
         if self.files:
             doc["files"] = [

@@ -93,7 +93,8 @@ def decode_text(data: bytes) -> str:
     if last and last[0][0] is data:
         return last[0][1]
     text = data.decode("utf-8-sig", errors="replace")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in text:  # (a one-character search: cheaper than a replacement finding none)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if len(data) <= DECODED_KEPT_BYTES:
         _last_decoded[:] = [(data, text)]
     return text
