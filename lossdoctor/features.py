@@ -400,6 +400,9 @@ class LRProfile:
         self.rel_start = nan
         #: The lowest logged rate as a share of the peak (1.0: constant).
         self.rel_min = nan
+        #: The highest logged rate from ``at_step`` on as a share of the peak (a restart
+        #: after it shows even when the rate has decayed again by the end).
+        self.rel_max_after = nan
         if lr is None or lr.n == 0:
             return
         highest, lowest, first, last = lr.magnitudes
@@ -414,3 +417,4 @@ class LRProfile:
             index = int(np.searchsorted(lr.steps, at_step, side="right")) - 1
             index = min(max(index, 0), lr.n - 1)
             self.rel_at = float(abs(lr.values[index]) / peak)
+            self.rel_max_after = float(np.max(np.abs(lr.values[index:])) / peak)

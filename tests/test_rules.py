@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -128,6 +130,50 @@ def test_flat_loss_is_high_flatline_error():
     assert finding.severity == "error"
     assert report.verdict == "failing"
     assert "smooth-decline" not in severities(report)
+
+
+def test_burst_then_stuck_names_the_logged_learning_rate_as_its_cause():
+    # Adam at a rate 10-100x too high: a burst in the first steps, then stuck far above the
+    # floor (#13: was healthy); with the rate logged the likely cause names it
+    steps, values = curves.burst_then_stuck()
+    lr = np.full(steps.size, 0.3)
+    series = {
+        "train": Series("train", "loss", steps, values),
+        "lr": Series("lr", "lr", steps, lr),
+    }
+    report = evaluate(Run("test.csv", "test", series), RULES)
+    finding = next(f for f in report.active if f.rule == "high-flatline")
+    assert finding.severity in ("warning", "error")
+    likely = [c for c in finding.causes if c["likely"]]
+    assert likely[0]["cause"] == "Learning rate too high"
+    assert "at a learning rate of 0.3" in likely[0]["evidence"]
+    burst = re.search(r"rose to ([0-9.]+)x its starting level", likely[0]["evidence"])
+    assert burst
+    assert float(burst[1]) == pytest.approx(1.5, rel=0.1)  # the burst drawn: 1.5x
+    # without a logged rate the burst alone is no evidence of a rate
+    report = judge(steps, values)
+    finding = next(f for f in report.active if f.rule == "high-flatline")
+    assert not [c for c in finding.causes if c["likely"] and "learning rate" in c["cause"]]
+
+
+def test_a_rise_after_a_restart_to_a_high_rate_names_the_restart_as_its_cause():
+    # cosine restarts whose last peak is far too high: the rate jumps at 66% of the run and
+    # decays again by the end; the loss rises and never comes back (#13). The rate logged
+    # beside it went from a small share of its peak at the best step to all of it: the
+    # likely cause, though the rate has decayed again by the end
+    steps, values = curves.restart_too_high()
+    n, at = steps.size, int(steps.size * 0.66)
+    lr = np.full(n, 1e-3)
+    lr[at:] = 0.3 * np.cos(np.linspace(0, np.pi / 2, n - at)) ** 2 + 1e-3
+    series = {
+        "train": Series("train", "loss", steps, values),
+        "lr": Series("lr", "lr", steps, lr),
+    }
+    report = evaluate(Run("test.csv", "test", series), RULES)
+    finding = next(f for f in report.active if f.rule == "divergence")
+    likely = [c for c in finding.causes if c["likely"]]
+    assert likely[0]["cause"] == "Learning rate ramped too high"
+    assert "from 0% to 100% of its peak after the best step" in likely[0]["evidence"]
 
 
 def test_slow_but_real_fall_is_not_a_flatline():

@@ -37,6 +37,7 @@ class Divergence:
     best_step: float
     lr_rel_at_best: float
     lr_rel_end: float
+    lr_rel_max_after_best: float
     lr_rise_after_best: float
     #: fp16 and overflow facts of the run (see ``beside.precision``).
     fp16: bool
@@ -69,7 +70,7 @@ def divergence(
         empty = Evidence(series=series.series.role, column=series.series.column)
         nan = float("nan")
         return Divergence(
-            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty
+            nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, *facts, empty
         )
     steps, levels = series.coarse
     best = int(np.argmin(levels))
@@ -129,7 +130,8 @@ def divergence(
         best_step=best_step,
         lr_rel_at_best=lr_profile.rel_at,
         lr_rel_end=lr_profile.rel_end,
-        lr_rise_after_best=lr_profile.rel_end - lr_profile.rel_at,
+        lr_rel_max_after_best=lr_profile.rel_max_after,
+        lr_rise_after_best=lr_profile.rel_max_after - lr_profile.rel_at,
         fp16=signs.fp16,
         overflow_skips=signs.overflow_skips,
         grad_non_finite=signs.grad_non_finite,
