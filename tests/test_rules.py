@@ -11,7 +11,7 @@ from lossdoctor import synth as curves
 from lossdoctor.engine.evaluate import evaluate
 from lossdoctor.engine.loader import load_rules
 from lossdoctor.model import Run, Series
-from lossdoctor.report import RunReport
+from lossdoctor.report import Finding, RunReport
 
 RULES = load_rules()
 
@@ -154,6 +154,39 @@ def test_burst_then_stuck_names_the_logged_learning_rate_as_its_cause():
     report = judge(steps, values)
     finding = next(f for f in report.active if f.rule == "high-flatline")
     assert not [c for c in finding.causes if c["likely"] and "learning rate" in c["cause"]]
+
+
+def _flatline_with_lr(rate: float) -> Finding:
+    steps, values = curves.flat()
+    series = {
+        "train": Series("train", "loss", steps, values),
+        "lr": Series("lr", "lr", steps, np.full(steps.size, rate)),
+    }
+    report = evaluate(Run("test.csv", "test", series), RULES)
+    return next(f for f in report.active if f.rule == "high-flatline")
+
+
+def test_a_logged_rate_rules_out_the_opposite_cause_and_its_fix():
+    # a flat loss at a logged rate of 0.3 (Adam 100x too high): "far too low" is no cause
+    # and "raise the learning rate" no fix (it was the first fix, #13 audit)
+    finding = _flatline_with_lr(0.3)
+    causes = [c["cause"] for c in finding.causes]
+    fixes = [f["title"] for f in finding.fixes]
+    assert "Learning rate far too low" not in causes
+    assert "Raise the learning rate" not in fixes
+    assert "Lower the learning rate" in fixes
+    # at a logged rate of 1e-8 it is the likely cause, and a rate "too high" is ruled out
+    finding = _flatline_with_lr(1e-8)
+    likely = [c["cause"] for c in finding.causes if c["likely"]]
+    assert likely == ["Learning rate far too low"]
+    assert "Learning rate too high" not in [c["cause"] for c in finding.causes]
+    fixes = [f["title"] for f in finding.fixes]
+    assert fixes[0] == "Raise the learning rate"
+    assert "Lower the learning rate" not in fixes
+    # at a rate that is neither (Adam's default) both stay candidates
+    finding = _flatline_with_lr(1e-3)
+    causes = [c["cause"] for c in finding.causes]
+    assert {"Learning rate too high", "Learning rate far too low"} <= set(causes)
 
 
 def test_a_rise_after_a_restart_to_a_high_rate_names_the_restart_as_its_cause():

@@ -149,16 +149,22 @@ def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) 
 
 def _ranked_causes(
     rule: Rule, measured: Any, values: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[Cause]]:
+) -> tuple[list[dict[str, Any]], list[Cause], list[Cause]]:
     """Return the rule's causes as report entries, ranked: likely causes whose evidence comes
     from a signal beside the series (the gradient norm at the spike, fp16 in the log) first,
-    then the other likely ones, then the rest, each group in the rule file's order; and the
-    likely causes in that order (their fixes are listed first).  A cause backed by a signal
-    whose evidence does not hold is left out (it is not a candidate without it)."""
+    then the other likely ones, then the rest, each group in the rule file's order; the
+    likely causes in that order (their fixes are listed first); and the causes left out: a
+    cause backed by a signal whose evidence does not hold (it is not a candidate without
+    it) and a cause the log rules out (its ``unless`` conditions all hold)."""
     rows: list[tuple[int, dict[str, Any], Cause]] = []
+    left_out: list[Cause] = []
     for cause in rule.causes:
+        if cause.unless and _all_hold(cause.unless, measured, rule):
+            left_out.append(cause)
+            continue
         likely = bool(cause.when) and _all_hold(cause.when, measured, rule)
         if cause.signal and not likely:
+            left_out.append(cause)
             continue  # a cause resting on a signal's evidence is not named without it
         entry: dict[str, Any] = {"cause": cause.title, "why": cause.why, "likely": likely}
         if likely and cause.evidence:
@@ -168,15 +174,15 @@ def _ranked_causes(
         rank = (0 if cause.signal else 1) if likely else 2
         rows.append((rank, entry, cause))
     rows.sort(key=lambda row: row[0])
-    return [entry for _, entry, _ in rows], [cause for rank, _, cause in rows if rank < 2]
+    named = [entry for _, entry, _ in rows]
+    return named, [cause for rank, _, cause in rows if rank < 2], left_out
 
 
-def _unsupported_fixes(rule: Rule, likely: list[Cause]) -> set[str]:
-    """Return the titles of fixes named only by signal-backed causes that are not likely
-    (e.g. "use bf16" for spikes in a run with no sign of fp16)."""
-    named = {title for cause in rule.causes if cause.signal for title in cause.fixes}
-    kept = {title for cause in rule.causes if not cause.signal for title in cause.fixes}
-    kept |= {title for cause in likely for title in cause.fixes}
+def _unsupported_fixes(rule: Rule, left_out: list[Cause]) -> set[str]:
+    """Return the titles of fixes named only by causes left out (e.g. "use bf16" for spikes
+    in a run with no sign of fp16, "raise the learning rate" at a logged rate of 0.3)."""
+    named = {title for cause in left_out for title in cause.fixes}
+    kept = {title for cause in rule.causes if cause not in left_out for title in cause.fixes}
     return named - kept
 
 
@@ -203,10 +209,10 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
                 c.operand if isinstance(c.operand, str) else c.field: c.value(rule.thresholds)
                 for c in level.when
             }
-            causes, ranked = _ranked_causes(rule, measured, values)
+            causes, ranked, left_out = _ranked_causes(rule, measured, values)
             first = [title for cause in ranked for title in cause.fixes]
             order = {title: i for i, title in enumerate(dict.fromkeys(first))}
-            unsupported = _unsupported_fixes(rule, ranked)
+            unsupported = _unsupported_fixes(rule, left_out)
             fixes = sorted(
                 (f for f in rule.fixes if f.title not in unsupported),
                 key=lambda f: order.get(f.title, len(order)),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
-from lossdoctor.engine.conditions import parse_condition
+from lossdoctor.engine.conditions import Condition, parse_condition
 from lossdoctor.engine.requires import REQUIRES_INTS, REQUIRES_SHARES, Requires
 from lossdoctor.engine.schema import SEVERITIES, Cause, Docs, Fix, Level, Rule
 from lossdoctor.errors import RulePackError
@@ -162,22 +162,11 @@ def _causes(
         key = f"causes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("title"), str):
             raise _fail(path, key, "must be a table with 'title' and 'why'")
-        unknown = set(item) - {"title", "why", "when", "evidence", "fixes", "signal"}
+        unknown = set(item) - {"title", "why", "when", "unless", "evidence", "fixes", "signal"}
         if unknown:
             raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
-        when = _texts(item.get("when", []), path, f"{key}.when", "a list of conditions")
-        conditions = []
-        for text in when:
-            try:
-                cond = parse_condition(str(text))
-            except ValueError as exc:
-                raise _fail(path, f"{key}.when", str(exc)) from None
-            if cond.field not in fields:
-                hint = _suggest(cond.field, sorted(fields))
-                raise _fail(path, f"{key}.when", f"unknown field '{cond.field}'{hint}")
-            if isinstance(cond.operand, str) and cond.operand not in thresholds:
-                raise _fail(path, f"{key}.when", f"unknown threshold '{cond.operand}'")
-            conditions.append(cond)
+        conditions = _cause_conditions(item, "when", path, key, fields, thresholds)
+        unless = _cause_conditions(item, "unless", path, key, fields, thresholds)
         signal = item.get("signal", "")
         if signal and (not isinstance(signal, str) or signal not in signals):
             known = ", ".join(sorted(signals))
@@ -188,13 +177,39 @@ def _causes(
             Cause(
                 title=item["title"].strip(),
                 why=str(item.get("why", "")).strip(),
-                when=tuple(conditions),
+                when=conditions,
                 evidence=str(item.get("evidence", "")).strip(),
                 fixes=_texts(item.get("fixes", []), path, f"{key}.fixes", "a list of fix titles"),
                 signal=str(signal),
+                unless=unless,
             )
         )
     return tuple(causes)
+
+
+def _cause_conditions(
+    item: dict[str, Any],
+    name: str,
+    path: Path,
+    key: str,
+    fields: set[str],
+    thresholds: dict[str, Any],
+) -> tuple[Condition, ...]:
+    """Return a cause's ``when`` or ``unless`` conditions, each checked against the
+    detector's fields and the rule's thresholds; raise the loader's error otherwise."""
+    conditions = []
+    for text in _texts(item.get(name, []), path, f"{key}.{name}", "a list of conditions"):
+        try:
+            cond = parse_condition(str(text))
+        except ValueError as exc:
+            raise _fail(path, f"{key}.{name}", str(exc)) from None
+        if cond.field not in fields:
+            hint = _suggest(cond.field, sorted(fields))
+            raise _fail(path, f"{key}.{name}", f"unknown field '{cond.field}'{hint}")
+        if isinstance(cond.operand, str) and cond.operand not in thresholds:
+            raise _fail(path, f"{key}.{name}", f"unknown threshold '{cond.operand}'")
+        conditions.append(cond)
+    return tuple(conditions)
 
 
 def _texts(value: object, path: Path, key: str, what: str) -> tuple[str, ...]:

@@ -51,6 +51,10 @@ class Cause:
     #: fp16) or ``epoch`` (the epoch boundaries); "" for the series' own shape.  Likely
     #: causes backed by a signal rank first.
     signal: str = ""
+    #: Conditions that rule the cause out: when they all hold, what the log shows
+    #: contradicts it (a logged peak learning rate of 0.3 is no rate "far too low"), so
+    #: the cause is not named and a fix only it calls for is not given.
+    unless: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)

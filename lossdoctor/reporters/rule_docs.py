@@ -57,6 +57,8 @@ def explain_text(rule: Rule) -> str:
             lines.append(f"  - {cause.title}{source}: {cause.why}")
             if cause.when:
                 lines.append(f"      evidence: {_conditions(rule, cause.when)}")
+            if cause.unless:
+                lines.append(f"      ruled out when: {_conditions(rule, cause.unless)}")
             if cause.fixes:
                 lines.append(f"      fixes first: {'; '.join(cause.fixes)}")
         lines.append("")
