@@ -33,6 +33,19 @@ def test_text_starting_with_a_bracket_is_a_text_log_not_json():
     assert active(FT / "bracket_prefixed.log")["non-finite"] == "error"
 
 
+def test_bracket_tagged_key_value_bar_lines_keep_their_step():
+    # "[train] step 10 | loss 4.1 | lr 3e-4": the tag before the first 'key value'
+    # segment hid the step (the run was judged on row order, "index 0-2")
+    lines = [f"[train] step {s} | loss {4.0 - s / 100:.3f} | lr 3e-4" for s in (10, 20, 30)]
+    text = "[train] tokens/iter = 524288\n" + "\n".join(lines) + "\n"
+    run = read_bytes(text.encode(), source="x.log")
+    assert run.series["train"].x_kind == "step"
+    assert run.series["train"].steps.tolist() == [10, 20, 30]
+    val = read_bytes(b"[val] step 50 | loss 2.5\n[train] step 50 | loss 2.4\n", source="v.log")
+    assert val.series["val"].steps.tolist() == [50]
+    assert val.series["train"].steps.tolist() == [50]
+
+
 def test_bracket_text_without_values_says_so_not_invalid_json():
     with pytest.raises(InputError) as err:
         read_bytes(b"[train] tokens/iter = many\n[train] starting\n", source="x.log")
