@@ -282,6 +282,24 @@ def test_a_recovered_nan_is_an_error_saying_when_it_recovered():
     assert f"the first at step {steps[200]:g}" in finding.message
 
 
+def test_a_nan_tail_after_an_earlier_inf_never_recovered():
+    # an Inf at one step, finite values, then NaN to the end (an MLflow store's +Inf and
+    # is_nan read back): it said "the run recovered at step nan and carried on"
+    steps, values = curves.healthy()
+    values[200] = np.inf
+    values[250:] = np.nan
+    report = judge(steps, values)
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    assert finding.severity == "error"
+    assert "recovered at" not in finding.message
+    assert "nan" not in finding.message
+    assert f"from step {steps[250]:g} on" in finding.message
+    assert "never recovered" in finding.message
+    assert f"the first at step {steps[200]:g}" in finding.message
+    assert finding.causes[0]["cause"] == "Training blew up"
+    assert finding.causes[0]["likely"] is True
+
+
 def test_finite_curve_has_no_non_finite_finding():
     assert "non-finite" not in severities(judge(*curves.healthy()))
 

@@ -24,6 +24,10 @@ class NonFinite:
     last_step: float
     recovered_step: float
     to_the_end: bool
+    #: True when the series ends on non-finite values (the run died, at once or after
+    #: coming back from earlier ones); ``dead_step`` is where that last stretch starts.
+    ends_non_finite: bool
+    dead_step: float
     #: What the log says of its number format: fp16, and overflow-skipped steps (lines).
     fp16: bool
     overflow_skips: int
@@ -37,7 +41,9 @@ def non_finite(series: SeriesView) -> NonFinite:
     ``to_the_end`` is True when every point from the first non-finite one on is
     non-finite (the run died rather than hiccuped); otherwise ``last_step`` is the step of
     the last non-finite point and ``recovered_step`` the step of the finite point after it
-    (NaN when there is none).  ``fp16`` and ``overflow_skips`` are what the log says of
+    (NaN when there is none).  ``ends_non_finite`` is True when the series ends on
+    non-finite points, ``dead_step`` the step where that last unbroken stretch of them
+    starts (NaN otherwise).  ``fp16`` and ``overflow_skips`` are what the log says of
     its number format (the evidence for an overflow).
     """
     values = series.series.values
@@ -54,6 +60,8 @@ def non_finite(series: SeriesView) -> NonFinite:
     last_step = float(series.series.steps[last_bad]) if count else float("nan")
     recovered = count and last_bad < n - 1
     recovered_step = float(series.series.steps[last_bad + 1]) if recovered else float("nan")
+    ends = bool(count and bad[-1])
+    dead_step = float(series.series.steps[last_good + 1]) if ends else float("nan")
     signs = precision(series)
     evidence = Evidence(
         series=series.series.role,
@@ -73,6 +81,8 @@ def non_finite(series: SeriesView) -> NonFinite:
         last_step=last_step,
         recovered_step=recovered_step,
         to_the_end=bool(count and bad[first:].all()),
+        ends_non_finite=ends,
+        dead_step=dead_step,
         fp16=signs.fp16,
         overflow_skips=signs.overflow_skips,
         evidence=evidence,
