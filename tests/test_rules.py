@@ -433,3 +433,17 @@ def test_source_caveats_are_info():
 def test_plain_step_log_has_no_source_caveats():
     found = severities(judge(*curves.healthy(1000)))
     assert not {"sampled-export", "smoothed-source", "per-epoch"} & set(found)
+
+
+def test_an_epoch_axis_says_epoch_for_the_x_but_keeps_the_optimizer_step():
+    # an epoch-axis log (TRL / axolotl printed dicts) with one NaN: "A skipped fp16
+    # epoch or one bad batch does this" (the optimizer's step is no point of the x axis)
+    values = np.linspace(3.0, 1.0, 100)
+    values[60] = np.nan
+    train = Series("train", "loss", np.arange(100) / 100, values, x_kind="epoch")
+    report = evaluate(Run("trl.log", "text:hf-printed", {"train": train}), RULES)
+    finding = next(f for f in report.findings if f.rule == "non-finite")
+    assert "the first at epoch 0.6" in finding.message
+    assert "recovered at epoch 0.61" in finding.message
+    assert "A skipped fp16 step or one bad batch" in finding.message
+    assert "fp16 epoch" not in finding.message

@@ -67,11 +67,16 @@ def _render(template: str, values: dict[str, Any]) -> str:
         return template
 
 
-_STEP_WORD = re.compile(r"\bstep(s?)\b")
+#: "step(s)" as a point of the x axis; after these words it is the optimizer's step
+#: ("a skipped fp16 step", "overflow-skipped steps"), which an epoch axis does not rename.
+_STEP_WORD = re.compile(
+    r"(?<!\bfp16 )(?<!\bskipped )(?<!-skipped )(?<!\boverflowing )(?<!\boptimizer )\bstep(s?)\b"
+)
 
 
 def in_x_units(text: str, x_kind: str) -> str:
-    """Return ``text`` with "step(s)" said as "epoch(s)" when the series' x is the epoch."""
+    """Return ``text`` with "step(s)" said as "epoch(s)" when the series' x is the epoch
+    (the optimizer's step, "a skipped fp16 step", is left as it is)."""
     return _STEP_WORD.sub(r"epoch\1", text) if x_kind == "epoch" else text
 
 
