@@ -65,7 +65,9 @@ _KEY = r"[A-Za-z_][\w./()-]*(?: [A-Za-z_][\w./()-]*){0,4}"
 _PAIR = re.compile(rf"(?<![\w./-])({_KEY})\s*[:=]\s*({NUM})(?![\w.])")
 #: A 'key value' segment of a ``|``-separated line; the first may carry a tag before it
 #: (``[train] step 10 | loss 2.31``).
-_SEGMENT = re.compile(rf"^\s*(?:\[[^\][]*\]\s*)?({_KEY})\s+({NUM})(?:\s*/\s*(\d+))?\s*(?:\(.*\))?\s*%?$")
+_SEGMENT = re.compile(
+    rf"^\s*(?:\[[^\][]*\]\s*)?({_KEY})\s+({NUM})(?:\s*/\s*(\d+))?\s*(?:\(.*\))?\s*%?$"
+)
 _LOSS_LINE = re.compile(rf"^\s*([A-Za-z][\w ]*loss)\s+({NUM})\s*$", re.IGNORECASE)
 _VAL_WORD = re.compile(r"\b(?:val|valid|validation|eval|evaluation|dev)\b", re.IGNORECASE)
 _BLOCK_HEADER = re.compile(r"^(?:[^\w\s]+\s*)?([\w ]+):\s*$")
