@@ -369,6 +369,35 @@ def test_trackio_parquet_export(trackio_db, tmp_path):
     assert runs[1].series["train"].n_nonfinite == 21
 
 
+def test_a_walk_reads_a_trackio_database_not_also_its_parquet_export(trackio_db, runner, tmp_path):
+    # trackio writes <project>.parquet beside <project>.db: a walk of its folder gave
+    # every run twice (ft.db#lora-good and ft.parquet#lora-good)
+    store = tmp_path / "trackio"
+    store.mkdir()
+    db = store / "ft.db"
+    db.write_bytes(trackio_db.read_bytes())
+    _write_in_child(
+        "import polars as pl\n"
+        "from pathlib import Path\n"
+        "from trackio.sqlite_storage import SQLiteStorage as S\n"
+        f"db = Path({str(db)!r})\n"
+        "rows = S._flatten_json_rows(S._read_table_rows(db, 'metrics'), 'metrics')\n"
+        "pl.DataFrame(rows, strict=False).write_parquet(db.with_suffix('.parquet'))\n",
+        tmp_path, {"TRACKIO_DIR": str(store)},
+    )  # fmt: skip
+    _, doc = run_json(runner, str(store))
+    assert [r["source"] for r in doc["runs"]] == [f"{db}#lora-good", f"{db}#lora-swing"]
+    status = {Path(f["path"]).name: (f["status"], f["detail"]) for f in doc["files"]}
+    assert status["ft.parquet"][0] == "skipped"
+    assert status["ft.parquet"][1].startswith("trackio's Parquet export of ft.db")
+    # without the database (--exclude), the export is read
+    _, doc = run_json(runner, str(store), "--exclude", "*.db")
+    assert [r["source"] for r in doc["runs"]] == [
+        f"{store}/ft.parquet#lora-good",
+        f"{store}/ft.parquet#lora-swing",
+    ]
+
+
 # The Hugging Face Trainer's WandbCallback / TrackioCallback (transformers 5.x,
 # integrations/integration_utils.py): define_metric("train/global_step") and
 # define_metric("*", step_metric="train/global_step", step_sync=True) for W&B, then on each

@@ -144,6 +144,10 @@ def walk_folder(
                 files.append(FileNote(_label(top, source, path), "skipped", claimed[path]))
             elif path not in own:
                 loose.append(path)
+    for path, db in _trackio_exports(loose):
+        why = f"trackio's Parquet export of {db.name} beside it (the same runs, read from it)"
+        files.append(FileNote(_label(top, source, path), "skipped", why))
+        loose.remove(path)
     kept = [u for u in units if _inside_any(u.files, top, include, exclude)]
     others: list[str] = []  # the runs --run did not pick, named for its error
     by_name: set[Path] = set()  # stores and named run folders kept for their runs' names
@@ -201,6 +205,24 @@ def walk_folder(
     files.sort(key=lambda f: f.path)
     runs.sort(key=lambda r: r.source)
     return WalkResult(runs=runs, files=files)
+
+
+def _trackio_exports(loose: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Return (export, database) for each ``<project>.parquet`` among ``loose`` beside a
+    SQLite ``<project>.db`` that is read too: trackio's export of the same runs."""
+    present = set(loose)
+    out = []
+    for path in loose:
+        db = path.with_suffix(".db")
+        if path.suffix.lower() == ".parquet" and db in present:
+            try:
+                with db.open("rb") as handle:
+                    is_sqlite = handle.read(16).startswith(SQLITE_MAGIC)
+            except OSError:
+                is_sqlite = False
+            if is_sqlite:
+                out.append((path, db))
+    return out
 
 
 def _rel(path: Path, top: Path) -> str:
