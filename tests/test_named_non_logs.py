@@ -142,7 +142,8 @@ def test_logs_that_look_a_little_like_those_are_still_read(runner, tmp_path):
 
 def test_short_logs_beside_summary_tables_are_still_read(runner, tmp_path):
     # a 3-epoch Keras CSVLogger, a 3-row notebook table, a log with a time column and no
-    # step, a sweep's log whose run column repeats: short logs, no per-run summaries
+    # step, a sweep's log whose run column repeats, a log with a text column of its own
+    # per row after the loss: short logs, no per-run summaries
     logs = {
         "keras.csv": ("epoch,loss,val_loss\n0,2.31,2.40\n1,1.95,2.10\n2,1.70,1.98\n", [3]),
         "notebook.tsv": (
@@ -156,6 +157,7 @@ def test_short_logs_beside_summary_tables_are_still_read(runner, tmp_path):
             [3],
         ),
         "sweep.csv": ("run,loss\na,2.3\na,2.1\na,2.0\nb,2.4\nb,2.2\nb,2.1\n", [3, 3]),
+        "timings.csv": ("loss,elapsed\n2.3,1.2s\n2.1,2.4s\n2.0,3.6s\n", [3]),
     }
     for name, (text, points) in logs.items():
         path = tmp_path / name

@@ -72,6 +72,8 @@ def loss_names(column: Column) -> str:
     return ", ".join(f"'{t}'" for t in texts[:3]) + (", ..." if len(texts) > 3 else "")
 
 
+#: Rows a table of per-run summaries has at the most (a log may name its rows).
+MAX_SUMMARY_ROWS = 50
 #: A cell that looks like a date or a time of day (``2024-06-10``, ``12:04``), not a name.
 _DATE_OR_TIME = re.compile(r"\d{1,4}[-/:.]\d{1,2}[-/:.]\d{1,4}|\d{1,2}:\d{2}")
 
@@ -79,21 +81,26 @@ _DATE_OR_TIME = re.compile(r"\d{1,4}[-/:.]\d{1,2}[-/:.]\d{1,4}|\d{1,2}:\d{2}")
 def summary_table_problem(table: Table, train: str) -> str | None:
     """Return why a table without a step or epoch column is a table of per-run summaries
     (``run,lr,final loss`` / ``a,0.1,2.3`` / ``b,0.01,1.9``: a notes table, a sweep's
-    results) and no training log, or None: a column of text names each row holding a
-    ``train`` value with a name of its own (no date or time), so that no two rows belong
-    to one run.  A log read in row order has no such column (a run's rows share its
-    name; a phase column repeats)."""
-    rows = table.columns[train].present
-    if int(rows.sum()) < MIN_ROWS:
+    results) and no training log, or None: it has a few rows (at most
+    :data:`MAX_SUMMARY_ROWS` holding a ``train`` value) and its first column names each
+    such row with a text of its own (no number, no date or time), so that no two rows
+    belong to one run.  A log read in row order has no such column (a run's rows share
+    its name; a phase column repeats)."""
+    rows = np.flatnonzero(table.columns[train].present)
+    if not MIN_ROWS <= rows.shape[0] <= MAX_SUMMARY_ROWS:
         return None
     for name, column in table.columns.items():
-        if column.texts is None or name == train:
+        if column.texts is None:
+            if column.present[rows].any():
+                return None  # the first column holds numbers
             continue
-        cells = [column.texts[i].strip().strip('"') for i in np.flatnonzero(rows)]
+        cells = [column.texts[i].strip().strip('"') for i in rows]
+        if not any(cells):
+            continue  # an empty column (a markdown table's edge)
         if not all(cells) or any(c.lower() in MISSING_TOKENS or is_number(c) for c in cells):
-            continue
+            return None
         if len(set(cells)) < len(cells) or any(_DATE_OR_TIME.search(c) for c in cells):
-            continue
+            return None
         shown = ", ".join(cells[:4]) + (", ..." if len(cells) > 4 else "")
         return (
             f"not a loss log: a table of {len(cells)} per-run summaries (one row each in"
