@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lossdoctor.api import diagnose
@@ -502,3 +503,50 @@ def test_swanlab_step_col_names_the_step_axis(tmp_path):
     assert train.steps[[0, 1, -1]].tolist() == [0.0, 0.1, 4.9]
     assert train.x_kind == "epoch"
     assert any("step axis: 'train/epoch' (--step-col)" in n for n in run.notes)
+
+
+def _tracker_columns(trainer_steps: list[float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A tracker's series on its own call count 0..n-1: the trainer's step and a loss."""
+    calls = np.arange(len(trainer_steps), dtype=np.float64)
+    loss = np.linspace(3.0, 1.0, len(trainer_steps))
+    return {
+        "train/global_step": (calls, np.array(trainer_steps, dtype=np.float64)),
+        "train/loss": (calls, loss),
+    }
+
+
+def test_a_tracker_run_moves_onto_the_trainer_step_and_notes_points_without_it() -> None:
+    from lossdoctor.ingest.trackers import on_step_key
+
+    columns = _tracker_columns([10.0, 20.0, 30.0, 40.0])
+    calls, loss = columns["train/loss"]
+    # one more loss logged at a call where the trainer's step was not (call 7)
+    columns["train/loss"] = (np.append(calls, 7.0), np.append(loss, 0.5))
+    moved, _, notes, x_kind = on_step_key(columns, hints=None, own="_step", source="r.wandb")
+    steps, values = moved["train/loss"]
+    assert steps.tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert values.tolist() == loss.tolist()
+    assert "train/global_step" not in moved
+    assert x_kind == "step"
+    assert notes == [
+        "step axis: 'train/global_step' (the trainer's step), not the tracker's _step",
+        "1 points logged without 'train/global_step' were left out",
+    ]
+
+
+def test_a_step_key_with_two_values_at_one_tracker_step_is_no_step_axis() -> None:
+    from lossdoctor.errors import InputError
+    from lossdoctor.ingest.trackers import on_step_key
+
+    columns = _tracker_columns([10.0, 20.0, 30.0])
+    calls, counted = columns["train/global_step"]
+    columns["train/global_step"] = (np.append(calls, 1.0), np.append(counted, 99.0))
+    # found by itself: the tracker's own step is kept, and the note says why
+    moved, _, notes, _ = on_step_key(columns, hints=None, own="_step", source="r.wandb")
+    assert moved is columns
+    assert notes == ["'train/global_step' holds several values at one _step: steps are _step"]
+    # named with --step-col: a one-line error naming the step
+    with pytest.raises(InputError, match=r"holds several values at one _step \(_step 1\)"):
+        on_step_key(
+            columns, hints=ColumnHints(step="train/global_step"), own="_step", source="r.wandb"
+        )

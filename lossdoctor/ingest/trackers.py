@@ -11,7 +11,6 @@ moves the series onto such a logged step (or the one ``--step-col`` names).
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -71,30 +70,34 @@ def on_step_key(
         return columns, hints, [], "step"
     at, counted = columns[key]
     finite = np.isfinite(at) & np.isfinite(counted)
-    mapping: dict[float, float] = {}
-    for tracker_step, value in zip(at[finite].tolist(), counted[finite].tolist(), strict=True):
-        if mapping.setdefault(tracker_step, value) != value:
-            if hinted:
-                raise InputError(
-                    f"--step-col '{key}' holds several values at one {own} "
-                    f"({own} {tracker_step:g}): it cannot be the step axis",
-                    path=source,
-                )
-            note = f"'{key}' holds several values at one {own}: steps are {own}"
-            return columns, hints, [note], "step"
-    if not hinted and all(k == v for k, v in mapping.items()):
+    order = np.argsort(at[finite], kind="stable")
+    tracker_steps, trainer_steps = at[finite][order], counted[finite][order]
+    repeated = tracker_steps[1:] == tracker_steps[:-1]
+    clash = repeated & (trainer_steps[1:] != trainer_steps[:-1])
+    if clash.any():
+        if hinted:
+            raise InputError(
+                f"--step-col '{key}' holds several values at one {own} "
+                f"({own} {tracker_steps[1:][clash][0]:g}): it cannot be the step axis",
+                path=source,
+            )
+        note = f"'{key}' holds several values at one {own}: steps are {own}"
+        return columns, hints, [note], "step"
+    if not hinted and np.array_equal(tracker_steps, trainer_steps):
         return columns, hints, [], "step"  # the tracker's step is the trainer's already
+    first = np.concatenate(([True], ~repeated))
+    known, their = tracker_steps[first], trainer_steps[first]
     moved: Arrays = {}
     left_out = 0
     for name, (steps, values) in columns.items():
         if name == key:
             continue
-        new = np.array([mapping.get(s, math.nan) for s in steps.tolist()], dtype=np.float64)
-        keep = ~np.isnan(new)
+        at_known = np.minimum(np.searchsorted(known, steps), max(known.size - 1, 0))
+        keep = known[at_known] == steps if known.size else np.zeros(steps.size, dtype=bool)
         if not is_step_name(name):  # (another step counter is no loss of data)
             left_out += int((~keep).sum())
         if keep.any():
-            moved[name] = (new[keep], values[keep])
+            moved[name] = (their[at_known[keep]], values[keep])
     why = "--step-col" if hinted else "the trainer's step"
     notes = [f"step axis: '{key}' ({why}), not the tracker's {own}"]
     if left_out:
