@@ -447,3 +447,16 @@ def test_an_epoch_axis_says_epoch_for_the_x_but_keeps_the_optimizer_step():
     assert "recovered at epoch 0.61" in finding.message
     assert "A skipped fp16 step or one bad batch" in finding.message
     assert "fp16 epoch" not in finding.message
+
+
+def test_no_perplexity_for_the_loss_of_any_rl_objective():
+    # the RL objectives the engine knows (RL_OBJECTIVES) are no cross-entropy either:
+    # "reinforce" and "rl" (the API's and configuration's names) were shown with a perplexity
+    from lossdoctor.engine.evaluate import RL_OBJECTIVES, is_cross_entropy
+
+    steps, values = curves.healthy()
+    series = Series("train", "loss", steps, values)
+    run = Run("test.csv", "test", {"train": series})
+    assert is_cross_entropy(series, run, {"objective": "sft"})
+    for objective in sorted(RL_OBJECTIVES):
+        assert not is_cross_entropy(series, run, {"objective": objective}), objective

@@ -80,8 +80,10 @@ def in_x_units(text: str, x_kind: str) -> str:
     return _STEP_WORD.sub(r"epoch\1", text) if x_kind == "epoch" else text
 
 
+#: Objectives named with ``--objective`` whose loss is not a progress signal.
+RL_OBJECTIVES = frozenset({"grpo", "ppo", "rl", "rloo", "reinforce"})
 #: Objectives whose loss is no cross-entropy of the next token: e^loss is no perplexity.
-NOT_CROSS_ENTROPY_OBJECTIVES = frozenset({"dpo", "ipo", "reward-model", "grpo", "ppo", "rloo"})
+NOT_CROSS_ENTROPY_OBJECTIVES = RL_OBJECTIVES | {"dpo", "ipo", "reward-model"}
 #: Words in a loss column's name that say it is no cross-entropy over a vocabulary (a
 #: regression, box, mask or divergence loss).
 NOT_CROSS_ENTROPY_WORDS = frozenset(
@@ -237,10 +239,6 @@ def _finding(rule: Rule, measured: Any, role: str, x_kind: str = "step") -> Find
                 explains=level.explains,
             )
     return None
-
-
-#: Objectives named with ``--objective`` whose loss is not a progress signal.
-RL_OBJECTIVES = frozenset({"grpo", "ppo", "rl", "rloo", "reinforce"})
 
 
 def is_rl_run(run: Run, context: Mapping[str, Any] | None) -> bool:
