@@ -39,9 +39,7 @@ def _leaf(value: Any) -> str | None:
     if kind is str:
         return encode_basestring_ascii(value)
     if kind is float:
-        if value != value or value in (_INF, -_INF):
-            raise _Unusual
-        return float.__repr__(value)
+        return _float_text(value)
     if kind is int:
         return int.__repr__(value)
     if value is None:
@@ -62,12 +60,17 @@ def _other_leaf(value: Any) -> str | None:
     if isinstance(value, int):
         return int.__repr__(value)
     if isinstance(value, float):
-        if value != value or value in (_INF, -_INF):
-            raise _Unusual
-        return float.__repr__(value)
+        return _float_text(value)
     if isinstance(value, list | tuple | dict):
         return None
     raise _Unusual
+
+
+def _float_text(value: float) -> str:
+    """Return a finite float's JSON text; raise :class:`_Unusual` for NaN and infinities."""
+    if value != value or value in (_INF, -_INF):
+        raise _Unusual
+    return float.__repr__(value)
 
 
 def _write(value: Any, out: list[str], newline: str) -> None:
