@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 from lossdoctor.arrays import all_finite, unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.features import pearson
-from lossdoctor.ingest import delimited, read_bytes, textlog
+from lossdoctor.ingest import delimited, read_bytes, textlines, textlog
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.streamed import read_jsonl_file
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
-from lossdoctor.ingest.textlog import nanogpt_iter, parse_line, read_text_log
+from lossdoctor.ingest.textlines import nanogpt_iter, parse_line
+from lossdoctor.ingest.textlog import read_text_log
 from lossdoctor.model import Run
 from lossdoctor.robust import bucket_medians, even_edges, median, quantile
 
@@ -105,7 +106,7 @@ def text_lines(draw: st.DrawFn) -> str:
                 f"iter {step}: loss abc",
                 f"iter {step}:loss {value}",
                 f"iterate {step}: loss {value}",
-                f"iter {step}: loss {value}" + "x" * textlog.MAX_LINE_CHARS,
+                f"iter {step}: loss {value}" + "x" * textlines.MAX_LINE_CHARS,
                 f"step {step} | loss {value} | lr 3e-4",
                 f"{{'loss': {value}, 'learning_rate': 1e-4, 'epoch': 0.5}}",
                 f"Epoch 1 | Step {step}/100 | loss={value}",
@@ -178,7 +179,7 @@ def test_nanogpt_iter_agrees_with_parse_line(line: str) -> None:
     quick = nanogpt_iter(line)
     if quick is None:
         return
-    parsed = parse_line(strip_prefix(line), textlog._State())
+    parsed = parse_line(strip_prefix(line), textlines.LineState())
     assert parsed is not None
     assert parsed.dialect == "nanogpt"
     step, loss = parsed.values["step"], parsed.values["loss"]

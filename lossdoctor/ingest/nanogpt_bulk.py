@@ -5,7 +5,7 @@ numpy over the whole block (a few passes of one byte per line each), with no per
 Python: the step is a run of digits, the loss a run of digits with at most one point.
 A line that starts like one but is anything else (a sign, an exponent, ``nan``, a
 number too long to be read exactly this way, another script's digits, a colour code) is left to the
-line-by-line parser (:func:`lossdoctor.ingest.textlog.parse_line`), which reads every
+line-by-line parser (:func:`lossdoctor.ingest.textlines.parse_line`), which reads every
 line the same way: the numbers here are the ones :func:`float` gives for the text.
 """
 

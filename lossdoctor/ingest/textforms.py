@@ -66,7 +66,7 @@ def jsonl_after_text(head: str) -> bool:
     if _LATER_OBJECT.search(head) is None:
         return False  # (most texts: no line after the first opens an object)
     from lossdoctor.ingest.lines import strip_prefix
-    from lossdoctor.ingest.textlog import carries_loss
+    from lossdoctor.ingest.textlines import carries_loss
 
     for line in head.split("\n"):
         if json_record_with_loss(line):

@@ -29,7 +29,7 @@ from lossdoctor.ingest.table import (
     promote_single_loss,
     steps_per_epoch,
 )
-from lossdoctor.ingest.textlog import nanogpt_iter
+from lossdoctor.ingest.textlines import nanogpt_iter
 from lossdoctor.live.buffer import PointBuffer
 from lossdoctor.live.parse import LineParser
 from lossdoctor.live.runs import RunState, StreamRuns, record_step_key

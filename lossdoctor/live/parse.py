@@ -11,10 +11,10 @@ head, and each line is then read by that form's own row or record parser:
 - ``notebook``: the Hugging Face / unsloth notebook table, its banner above the header
   (:func:`~lossdoctor.ingest.notebook.row_cells`);
 - ``torchtune``: torchtune's metric lines and training bar, its configuration echo left
-  out (:func:`~lossdoctor.ingest.textlog.parse_torchtune`);
+  out (:func:`~lossdoctor.ingest.textlines.parse_torchtune`);
 - ``lightning``: a captured Lightning progress bar, its redraws alone
-  (:func:`~lossdoctor.ingest.textlog.parse_lightning`);
-- ``text``: every other text-log dialect (:func:`~lossdoctor.ingest.textlog.parse_line`).
+  (:func:`~lossdoctor.ingest.textlines.parse_lightning`);
+- ``text``: every other text-log dialect (:func:`~lossdoctor.ingest.textlines.parse_line`).
 
 A loss logged only in parts (Ultralytics ``train/box_loss``, ``train/cls_loss``, ...)
 gets its total on each record, as ``check`` adds it to the table.
@@ -33,16 +33,16 @@ from lossdoctor.ingest.lines import strip_prefix
 from lossdoctor.ingest.progressbar import bar_note, looks_like_progress_bar
 from lossdoctor.ingest.table import MISSING_TOKENS
 from lossdoctor.ingest.textforms import json_record_with_loss
-from lossdoctor.ingest.textlog import (
+from lossdoctor.ingest.textlines import (
     GLOBAL_STEPS_NOTE,
     MAX_LINE_CHARS,
     EpochSteps,
+    LineState,
     ParsedLine,
-    _canonical,
-    _has_loss,
-    _State,
+    canonical,
     carries_loss,
     flush_lightning_bar,
+    has_loss,
     keras_epoch_end,
     keras_note,
     parse_lightning,
@@ -90,7 +90,7 @@ class LineParser:
         self.kind: str | None = None
         self.header: list[str] | None = None
         self.delimiter = ","
-        self.state = _State()
+        self.state = LineState()
         self.epoch_steps = EpochSteps()
         #: Keras progress-bar records of the epoch so far, and whether an epoch's end line
         #: was read (see :meth:`_text`).
@@ -268,7 +268,7 @@ class LineParser:
 
     def _with_totals(self, records: list[Record]) -> list[Record]:
         for record in records:
-            if self.totals is None and _has_loss({k.lower(): v for k, v in record.items()}):
+            if self.totals is None and has_loss({k.lower(): v for k, v in record.items()}):
                 self.totals = components.summed_totals(list(record))
             if self.totals:
                 components.add_record_sums(record, self.totals)
@@ -298,7 +298,7 @@ class LineParser:
         return [*released, record]
 
     def _record(self, parsed: ParsedLine) -> Record:
-        values = _canonical(parsed)
+        values = canonical(parsed)
         self.epoch_steps.globalise(values)
         values.pop("step__total", None)
         return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}

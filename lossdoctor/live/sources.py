@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lossdoctor.ingest import _UTF16_BOMS, BINARY_PROBE_BYTES, PARQUET_MAGIC
-from lossdoctor.ingest.textlog import MAX_LINE_CHARS
+from lossdoctor.ingest.textlines import MAX_LINE_CHARS
 
 Event = tuple[str, Any]
 CHUNK = 1 << 16
