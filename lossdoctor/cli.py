@@ -887,6 +887,30 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def _app_for(argv: list[str]) -> typer.Typer:
+    """Return the app with only the command (or command group) ``argv`` starts with, or the
+    whole app when it starts with none (an option, help, a misspelt command: every command
+    is listed then).  Typer builds each command's options from its signature at every
+    start: about 9 ms of CPU for all of them, 3 ms for ``check`` alone."""
+    import copy
+
+    from typer.main import get_command_name
+
+    first = argv[0] if argv else ""
+    commands = [
+        info
+        for info in app.registered_commands
+        if info.callback is not None
+        and (info.name or get_command_name(info.callback.__name__)) == first
+    ]
+    groups = [info for info in app.registered_groups if info.name == first]
+    if not commands and not groups:
+        return app
+    one = copy.copy(app)
+    one.registered_commands, one.registered_groups = commands, groups
+    return one
+
+
 def main() -> None:
     """Run the CLI; turn lossdoctor errors into one line on stderr and exit code 2."""
     for name, value in _NUMPY_ENV.items():
@@ -895,7 +919,7 @@ def main() -> None:
             _SET_FOR_NUMPY.add(name)
     _keep_freed_memory()
     try:
-        app()
+        (_app_for(sys.argv[1:]) if isinstance(app, typer.Typer) else app)()
     except LossdoctorError as exc:
         _error(exc.one_line())
         sys.exit(ExitCode.USAGE)

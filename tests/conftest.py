@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from lossdoctor.cli import app
+
+#: The tests keep the checked rule pack in a cache folder of their own (this session's,
+#: inherited by the commands they run), never in the home folder of whoever runs them.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lossdoctor-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

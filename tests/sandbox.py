@@ -101,29 +101,17 @@ def _readable_copy(folder: Path) -> Path:
 
 
 def _cache_builtin_rules() -> None:
-    """Parse the built-in rule files once for all children (a user pack is parsed anew),
-    from a copy of the pack the permission cases' user can read: CI's clone, where the
-    package is imported from, may be unreadable to that user."""
+    """Check the built-in rule pack once for all children, from a copy of the pack the
+    permission cases' user can read (CI's clone, where the package is imported from, may
+    be unreadable to that user): the checked pack is kept in the user's cache folder,
+    where the children find it (those of the permission cases' user cannot read it there
+    and check the pack again)."""
     from lossdoctor.engine import loader
 
-    if getattr(loader.load_rule_file, "cached", False):
-        return
-    parse = loader.load_rule_file
     global _RULES_COPY
-    builtin = _RULES_COPY = _readable_copy(loader.builtin_rules_dir())
-    parsed: dict[Path, Any] = {}
-
-    def load_rule_file(path: Path, detectors: Any = None) -> Any:
-        if builtin not in path.parents:
-            return parse(path, detectors)
-        if path not in parsed:
-            parsed[path] = parse(path, detectors)
-        return parsed[path]
-
-    load_rule_file.cached = True  # type: ignore[attr-defined]
-    loader.load_rule_file = load_rule_file
-    for path in sorted(builtin.rglob("*.toml")):
-        load_rule_file(path)
+    if _RULES_COPY is None:
+        _RULES_COPY = _readable_copy(loader.builtin_rules_dir())
+    loader.load_rules([_RULES_COPY])
 
 
 #: The readable copy of the built-in rule pack the children read (see _cache_builtin_rules).

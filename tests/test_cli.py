@@ -272,3 +272,41 @@ def test_check_watch_and_run_share_the_diagnosis_options():
             line = next(ln for ln in text.splitlines() if re.search(rf"{option}\b", ln))
             texts.add(re.split(r"\s{2,}", line.strip())[-1])  # the help, after the columns
         assert len(texts) == 1, (option, texts)
+
+
+def test_the_command_line_builds_only_the_command_it_runs():
+    # typer builds every command's options at each start: the one named is built alone,
+    # the whole app when no command is named (its help lists them all)
+    import typer
+
+    from lossdoctor.cli import _app_for
+
+    def names(argv: list[str]) -> set[str]:
+        group = typer.main.get_command(_app_for(argv))
+        return set(group.commands)  # type: ignore[attr-defined]
+
+    assert names(["check", "run.csv"]) == {"check"}
+    assert names(["plot", "run.csv", "-o", "x.png"]) == {"plot"}
+    assert names(["rules", "explain", "spikes"]) == {"rules"}
+    everything = {"check", "compare", "plot", "watch", "run", "formats", "rules"}
+    for argv in ([], ["--help"], ["--version"], ["chek", "run.csv"]):
+        assert names(argv) == everything
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["check", "--help"], ["rules", "explain", "--help"], ["checkk"], ["check", "--bogus", "x"]],
+)
+def test_a_command_run_alone_says_what_the_whole_app_says(argv):
+    def run(code: str) -> tuple[int, str, str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1"},
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    alone = run("from lossdoctor.cli import main; main()")
+    assert alone == run("from lossdoctor.cli import app; app()")
+    assert alone[0] in (0, 2)

@@ -6,10 +6,10 @@ file and the key; nothing in a rule file is executed.
 
 from __future__ import annotations
 
+import io
 import re
 import tomllib
 from difflib import get_close_matches
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,11 @@ MAX_FORMAT_WIDTH = 100
 
 def builtin_rules_dir() -> Path:
     """Return the folder of the built-in rule pack (installed wheel or source checkout)."""
-    packaged = resources.files("lossdoctor") / "_rules"
+    package = Path(__file__).resolve().parents[1]  # lossdoctor/, installed as files
+    packaged = package / "_rules"
     if packaged.is_dir():
-        return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[2] / "rules"
+        return packaged
+    checkout = package.parent / "rules"
     if checkout.is_dir():
         return checkout
     raise RulePackError("the built-in rule pack is missing (no lossdoctor/_rules, no rules/)")
@@ -395,26 +396,53 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
 
 def load_rule_file(path: Path, detectors: dict[str, DetectorSpec] | None = None) -> Rule:
     """Return the rule in the TOML file at ``path``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
+    return _rule_from_bytes(path, data, detectors)
+
+
+def _rule_from_bytes(
+    path: Path, data: bytes, detectors: dict[str, DetectorSpec] | None = None
+) -> Rule:
+    """Return the rule in ``data``, the bytes of the TOML file at ``path`` (read as text
+    the way ``Path.read_text`` reads it: UTF-8, any line end made ``\\n``)."""
     detectors = detectors if detectors is not None else load_builtin_detectors()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read())
     except tomllib.TOMLDecodeError as exc:
         raise RulePackError(f"invalid TOML ({exc})", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
-    return parse_rule(data, path, detectors)
+    return parse_rule(table, path, detectors)
 
 
 def load_rules(folders: list[Path] | None = None) -> list[Rule]:
-    """Return the rules in ``folders`` (default: the built-in pack), sorted by code.
+    """Return the rules in ``folders`` (default: the built-in pack), sorted by code; the
+    checked pack is kept in the user's cache folder (see :mod:`lossdoctor.engine.pack_cache`).
+
+    Raises :class:`RulePackError` on a malformed file or a duplicate code or name.
+    """
+    from lossdoctor.engine.pack_cache import cached_rules
+
+    files: list[tuple[Path, bytes]] = []
+    for folder in folders or [builtin_rules_dir()]:
+        for path in sorted(folder.rglob("*.toml")):
+            try:
+                files.append((path, path.read_bytes()))
+            except OSError as exc:
+                raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
+    return cached_rules(files, _build_rules)
+
+
+def _build_rules(files: list[tuple[Path, bytes]]) -> list[Rule]:
+    """Return the rules in the rule ``files`` (path, bytes), checked and sorted by code.
 
     Raises :class:`RulePackError` on a malformed file or a duplicate code or name.
     """
     detectors = load_builtin_detectors()
-    rules: list[Rule] = []
-    for folder in folders or [builtin_rules_dir()]:
-        for path in sorted(folder.rglob("*.toml")):
-            rules.append(load_rule_file(path, detectors))
+    rules = [_rule_from_bytes(path, data, detectors) for path, data in files]
     seen: dict[str, str] = {}
     for rule in rules:
         for ident in (rule.code, rule.name):
