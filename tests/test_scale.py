@@ -429,3 +429,54 @@ def test_spikes_in_a_million_point_run_with_dips_are_not_lost_to_sampling():
     spikes = next(f for f in report.findings if f.rule == "spikes")
     assert SeriesView(series).sampled
     assert spikes.evidence["events"] == 5
+
+
+# --- line numbers of rows read one a line -----------------------------------------------------
+
+
+def test_consecutive_lines_index_as_the_array_of_their_lines():
+    import pickle
+
+    from lossdoctor.model import ConsecutiveLines
+
+    lines = ConsecutiveLines(first=2, count=6)
+    array = np.arange(2, 8, dtype=np.int64)
+    mask = np.array([True, False, False, True, True, False])
+    positions = np.array([5, 0, 3, -1])
+    assert [lines[i] for i in range(-6, 6)] == [int(array[i]) for i in range(-6, 6)]
+    np.testing.assert_array_equal(lines[mask], array[mask])
+    np.testing.assert_array_equal(lines[positions], array[positions])
+    np.testing.assert_array_equal(lines[1:5:2], array[1:5:2])
+    np.testing.assert_array_equal(np.asarray(lines + 10), array + 10)
+    assert lines.tolist() == array.tolist()
+    assert lines.shape == array.shape == (len(lines),)
+    assert 7 in lines
+    assert 8 not in lines
+    assert 1 not in lines
+    assert 2.5 not in lines
+    assert pickle.loads(pickle.dumps(lines)) == lines  # --jobs sends runs to workers
+    for wrong in (6, -7):
+        with pytest.raises(IndexError):
+            lines[wrong]
+    with pytest.raises(IndexError):
+        lines[np.ones(5, dtype=bool)]
+
+
+def test_a_large_tables_rows_name_their_lines_without_an_array_of_them(tmp_path, monkeypatch):
+    """A table read one row a line keeps its rows' lines as a range (a 10,000,000-row
+    log's array of them would take 80 MB); the points and their evidence lines are those
+    of an array."""
+    from lossdoctor.model import ConsecutiveLines
+
+    text = "# exported\n" + big_csv(3_000, cell=lambda i: "nan" if i == 2_500 else None)
+    path = tmp_path / "big.csv"
+    path.write_text(text)
+    monkeypatch.setattr(delimited, "SMALL_TABLE_BYTES", 0)
+    run = read_run(str(path))
+    train, val = run.series[TRAIN], run.series["val"]
+    assert isinstance(train.lines, ConsecutiveLines)
+    assert train.lines.tolist() == list(range(3, 3_003))  # comment line 1, header line 2
+    assert val.lines is not None
+    assert val.lines.tolist() == list(range(3, 3_003, 50))
+    bad = int(np.flatnonzero(np.isnan(train.values))[0])
+    assert train.line_of(bad) == 2_503

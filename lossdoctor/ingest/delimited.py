@@ -35,7 +35,7 @@ from lossdoctor.ingest.table import (
     table_to_run,
     tensorboard_export_run,
 )
-from lossdoctor.model import FloatArray, Run
+from lossdoctor.model import ConsecutiveLines, FloatArray, Run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -203,8 +203,7 @@ def read_delimited(
         )
     n_rows = next(iter(columns.values())).values.shape[0] if columns else 0
     header_line = layout.skipped + (0 if names else 1)
-    row_lines = np.arange(header_line + 1, header_line + 1 + n_rows, dtype=np.int64)
-    table = Table(columns=columns, lines=row_lines)
+    table = Table(columns=columns, lines=ConsecutiveLines(header_line + 1, n_rows))
     if [normalise_header(c) for c in columns] == _TB_HEADER and not (hints and hints.train):
         return _tensorboard_csv(table, source=source, hints=hints)
     reader = "tsv" if layout.delimiter == "\t" else "csv"

@@ -24,7 +24,7 @@ from lossdoctor.ingest.columns import (
 )
 from lossdoctor.ingest.sessions import EDGE_POINTS, goes_on, level
 from lossdoctor.ingest.table import MISSING_TOKENS, Column, Table, column_texts
-from lossdoctor.model import TRAIN, VAL, BoolArray, FloatArray, IntArray, Run
+from lossdoctor.model import TRAIN, VAL, BoolArray, FloatArray, IntArray, Lines, Run
 
 #: ``--group-by none``: no grouping, not even by a column named like a run id.
 NO_GROUPING = "none"
@@ -91,7 +91,7 @@ class SessionPlan:
 
 
 def plan_sessions(
-    steps: FloatArray, loss: FloatArray, has_loss: BoolArray, lines: IntArray | None
+    steps: FloatArray, loss: FloatArray, has_loss: BoolArray, lines: Lines | None
 ) -> SessionPlan:
     """Return the sessions of a table whose rows have ``steps`` and a loss (``loss`` where
     ``has_loss``) and come from ``lines`` of the file (None: rows).  A step that goes back to (or

@@ -33,6 +33,7 @@ from lossdoctor.model import (
     BoolArray,
     FloatArray,
     IntArray,
+    Lines,
     Run,
     Series,
     XKind,
@@ -70,7 +71,7 @@ class Table:
     """Columns in source order, with the source line of each row when known."""
 
     columns: dict[str, Column]
-    lines: IntArray | None = None
+    lines: Lines | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -353,7 +354,7 @@ def keep_last_run(steps: FloatArray) -> BoolArray:
     return keep
 
 
-def _keep_after_restarts(steps: FloatArray, lines: IntArray | None) -> tuple[BoolArray, list[str]]:
+def _keep_after_restarts(steps: FloatArray, lines: Lines | None) -> tuple[BoolArray, list[str]]:
     """Return the rows to keep when steps go backwards, and notes saying what happened.
 
     A backward step starts a new segment; rows of earlier segments at or beyond
@@ -407,7 +408,7 @@ class Points:
 
     steps: FloatArray
     values: FloatArray
-    lines: IntArray | None
+    lines: Lines | None
     #: The series meta naming the steps where the run resumed.
     meta: dict[str, str]
     notes: list[str]
@@ -416,7 +417,7 @@ class Points:
 
 
 def order_points(
-    steps: FloatArray, values: FloatArray, lines: IntArray | None, *, by_row: bool = True
+    steps: FloatArray, values: FloatArray, lines: Lines | None, *, by_row: bool = True
 ) -> Points:
     """Return a series' points (in log order, at ``lines`` when known) as they are judged:
     numbered in row order when the steps go backwards too often to count anything (more
@@ -434,7 +435,7 @@ def order_points(
         return Points(rows, values, lines, {}, [], by_row=True)
     keep, notes = _keep_after_restarts(steps, lines)
     meta = resume_meta(steps[keep_last_run(steps)])
-    lines = None if lines is None else _pick(lines, keep)
+    lines = None if lines is None else _pick_lines(lines, keep)
     return Points(_pick(steps, keep), _pick(values, keep), lines, meta, notes)
 
 
@@ -554,7 +555,7 @@ def table_to_run(
         mask = col.present
         meta: dict[str, str] = {}
         steps = _pick(row_steps, mask)
-        lines = None if table.lines is None else _pick(table.lines, mask)
+        lines = None if table.lines is None else _pick_lines(table.lines, mask)
         x_kind: XKind = "index" if is_index else choice.x_kind
         values = _pick(col.values, mask)
         if goes_back:  # (else every series' points are in step order as they are)
@@ -617,6 +618,11 @@ def _pick(array: ArrayT, mask: BoolArray) -> ArrayT:
     return array if mask.all() else array[mask]
 
 
+def _pick_lines(lines: Lines, mask: BoolArray) -> Lines:
+    """Return the lines of the rows ``mask`` keeps (``lines`` itself when it keeps all)."""
+    return lines if mask.all() else lines[mask]
+
+
 #: TensorBoard's export file name: ``run-<run>-tag-<tag>``.
 TB_EXPORT_NAME = re.compile(r"run[-_](?P<run>.*?)-tag-(?P<tag>.+)$")
 #: Run names of validation runs (Keras writes ``logs/train`` and ``logs/validation``).
@@ -634,7 +640,7 @@ def tensorboard_export_run(
     values: Column,
     *,
     tag: str,
-    lines: IntArray | None,
+    lines: Lines | None,
     source: str,
     reader: str,
     hints: ColumnHints | None = None,

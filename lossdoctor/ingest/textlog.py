@@ -259,7 +259,7 @@ def _with_fast_rows(table: Table, parts: list[FastPart]) -> Table:
     (``parts``: steps, losses and their line numbers, a block at a time, in line order;
     let go of as they are placed) put in line order, its columns in first-seen order as
     :func:`records_table` orders them."""
-    slow_lines = table.lines if table.lines is not None else np.zeros(0, dtype=np.int64)
+    slow_lines = np.asarray(table.lines) if table.lines is not None else np.zeros(0, dtype=np.int64)
     # both in line order, no line in both: a row's place is its place among its own kind
     # plus the number of the other kind's lines before it
     slow_rows = np.arange(slow_lines.shape[0])
