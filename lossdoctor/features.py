@@ -352,11 +352,15 @@ def warmup_end_step(lr: SeriesView | None) -> float | None:
 
 def spearman(x: FloatArray, y: FloatArray) -> float:
     """Return Spearman's rank correlation of ``x`` and ``y`` (-1..1; NaN when undefined)."""
-    if x.shape[0] < MIN_RANK_POINTS:
+    n = x.shape[0]
+    if n < MIN_RANK_POINTS:
         return float("nan")
-    rank_x, rank_y = average_ranks(x), average_ranks(y)
-    if rank_x.min() == rank_x.max() or rank_y.min() == rank_y.max():  # no spread
-        return float("nan")
+    # steps that only go up (the usual x) are ranked by their positions
+    rising = bool((x[1:] > x[:-1]).all())
+    rank_x = np.arange(1, n + 1, dtype=np.float64) if rising else average_ranks(x)
+    rank_y = average_ranks(y)
+    if (not rising and rank_x.min() == rank_x.max()) or rank_y.min() == rank_y.max():
+        return float("nan")  # no spread
     return pearson(rank_x, rank_y)
 
 
@@ -377,11 +381,21 @@ def pearson(x: FloatArray, y: FloatArray) -> float:
 def average_ranks(values: FloatArray) -> FloatArray:
     """Return the 1-based ranks of ``values``, ties sharing their average rank (as
     ``scipy.stats.rankdata`` gives them)."""
-    order = np.argsort(values, kind="mergesort")
-    inverse = np.empty(order.shape[0], dtype=np.int64)
-    inverse[order] = np.arange(order.shape[0])
+    n = values.shape[0]
+    # ties share one rank whatever their order: any sort will do, the fastest is taken
+    order = np.argsort(values)
     ordered = values[order]
-    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    if n and ordered[-1] != ordered[-1]:  # NaN (sorted last): ranked in order of position
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+    distinct = ordered[1:] != ordered[:-1]
+    if distinct.all():  # no ties: a value's rank is its place in the order
+        ranks = np.empty(n, dtype=np.float64)
+        ranks[order] = np.arange(1, n + 1, dtype=np.float64)
+        return ranks
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+    starts = np.concatenate(([True], distinct))
     dense = np.cumsum(starts)[inverse]
     bounds = np.concatenate((np.flatnonzero(starts), [starts.shape[0]]))
     return np.asarray(0.5 * (bounds[dense] + bounds[dense - 1] + 1), dtype=np.float64)

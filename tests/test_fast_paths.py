@@ -767,3 +767,44 @@ def test_json_report_errs_as_json_dumps(doc: object) -> None:
     except (TypeError, ValueError) as exc:
         got = (type(exc), str(exc))
     assert got == expected
+
+
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 1.5, 2.0])),
+        min_size=1,
+        max_size=300,
+    )
+)
+@example(values=[float(i) for i in range(50)])  # no ties
+@example(values=[3.0, 1.0, 3.0, 2.0, 1.0])  # ties
+@settings(deadline=None)  # the first example imports scipy
+def test_average_ranks_are_scipys_rankdata(values: list[float]) -> None:
+    """Ranks (ties sharing their average rank) are scipy's, with ties or without."""
+    from scipy.stats import rankdata
+
+    from lossdoctor.features import average_ranks
+
+    array = np.array(values, dtype=np.float64)
+    assert np.array_equal(average_ranks(array), rankdata(array))
+
+
+@given(
+    steps=st.lists(st.integers(0, 60), min_size=3, max_size=200),
+    values=st.lists(st.floats(-100, 100), min_size=200, max_size=200),
+)
+def test_spearman_of_rising_steps_is_the_ranked_pearson(
+    steps: list[int], values: list[float]
+) -> None:
+    """Spearman's rho of steps that only go up (ranked by position, no sort) is the
+    Pearson correlation of both series' average ranks, to the bit; steps with repeats or
+    going back are ranked by sorting, to the same result."""
+    from lossdoctor.features import average_ranks, spearman
+
+    for x in (np.array(steps, dtype=np.float64), np.cumsum(np.array(steps) + 1.0)):
+        y = np.array(values[: x.shape[0]])
+        rank_x, rank_y = average_ranks(x), average_ranks(y)
+        if rank_x.min() == rank_x.max() or rank_y.min() == rank_y.max():
+            assert np.isnan(spearman(x, y))
+        else:
+            assert np.array_equal(spearman(x, y), pearson(rank_x, rank_y))

@@ -460,3 +460,20 @@ def test_no_perplexity_for_the_loss_of_any_rl_objective():
     assert is_cross_entropy(series, run, {"objective": "sft"})
     for objective in sorted(RL_OBJECTIVES):
         assert not is_cross_entropy(series, run, {"objective": objective}), objective
+
+
+def test_a_rule_changed_between_runs_judges_with_its_own_tunables_and_inputs():
+    """The engine works out once how it applies each rule: a copy of a rule with other
+    tunables or inputs, judged after the original, is judged by its own."""
+    import dataclasses
+
+    from lossdoctor.ingest import read_source
+
+    spikes = next(r for r in RULES if r.detector == "spikes")
+    run = read_source("examples/spikes.jsonl")[0][0]
+    assert spikes.name in {f.rule for f in evaluate(run, [spikes]).findings}
+    deaf = dataclasses.replace(spikes, params={**spikes.params, "min_ratio": 1e5})
+    assert spikes.name not in {f.rule for f in evaluate(run, [deaf]).findings}
+    assert spikes.name in {f.rule for f in evaluate(run, [spikes]).findings}
+    on_val = dataclasses.replace(spikes, series=("val",))
+    assert evaluate(run, [on_val]).skipped == [(spikes.code, spikes.name, "no val series")]

@@ -7,6 +7,7 @@ There is no arithmetic and nothing is evaluated as code.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import re
@@ -33,6 +34,11 @@ class Condition:
     op: str
     operand: float | bool | str
     text: str
+    #: ``OPERATORS[op]``, looked up once (a condition is tested for every rule on every run).
+    compare: Callable[[Any, Any], bool] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compare", OPERATORS[self.op])
 
     def value(self, thresholds: Mapping[str, float | bool]) -> float | bool:
         """Return the operand, looking threshold names up in ``thresholds``."""
@@ -44,7 +50,10 @@ class Condition:
         """Return True when the measured value satisfies the condition (NaN never does)."""
         if isinstance(measured, float) and math.isnan(measured):
             return False
-        return bool(OPERATORS[self.op](measured, self.value(thresholds)))
+        operand = self.operand
+        return bool(
+            self.compare(measured, thresholds[operand] if type(operand) is str else operand)
+        )
 
 
 def parse_condition(text: str) -> Condition:

@@ -6,6 +6,7 @@ import math
 import re
 import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,57 @@ def _context_with_logged_vocab(
     return {**(context or {}), "chance_loss": math.log(int(stated))}, note
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How :func:`evaluate` applies a rule with its detector, worked out once (not on every
+    run): the detector's tunables with the rule's own, the measurement's cache key, and the
+    roles the rule judges and reads, as written (``roles[False]``) and for a log holding
+    only a validation loss (``roles[True]``)."""
+
+    params: dict[str, Any]
+    key: tuple[Any, ...]
+    roles: tuple[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], tuple[str, ...]]]
+    #: The rule reads the training loss (skipped on a reinforcement-learning run).
+    reads_train: bool
+
+
+#: id(rule) -> (rule, its detector, plan); emptied when it grows past _MAX_PLANS.
+_PLANS: dict[int, tuple[Rule, DetectorSpec, _Plan]] = {}
+_MAX_PLANS = 4096
+
+
+def _plan(rule: Rule, spec: DetectorSpec) -> _Plan:
+    """Return the plan of ``rule`` measured by ``spec`` (made once, then kept)."""
+    kept = _PLANS.get(id(rule))
+    if kept is not None and kept[0] is rule and kept[1] is spec:
+        return kept[2]
+    beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
+    params = {**spec.params, **rule.params}
+    plan = _Plan(
+        params=params,
+        key=(spec.name, *params.items()),
+        roles=(
+            (rule.series, rule.inputs),
+            (_lone_val(rule.series), _lone_val(rule.inputs, beside)),
+        ),
+        reads_train=TRAIN in (rule.series or rule.inputs),
+    )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[id(rule)] = (rule, spec, plan)
+    return plan
+
+
+def _lone_val(roles: tuple[str, ...], beside: frozenset[int] = frozenset()) -> tuple[str, ...]:
+    """Return the roles a rule judges in a log holding only a validation loss: its shape is
+    judged by the training-loss rules (not those that compare the two; a rule that reads a
+    validation loss only as evidence beside the training loss, at a position in
+    ``beside``, judges without it)."""
+    if VAL in roles and roles.index(VAL) not in beside:
+        return roles
+    return tuple(VAL if role == TRAIN else "" if role == VAL else role for role in roles)
+
+
 def evaluate(
     run: Run,
     rules: Sequence[Rule],
@@ -283,24 +335,18 @@ def evaluate(
     checked: list[tuple[str, str]] = []
     skipped: list[tuple[str, str, str]] = []
     lone_val = TRAIN not in views and VAL in views
-
-    def judged(roles: tuple[str, ...], beside: frozenset[int] = frozenset()) -> tuple[str, ...]:
-        # a log holding only a validation loss: its shape is judged by the training-loss
-        # rules (not those that compare the two; a rule that reads a validation loss only
-        # as evidence beside the training loss, at a position in ``beside``, judges
-        # without it)
-        if not lone_val or (VAL in roles and roles.index(VAL) not in beside):
-            return roles
-        return tuple(VAL if role == TRAIN else "" if role == VAL else role for role in roles)
-
     rl_run = is_rl_run(run, context)
     context, vocab_note = _context_with_logged_vocab(run, context)
     measured_by: dict[tuple[Any, ...], Any] = {}
 
-    def measure(spec: DetectorSpec, roles: tuple[str, ...], params: dict[str, Any]) -> Any:
+    def measure(spec: DetectorSpec, plan: _Plan, roles: tuple[str, ...]) -> Any:
         # rules that share a detector, its inputs and its tunables share one measurement
         # (a detector is a pure function of them)
-        key = (spec.name, roles, *params.items())
+        params = plan.params
+        key: tuple[Any, ...] = (plan.key, roles)
+        if spec.context and context:
+            extra = {k: context[k] for k in spec.context if k in context}
+            params, key = {**params, **extra}, (*key, *extra.items())
         if key not in measured_by:
             args = [views.get(role) for role in roles]
             measured_by[key] = (spec.raw or spec.func)(*args, **params)
@@ -313,13 +359,11 @@ def evaluate(
             if rule.emitted_by:
                 continue  # made by a comparison or a live monitor, not by one run alone
             spec = DETECTORS[rule.detector]
-            if rl_run and not rule.rl_loss and TRAIN in (rule.series or rule.inputs):
+            plan = _plan(rule, spec)
+            if rl_run and not rule.rl_loss and plan.reads_train:
                 skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
                 continue
-            beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
-            series_roles, input_roles = judged(rule.series), judged(rule.inputs, beside)
-            params = {**spec.params, **rule.params}
-            params.update({k: context[k] for k in spec.context if context and k in context})
+            series_roles, input_roles = plan.roles[lone_val]
             needed = [
                 role
                 for role, name in zip(input_roles, spec.inputs, strict=False)
@@ -340,7 +384,7 @@ def evaluate(
             if series_roles:
                 for role in ready if partial else series_roles:
                     if role in views:
-                        measured = measure(spec, (role,), params)
+                        measured = measure(spec, plan, (role,))
                         found = _finding(rule, measured, role, views[role].series.x_kind)
                         if found:
                             findings.append(found)
@@ -351,7 +395,7 @@ def evaluate(
                     break
                 given.append(role)
             else:
-                measured = measure(spec, tuple(given), params)
+                measured = measure(spec, plan, tuple(given))
                 role = measured.evidence.series or input_roles[0]
                 x_kind = views[role].series.x_kind if role in views else "step"
                 found = _finding(rule, measured, role, x_kind)
