@@ -18,7 +18,7 @@ from lossdoctor.robust import (
     bucket_medians,
     even_edges,
     median,
-    quantile,
+    quantiles,
     robust_sigma,
     rolling_median,
 )
@@ -115,7 +115,7 @@ class SeriesView:
         """Return the judged (finite) values."""
         return self.series.values[self.index]
 
-    @property
+    @cached_property
     def n(self) -> int:
         """Return the number of judged points."""
         return int(self.values.shape[0])
@@ -304,7 +304,7 @@ class SeriesView:
         x = np.arange(size) - (size - 1) / 2
         slopes = (parts * x).sum(axis=1) / float((x * x).sum())
         around = (parts - parts.mean(axis=1, keepdims=True) - slopes[:, None] * x).ravel()
-        low, high = (quantile(around, q) for q in (0.1, 0.9))
+        low, high = quantiles(around, (0.1, 0.9))
         rows = around.reshape(blocks, size)
         swing = robust_sigma(around)
         point_noise = robust_sigma(np.diff(half)) / float(np.sqrt(2))
@@ -367,10 +367,12 @@ def spearman(x: FloatArray, y: FloatArray) -> float:
 def pearson(x: FloatArray, y: FloatArray) -> float:
     """Return ``np.corrcoef(x, y)[0, 1]`` for two float series of two points or more, bit for
     bit (the same operations), without its handling of every other kind of argument."""
-    both = np.stack((x, y))
-    both -= both.mean(axis=1)[:, None]
+    n = x.shape[0]
+    both = np.empty((2, n), dtype=np.result_type(x, y))
+    both[0], both[1] = x, y
+    both -= (np.add.reduce(both, axis=1) / n)[:, None]  # the rows' means, as .mean takes them
     c = np.dot(both, both.T.conj())
-    c *= np.true_divide(1, x.shape[0] - 1)
+    c *= np.true_divide(1, n - 1)
     spread = np.sqrt(np.diag(c))
     c /= spread[:, None]
     c /= spread[None, :]

@@ -29,31 +29,58 @@ def quantile(values: FloatArray, q: float) -> float:
     ``np.quantile`` gives it (linear interpolation; NaN when one is NaN), bit for bit but
     for the sign of a zero among equal zeros, without the ``np.unique`` call inside it
     (which imports ``numpy.ma``: tens of milliseconds of every process's start)."""
+    return quantiles(values, (q,))[0]
+
+
+def quantiles(values: FloatArray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """Return the quantiles ``qs`` (0 to 1) of the one-dimensional, non-empty ``values``,
+    each as :func:`quantile` gives it, from one partial sort of ``values``."""
     n = int(values.shape[0])
     if n == 0:
-        return float(np.quantile(values, q))  # raises as numpy does
-    if isinstance(q, int):  # numpy takes the point at an integer index as it is
-        at = min(max((n - 1) * q, 0), n - 1)
-        arranged = np.partition(values, sorted({at, n - 1}))
-        return float("nan") if math.isnan(arranged[n - 1]) else float(arranged[at])
-    virtual = (n - 1) * float(q)
-    if virtual >= n - 1:
-        previous = following = n - 1
-    elif virtual < 0:
-        previous = following = 0
-    elif math.isnan(virtual):
-        return float("nan")
-    else:
-        previous = math.floor(virtual)
-        following = previous + 1
-    arranged = np.partition(values, sorted({0, previous, following, n - 1}))
+        return tuple(float(np.quantile(values, q)) for q in qs)  # raises as numpy does
+    # per quantile: the (lower, upper) neighbours and the weight of the upper one; None
+    # for a NaN quantile; an integer q picks the point at its index as it is
+    picks: list[tuple[int, int, float, bool] | None] = []
+    for q in qs:
+        if isinstance(q, int):  # numpy takes the point at an integer index as it is
+            at = min(max((n - 1) * q, 0), n - 1)
+            picks.append((at, at, 0.0, True))
+            continue
+        virtual = (n - 1) * float(q)
+        if virtual >= n - 1:
+            previous = following = n - 1
+        elif virtual < 0:
+            previous = following = 0
+        elif math.isnan(virtual):
+            picks.append(None)
+            continue
+        else:
+            previous = math.floor(virtual)
+            following = previous + 1
+        # numpy's virtual index past the end is -1: its gamma is counted from there
+        gamma = virtual - (-1 if virtual >= n - 1 else previous)
+        picks.append((previous, following, gamma, False))
+    kth = {n - 1}
+    for pick in picks:
+        if pick is not None:
+            kth.update((0, pick[0], pick[1]) if not pick[3] else (pick[0],))
+    arranged = np.partition(values, sorted(kth))
+    nan = float("nan")
     if math.isnan(arranged[n - 1]):
-        return float("nan")  # NaN sorts last
-    # numpy's virtual index past the end is -1: its gamma is counted from there
-    gamma = virtual - (-1 if virtual >= n - 1 else previous)
-    low, high = float(arranged[previous]), float(arranged[following])
-    step = high - low
-    return high - step * (1 - gamma) if gamma >= HALF else low + step * gamma
+        return tuple(nan for _ in qs)  # NaN sorts last
+    out: list[float] = []
+    for pick in picks:
+        if pick is None:
+            out.append(nan)
+            continue
+        previous, following, gamma, exact = pick
+        if exact:
+            out.append(float(arranged[previous]))
+            continue
+        low, high = float(arranged[previous]), float(arranged[following])
+        step = high - low
+        out.append(high - step * (1 - gamma) if gamma >= HALF else low + step * gamma)
+    return tuple(out)
 
 
 #: numpy's interpolation switches from the lower to the upper neighbour at this gamma.
@@ -120,6 +147,10 @@ def band_passes(levels: FloatArray, low: float, high: float) -> int:
     ``high`` or back (a pass counts once the other band is reached, so wiggles around one
     threshold do not count).  A fall then a rise gives 2; a swing between the two bands
     gives 2 a period."""
-    state = np.where(levels >= high, 1, np.where(levels <= low, -1, 0))
+    # 1 at or above the high band, -1 at or below the low one (when they overlap: 1)
+    above = levels >= high
+    below = levels <= low
+    np.greater(below, above, out=below)  # below and not above
+    state = above.view(np.int8) - below.view(np.int8)
     banded = state[state != 0]
-    return int(np.count_nonzero(np.diff(banded))) if banded.size > 1 else 0
+    return int(np.count_nonzero(banded[1:] != banded[:-1])) if banded.size > 1 else 0

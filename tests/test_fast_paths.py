@@ -808,3 +808,36 @@ def test_spearman_of_rising_steps_is_the_ranked_pearson(
             assert np.isnan(spearman(x, y))
         else:
             assert np.array_equal(spearman(x, y), pearson(rank_x, rank_y))
+
+
+@given(
+    values=st.lists(st.sampled_from([0.0, 1.0, 1.5, 2.0, 3.0, float("nan")]), max_size=40),
+    low=st.sampled_from([0.0, 1.0, 1.5, 2.0]),
+    high=st.sampled_from([0.0, 1.0, 1.5, 2.0, 3.0]),
+)
+def test_band_passes_count_moves_between_the_bands(
+    values: list[float], low: float, high: float
+) -> None:
+    """Passes between the bands are the changes of the band a point lies in (at or above
+    ``high``: the high band, even where the bands overlap; at or below ``low``: the low
+    one), over the points in a band."""
+    from lossdoctor.robust import band_passes
+
+    bands = [1 if v >= high else -1 if v <= low else 0 for v in values]
+    banded = [b for b in bands if b]
+    want = sum(1 for a, b in itertools.pairwise(banded) if a != b)
+    assert band_passes(np.array(values, dtype=np.float64), low, high) == want
+
+
+@given(
+    values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60),
+    qs=st.lists(st.floats(0, 1), min_size=1, max_size=3),
+)
+def test_quantiles_from_one_partition_are_numpys(values: list[float], qs: list[float]) -> None:
+    """Several quantiles read from one partial sort are each np.quantile's."""
+    from lossdoctor.robust import quantiles
+
+    array = np.array(values, dtype=np.float64)
+    got = quantiles(array, tuple(qs))
+    want = [float(np.quantile(array, q)) for q in qs]
+    assert np.array_equal(np.array(got), np.array(want))

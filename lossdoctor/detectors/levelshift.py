@@ -59,9 +59,12 @@ def level_shift(series: SeriesView) -> LevelShift:
     jumps = after - before
     jumps[:window] = np.nan
     jumps[-window:] = np.nan
-    if np.isnan(jumps).all():
+    # the jumps between the ends are finite (medians of finite points): the largest is
+    # found among them
+    inner = jumps[window:-window]
+    if inner.size == 0:
         return LevelShift(nan, nan, nan, nan, nan, nan, nan, nan, empty)
-    at = int(np.nanargmax(jumps))
+    at = window + int(np.argmax(inner))
     jump = float(jumps[at])
     held = y[at : at + HOLD_WINDOWS * window]
     later = y[at + 3 * window : at + (3 + HOLD_WINDOWS) * window]

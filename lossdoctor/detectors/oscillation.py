@@ -8,7 +8,7 @@ import numpy as np
 
 from lossdoctor.detectors import Evidence, register_detector
 from lossdoctor.features import LRProfile, SeriesView, spearman
-from lossdoctor.robust import band_passes, median, quantile, robust_sigma
+from lossdoctor.robust import band_passes, median, quantiles, robust_sigma
 
 MIN_POINTS = 10
 #: Progress below this (nats) counts as none when comparing swing and progress.
@@ -223,7 +223,7 @@ def level_swings(series: SeriesView) -> tuple[float, int]:
     if series.n < 4 * MIN_HALF_POINTS:
         return float("nan"), 0
     late = series.trend[series.n // 2 :]
-    low, high = (quantile(late, q) for q in LEVEL_QUANTILES)
+    low, high = quantiles(late, LEVEL_QUANTILES)
     spread = high - low
     if spread <= 0:
         return spread, 0
