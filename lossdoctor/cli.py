@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -357,13 +357,16 @@ def check(
     wants_curves = plot is not None or any(name == "html" for name, _ in outputs)
     full = [name for name, _ in outputs if name not in SUMMARY_FORMATS]
     dicts: list[dict[str, Any]] = []  # each run's dict, made once for its row and the report
+    # each run's JSON entry, written by the worker that diagnosed it (a report compared
+    # with a baseline is made here)
+    entries: list[str | None] | None = [] if "json" in full and baseline is None else None
     try:
         runs, summary, files = cli_fleet.diagnose(
             paths, stdin=stdin, hints=hints, run=run_filter, context=context, rules=rules,
             curves=wants_curves or baseline is not None, executor=executor, jobs=jobs,
             scheduler=scheduler, cache=cache, keep=bool(full) or plot is not None or bool(baseline),
             include=_csv(include), exclude=_csv(exclude), merge=merge,
-            in_progress=in_progress, dicts=dicts,
+            in_progress=in_progress, dicts=dicts, entries=entries,
         )  # fmt: skip
     finally:
         if stdin is not None and not isinstance(stdin, bytes):  # spooled to a temporary file
@@ -383,7 +386,7 @@ def check(
     threshold = settings.fail_on or "error"
     for name, path in outputs:
         summary_doc = summary.to_dict(sort) if name in SUMMARY_FORMATS else doc
-        _write(name, path, summary_doc, fail_on=threshold, sort=sort)
+        _write(name, path, summary_doc, fail_on=threshold, sort=sort, entries=entries)
     if plot is not None:
         from lossdoctor.reporters import chart
 
@@ -398,14 +401,21 @@ def check(
 
 
 def _write(
-    name: str, path: str | None, doc: dict[str, Any], *, fail_on: str = "error", sort: str = "input"
+    name: str,
+    path: str | None,
+    doc: dict[str, Any],
+    *,
+    fail_on: str = "error",
+    sort: str = "input",
+    entries: Sequence[str | None] | None = None,
 ) -> None:
     """Render ``doc`` in format ``name`` to ``path`` (stdout when None); ``sort``: the order
-    of the text report's summary rows; a summary format renders a ``Summary.to_dict()``.
+    of the text report's summary rows; a summary format renders a ``Summary.to_dict()``;
+    ``entries``: the runs' JSON entries written by the workers (JSON only).
     A reader that closes standard output early (``| head -1``) does not change the exit
     code."""
     try:
-        _render_to(name, path, doc, fail_on=fail_on, sort=sort)
+        _render_to(name, path, doc, fail_on=fail_on, sort=sort, entries=entries)
     except BrokenPipeError:
         _stdout_closed()
 
@@ -419,7 +429,13 @@ def _stdout_closed() -> None:
 
 
 def _render_to(
-    name: str, path: str | None, doc: dict[str, Any], *, fail_on: str, sort: str
+    name: str,
+    path: str | None,
+    doc: dict[str, Any],
+    *,
+    fail_on: str,
+    sort: str,
+    entries: Sequence[str | None] | None = None,
 ) -> None:
     if name in SUMMARY_FORMATS:
         from lossdoctor.cli_fleet import render_summary
@@ -436,7 +452,7 @@ def _render_to(
     else:
         from lossdoctor.reporters.render import render
 
-        text = render(name, doc, fail_on=fail_on, sort=sort)
+        text = render(name, doc, fail_on=fail_on, sort=sort, entries=entries)
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()

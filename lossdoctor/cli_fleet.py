@@ -41,6 +41,7 @@ def diagnose(
     merge: bool = False,
     in_progress: bool = False,
     dicts: list[dict[str, Any]] | None = None,
+    entries: list[str | None] | None = None,
 ) -> tuple[list[RunReport], Summary, list[FileNote]]:
     """Return the run reports (none unless ``keep``: a summary-only check keeps the rows
     alone), the summary of every run at ``paths`` and the files met in folders or skipped
@@ -49,30 +50,34 @@ def diagnose(
     in the folder ``cache``; folders are walked with the ``include``/``exclude`` globs;
     ``in_progress``: the logs are still being written (judged as runs in progress).
     ``dicts``, when given, receives each kept run's ``to_dict(curves=curves)``: the dict its
-    summary row was made from, for the report (each run is turned into a dict once)."""
-    from lossdoctor.executors import make_executor
-    from lossdoctor.fleet import Options, diagnose_stream
+    summary row was made from, for the report (each run is turned into a dict once).
+    ``entries``, when given, receives each kept run's entry of the JSON report as a worker
+    process wrote it (None for a run whose entry it did not write; nothing when the runs
+    are diagnosed in this process: see :func:`lossdoctor.fleet.diagnose_entries`)."""
+    from lossdoctor.executors import InProcess, make_executor
+    from lossdoctor.fleet import Options, diagnose_entries
 
     many = len(paths) > 1 or any(is_url(p) for p in paths)
+    pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)
     options = Options(
         rules=rules, hints=hints, run=run, context=context or {}, curves=curves,
         include=tuple(include), exclude=tuple(exclude), skip_non_logs=many,
         in_progress=in_progress,
+        json_entries=entries is not None and not isinstance(pool, InProcess),
     )  # fmt: skip
     store = None
-    if cache:
-        from lossdoctor.cache import ReportCache  # hashlib: 10-25 ms, only with a cache
-
-        store = ReportCache(cache, options.fingerprint())
-    pool = make_executor(executor, jobs=jobs if many else 1, scheduler=scheduler)
     reports: list[RunReport] = []
     files: list[FileNote] = []
     summary = Summary()
     try:
-        stream = diagnose_stream(
+        if cache:
+            from lossdoctor.cache import ReportCache  # hashlib: 10-25 ms, only with a cache
+
+            store = ReportCache(cache, options.fingerprint())
+        stream = diagnose_entries(
             paths, options, stdin=stdin, executor=pool, cache=store, merge=merge
         )
-        for report in stream:
+        for report, entry in stream:
             files.extend(report.files)
             if report.skip is not None:
                 files.append(FileNote(report.source, "skipped", report.skip))
@@ -83,6 +88,8 @@ def diagnose(
                 reports.append(report)
                 if dicts is not None:
                     dicts.append(as_dict)
+                if entries is not None and options.json_entries:
+                    entries.append(entry)
     finally:
         pool.close()
     return reports, summary, files

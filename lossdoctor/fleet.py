@@ -40,6 +40,9 @@ class Options:
     skip_non_logs: bool = False
     #: The logs are still being written: judged as runs in progress.
     in_progress: bool = False
+    #: Each run's entry of the JSON report is written where the run is diagnosed (a
+    #: worker: see :func:`diagnose_entries`); the reports are the same either way.
+    json_entries: bool = False
 
     def fingerprint(self) -> str:
         """Return the digest the report cache keys entries by."""
@@ -53,14 +56,32 @@ class Options:
 
 #: One unit of work: a source (or the files of one run, judged together) and stdin's data.
 Work = tuple[str | tuple[str, ...], "bytes | SpooledInput | None"]
+#: The run reports of one unit of work and, with ``Options.json_entries``, the JSON report
+#: entry of each (None for a skipped source, or a run the plain JSON writer leaves).
+Done = tuple[list[RunReport], list[str | None] | None]
 
 
-def diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
-    """Return the run reports of each (source, stdin data or None) in ``work``, in order;
-    a tuple of sources is the files of one run, judged together (one report).
+def diagnose_batch(work: list[Work], options: Options) -> list[Done]:
+    """Return the run reports of each (source, stdin data or None) in ``work``, in order,
+    with their JSON report entries when ``options.json_entries``; a tuple of sources is
+    the files of one run, judged together (one report).
 
     Raises :class:`DiagnosisBug` for an exception that is no lossdoctor error (a bug).
     """
+    reports = _diagnose_batch(work, options)
+    if not options.json_entries:
+        return [(each, None) for each in reports]
+    from lossdoctor.reporters.json_report import run_entry
+
+    def entry(report: RunReport) -> str | None:
+        return None if report.skip is not None else run_entry(report.to_dict(curves=options.curves))
+
+    return [(each, [entry(report) for report in each]) for each in reports]
+
+
+def _diagnose_batch(work: list[Work], options: Options) -> list[list[RunReport]]:
+    """Return the run reports of each (source, stdin data or None) in ``work``, in order
+    (see :func:`diagnose_batch`)."""
     from lossdoctor.api import diagnose_merged, diagnose_source
 
     kwargs: dict[str, Any] = {
@@ -146,14 +167,33 @@ def diagnose_stream(
     (in this process when None).  An unreadable source yields an ``error`` run.  With
     ``merge`` every source is a file of one run (one report); without it, a TensorBoard
     train export beside its validation export is judged with it."""
+    entries = diagnose_entries(
+        names, options, stdin=stdin, executor=executor, cache=cache, merge=merge
+    )
+    return (report for report, _ in entries)
+
+
+def diagnose_entries(
+    names: Sequence[str],
+    options: Options,
+    *,
+    stdin: bytes | SpooledInput | None = None,
+    executor: Executor | None = None,
+    cache: ReportCache | None = None,
+    merge: bool = False,
+) -> Iterator[tuple[RunReport, str | None]]:
+    """Yield what :func:`diagnose_stream` yields, each report with its entry of the JSON
+    report when ``options.json_entries`` and it was diagnosed then (None for a cached
+    report, a skipped source or a run the plain JSON writer leaves; see
+    :func:`lossdoctor.reporters.json_report.render`): a worker writes the entries of the
+    runs it diagnosed, so that this process does not write them one after another."""
     executor = executor or InProcess()
     sources = _grouped(list(expand_sources(names)), merge)
     shared = executor.share(options)
-    size = max(1, min(executor.batch, len(sources) // max(1, executor.capacity)))
     window: deque[tuple[list[_Entry], Pending | None]] = deque()
-    for start in range(0, len(sources), size):
+    for chunk in _chunks(len(sources), executor.batch, executor.capacity):
         entries: list[_Entry] = []
-        for ref, error, members in sources[start : start + size]:
+        for ref, error, members in sources[chunk]:
             key = cache.key(ref) if cache is not None and error is None and not members else None
             hit = cache.get(key) if cache is not None and key is not None else None
             entries.append((ref, error, key, hit, members))
@@ -169,10 +209,22 @@ def diagnose_stream(
         yield from _collect(*window.popleft(), cache)
 
 
+def _chunks(count: int, batch: int, capacity: int) -> Iterator[slice]:
+    """Yield the slices of ``count`` sources that make the tasks, in order: each at most
+    ``batch`` sources and at most the ``capacity``-th part of those left, so that tasks
+    shrink to one source at the end and the workers finish close together (a worker
+    left with a task of ``batch`` runs while the others have none is time lost)."""
+    start = 0
+    while start < count:
+        size = max(1, min(batch, (count - start) // max(1, capacity)))
+        yield slice(start, start + size)
+        start += size
+
+
 def _collect(
     entries: list[_Entry], pending: Pending | None, cache: ReportCache | None
-) -> Iterator[RunReport]:
-    computed: Iterator[list[RunReport]] = iter(())
+) -> Iterator[tuple[RunReport, str | None]]:
+    computed: Iterator[Done] = iter(())
     failed = None
     if pending is not None:
         try:
@@ -185,13 +237,14 @@ def _collect(
             failed = " ".join(f"{type(exc).__name__}: {exc}".split())
     for ref, error, key, hit, _ in entries:
         if error is not None:
-            yield RunReport(source=ref.name, error=error)
+            yield RunReport(source=ref.name, error=error), None
         elif hit is not None:
-            yield from hit
+            yield from ((report, None) for report in hit)
         elif failed is not None:
-            yield RunReport(source=ref.name, error=f"{ref.name}: diagnosis failed ({failed})")
+            failure = f"{ref.name}: diagnosis failed ({failed})"
+            yield RunReport(source=ref.name, error=failure), None
         else:
-            reports = next(computed)
+            reports, texts = next(computed)
             if cache is not None and key is not None:
                 cache.put(key, reports)
-            yield from reports
+            yield from zip(reports, texts or [None] * len(reports), strict=True)

@@ -841,3 +841,41 @@ def test_quantiles_from_one_partition_are_numpys(values: list[float], qs: list[f
     got = quantiles(array, tuple(qs))
     want = [float(np.quantile(array, q)) for q in qs]
     assert np.array_equal(np.array(got), np.array(want))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    runs=st.lists(
+        st.dictionaries(
+            st.text(max_size=5),
+            st.none()
+            | st.integers()
+            | st.text()
+            | st.lists(st.floats(allow_nan=False, allow_infinity=False)),
+            max_size=4,
+        ),
+        max_size=4,
+    ),
+    written=st.lists(st.booleans(), min_size=4, max_size=4),
+    files=st.booleans(),
+)
+def test_json_report_of_runs_written_apart_is_json_dumps(runs, written, files) -> None:
+    """The runs' entries written apart (by the workers of ``--jobs``; some not) and put
+    in the report give ``json.dumps``'s text of the whole report."""
+    from lossdoctor.reporters.json_report import render, run_entry
+
+    doc = {"schema_version": 1, "version": "0.1.0", "runs": runs}
+    if files:
+        doc["files"] = [{"path": '"runs": []', "status": "read"}]
+    entries = [run_entry(run) if done else None for run, done in zip(runs, written, strict=False)]
+    assert render(doc, entries) == json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def test_json_report_of_a_run_written_apart_errs_as_json_dumps() -> None:
+    from lossdoctor.reporters.json_report import render, run_entry
+
+    runs = [{"source": "a", "final": 1.5}, {"source": "b", "final": float("nan")}]
+    entries = [run_entry(runs[0]), run_entry(runs[1])]
+    assert entries[1] is None  # left to json.dumps
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        render({"runs": runs}, entries)

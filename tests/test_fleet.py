@@ -18,7 +18,7 @@ from lossdoctor.api import select_rules
 from lossdoctor.cache import ReportCache
 from lossdoctor.cli import app
 from lossdoctor.config import Settings
-from lossdoctor.fleet import Options, diagnose_stream
+from lossdoctor.fleet import Options, diagnose_entries, diagnose_stream
 
 from conftest import write_curve
 
@@ -285,3 +285,53 @@ def test_local_workers_receive_a_shared_value_once_not_with_every_task():
         pool.close()
     assert results == [40 + extra for extra in range(8)]
     assert _CountsPickles.pickled <= 2  # none when workers fork, one a worker when spawned
+
+
+def test_tasks_shrink_to_one_source_at_the_end():
+    # the workers finish close together: no worker is left alone with a task of 8 runs
+    from lossdoctor.fleet import _chunks
+
+    sizes = [c.stop - c.start for c in _chunks(500, 8, 8)]
+    assert sum(sizes) == 500
+    assert max(sizes) == 8
+    assert sizes[-8:] == [1] * 8
+    assert sizes == sorted(sizes, reverse=True)
+    assert [c.stop - c.start for c in _chunks(3, 1, 1)] == [1, 1, 1]
+
+
+def test_workers_write_the_json_entries_of_their_runs(sweep, tmp_path):
+    from lossdoctor.executors import ProcessPool
+    from lossdoctor.reporters.json_report import run_entry
+
+    (tmp_path / "notes.txt").write_text("no numbers in here\n")
+    sources = [*sweep, str(tmp_path / "notes.txt"), str(tmp_path / "missing.csv")]
+    options = Options(rules=select_rules(Settings()), skip_non_logs=True, json_entries=True)
+    pool = ProcessPool(2)
+    try:
+        done = list(diagnose_entries(sources, options, executor=pool))
+    finally:
+        pool.close()
+    assert [r.source for r, _ in done] == sources
+    for report, entry in done:
+        if report.skip is not None:  # the text file: no run, no entry
+            assert entry is None
+        else:
+            assert entry == run_entry(report.to_dict(curves=True))  # Options.curves
+    assert done[-1][0].error is not None
+
+
+def test_the_json_report_of_two_jobs_is_that_of_one_character_for_character(
+    sweep, tmp_path, runner
+):
+    (tmp_path / "notes.txt").write_text("no numbers in here\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_curve(folder / "run.csv", *curves.healthy(seed=3))
+    paths = [*sweep, str(tmp_path / "notes.txt"), str(folder), str(tmp_path / "missing.csv")]
+    one = runner.invoke(app, ["check", "-f", "json", *paths])
+    two = runner.invoke(app, ["check", "-f", "json", "--jobs", "2", *paths])
+    assert one.exit_code == two.exit_code == 2  # the missing file
+    assert two.stdout == one.stdout
+    # the text json.dumps writes, character for character
+    assert two.stdout == json.dumps(json.loads(one.stdout), indent=2) + "\n"
+    assert json.loads(two.stdout)["files"]

@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 _INF = float("inf")
+#: What a run's entry starts on in the report: the runs are a list in the top object.
+_RUN_NEWLINE = "\n    "
+#: The report's runs as an empty list, where :func:`render` puts the entries written apart.
+_NO_RUNS = '\n  "runs": []'
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: dict[str, Any], entries: Sequence[str | None] | None = None) -> str:
     """Return the report as indented JSON text (strict: no NaN literals): the text
-    ``json.dumps(report, indent=2, allow_nan=False)`` gives, character for character."""
-    return dumps_indented(report) + "\n"
+    ``json.dumps(report, indent=2, allow_nan=False)`` gives, character for character.
+    ``entries``: the text :func:`run_entry` gave for each of ``report["runs"]``, written
+    already (where the run was diagnosed); a run without one is written here."""
+    runs = report.get("runs")
+    if not entries or not isinstance(runs, list) or len(entries) != len(runs):
+        return dumps_indented(report) + "\n"
+    texts: list[str] = []
+    for run, text in zip(runs, entries, strict=True):
+        text = run_entry(run) if text is None else text
+        if text is None:
+            return dumps_indented(report) + "\n"  # errs as json.dumps does
+        texts.append(text)
+    head = dumps_indented({**report, "runs": []})
+    listed = "[" + _RUN_NEWLINE + ("," + _RUN_NEWLINE).join(texts) + "\n  ]"
+    return head.replace(_NO_RUNS, _NO_RUNS[: -len("[]")] + listed, 1) + "\n"
+
+
+def run_entry(run: dict[str, Any]) -> str | None:
+    """Return the JSON text of ``run`` (one run's ``RunReport.to_dict()``) as it stands in
+    the report's list of runs, indented as :func:`render` indents it there, or None when
+    it holds a value the plain writer leaves to ``json.dumps`` (a NaN, an unusual type)."""
+    out: list[str] = []
+    try:
+        _write(run, out, _RUN_NEWLINE)
+    except _Unusual:
+        return None
+    return "".join(out)
 
 
 def dumps_indented(value: Any) -> str:

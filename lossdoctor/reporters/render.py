@@ -4,6 +4,7 @@ the framework callbacks all render through it, so every front end writes the sam
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from lossdoctor.errors import LossdoctorError
@@ -36,11 +37,19 @@ def chart_svg(doc: dict[str, Any]) -> str | None:
 
 
 def render(
-    name: str, doc: dict[str, Any], *, fail_on: str = "error", width: int = 100, sort: str = "input"
+    name: str,
+    doc: dict[str, Any],
+    *,
+    fail_on: str = "error",
+    width: int = 100,
+    sort: str = "input",
+    entries: Sequence[str | None] | None = None,
 ) -> str:
     """Return ``doc`` rendered in format ``name`` (one of :data:`FORMATS`; ``text`` is the
     terminal report without colour, ``width`` columns wide, summary rows in ``sort``
-    order); ``fail_on`` decides what CI formats count as failures.
+    order); ``fail_on`` decides what CI formats count as failures; ``entries``: each
+    run's entry of the JSON report written already (see
+    :func:`lossdoctor.reporters.json_report.render`; other formats ignore them).
 
     Raises :class:`ValueError` for an unknown format name.
     """
@@ -53,7 +62,7 @@ def render(
     if name == "json":
         from lossdoctor.reporters import json_report
 
-        return json_report.render(doc)
+        return json_report.render(doc, entries)
     if name == "markdown":
         from lossdoctor.reporters import markdown
 
