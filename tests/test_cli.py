@@ -237,7 +237,7 @@ def test_help_imports_no_heavy_module():
 def test_check_of_a_small_table_imports_only_what_it_needs(tmp_path):
     # start-up is most of a small check: no table library, no statistics package, and
     # not numpy.ma (numpy's np.unique and np.quantile import it on first use), nor the
-    # report cache (hashlib's OpenSSL binding) without --cache
+    # report cache (hashlib's OpenSSL binding) without --cache, nor SQLite (MLflow stores)
     steps, values = curves.healthy()
     path = tmp_path / "run.csv"
     write_csv(path, {"step": steps, "loss": values})
@@ -249,7 +249,7 @@ def test_check_of_a_small_table_imports_only_what_it_needs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["runs"][0]["verdict"] == "healthy"
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for heavy in ("numpy.ma", "pandas", "scipy", "polars", "pyarrow", "matplotlib"):
+    for heavy in ("numpy.ma", "pandas", "scipy", "polars", "pyarrow", "matplotlib", "sqlite3"):
         assert heavy not in imported, heavy
     assert "lossdoctor.cache" not in imported
 

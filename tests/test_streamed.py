@@ -249,3 +249,22 @@ def test_a_text_log_of_long_lines_is_streamed(monkeypatch: pytest.MonkeyPatch) -
     run = read_large(stream.read, head, source="log", hints=None)
     assert run is not None
     assert_same_outcome(run, outcome(read_bytes, data, source="log"))
+
+
+def test_plain_json_lines_of_numbers_go_to_polars_before_the_large_head_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the 8 MiB head that tells the other large inputs apart is not read for them
+    monkeypatch.setattr(streamed, "STREAM_MIN_BYTES", 1 << 16)
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(GENERATED["jsonl-bulk"](tmp_path) * 40)
+    assert path.stat().st_size > 1 << 16
+
+    def no_head(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the head of a large input was read")
+
+    expected = read_bytes(path.read_bytes(), source=str(path))
+    monkeypatch.setattr(streamed, "read_large", no_head)
+    run = read_file(path, source=str(path), hints=None)
+    assert run.series.keys() == expected.series.keys()
+    assert run.series["train"].values.tolist() == expected.series["train"].values.tolist()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +16,10 @@ from lossdoctor.ingest.table import series_run
 from lossdoctor.ingest.trackers import tracker_run
 from lossdoctor.model import FloatArray, Run
 from lossdoctor.safeio import is_regular_file, read_whole, sqlite_uri
+
+if TYPE_CHECKING:
+    # imported where a database is read: the sniffing of every log imports this module
+    import sqlite3
 
 #: A metric file line: ``<timestamp_ms> <value> <step>`` (old files omit the step).
 METRIC_LINE = re.compile(r"^\s*(\d+)\s+(\S+)(?:\s+(-?\d+))?\s*$")
@@ -106,6 +110,8 @@ def read_file_store_run(run_dir: Path, *, source: str, hints: ColumnHints | None
 
 def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
     """Return table name -> column names of an open database (empty when unreadable)."""
+    import sqlite3
+
     try:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return {n: {r[1] for r in conn.execute(f"PRAGMA table_info('{n}')")} for n in names}
@@ -121,6 +127,8 @@ def read_sqlite(
 
     Raises :class:`InputError` when the file is not such a store or ``run`` matches none.
     """
+    import sqlite3
+
     try:
         conn = sqlite3.connect(sqlite_uri(path), uri=True)
     except sqlite3.Error as exc:

@@ -226,9 +226,18 @@ def read_content(
 
     Raises :class:`InputError` naming ``source``.
     """
-    from lossdoctor.ingest import read_bytes
+    from lossdoctor.ingest import HEAD_BYTES, read_bytes
 
-    head = read_upto(read, STREAM_MIN_BYTES)
+    head = b""
+    if path is not None and size is not None and size >= STREAM_MIN_BYTES:
+        # JSON Lines of numbers in a plain file go to polars whole, told from their first
+        # line: the head other large inputs are told by (8 MiB, 10 ms) is not read for them
+        head = read_upto(read, min(HEAD_BYTES, STREAM_MIN_BYTES))
+        run = _whole_jsonl_file(head, path, source=source, hints=hints)
+        if run is not None:
+            return run
+        path = None  # looked at: read a piece at a time below
+    head = read_upto(read, STREAM_MIN_BYTES, start=head)
     if len(head) < STREAM_MIN_BYTES:
         return read_bytes(head, source=source, hints=hints, strict=strict)
     # handed over: a streamed read lets the head go once it has cut its first piece
@@ -248,6 +257,22 @@ def read_content(
     if len(data) > limit:
         raise InputError(too_large(len(data), limit, at_least=True), path=source)
     return read_bytes(data, source=source, hints=hints, strict=strict)
+
+
+def _whole_jsonl_file(
+    head: bytes, path: Path, *, source: str, hints: ColumnHints | None
+) -> Run | None:
+    """Return the run of the plain file at ``path`` when its first bytes ``head`` open a
+    line of JSON Lines (an object on the first line: as :func:`read_large` tells them) and
+    polars reads the whole file (see :func:`read_jsonl_file`), else None."""
+    from lossdoctor.ingest import BINARY_PROBE_BYTES, _is_json_object, _may_be_binary
+    from lossdoctor.ingest.delimited import decode_text
+
+    if head[:1] != b"{" or _may_be_binary(head) or b"\x00" in head[:BINARY_PROBE_BYTES]:
+        return None  # polars takes a file that starts an object at its first byte
+    if not _is_json_object(decode_text(head).split("\n", 1)[0].strip()):
+        return None  # a JSON document
+    return read_jsonl_file(path, source=source, hints=hints)
 
 
 def read_large(
