@@ -480,3 +480,18 @@ def test_a_large_tables_rows_name_their_lines_without_an_array_of_them(tmp_path,
     assert val.lines.tolist() == list(range(3, 3_003, 50))
     bad = int(np.flatnonzero(np.isnan(train.values))[0])
     assert train.line_of(bad) == 2_503
+
+
+def test_a_lone_carriage_return_in_a_large_table_ends_its_line_as_pandas_reads_it(
+    tmp_path, monkeypatch
+):
+    """polars reads a cell holding only a carriage return as empty; the large-table reader
+    (which looks the file over while polars parses it) reads it as pandas and the small
+    table parser do: the end of a line."""
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"step,loss,val\n1,\r,3\n2,2.4,2.9\n3,2.3,\n4,2.2,2.8\n")
+    small, large = both_engines(monkeypatch, path)
+    same_run(small, large)
+    np.testing.assert_array_equal(large.series[TRAIN].values, [3.0, 2.4, 2.3, 2.2])
+    assert large.series[TRAIN].lines is not None
+    assert large.series[TRAIN].lines.tolist() == [3, 4, 5, 6]

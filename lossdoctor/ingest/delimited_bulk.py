@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lossdoctor.ingest.table import Column
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: Bytes read at a time when looking for lone carriage returns in a file.
 COUNT_BLOCK_BYTES = 1 << 24
@@ -39,42 +43,65 @@ def read_numbers_bulk(
         import polars as pl
     except ImportError:
         return None
-    if not names or len(set(names)) != len(names) or _lone_carriage_return(data):
-        return None  # pandas ends a line at a lone carriage return, polars does not
-    if _last_line_too_wide(data, delimiter.encode(), len(names)):
-        return None  # polars drops an unterminated last line's extra empty cell
-    try:
-        frame = pl.read_csv(
-            data,
-            has_header=False,
-            skip_lines=skip_lines,
-            schema=dict.fromkeys(names, pl.Float64),
-            separator=delimiter,
-            quote_char=None,
-            raise_if_empty=False,
-            eol_char="\n",
-            encoding="utf8",
-        )
-    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError, OSError):
-        return None  # a cell that is no number, a ragged row, bad UTF-8: pandas says which
-    if frame.width != len(names):
+    if not names or len(set(names)) != len(names):
         return None
-    columns = {}
-    for name in names:
-        # each column taken out of the frame and let go once converted: memory holds the
-        # frame and one column's copy, not the frame and every copy
-        cells = frame.drop_in_place(name)
-        values = np.asarray(cells.to_numpy(), dtype=np.float64)  # NaN for null
-        if not values.flags.writeable:
-            values = values.copy()
-        present = (
-            np.array(cells.is_not_null().to_numpy(), dtype=bool)
-            if cells.null_count()
-            else np.ones(values.shape[0], dtype=bool)
-        )  # an empty cell is no point, a ``nan`` cell a logged NaN
-        columns[name] = Column(values=values, present=present)
-        del cells
-    return columns
+    from concurrent.futures import ThreadPoolExecutor  # imported by polars already
+
+    errors = (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError, OSError)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # polars parses without the GIL: the file is looked over here meanwhile
+        parsed = pool.submit(_read_frame, data, names, delimiter, skip_lines)
+        # pandas ends a line at a lone carriage return, polars does not; polars drops an
+        # unterminated last line's extra empty cell, pandas says the row is malformed
+        polars_differs = _lone_carriage_return(data) or _last_line_too_wide(
+            data, delimiter.encode(), len(names)
+        )
+        try:
+            frame = parsed.result()
+        except errors:
+            return None  # a cell that is no number, a ragged row, bad UTF-8: pandas says which
+        if polars_differs or frame.width != len(names):
+            return None
+        # the columns copied out of polars' chunks two at a time, each let go of once copied
+        # (memory holds the frame and the copies under way, not the frame and every copy)
+        cells = {name: frame.drop_in_place(name) for name in names}
+        del frame
+        return dict(zip(names, pool.map(lambda name: _column(cells.pop(name)), names), strict=True))
+
+
+def _read_frame(
+    data: bytes | Path, names: list[str], delimiter: str, skip_lines: int
+) -> pl.DataFrame:
+    """Return the table after ``skip_lines`` lines of ``data`` read by polars, every column
+    (``names``) as floats; raises polars' error for a cell that is no number or a row that
+    is too wide."""
+    import polars as pl
+
+    return pl.read_csv(
+        data,
+        has_header=False,
+        skip_lines=skip_lines,
+        schema=dict.fromkeys(names, pl.Float64),
+        separator=delimiter,
+        quote_char=None,
+        raise_if_empty=False,
+        eol_char="\n",
+        encoding="utf8",
+    )
+
+
+def _column(cells: pl.Series) -> Column:
+    """Return a polars column of floats as a column of the table: an empty cell (null) is
+    no point (NaN, absent), a ``nan`` cell a logged NaN."""
+    values = np.asarray(cells.to_numpy(), dtype=np.float64)  # NaN for null
+    if not values.flags.writeable:
+        values = values.copy()
+    present = (
+        np.array(cells.is_not_null().to_numpy(), dtype=bool)
+        if cells.null_count()
+        else np.ones(values.shape[0], dtype=bool)
+    )
+    return Column(values=values, present=present)
 
 
 def _last_line_too_wide(data: bytes | Path, delimiter: bytes, width: int) -> bool:
