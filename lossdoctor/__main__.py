@@ -1,6 +1,6 @@
 """Run the command-line interface: ``python -m lossdoctor``."""
 
-from lossdoctor.cli import main
+from lossdoctor.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()
