@@ -23,4 +23,6 @@ def singular_counts(text: str) -> str:
     """Return ``text`` with the nouns counted by 1 in the singular: a rule's message
     says "{count} spikes" whatever the count; "1 finite training-loss points" reads
     "1 finite training-loss point" (up to two words between; "1 of the spikes" stays)."""
+    if "1 " not in text:  # no count of 1: one substring search, not a regex scan
+        return text
     return _ONE_OF_MANY.sub(r"1 \1\2", text)

@@ -63,8 +63,10 @@ def jsonl_after_text(head: str) -> bool:
     log.txt`` leaves of a script printing its records as JSON): its first line that
     carries a loss value is a JSON object (:func:`json_record_with_loss`), not a text
     log's line."""
-    if _LATER_OBJECT.search(head) is None:
-        return False  # (most texts: no line after the first opens an object)
+    # (most texts: no line after the first opens an object; a text with no brace at all,
+    # a table of numbers, is told by one character search, not a scan of each line end)
+    if "{" not in head or _LATER_OBJECT.search(head) is None:
+        return False
     from lossdoctor.ingest.lines import strip_prefix
     from lossdoctor.ingest.textlines import carries_loss
 
