@@ -26,7 +26,7 @@ from lossdoctor.ingest.streamed import read_jsonl_file
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlines import nanogpt_iter, parse_line
 from lossdoctor.ingest.textlog import read_text_log
-from lossdoctor.model import Run
+from lossdoctor.model import ConsecutiveLines, Run
 from lossdoctor.robust import bucket_medians, even_edges, median, quantile
 
 
@@ -299,6 +299,9 @@ def test_jsonl_read_from_the_file_at_once_takes_the_common_shape(tmp_path: Path)
     assert_same_run(whole, read_jsonl(text, source="log.jsonl"))
     assert list(whole.columns.values()) == ["loss", "val_loss"]
     assert whole.series["val"].line_of(0) == 30_001
+    # a line a row: the rows' lines are a range, not an array of 40,000 numbers
+    assert isinstance(whole.series["train"].lines, ConsecutiveLines)
+    assert whole.series["train"].line_of(39_999) == 40_000
     for other in ('{"step": 1, "loss": NaN}\n', '{"st\\u0065p": 1, "loss": 1}\n', "\r\n"):
         path.write_text(text + other)
         assert read_jsonl_file(path, source="log.jsonl", hints=None) is None

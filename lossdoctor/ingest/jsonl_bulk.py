@@ -27,7 +27,7 @@ from lossdoctor.ingest.delimited_bulk import map_file
 from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
-from lossdoctor.model import Run
+from lossdoctor.model import ConsecutiveLines, Run
 from lossdoctor.safeio import json_loads
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def jsonl_file_table(path: Path, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tabl
         columns = _columns(frame, mapped)
     if columns is None:
         return None
-    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+    return Table(columns=columns, lines=ConsecutiveLines(1, n_lines))
 
 
 def _plain_counts(mapped: mmap.mmap) -> tuple[int, int] | None:
