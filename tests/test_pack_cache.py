@@ -133,3 +133,21 @@ def test_the_cli_sees_an_edited_project_rule(cache_home, pack, tmp_path, runner,
     second = runner.invoke(app, ["rules", "explain", "my-spikes"])
     assert second.exit_code == 0, second.output
     assert "Our own words." in second.output
+
+
+def test_the_cache_keeps_the_packs_written_last(cache_home, tmp_path, monkeypatch):
+    # one entry per set of rule folders: temporary ones must not pile up for ever
+    monkeypatch.setattr(pack_cache, "MAX_ENTRIES", 3)
+    folders = []
+    for index in range(5):
+        folder = tmp_path / f"pack{index}"
+        shutil.copytree(builtin_rules_dir(), folder)
+        folders.append(folder)
+        load_rules([folder])
+        entries = _entries(cache_home)
+        for age, entry in enumerate(sorted(entries, key=lambda e: e.stat().st_mtime_ns)):
+            os.utime(entry, ns=(0, 10**9 * (age + 1)))  # in the order written, whatever the clock
+    assert len(_entries(cache_home)) == 3
+    monkeypatch.setattr(loader, "_build_rules", _never_built)
+    for folder in folders[-3:]:
+        load_rules([folder])  # the three written last are read back

@@ -30,6 +30,9 @@ from lossdoctor.engine.schema import Rule
 
 #: Changes when the layout of an entry changes.
 ENTRY_FORMAT = 1
+#: Entries kept at the most (one per set of rule folders: the built-in pack, each
+#: project's ``rule-paths``); the ones written longest ago go first (about 180 kB each).
+MAX_ENTRIES = 16
 #: The rule files a pack is built from: (path, its bytes).
 RuleFiles = list[tuple[Path, bytes]]
 
@@ -138,3 +141,21 @@ def _write(path: Path, key: tuple[Any, ...], rules: Sequence[Rule]) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        return
+    _prune(path.parent, keep=path)
+
+
+def _prune(folder: Path, *, keep: Path) -> None:
+    """Remove the entries in ``folder`` beyond the :data:`MAX_ENTRIES` written last (never
+    ``keep``, the one just written); an entry that cannot be removed is left."""
+    try:
+        entries = [(entry.stat().st_mtime_ns, entry) for entry in folder.glob("*.pickle")]
+    except OSError:
+        return
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort(reverse=True)
+    for _, entry in entries[MAX_ENTRIES:]:
+        if entry != keep:
+            with contextlib.suppress(OSError):
+                entry.unlink()
