@@ -1,10 +1,11 @@
 """The command line: a thin typer layer; every command delegates at once.
 
 Only this module prints or exits.  Heavy modules (pandas, numpy, scipy) are
-imported inside the commands so that ``lossdoctor --help`` stays instant.
+imported inside the commands so that ``lossdoctor --help`` stays instant.  The
+annotations are evaluated where they are written (no ``from __future__ import
+annotations``): typer reads every option's from its command's signature at each start,
+and evaluating them there took 2.5 of the 3.7 ms that building ``check`` costs.
 """
-
-from __future__ import annotations
 
 import functools
 import os
