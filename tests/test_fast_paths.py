@@ -19,6 +19,8 @@ from lossdoctor.arrays import all_finite, unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.features import pearson
 from lossdoctor.ingest import delimited, read_bytes, textlines, textlog
+from lossdoctor.ingest.columns import ColumnHints, choose_columns
+from lossdoctor.ingest.components import summed_totals
 from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
 from lossdoctor.ingest.jsonlike import read_jsonl
 from lossdoctor.ingest.lines import strip_prefix
@@ -26,7 +28,7 @@ from lossdoctor.ingest.streamed import read_jsonl_file
 from lossdoctor.ingest.table import coerce_objects, coerce_texts
 from lossdoctor.ingest.textlines import nanogpt_iter, parse_line
 from lossdoctor.ingest.textlog import read_text_log
-from lossdoctor.model import ConsecutiveLines, Run
+from lossdoctor.model import LR, TRAIN, VAL, ConsecutiveLines, Run
 from lossdoctor.robust import bucket_medians, even_edges, median, quantile
 
 
@@ -882,3 +884,23 @@ def test_json_report_of_a_run_written_apart_errs_as_json_dumps() -> None:
     assert entries[1] is None  # left to json.dumps
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         render({"runs": runs}, entries)
+
+
+def test_column_choice_kept_per_header_is_each_callers_own() -> None:
+    """The column choice is worked out once per header and hints, then kept: a caller that
+    changes the roles it got does not change the next table's, other hints give their own
+    choice, and a hint naming no column still raises every time."""
+    header = ["step", "loss", "lr", "val_loss"]
+    first = choose_columns(header)
+    first.roles[TRAIN] = "lr"
+    again = choose_columns(list(header))
+    assert again.roles == {TRAIN: "loss", VAL: "val_loss", LR: "lr"}
+    assert again.step == "step"
+    assert choose_columns(header, ColumnHints(train="val_loss")).roles[TRAIN] == "val_loss"
+    for _ in range(2):
+        with pytest.raises(KeyError, match="--train-col"):
+            choose_columns(header, ColumnHints(train="nope"))
+    parts = ["step", "train/box_loss", "train/cls_loss"]
+    totals = summed_totals(parts)
+    totals["train/loss"].append("step")
+    assert summed_totals(list(parts)) == {"train/loss": ["train/box_loss", "train/cls_loss"]}

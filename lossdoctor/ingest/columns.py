@@ -229,12 +229,26 @@ def step_kind(step: str | None) -> XKind:
     return "epoch" if normalise(step) in EPOCH_NAMES else "step"
 
 
+#: Distinct column lists (with their hints) whose choice a process keeps: the runs of a
+#: fleet logged by one script share a header, so the choice is worked out once for them.
+CHOICES_KEPT = 256
+
+
 def choose_columns(columns: list[str], hints: ColumnHints | None = None) -> ColumnChoice:
-    """Return the role -> column mapping for a table with these column names.
+    """Return the role -> column mapping for a table with these column names (worked out
+    once per distinct list of names and hints, then kept; each call gets a ``roles`` dict
+    of its own).
 
     Raises ``KeyError`` with a readable message when a hinted column does not exist.
     """
-    hints = hints or ColumnHints()
+    kept = _kept_choice(tuple(columns), hints or ColumnHints())
+    return ColumnChoice(roles=dict(kept.roles), step=kept.step, x_kind=kept.x_kind)
+
+
+@functools.lru_cache(maxsize=CHOICES_KEPT)
+def _kept_choice(header: tuple[str, ...], hints: ColumnHints) -> ColumnChoice:
+    """Return :func:`choose_columns`' answer for ``header`` (kept: never change its roles)."""
+    columns = list(header)
     usable = [c for c in columns if not normalise(c).endswith(("__min", "__max"))]
     names: dict[str, str] = {}
     for column in usable:

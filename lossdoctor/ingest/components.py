@@ -6,6 +6,7 @@ as a series of its own, named after its column."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -49,9 +50,17 @@ def _parts(names: list[str], prefix: str) -> list[str]:
 
 def summed_totals(names: list[str]) -> dict[str, list[str]]:
     """Return ``{"train/loss": parts, "val/loss": parts}`` for the prefixes whose loss is
-    logged only in parts (two or more ``<prefix>/<part>_loss`` columns and no total)."""
+    logged only in parts (two or more ``<prefix>/<part>_loss`` columns and no total),
+    worked out once per distinct list of names (the lists are the caller's own)."""
+    return {total: list(parts) for total, parts in _kept_totals(tuple(names)).items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_totals(header: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Return :func:`summed_totals`' answer for ``header`` (kept: never change it)."""
+    names = list(header)
     lowered = {normalise(n) for n in names}
-    totals: dict[str, list[str]] = {}
+    totals: dict[str, tuple[str, ...]] = {}
     for prefix in ("train/", "val/"):
         parts = _parts(names, prefix)
         total = f"{prefix}loss"
@@ -60,7 +69,7 @@ def summed_totals(names: list[str]) -> dict[str, list[str]]:
             and total not in lowered
             and f"{prefix}total_loss" not in lowered
         ):
-            totals[total] = parts
+            totals[total] = tuple(parts)
     return totals
 
 

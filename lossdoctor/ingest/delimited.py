@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -276,12 +275,12 @@ def _plain_numbers(body: str, header: list[str], delimiter: str) -> dict[str, Co
         return None
     # every character a number's, a delimiter or a line end, and every row as wide as
     # the header: what is left without the numbers' characters is the rows' delimiters
-    row = delimiter.encode() * (len(header) - 1)
-    layout = body.encode().translate(None, _NUMBER_BYTES)
-    if layout != b"\n".join(itertools.repeat(row, layout.count(b"\n") + 1)):
+    row = delimiter.encode() * (len(header) - 1) + b"\n"
+    layout = body.encode().translate(None, _NUMBER_BYTES) + b"\n"
+    if layout != row * layout.count(b"\n"):  # (a product of bytes: no join of rows)
         return None
     flat = body.replace("\n", delimiter)
-    values = _numbers_in_c(flat, delimiter, len(layout) + 1)
+    values = _numbers_in_c(flat, delimiter, len(layout))
     if values is None:
         nan = float("nan")
         try:  # an empty cell is absent (NaN)
