@@ -904,3 +904,16 @@ def test_column_choice_kept_per_header_is_each_callers_own() -> None:
     totals = summed_totals(parts)
     totals["train/loss"].append("step")
     assert summed_totals(list(parts)) == {"train/loss": ["train/box_loss", "train/cls_loss"]}
+
+
+def test_measurement_keys_are_never_given_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules measured by one detector with the same tunables share a measurement key; other
+    tunables get another, even after the kept keys were emptied (a rule planned before
+    that must not meet a new rule's measurement)."""
+    from lossdoctor.engine import evaluate as engine
+
+    monkeypatch.setattr(engine, "_MAX_PLANS", 2)
+    monkeypatch.setattr(engine, "_KEYS", {})
+    keys = [engine._key_number(("spikes", ("z", z))) for z in (6.0, 7.0, 8.0, 6.0)]
+    assert len(set(keys)) == 4  # the third emptied the kept keys: 6.0 is numbered anew
+    assert engine._key_number(("spikes", ("z", 6.0))) == keys[3]

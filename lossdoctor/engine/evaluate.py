@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import string
@@ -272,8 +273,12 @@ class _Plan:
     only a validation loss (``roles[True]``)."""
 
     params: dict[str, Any]
-    key: tuple[Any, ...]
+    #: The measurement's cache key: one number per detector and tunables (a tuple of the
+    #: tunables would be hashed again on every run).
+    key: int
     roles: tuple[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], tuple[str, ...]]]
+    #: The input roles the detector cannot do without, as ``roles``' inputs are.
+    required: tuple[tuple[str, ...], tuple[str, ...]]
     #: The rule reads the training loss (skipped on a reinforcement-learning run).
     reads_train: bool
 
@@ -281,6 +286,27 @@ class _Plan:
 #: id(rule) -> (rule, its detector, plan); emptied when it grows past _MAX_PLANS.
 _PLANS: dict[int, tuple[Rule, DetectorSpec, _Plan]] = {}
 _MAX_PLANS = 4096
+#: (detector, its tunables' items) -> the number that stands for them in cache keys
+#: (numbers are never given twice, so a key emptied out cannot meet an old plan's).
+_KEYS: dict[tuple[Any, ...], int] = {}
+_NUMBERS = itertools.count()
+
+
+def _key_number(key: tuple[Any, ...]) -> int:
+    """Return the number that stands for a measurement's ``key`` (detector, tunables)."""
+    number = _KEYS.get(key)
+    if number is None:
+        if len(_KEYS) >= _MAX_PLANS:
+            _KEYS.clear()
+        number = _KEYS[key] = next(_NUMBERS)
+    return number
+
+
+def _required(inputs: tuple[str, ...], spec: DetectorSpec) -> tuple[str, ...]:
+    """Return the roles among a rule's ``inputs`` that ``spec``'s detector cannot do without."""
+    return tuple(
+        role for role, name in zip(inputs, spec.inputs, strict=False) if name not in spec.optional
+    )
 
 
 def _plan(rule: Rule, spec: DetectorSpec) -> _Plan:
@@ -290,13 +316,12 @@ def _plan(rule: Rule, spec: DetectorSpec) -> _Plan:
         return kept[2]
     beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
     params = {**spec.params, **rule.params}
+    roles = ((rule.series, rule.inputs), (_lone_val(rule.series), _lone_val(rule.inputs, beside)))
     plan = _Plan(
         params=params,
-        key=(spec.name, *params.items()),
-        roles=(
-            (rule.series, rule.inputs),
-            (_lone_val(rule.series), _lone_val(rule.inputs, beside)),
-        ),
+        key=_key_number((spec.name, *params.items())),
+        roles=roles,
+        required=(_required(roles[0][1], spec), _required(roles[1][1], spec)),
         reads_train=TRAIN in (rule.series or rule.inputs),
     )
     if len(_PLANS) >= _MAX_PLANS:
@@ -364,17 +389,13 @@ def evaluate(
                 skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
                 continue
             series_roles, input_roles = plan.roles[lone_val]
-            needed = [
-                role
-                for role, name in zip(input_roles, spec.inputs, strict=False)
-                if name not in spec.optional and role not in views
-            ]
+            needed = [role for role in plan.required[lone_val] if role not in views]
             if (series_roles and not any(r in views for r in series_roles)) or needed:
                 missing = ", ".join(needed or series_roles)
                 skipped.append((rule.code, rule.name, f"no {missing} series"))
                 continue
-            ready = [r for r in series_roles or input_roles[:1] if r in views]
-            if partial and ready:
+            ready = [r for r in series_roles or input_roles[:1] if r in views] if partial else []
+            if ready:
                 waits = {r: waiting(rule.requires, views[r], views.get("lr")) for r in ready}
                 ready = [r for r in ready if waits[r] is None]
                 if not ready:
