@@ -495,3 +495,14 @@ def test_a_lone_carriage_return_in_a_large_table_ends_its_line_as_pandas_reads_i
     np.testing.assert_array_equal(large.series[TRAIN].values, [3.0, 2.4, 2.3, 2.2])
     assert large.series[TRAIN].lines is not None
     assert large.series[TRAIN].lines.tolist() == [3, 4, 5, 6]
+
+
+def test_steps_per_epoch_takes_a_huge_step_over_a_tiny_epoch_without_a_warning():
+    """A row whose step over its epoch overflows (3.9e140 / 2.2e-168, as a fuzzed JSON
+    Lines table held) is one more ratio for the median, not a RuntimeWarning on stderr
+    (which the tests turn into an error)."""
+    from lossdoctor.ingest.table import steps_per_epoch
+
+    epochs = np.array([1.0, 1.0, 2.1830779694901786e-168])
+    steps = np.array([1.0, 1.0, 3.9245042786216585e140])
+    assert steps_per_epoch(epochs, steps) == {"steps_per_epoch": "1"}

@@ -603,7 +603,8 @@ def steps_per_epoch(epochs: FloatArray, steps: FloatArray) -> dict[str, str]:
     usable = (epochs > 0) & np.isfinite(epochs) & np.isfinite(steps) & (steps > 0)
     if usable.sum() < MIN_EPOCH_ROWS:
         return {}
-    per_epoch = float(np.median(steps[usable] / epochs[usable]))
+    with np.errstate(over="ignore"):  # a huge step over a tiny epoch: inf, a ratio like any
+        per_epoch = float(np.median(steps[usable] / epochs[usable]))
     if not np.isfinite(per_epoch) or per_epoch < 1:
         return {}
     return {STEPS_PER_EPOCH: f"{per_epoch:.6g}"}
