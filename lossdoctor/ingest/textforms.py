@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
+from typing import Protocol
 
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.model import Run
@@ -78,15 +80,35 @@ def jsonl_after_text(head: str) -> bool:
     return False
 
 
-def is_text_form(head: str) -> bool:
-    """Return True when a text starting with ``head`` is a form with its own reader."""
+class FormReader(Protocol):
+    """The reader of one text form: the run in a whole ``text``."""
+
+    def __call__(self, text: str, *, source: str, hints: ColumnHints | None = None) -> Run: ...
+
+
+def text_form(head: str) -> FormReader | None:
+    """Return the reader of the form with its own reader that a text starting with
+    ``head`` is (a notebook's table, a Lightning progress bar, torchtune's metric log or
+    captured bar), or None.  The one decision of :func:`read_text_form` and
+    :func:`is_text_form`: a large input streamed from its head goes to the reader its
+    whole read uses."""
+    if " " not in head:
+        return None  # every form's mark holds a space ("Training Loss", "Epoch ", "Step ")
     from lossdoctor.ingest import notebook, progressbar, torchtune
 
-    return (
-        notebook.find_header(head) is not None
-        or progressbar.looks_like_progress_bar(head)
-        or torchtune.looks_like_disk_log(head)
-    )
+    header_at = notebook.find_header(head)
+    if header_at is not None:
+        return partial(notebook.read_notebook_table, header_at=header_at)
+    if progressbar.looks_like_progress_bar(head):
+        return progressbar.read_progress_bar
+    if torchtune.looks_like_disk_log(head) or torchtune.looks_like_progress(head):
+        return torchtune.read_disk_log
+    return None
+
+
+def is_text_form(head: str) -> bool:
+    """Return True when a text starting with ``head`` is a form with its own reader."""
+    return text_form(head) is not None
 
 
 def read_text_form(
@@ -98,18 +120,7 @@ def read_text_form(
     Raises :class:`~lossdoctor.errors.InputError` when the form is recognised but holds
     no loss.
     """
-    if " " not in head:
-        return None  # every form's mark holds a space ("Training Loss", "Epoch ", "Step ")
-    from lossdoctor.ingest import notebook, progressbar, torchtune
-
-    def whole() -> str:
-        return text if isinstance(text, str) else text()
-
-    header_at = notebook.find_header(head)
-    if header_at is not None:
-        return notebook.read_notebook_table(whole(), header_at, source=source, hints=hints)
-    if progressbar.looks_like_progress_bar(head):
-        return progressbar.read_progress_bar(whole(), source=source, hints=hints)
-    if torchtune.looks_like_disk_log(head) or torchtune.looks_like_progress(head):
-        return torchtune.read_disk_log(whole(), source=source, hints=hints)
-    return None
+    reader = text_form(head)
+    if reader is None:
+        return None
+    return reader(text if isinstance(text, str) else text(), source=source, hints=hints)

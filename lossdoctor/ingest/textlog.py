@@ -260,11 +260,13 @@ def _with_fast_rows(table: Table, parts: list[FastPart]) -> Table:
     let go of as they are placed) put in line order, its columns in first-seen order as
     :func:`records_table` orders them."""
     slow_lines = np.asarray(table.lines) if table.lines is not None else np.zeros(0, dtype=np.int64)
-    # both in line order, no line in both: a row's place is its place among its own kind
-    # plus the number of the other kind's lines before it
+    # both in line order: a row's place is its place among its own kind plus the number of
+    # the other kind's lines before it.  One line holds rows of both kinds only where the
+    # Lightning bar's last step, kept at the end (TextLogReader.table), is numbered with the
+    # last line: read line by line it comes after that line's own row, so here too
     slow_rows = np.arange(slow_lines.shape[0])
     for _, _, lines in parts:
-        slow_rows += np.searchsorted(lines, slow_lines)
+        slow_rows += np.searchsorted(lines, slow_lines, side="right")
     n = int(slow_lines.shape[0] + sum(part[0].shape[0] for part in parts))
     # a column's place: the first line that holds it, then its place in that record
     first_line = int(parts[0][2][0])
