@@ -25,5 +25,15 @@ def test_one_point_per_epoch_is_said(runner, tmp_path):
     _code, doc = run_json(runner, str(path))
     (finding,) = [f for f in doc["runs"][0]["findings"] if f["rule"] == "per-epoch"]
     assert finding["severity"] == "info"
-    assert "one point per epoch (30 points)" in finding["message"]
+    assert "about 1 point per epoch (30 points)" in finding["message"]
     assert fired(doc["runs"][0]).get("per-epoch") == "info"
+
+
+def test_points_per_epoch_are_counted_not_assumed_to_be_one(runner, tmp_path):
+    """32 points over 20 epochs are logged more than once an epoch: the note says how often."""
+    epochs = np.round(np.linspace(0, 20, 32), 3)
+    loss = 2.0 * np.exp(-epochs / 6) + 0.5
+    path = write_csv(tmp_path / "fit.csv", {"epoch": epochs, "loss": loss})
+    _code, doc = run_json(runner, str(path))
+    (finding,) = [f for f in doc["runs"][0]["findings"] if f["rule"] == "per-epoch"]
+    assert "about 1.6 points per epoch (32 points)" in finding["message"]
