@@ -138,7 +138,7 @@ def _log_line(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@example(  # the Lightning bar's last step, kept at the end, on the line of a nanoGPT row
+@example(  # the Lightning bar's last step, given at the end, before nanoGPT rows read in bulk
     lines=[
         *["iter 0: loss 2.5, time 1ms"] * 4,
         LIGHTNING_END,

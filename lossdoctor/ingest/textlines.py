@@ -73,6 +73,14 @@ class ParsedLine:
     dialect: str
     is_val: bool = False
     keras_bar: bool = False
+    #: The number of the line the values were read from when it is an earlier line than
+    #: the one being read (a Lightning bar's step, given once the bar moves on), else None.
+    line: int | None = None
+
+
+#: One redraw of a Lightning bar (step, epoch, training values, validation values; see
+#: :func:`~lossdoctor.ingest.progressbar.bar_line`) and the number of its line.
+BarRedraw = tuple[tuple[float, int, dict[str, float], dict[str, float]], int]
 
 
 @dataclass
@@ -90,9 +98,11 @@ class LineState:
     skipped: int = 0
     #: The step of the last torchtune progress-bar redraw read (tqdm draws a step again).
     bar_step: float | None = None
-    #: The last redraw of the Lightning bar's current step (step, epoch, training values,
-    #: validation values), held until the bar moves on (see :func:`_lightning_bar`).
-    bar_pending: tuple[float, int, dict[str, float], dict[str, float]] | None = None
+    #: The number of the line being read (set by the reader before each line it parses).
+    number: int = 0
+    #: The last redraw of the Lightning bar's current step and its line number, held until
+    #: the bar moves on (see :func:`_lightning_bar`).
+    bar_pending: BarRedraw | None = None
     #: torchtune bar steps read, and Lightning validation values given (for the notes).
     bar_steps: int = 0
     bar_vals: int = 0
@@ -149,28 +159,29 @@ def _lightning_bar(
     one), as :func:`~lossdoctor.ingest.progressbar.read_progress_bar` reads a whole file:
     a step's values from its last redraw (Lightning draws each step first with the step
     before's loss, then with its own), and an epoch's validation values from its last
-    line (the bar shows them again all through the next epoch)."""
+    line (the bar shows them again all through the next epoch).  The values are those of
+    one line, the redraw kept, whose number (``state.number`` when it was read) the
+    :class:`ParsedLine` names."""
     pending = state.bar_pending
-    state.bar_pending = found
-    if pending is None or pending[0] == found[0]:
+    state.bar_pending = (found, state.number)
+    if pending is None or pending[0][0] == found[0]:
         return None
-    return _bar_values(pending, state, with_val=found[1] != pending[1])
+    return _bar_values(pending, state, with_val=found[1] != pending[0][1])
 
 
-def _bar_values(
-    redraw: tuple[float, int, dict[str, float], dict[str, float]],
-    state: LineState,
-    *,
-    with_val: bool,
-) -> ParsedLine:
-    step, _, train, val = redraw
+def _bar_values(pending: BarRedraw, state: LineState, *, with_val: bool) -> ParsedLine:
+    """Return the values of a held redraw (its validation values ``with_val``), named with
+    the number of the line they were read from."""
+    (step, _, train, val), number = pending
     state.bar_vals += bool(with_val and val)
-    return ParsedLine({"step": step, **train, **(val if with_val else {})}, "lightning-progress")
+    values = {"step": step, **train, **(val if with_val else {})}
+    return ParsedLine(values, "lightning-progress", line=number)
 
 
 def flush_lightning_bar(state: LineState) -> ParsedLine | None:
     """Return the values of the Lightning bar's step still held at the end of the input
-    (the last line of its epoch: with its validation values), or None."""
+    (the last line of its epoch: with its validation values; named with that line's
+    number), or None."""
     pending, state.bar_pending = state.bar_pending, None
     return None if pending is None else _bar_values(pending, state, with_val=True)
 

@@ -15,6 +15,7 @@ counted, never fatal.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -153,6 +154,7 @@ class TextLogReader:
         if len(raw) > MAX_LINE_CHARS:
             state.skipped += 1
             return
+        state.number = number
         parsed = parse_line(strip_prefix(raw), state)
         if parsed is None or not parsed.values:
             if raw.strip():
@@ -161,18 +163,26 @@ class TextLogReader:
         self._keep(number, parsed)
 
     def _keep(self, number: int, parsed: ParsedLine) -> None:
+        """Keep the record of line ``number`` (or of the earlier line ``parsed`` names),
+        the records in line order."""
         state = self.state
-        state.records.append(canonical(parsed))
-        state.lines.append(number)
+        if parsed.line is not None:
+            number = parsed.line
+        index = len(state.lines)
+        if index and number < state.lines[-1]:
+            # a Lightning bar's step, given once the bar moved on, after a later line's row
+            index = bisect_right(state.lines, number)
+        state.records.insert(index, canonical(parsed))
+        state.lines.insert(index, number)
         state.dialects[parsed.dialect] += 1
-        state.keras_bar.append(parsed.keras_bar)
+        state.keras_bar.insert(index, parsed.keras_bar)
 
     def table(self) -> tuple[Table, str] | None:
         """Return the table of every record read and the most common dialect, or None when
         no line carried a loss value."""
         state = self.state
         if (last_bar := flush_lightning_bar(state)) is not None:
-            self._keep(self.n_lines, last_bar)
+            self._keep(self.n_lines, last_bar)  # (last_bar names the line it was read from)
         records, lines = state.records, state.lines
         notes: list[str] = []
         # Keras: per-batch progress lines are running means; keep the epoch-end lines
@@ -260,10 +270,8 @@ def _with_fast_rows(table: Table, parts: list[FastPart]) -> Table:
     let go of as they are placed) put in line order, its columns in first-seen order as
     :func:`records_table` orders them."""
     slow_lines = np.asarray(table.lines) if table.lines is not None else np.zeros(0, dtype=np.int64)
-    # both in line order: a row's place is its place among its own kind plus the number of
-    # the other kind's lines before it.  One line holds rows of both kinds only where the
-    # Lightning bar's last step, kept at the end (TextLogReader.table), is numbered with the
-    # last line: read line by line it comes after that line's own row, so here too
+    # both in line order, no line in both: a row's place is its place among its own kind
+    # plus the number of the other kind's lines before it
     slow_rows = np.arange(slow_lines.shape[0])
     for _, _, lines in parts:
         slow_rows += np.searchsorted(lines, slow_lines, side="right")

@@ -281,6 +281,7 @@ class LineParser:
         read only when the epoch ends without one (a run without validation)."""
         epoch = self.state.keras_epoch
         read = _TEXT_PARSERS.get(self.kind or "text", parse_line)
+        self.state.number = self._at
         parsed = read(strip_prefix(line), self.state)
         released = self.finish_epoch() if self.state.keras_epoch != epoch else []
         if parsed is None or not parsed.values:
