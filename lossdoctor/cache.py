@@ -9,16 +9,15 @@ Entries are pickles: keep the cache folder as private as the logs it describes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pickle
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from lossdoctor import __version__
+from lossdoctor.cachefile import write_pickles
 from lossdoctor.errors import ConfigError
 from lossdoctor.report import RunReport
 from lossdoctor.sources import SourceRef, is_url
@@ -89,8 +88,8 @@ class ReportCache:
             return
         target = self._path(key)
         folder = os.path.dirname(target)
-        with contextlib.suppress(OSError):
+        try:
             os.makedirs(folder, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as handle:
-                pickle.dump(reports, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(handle.name, target)
+        except OSError:
+            return
+        write_pickles(target, reports)

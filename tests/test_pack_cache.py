@@ -151,3 +151,15 @@ def test_the_cache_keeps_the_packs_written_last(cache_home, tmp_path, monkeypatc
     monkeypatch.setattr(loader, "_build_rules", _never_built)
     for folder in folders[-3:]:
         load_rules([folder])  # the three written last are read back
+
+
+def test_a_cache_file_that_cannot_be_put_in_place_leaves_nothing_behind(tmp_path):
+    """The report cache and the rule pack write through one helper: a file that cannot be
+    renamed into place (here a folder stands at its path) is reported, and no temporary
+    file is left in the folder."""
+    from lossdoctor.cachefile import write_pickles
+
+    (tmp_path / "entry.pickle").mkdir()
+    assert write_pickles(tmp_path / "entry.pickle", {"key": 1}, [1, 2]) is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.pickle"]
+    assert write_pickles(tmp_path / "other.pickle", {"key": 1}) is True

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lossdoctor import __version__
+from lossdoctor.cachefile import write_pickles
 from lossdoctor.engine.schema import Rule
 
 #: Changes when the layout of an entry changes.
@@ -124,25 +125,14 @@ def _read(path: Path, key: tuple[Any, ...]) -> list[Rule] | None:
 
 
 def _write(path: Path, key: tuple[Any, ...], rules: Sequence[Rule]) -> None:
-    """Store ``rules`` under ``key`` at ``path`` whole or not at all (written beside it,
-    then renamed over it); do nothing when the folder cannot be written."""
-    import tempfile
-
+    """Store ``rules`` under ``key`` at ``path`` whole or not at all; do nothing when the
+    folder cannot be written."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
     except OSError:
         return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            pickle.dump(key, out, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.dump(list(rules), out, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        return
-    _prune(path.parent, keep=path)
+    if write_pickles(path, key, list(rules)):
+        _prune(path.parent, keep=path)
 
 
 def _prune(folder: Path, *, keep: Path) -> None:
