@@ -396,11 +396,16 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
 
 def load_rule_file(path: Path, detectors: dict[str, DetectorSpec] | None = None) -> Rule:
     """Return the rule in the TOML file at ``path``."""
+    return _rule_from_bytes(path, _read_rule_file(path), detectors)
+
+
+def _read_rule_file(path: Path) -> bytes:
+    """Return the bytes of the rule file at ``path``; raise :class:`RulePackError` naming
+    it when it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
-    return _rule_from_bytes(path, data, detectors)
 
 
 def _rule_from_bytes(
@@ -428,11 +433,7 @@ def load_rules(folders: list[Path] | None = None) -> list[Rule]:
 
     files: list[tuple[Path, bytes]] = []
     for folder in folders or [builtin_rules_dir()]:
-        for path in sorted(folder.rglob("*.toml")):
-            try:
-                files.append((path, path.read_bytes()))
-            except OSError as exc:
-                raise RulePackError(f"cannot be read ({exc})", path=str(path)) from None
+        files.extend((path, _read_rule_file(path)) for path in sorted(folder.rglob("*.toml")))
     return cached_rules(files, _build_rules)
 
 
