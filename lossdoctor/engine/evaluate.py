@@ -410,18 +410,13 @@ def evaluate(
                         if found:
                             findings.append(found)
                 continue
-            given: list[str] = []
-            for role, name in zip(input_roles, spec.inputs, strict=False):
-                if role not in views and name not in spec.optional:
-                    break
-                given.append(role)
-            else:
-                measured = measure(spec, plan, tuple(given))
-                role = measured.evidence.series or input_roles[0]
-                x_kind = views[role].series.x_kind if role in views else "step"
-                found = _finding(rule, measured, role, x_kind)
-                if found:
-                    findings.append(found)
+            # every input the detector cannot do without is in ``views`` (``needed`` above)
+            measured = measure(spec, plan, input_roles[: len(spec.inputs)])
+            role = measured.evidence.series or input_roles[0]
+            x_kind = views[role].series.x_kind if role in views else "step"
+            found = _finding(rule, measured, role, x_kind)
+            if found:
+                findings.append(found)
     findings = _apply_supersession(findings, rules)
     notes = list(run.notes)
     if partial:
