@@ -268,10 +268,12 @@ def _line_count(data: bytes) -> int | None:
 
 
 def _nulls_line_up(data: bytes | Path, frame: pl.DataFrame) -> bool:
-    """Return True when no line of ``data`` that holds a null repeats a key.  A key
-    repeated with null as its later value (Python keeps the null, polars the first
-    value) balances the count of keys, cells and nulls that otherwise tells a repeated
-    key; only files with explicit nulls need this look, done in polars."""
+    """Return True when no line of ``data`` that holds a null repeats a key and every key
+    with a null is a column of ``frame``.  A key repeated with null as its later value
+    (Python keeps the null, polars the first value), or a null under a key the schema
+    missed (``train_runtime`` of a summary line), balances the count of keys, cells and
+    nulls that otherwise tells a repeated or missed key; only files with explicit nulls
+    need this look, done in polars."""
     import polars as pl
 
     try:
@@ -286,6 +288,9 @@ def _nulls_line_up(data: bytes | Path, frame: pl.DataFrame) -> bool:
     except Exception:  # polars raises several kinds of error: leave it to the line reader
         return False
     lines = lines.filter(lines.str.contains("null", literal=True))
+    null_keys = lines.str.extract_all(r'"[^"]*"\s*:\s*null').explode().drop_nulls()
+    if not set(null_keys.str.extract(r'"([^"]*)"', 1).unique().to_list()) <= set(frame.columns):
+        return False  # a key the schema missed: look at all lines
     for name in frame.columns:
         repeats = lines.str.count_matches('"' + re.escape(name) + r'"\s*:').max()
         if isinstance(repeats, int) and repeats > 1:
