@@ -132,15 +132,27 @@ def jsonl_file_table(path: Path, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tabl
     anything but flat objects of numbers and nulls in ASCII (escapes, line ends other
     than line feeds, ``NaN`` and ``Infinity`` are left to :func:`jsonl_bulk_table`, a
     piece at a time)."""
+    with path.open("rb") as handle:
+        if not 0 < os.fstat(handle.fileno()).st_size <= WHOLE_FILE_MAX_BYTES:
+            return None
+        with map_file(handle.fileno()) as mapped:  # mapped once for every look at the bytes
+            columns = _mapped_columns(mapped, path, schema_rows)
+    if columns is None:
+        return None
+    n_lines, by_name = columns
+    return Table(columns=by_name, lines=ConsecutiveLines(1, n_lines))
+
+
+def _mapped_columns(
+    mapped: mmap.mmap, path: Path, schema_rows: int
+) -> tuple[int, dict[str, Column]] | None:
+    """Return the lines and the columns of the JSON Lines file at ``path`` (``mapped``: its
+    bytes) read by polars, or None (see :func:`jsonl_file_table`)."""
     try:
         import polars as pl
     except ImportError:
         return None
-    with path.open("rb") as handle:
-        if not 0 < os.fstat(handle.fileno()).st_size <= WHOLE_FILE_MAX_BYTES:
-            return None
-        with map_file(handle.fileno()) as mapped:
-            counts = _plain_counts(mapped)
+    counts = _plain_counts(mapped)
     if counts is None:
         return None
     n_lines, keys = counts
@@ -149,22 +161,13 @@ def jsonl_file_table(path: Path, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tabl
         return pl.read_ndjson(path, infer_schema_length=rows)
 
     def count_nulls() -> int:
-        with path.open("rb") as handle, map_file(handle.fileno()) as mapped:
-            return len(_NULL.findall(mapped)) if mapped.find(b"null") >= 0 else 0
+        return len(_NULL.findall(mapped)) if mapped.find(b"null") >= 0 else 0
 
     frame = _checked_frame(
         read, n_lines=n_lines, keys=keys, rows=schema_rows, count_nulls=count_nulls, lines=path
     )
-    if frame is None:
-        return None
-    with (
-        path.open("rb") as handle,
-        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-    ):
-        columns = _columns(frame, mapped)
-    if columns is None:
-        return None
-    return Table(columns=columns, lines=ConsecutiveLines(1, n_lines))
+    columns = None if frame is None else _columns(frame, mapped)
+    return None if columns is None else (n_lines, columns)
 
 
 def _plain_counts(mapped: mmap.mmap) -> tuple[int, int] | None:
