@@ -231,6 +231,7 @@ def jsonl_lines(draw: st.DrawFn) -> str:
 @given(lines=st.lists(jsonl_lines(), min_size=2, max_size=30), schema_rows=st.integers(1, 5))
 @example(lines=['{"lr": 0.0}', '{"step": null}'], schema_rows=1)  # an all-null key after the schema
 @example(lines=["{}", '{"step": Infinity}'], schema_rows=1)  # only non-finite under a key
+@example(lines=['{"loss": 0.0}', '{"train_runtime": null}'], schema_rows=1)  # summary key missed
 # a key repeated with null as its later value (Python keeps the null, polars the first)
 @example(lines=['{"step": 0.0}', '{"step": 1, "loss": 0.0, "step": null}'], schema_rows=2)
 def test_jsonl_bulk_reads_as_line_by_line(lines: list[str], schema_rows: int) -> None:
