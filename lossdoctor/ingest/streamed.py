@@ -235,8 +235,7 @@ def read_content(
         head = read_upto(read, min(HEAD_BYTES, STREAM_MIN_BYTES))
         run = _whole_jsonl_file(head, path, source=source, hints=hints)
         if run is not None:
-            return run
-        path = None  # looked at: read a piece at a time below
+            return run  # (else read a piece at a time below)
     head = read_upto(read, STREAM_MIN_BYTES, start=head)
     if len(head) < STREAM_MIN_BYTES:
         return read_bytes(head, source=source, hints=hints, strict=strict)
@@ -244,7 +243,7 @@ def read_content(
     held = [head]
     del head
     try:
-        run = read_large(read, held, source=source, hints=hints, strict=strict, path=path)
+        run = read_large(read, held, source=source, hints=hints, strict=strict)
     except NeedsWhole:
         run, again = None, True
     else:
@@ -282,15 +281,12 @@ def read_large(
     source: str,
     hints: ColumnHints | None,
     strict: bool = False,
-    path: Path | None = None,
 ) -> Run | None:
     """Return the run of a large input (``head``: its first bytes, then ``read``) when its
     format is read as a stream, else None (nothing more read: the caller reads it whole);
-    ``strict`` and ``path`` as for :func:`read_content`.  A head given in a list is taken
-    out of it when the input is streamed as lines (so that the caller does not hold it
-    while the rest is read).  JSON Lines of plain numbers in a plain file of up to
-    :data:`~lossdoctor.ingest.jsonl_bulk.WHOLE_FILE_MAX_BYTES` are read by polars from
-    the file at once.
+    ``strict`` as for :func:`read_content`.  A head given in a list is taken out of it
+    when the input is streamed as lines (so that the caller does not hold it while the
+    rest is read).
 
     Raises :class:`InputError` for a binary file, found from ``head`` alone.
     """
@@ -330,9 +326,6 @@ def read_large(
     if stripped[:1] == "{" or _jsonl_after_text(text):
         if stripped[:1] == "{" and not _is_json_object(stripped.split("\n", 1)[0].strip()):
             return None  # a JSON document
-        whole_file = None if path is None else read_jsonl_file(path, source=source, hints=hints)
-        if whole_file is not None:
-            return whole_file
         blocks = line_blocks(read, _take(held), source=source)
         del head
         return read_jsonl_blocks(blocks, source=source, hints=hints)
