@@ -66,7 +66,8 @@ def read_numbers_bulk(
         # (memory holds the frame and the copies under way, not the frame and every copy)
         cells = {name: frame.drop_in_place(name) for name in names}
         del frame
-        return dict(zip(names, pool.map(lambda name: _column(cells.pop(name)), names), strict=True))
+        copied = pool.map(lambda name: float_column(cells.pop(name)), names)
+        return dict(zip(names, copied, strict=True))
 
 
 def _read_frame(
@@ -90,17 +91,18 @@ def _read_frame(
     )
 
 
-def _column(cells: pl.Series) -> Column:
-    """Return a polars column of floats as a column of the table: an empty cell (null) is
-    no point (NaN, absent), a ``nan`` cell a logged NaN."""
-    values = np.asarray(cells.to_numpy(), dtype=np.float64)  # NaN for null
+def float_column(cells: pl.Series) -> Column:
+    """Return a polars column of numbers as a column of the table, its values as floats:
+    an empty cell (null) is no point (NaN, absent), a ``nan`` cell a logged NaN."""
+    import polars as pl
+
+    values = np.asarray(cells.cast(pl.Float64).to_numpy(), dtype=np.float64)  # NaN for null
     if not values.flags.writeable:
-        values = values.copy()
-    present = (
-        np.array(cells.is_not_null().to_numpy(), dtype=bool)
-        if cells.null_count()
-        else np.ones(values.shape[0], dtype=bool)
-    )
+        values = values.copy()  # a view of polars' memory: a reader may set values later
+    if not cells.null_count():
+        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
+    present = np.array(cells.is_not_null().to_numpy(), dtype=bool)
+    values[~present] = np.nan
     return Column(values=values, present=present)
 
 

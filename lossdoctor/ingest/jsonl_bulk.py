@@ -23,7 +23,7 @@ import numpy as np
 from lossdoctor.arrays import unique_ints
 from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
-from lossdoctor.ingest.delimited_bulk import map_file
+from lossdoctor.ingest.delimited_bulk import float_column, map_file
 from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
@@ -252,7 +252,7 @@ def _columns(frame: pl.DataFrame, data: bytes | mmap.mmap) -> dict[str, Column] 
     order = _first_seen(data, set(names))
     if order is None:
         return None
-    return {name: _column(frame[name]) for name in order}
+    return {name: float_column(frame[name]) for name in order}
 
 
 def _line_count(data: bytes) -> int | None:
@@ -304,20 +304,6 @@ def _nulls_line_up(data: bytes | Path, frame: pl.DataFrame) -> bool:
 def _is_number_dtype(dtype: pl.DataType) -> bool:
     name = str(dtype)
     return name in _NUMERIC or name in ("Float32", "Float64", "Null")
-
-
-def _column(cells: pl.Series) -> Column:
-    """Return a :class:`Column`: every non-null cell is a point."""
-    import polars as pl
-
-    values = np.asarray(cells.cast(pl.Float64).to_numpy(), dtype=np.float64)  # NaN for null
-    if not values.flags.writeable:
-        values = values.copy()  # a view of polars' memory: NaN and infinities are set later
-    if not cells.null_count():
-        return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
-    present = np.array(cells.is_not_null().to_numpy(), dtype=bool)
-    values[~present] = np.nan
-    return Column(values=values, present=present)
 
 
 def _first_seen(data: bytes | mmap.mmap, names: set[str]) -> list[str] | None:
