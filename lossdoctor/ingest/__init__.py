@@ -149,8 +149,6 @@ def read_bytes(
     if binary_run is not None:
         return binary_run
     _check_text(data, source)
-    if _jsonl_after_text(decode_text(data[:HEAD_BYTES])):
-        return read_jsonl(decode_text(data), source=source, hints=hints)
     form = _read_text_form(data, source=source, hints=hints)
     if form is not None:
         return form
@@ -229,10 +227,13 @@ def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> 
 
 def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
     """Return the run when ``data`` is one of the text forms with their own reader
-    (see :mod:`lossdoctor.ingest.textforms`), else None."""
+    (see :mod:`lossdoctor.ingest.textforms`) or JSON Lines after lines of text, else
+    None."""
     from lossdoctor.ingest.textforms import read_text_form
 
     head = decode_text(data[:HEAD_BYTES])
+    if _jsonl_after_text(head):
+        return read_jsonl(decode_text(data), source=source, hints=hints)
     if head.lstrip()[:1] == "{":
         return None
     return read_text_form(head, lambda: decode_text(data), source=source, hints=hints)
