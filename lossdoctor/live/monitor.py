@@ -77,8 +77,8 @@ class LiveMonitor(StreamRuns):
         self.points = 0
         self.stalled_for: float | None = None
         self.notes: list[str] = []
-        #: Lines that could not be parsed (too long to keep, too deeply nested): the
-        #: parser counts the lines it reads and finds malformed.
+        #: Lines whose parsing raised (too deeply nested, ...): the parser counts the
+        #: lines too long to keep and those it reads and finds malformed.
         self.malformed = 0
         self.first_malformed: int | None = None
         #: Keys not tracked because :data:`MAX_SERIES` were already tracked.
