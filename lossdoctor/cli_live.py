@@ -208,15 +208,26 @@ def _tee_to(stream: Any) -> Callable[[bytes], None]:
     return write
 
 
+#: The signals the command is stopped with that a process can block.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 class Child:
     """The supervised command: started in its own process group, stopped as a group."""
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.label = " ".join(command)
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            start_new_session=True,
-        )  # fmt: skip
+        # A signal mask is inherited through exec: where lossdoctor was started with
+        # SIGINT or SIGTERM blocked (some CI runners and supervisors do), the command
+        # would never see the SIGINT it is stopped with. It starts with them unblocked.
+        blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        try:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     @property
     def pid(self) -> int:

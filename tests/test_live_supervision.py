@@ -210,6 +210,32 @@ def test_run_says_it_stops_the_command_before_it_does(tmp_path):
     assert "— sending SIGINT" in err
 
 
+def test_run_stops_the_command_with_sigint_when_started_with_it_blocked(tmp_path):
+    # Some CI runners start jobs with SIGINT blocked; the mask is inherited through exec,
+    # so the command would sit out the whole grace period before the SIGTERM.
+    child = _script(
+        tmp_path,
+        "nan.py",
+        "import sys, time\n"
+        "print('step=1 loss=nan', flush=True)\n"
+        "try:\n"
+        "    time.sleep(600)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('got SIGINT', file=sys.stderr, flush=True)\n"
+        "    sys.exit(130)\n",
+    )
+    proc = subprocess.run(
+        [*LD, "run", "--stop-on", "error", "--grace", "30", "--", sys.executable, child],
+        capture_output=True, env=ENV, timeout=300,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
+    )  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "— sending SIGINT" in err
+    assert "got SIGINT" in err
+    assert "still running" not in err
+
+
 def test_watch_json_on_stdout_is_the_document_alone():
     data = _healthy_jsonl(100) + '{"step": 100, "loss": NaN}\n'
     proc = subprocess.run(
