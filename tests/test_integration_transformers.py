@@ -99,7 +99,14 @@ def test_nan_run_stops_within_two_logging_steps_and_names_the_finding(
     tmp_path, monkeypatch, caplog
 ):
     caplog.set_level(logging.WARNING, logger="transformers.trainer")
-    trainer, doc = train(tmp_path, monkeypatch, NaNAfter)
+    # transformers' library logger propagates to the root logger (where caplog listens)
+    # only when the CI environment variable is set: listen on the Trainer's logger itself
+    trainer_logger = logging.getLogger("transformers.trainer")
+    trainer_logger.addHandler(caplog.handler)
+    try:
+        trainer, doc = train(tmp_path, monkeypatch, NaNAfter)
+    finally:
+        trainer_logger.removeHandler(caplog.handler)
     assert FAULT_STEP < trainer.state.global_step <= FAULT_STEP + 2 * 2  # logging_steps=2
     assert EndSeen.ended  # the Trainer's end of training still ran
     run = doc["runs"][0]

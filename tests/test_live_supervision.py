@@ -217,8 +217,8 @@ def test_run_stops_the_command_with_sigint_when_started_with_it_blocked(tmp_path
         tmp_path,
         "nan.py",
         "import sys, time\n"
-        "print('step=1 loss=nan', flush=True)\n"
         "try:\n"
+        "    print('step=1 loss=nan', flush=True)\n"
         "    time.sleep(600)\n"
         "except KeyboardInterrupt:\n"
         "    print('got SIGINT', file=sys.stderr, flush=True)\n"
