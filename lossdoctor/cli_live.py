@@ -44,6 +44,10 @@ def machine_on_stdout(outputs: Outputs) -> bool:
     return any(name != "text" and path is None for name, path in outputs)
 
 
+#: The signals lossdoctor catches in live mode and stops a command with (SIGKILL apart).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _catching(signals: list[int]) -> Iterator[None]:
     """Record SIGINT and SIGTERM in ``signals`` while inside (the live loop ends at the
@@ -53,10 +57,15 @@ def _catching(signals: list[int]) -> Iterator[None]:
         del frame
         signals.append(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    # A handler runs only for a signal that is not blocked, and a signal mask is inherited
+    # through exec: lossdoctor started with SIGINT blocked (some CI runners and
+    # supervisors do) would never see Ctrl-C. Unblocked while inside; restored after.
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for sig, old in previous.items():
             signal.signal(sig, old)
 
@@ -206,10 +215,6 @@ def _tee_to(stream: Any) -> Callable[[bytes], None]:
             stream.buffer.flush()
 
     return write
-
-
-#: The signals the command is stopped with that a process can block.
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class Child:

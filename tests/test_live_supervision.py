@@ -134,6 +134,28 @@ def test_sigterm_to_watch_prints_the_report_and_exits_143():
     assert b"201 points" in out  # the report so far
 
 
+def test_sigint_to_watch_started_with_it_blocked_prints_the_report_and_exits_130():
+    watch = subprocess.Popen(
+        [*LD, "watch", "--tee", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=ENV,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
+    )  # fmt: skip
+    assert watch.stdin is not None
+    assert watch.stderr is not None
+    watch.stdin.write((_healthy_jsonl(200) + '{"step": 200, "loss": NaN}\n').encode())
+    watch.stdin.flush()
+    read_until(watch.stderr, b"LD101")  # every line read and judged (the NaN's alert)
+    watch.send_signal(signal.SIGINT)
+    try:
+        out, err = watch.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # SIGINT never seen: end it, leave no pipe open
+        watch.kill()
+        watch.communicate()
+        raise
+    assert watch.returncode == 130, err
+    assert b"201 points" in out  # the report so far
+
+
 def test_run_interrupted_stops_a_stubborn_command_with_escalation(tmp_path):
     child = _script(
         tmp_path,
