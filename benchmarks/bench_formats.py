@@ -77,9 +77,9 @@ def best_of(repeat: int, commands: list[list[str]]) -> list[tuple[float, float, 
     return [(*min(slot)[:2], min(cpu for *_, cpu in slot)) for slot in runs]
 
 
-def curve(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return steps and a noisy decaying loss of ``n`` points."""
-    rng = np.random.default_rng(0)
+def curve(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return steps and a noisy decaying loss of ``n`` points (the noise drawn with ``seed``)."""
+    rng = np.random.default_rng(seed)
     steps = np.arange(n)
     loss = (4.0 * np.exp(-steps / max(n / 5, 1)) + 1.0) * np.exp(rng.normal(0, 0.03, n))
     return steps, loss
@@ -111,9 +111,9 @@ def write_nanogpt(path: Path, n: int) -> None:
             out.write(f"iter {s}: loss {v:.4f}, time 12.34ms, mfu 31.20%\n")
 
 
-def write_csv(path: Path, n: int) -> None:
-    """Write step, loss, lr and a sparse val_loss (every 100th row)."""
-    steps, loss = curve(n)
+def write_csv(path: Path, n: int, seed: int = 0) -> None:
+    """Write step, loss, lr and a sparse val_loss (every 100th row); ``seed`` draws the noise."""
+    steps, loss = curve(n, seed)
     with path.open("w") as out:
         out.write("step,loss,lr,val_loss\n")
         for start in range(0, n, 1_000_000):
@@ -272,7 +272,9 @@ def bench_small(tmp: Path, args: argparse.Namespace) -> None:
     paths = []
     for index in range(args.runs):
         path = folder / f"run{index:04d}.csv"
-        write_csv(path, 2000)  # small: written here
+        # small: written here; a seed of its own per run, so the runs differ as a fleet's
+        # do (same length and healthy shape, other noise) and no two files are the same
+        write_csv(path, 2000, seed=index)
         paths.append(str(path))
     script = tmp / "pandas_loop.py"
     script.write_text(PANDAS_LOOP)
