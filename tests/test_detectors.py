@@ -23,10 +23,14 @@ def view(values, role="train") -> SeriesView:
 
 
 def run_all(train: SeriesView, val: SeriesView) -> list[object]:
+    """Return each detector's measurement, every field a rule may read (the deferred ones,
+    computed when read, included) and its evidence as the report shows it."""
     out = []
     for spec in DETECTORS.values():
         args = [train, val][: len(spec.inputs)]
-        out.append(spec.func(*args, **spec.params))
+        measured = spec.func(*args, **spec.params)
+        fields = {name: getattr(measured, name) for name in spec.fields}
+        out.append((measured, fields, measured.evidence.to_dict()))
     return out
 
 
@@ -50,7 +54,7 @@ def test_detectors_handle_edge_cases(name):
     first = run_all(view(values), view(values, "val"))
     second = run_all(view(values), view(values, "val"))
     assert repr(first) == repr(second)
-    for measured in first:
+    for measured, _, _ in first:
         assert dataclasses.is_dataclass(measured)
 
 

@@ -15,7 +15,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,39 @@ class Evidence:
         if self.marks:
             out["marks"] = [[_plain(s), _plain(v)] for s, v in self.marks[:MAX_MARKS]]
         return out
+
+
+_T = TypeVar("_T")
+
+
+def deferred(func: Callable[[Any], _T]) -> functools.cached_property[_T]:
+    """Return a measurement field computed when a rule first reads it, then kept: ``func``
+    as a :class:`functools.cached_property` run under the error state a detector runs in
+    (overflow to inf and 0/0 to NaN are answers).  A detector's result (a frozen
+    dataclass) declares its costly fields so, and keeps what they need in fields whose names
+    start with ``_``: a run on which a rule's conditions fail before reading such a field
+    never computes it, and every number read is the same as if computed at once."""
+
+    @functools.wraps(func)
+    def quiet(self: Any) -> _T:
+        with np.errstate(all="ignore"):
+            return func(self)
+
+    return functools.cached_property(quiet)
+
+
+def measurement_fields(result_type: type) -> tuple[str, ...]:
+    """Return the names of the fields a rule may read in a detector's ``result_type``: its
+    dataclass fields and its :func:`deferred` fields, but ``evidence``, ``judged`` and the
+    private ones (``_``)."""
+    names = [f.name for f in dataclasses.fields(result_type)]
+    names += [
+        name
+        for klass in reversed(result_type.__mro__)
+        for name, attr in vars(klass).items()
+        if isinstance(attr, functools.cached_property)
+    ]
+    return tuple(dict.fromkeys(n for n in names if n not in ("evidence", "judged") and n[0] != "_"))
 
 
 def known(**numbers: float) -> dict[str, float]:
@@ -132,7 +165,7 @@ def register_detector(
         optional = frozenset(
             name for name in inputs if type(None) in typing.get_args(annotations.get(name))
         )
-        fields = tuple(f.name for f in dataclasses.fields(result_type) if f.name != "evidence")
+        fields = measurement_fields(result_type)
         bounds: dict[str, tuple[type, float, float]] = {}
         for key in params:
             low, high = (ranges or {}).get(key, (0.0, DEFAULT_PARAM_MAX))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, known, register_detector
+from lossdoctor.detectors import Evidence, deferred, known, register_detector
 from lossdoctor.features import LRProfile, SeriesView, rolling_median, spearman
 from lossdoctor.robust import median
 
@@ -25,15 +25,17 @@ MIN_LATE_POINTS = 5
 
 @dataclass(frozen=True)
 class Flatline:
-    """How far the loss ever got below where it started."""
+    """How far the loss ever got below where it started.
+
+    ``late_fall_t``, ``early_burst_sigmas`` and the evidence are computed when a rule first
+    reads them (see :func:`~lossdoctor.detectors.deferred`): a run whose loss fell far
+    from its start fails the rule's first condition and never needs them."""
 
     improvement: float
     improvement_pct: float
     later_improvement_pct: float
     early_burst: float
-    early_burst_sigmas: float
     below_first_pct: float
-    late_fall_t: float
     late_fall_pct: float
     end_change: float
     first_value: float
@@ -44,7 +46,45 @@ class Flatline:
     chance_ratio: float
     lr_peak: float
     lr_rel_end: float
-    evidence: Evidence
+    #: The role of the series the evidence names.
+    judged: str
+    #: The judged series and whether it was measured (False when too short or not in
+    #: log space: every deferred field NaN, the evidence empty).
+    _series: SeriesView = field(repr=False, compare=False)
+    _measured: bool = field(repr=False, compare=False)
+    #: The rise of the early burst (nats), as :func:`_after_early_phase` gives it.
+    _burst: float = field(repr=False, compare=False)
+
+    @deferred
+    def early_burst_sigmas(self) -> float:
+        """Return how far the early burst stands out of the noise (see :func:`_burst_sigmas`)."""
+        return _burst_sigmas(self._series, self._burst) if self._measured else float("nan")
+
+    @deferred
+    def late_fall_t(self) -> float:
+        """Return how clearly the loss falls after its first 20% (see :func:`_late_fall_t`)."""
+        return _late_fall_t(self._series) if self._measured else float("nan")
+
+    @deferred
+    def evidence(self) -> Evidence:
+        """Return where the measurement points: the whole series, its levels (loss units)."""
+        series = self._series
+        if not self._measured:
+            return Evidence(series=self.judged, column=series.series.column)
+        return Evidence(
+            series=self.judged,
+            column=series.series.column,
+            start_step=float(series.steps[0]),
+            end_step=float(series.steps[-1]),
+            numbers={
+                "first_value": float(series.values[0]),
+                "last_value": float(series.values[-1]),
+                "start_level": series.value_at(series.start_level),
+                "best_level": series.value_at(series.best_level),
+                "end_level": series.value_at(series.end_level),
+                **known(chance_loss=self.chance_loss, lr_peak=self.lr_peak),
+            },
+        )
 
 
 @register_detector("flatline")
@@ -71,37 +111,23 @@ def flatline(
     at most 10; ``end_value``: median of the last 10% of points; loss units), the end
     level as a share of the chance loss ln(N) when known, and the learning rate's peak
     and its end as a share of the peak (NaN without an lr series)."""
+    role = series.series.role
     if series.n < MIN_POINTS or not series.log_space:
-        empty = Evidence(series=series.series.role, column=series.series.column)
         na = float("nan")
-        return Flatline(na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, empty)
+        return Flatline(
+            na, na, na, na, na, na, na, na, na, na, na, na, na, na, na, role, series, False, na
+        )
     improvement = series.start_level - series.best_level
     end_change = series.end_level - series.start_level
     chance = float(chance_loss) if chance_loss else float("nan")
     later, late_fall, burst = _after_early_phase(series)
     lr_profile = LRProfile(lr)
-    evidence = Evidence(
-        series=series.series.role,
-        column=series.series.column,
-        start_step=float(series.steps[0]),
-        end_step=float(series.steps[-1]),
-        numbers={
-            "first_value": float(series.values[0]),
-            "last_value": float(series.values[-1]),
-            "start_level": series.value_at(series.start_level),
-            "best_level": series.value_at(series.best_level),
-            "end_level": series.value_at(series.end_level),
-            **known(chance_loss=chance, lr_peak=lr_profile.peak),
-        },
-    )
     return Flatline(
         improvement=improvement,
         improvement_pct=100 * (1 - float(np.exp(-improvement))),
         later_improvement_pct=100 * (1 - float(np.exp(-later))),
         early_burst=float(np.exp(burst)) if burst == burst else float("nan"),
-        early_burst_sigmas=_burst_sigmas(series, burst),
         below_first_pct=100 * (1 - float(np.exp(-(series.y[0] - series.best_level)))),
-        late_fall_t=_late_fall_t(series),
         late_fall_pct=100 * (1 - float(np.exp(-late_fall))),
         end_change=end_change,
         first_value=float(series.values[0]),
@@ -112,7 +138,10 @@ def flatline(
         chance_ratio=series.value_at(series.end_level) / chance,
         lr_peak=lr_profile.peak,
         lr_rel_end=lr_profile.rel_end,
-        evidence=evidence,
+        judged=role,
+        _series=series,
+        _measured=True,
+        _burst=burst,
     )
 
 

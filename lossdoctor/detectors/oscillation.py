@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import Evidence, deferred, register_detector
 from lossdoctor.features import LRProfile, SeriesView, spearman
 from lossdoctor.robust import band_passes, median, quantiles, robust_sigma
 
@@ -25,13 +25,17 @@ LEVEL_QUANTILES = (0.1, 0.9)
 
 @dataclass(frozen=True)
 class Oscillation:
-    """Typical swing of the loss around its trend and how it compares with the progress."""
+    """Typical swing of the loss around its trend and how it compares with the progress.
+
+    The learning rate's and the validation loss's fields, the swing on the loss values
+    and the evidence are computed when a rule first reads them (see
+    :func:`~lossdoctor.detectors.deferred`): on a run that does not swing, every level
+    fails on the swings first."""
 
     swing: float
     swing_pct: float
     progress: float
     swing_to_progress: float
-    linear_swing_to_progress: float
     alternation: float
     alternation_pct: float
     alternation_to_noise: float
@@ -44,14 +48,106 @@ class Oscillation:
     level_swing_pct: float
     level_passes: float
     level_to_noise: float
-    lr_peak: float
-    lr_rel_end: float
-    val_fall: float
-    val_best_share: float
-    val_swing_pct: float
-    val_swing_to_swing: float
-    val_calm: bool
-    evidence: Evidence
+    #: The role of the series the evidence names.
+    judged: str
+    #: The inputs and the detector's tunables the deferred fields read; ``_measured`` is
+    #: False for a series too short or not in log space (every deferred field NaN, the
+    #: evidence empty, ``val_calm`` False).
+    _series: SeriesView = field(repr=False, compare=False)
+    _lr: SeriesView | None = field(repr=False, compare=False)
+    _val: SeriesView | None = field(repr=False, compare=False)
+    _calm_bounds: tuple[float, float, float] = field(repr=False, compare=False)
+    _measured: bool = field(repr=False, compare=False)
+
+    @deferred
+    def linear_swing_to_progress(self) -> float:
+        """Return the swing over the progress on the loss values (see
+        :attr:`~lossdoctor.features.SeriesView.linear_swing_to_progress`)."""
+        return self._series.linear_swing_to_progress if self._measured else float("nan")
+
+    @deferred
+    def _lr_profile(self) -> LRProfile:
+        return LRProfile(self._lr if self._measured else None)
+
+    @deferred
+    def lr_peak(self) -> float:
+        """Return the learning rate's peak (NaN without one)."""
+        return self._lr_profile.peak
+
+    @deferred
+    def lr_rel_end(self) -> float:
+        """Return the learning rate at the end as a share of its peak (NaN without one)."""
+        return self._lr_profile.rel_end
+
+    @deferred
+    def _calm(self) -> ValCalm:
+        if not self._measured:
+            nan = float("nan")
+            return ValCalm(nan, nan, nan, nan)
+        return val_calm(self._series, self._val)
+
+    @deferred
+    def val_fall(self) -> float:
+        """Return the validation loss's rank correlation with the step (see :class:`ValCalm`)."""
+        return self._calm.fall
+
+    @deferred
+    def val_best_share(self) -> float:
+        """Return where the validation loss's lowest point lies (0-1 of its steps)."""
+        return self._calm.best_share
+
+    @deferred
+    def val_swing_pct(self) -> float:
+        """Return the validation loss's own swing from point to point, in %."""
+        return 100 * (float(np.exp(self._calm.swing)) - 1)
+
+    @deferred
+    def val_swing_to_swing(self) -> float:
+        """Return the validation loss's swing over the training loss's swing."""
+        return self._calm.swing_to_swing
+
+    @deferred
+    def val_calm(self) -> bool:
+        """Return True when the validation loss falls steadily to its best at or near the
+        end while swinging little (see :func:`oscillation`)."""
+        if not self._measured:
+            return False
+        fall_max, best_min, swing_max = self._calm_bounds
+        calm = self._calm
+        return (
+            calm.fall <= fall_max
+            and calm.best_share >= best_min
+            and calm.swing_to_swing <= swing_max
+        )
+
+    @deferred
+    def evidence(self) -> Evidence:
+        """Return where the measurement points: the whole series, the swings in %, the
+        start and best levels (loss units) and the validation loss's swing and fall."""
+        series = self._series
+        if not self._measured:
+            return Evidence(series=self.judged, column=series.series.column)
+        calm = self._calm
+        numbers = {
+            "swing_pct": round(100 * (float(np.exp(self.swing)) - 1), 1),
+            "alternation_pct": round(100 * (float(np.exp(self.alternation)) - 1), 1),
+            "wave_pct": round(100 * (float(np.exp(self.wave)) - 1), 1),
+            "start_level": series.value_at(series.early_level),
+            "best_level": series.value_at(series.best_level),
+        }
+        if calm.swing == calm.swing:
+            numbers.update(
+                val_swing_pct=round(100 * (float(np.exp(calm.swing)) - 1), 1),
+                val_fall=round(calm.fall, 2),
+                val_best_share=round(calm.best_share, 2),
+            )
+        return Evidence(
+            series=self.judged,
+            column=series.series.column,
+            start_step=float(series.steps[0]),
+            end_step=float(series.steps[-1]),
+            numbers=numbers,
+        )
 
 
 @dataclass(frozen=True)
@@ -123,12 +219,12 @@ def oscillation(
     or later) while swinging at most ``val_swing_max`` times as much as the training
     loss: the training loss's swings are then the noise of its batches, not an unstable
     optimisation; ``val_swing_pct`` is the validation loss's own swing in %."""
+    role = series.series.role
+    bounds = (val_fall_max, val_best_min, val_swing_max)
     if series.n < MIN_POINTS or not series.log_space:
-        empty = Evidence(series=series.series.role, column=series.series.column)
-        nan = float("nan")
-        n = nan
+        n = float("nan")
         return Oscillation(
-            n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, False, empty
+            n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, n, role, series, lr, val, bounds, False
         )
     late = series.wave
     # a rolling median of a short run follows a swing slower than its few points; the
@@ -138,39 +234,11 @@ def oscillation(
     ratio = swing / max(progress, MIN_PROGRESS)
     alternate = alternation(series)
     level_swing, passes = level_swings(series)
-    lr_profile = LRProfile(lr)
-    calm = val_calm(series, val)
-    quiet_val = (
-        calm.fall <= val_fall_max
-        and calm.best_share >= val_best_min
-        and calm.swing_to_swing <= val_swing_max
-    )
-    numbers = {
-        "swing_pct": round(100 * (float(np.exp(swing)) - 1), 1),
-        "alternation_pct": round(100 * (float(np.exp(alternate)) - 1), 1),
-        "wave_pct": round(100 * (float(np.exp(late.persistent)) - 1), 1),
-        "start_level": series.value_at(series.early_level),
-        "best_level": series.value_at(series.best_level),
-    }
-    if calm.swing == calm.swing:
-        numbers.update(
-            val_swing_pct=round(100 * (float(np.exp(calm.swing)) - 1), 1),
-            val_fall=round(calm.fall, 2),
-            val_best_share=round(calm.best_share, 2),
-        )
-    evidence = Evidence(
-        series=series.series.role,
-        column=series.series.column,
-        start_step=float(series.steps[0]),
-        end_step=float(series.steps[-1]),
-        numbers=numbers,
-    )
     return Oscillation(
         swing=swing,
         swing_pct=100 * (float(np.exp(swing)) - 1),
         progress=progress,
         swing_to_progress=ratio,
-        linear_swing_to_progress=series.linear_swing_to_progress,
         alternation=alternate,
         alternation_pct=100 * (float(np.exp(alternate)) - 1),
         alternation_to_noise=alternate / max(series.noise, NOISE_FLOOR),
@@ -183,14 +251,12 @@ def oscillation(
         level_swing_pct=100 * (float(np.exp(level_swing)) - 1),
         level_passes=float(passes),
         level_to_noise=level_swing / max(series.noise, NOISE_FLOOR),
-        lr_peak=lr_profile.peak,
-        lr_rel_end=lr_profile.rel_end,
-        val_fall=calm.fall,
-        val_best_share=calm.best_share,
-        val_swing_pct=100 * (float(np.exp(calm.swing)) - 1),
-        val_swing_to_swing=calm.swing_to_swing,
-        val_calm=quiet_val,
-        evidence=evidence,
+        judged=role,
+        _series=series,
+        _lr=lr,
+        _val=val,
+        _calm_bounds=bounds,
+        _measured=True,
     )
 
 

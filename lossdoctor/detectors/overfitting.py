@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import Evidence, deferred, register_detector
 from lossdoctor.features import SeriesView, rolling_median, spearman
 from lossdoctor.robust import median
 
@@ -20,7 +20,11 @@ SMOOTH_FROM = 12
 @dataclass(frozen=True)
 class Overfitting:
     """The best logged validation point, how far validation rose after its smoothed
-    minimum, what training did."""
+    minimum, what training did.
+
+    The rise over the noise, its steadiness, what training did after it and the evidence
+    are computed when a rule first reads them (see :func:`~lossdoctor.detectors.deferred`):
+    a validation loss that did not rise fails every level on ``val_rise_pct`` first."""
 
     best_step: float
     best_value: float
@@ -29,13 +33,86 @@ class Overfitting:
     smoothed_note: str
     val_rise: float
     val_rise_pct: float
-    rise_to_noise: float
     points_after: int
     after_share: float
-    steadiness: float
-    train_drop_after: float
-    wasted_share: float
-    evidence: Evidence
+    #: The role of the series the evidence names (the validation loss).
+    judged: str
+    #: What the deferred fields read: the two series, the positions of the smoothed and
+    #: of the logged minimum and the validation loss's end level (nats); ``_measured`` is
+    #: False when the validation loss is too short to judge (every deferred field NaN, the
+    #: evidence empty).
+    _train: SeriesView = field(repr=False, compare=False)
+    _val: SeriesView = field(repr=False, compare=False)
+    _minima: tuple[int, int] = field(repr=False, compare=False)
+    _end_level: float = field(repr=False, compare=False)
+    _measured: bool = field(repr=False, compare=False)
+
+    @deferred
+    def rise_to_noise(self) -> float:
+        """Return the rise over the noise of one evaluation (see :func:`_over_noise`)."""
+        return _over_noise(self.val_rise, self._val.noise) if self._measured else float("nan")
+
+    @deferred
+    def steadiness(self) -> float:
+        """Return Spearman's rho of the validation loss from its smoothed minimum (-1..1)."""
+        if not self._measured:
+            return float("nan")
+        best, val = self._minima[0], self._val
+        return spearman(val.steps[best:], val.y[best:])
+
+    @deferred
+    def _train_after(self) -> tuple[float, float]:
+        """Return how much training fell after the smoothed minimum (nats) and the share of
+        training steps after the best logged validation step (0-1); NaN when unknown."""
+        nan = float("nan")
+        train = self._train
+        if not self._measured or not (
+            train.n >= MIN_VAL_POINTS and train.log_space and train.span > 0
+        ):
+            return nan, nan
+        train_drop = nan
+        at_best = train.y[np.searchsorted(train.steps, self.smoothed_best_step, side="right") - 1 :]
+        window = max(1, train.n // 20)
+        if at_best.shape[0] > window:
+            train_drop = median(at_best[:window]) - train.end_level
+        wasted = float(np.clip((train.steps[-1] - self.best_step) / train.span, 0.0, 1.0))
+        return train_drop, wasted
+
+    @deferred
+    def train_drop_after(self) -> float:
+        """Return how much training fell after the validation loss's minimum (nats)."""
+        return self._train_after[0]
+
+    @deferred
+    def wasted_share(self) -> float:
+        """Return the share of training steps (0-1) after the best logged validation step."""
+        return self._train_after[1]
+
+    @deferred
+    def evidence(self) -> Evidence:
+        """Return where the rise is: from the best logged validation step to the end, with
+        the levels (loss units), the rise in % and the share of training wasted in %."""
+        val = self._val
+        if not self._measured:
+            return Evidence(series=self.judged, column=val.series.column)
+        nan = float("nan")
+        wasted = self.wasted_share
+        return Evidence(
+            series=self.judged,
+            column=val.series.column,
+            start_step=self.best_step,
+            end_step=float(val.steps[-1]),
+            line=val.series.line_of(int(val.index[self._minima[1]])),
+            numbers={
+                "best_value": self.best_value,
+                "smoothed_best_step": self.smoothed_best_step,
+                "smoothed_best_level": self.smoothed_best_value,
+                "end_level": val.value_at(self._end_level),
+                "last_value": float(val.values[-1]),
+                "val_rise_pct": round(100 * (float(np.exp(self.val_rise)) - 1), 1),
+                "wasted_pct": round(100 * wasted, 1) if wasted == wasted else nan,
+            },
+        )
 
 
 @register_detector("overfitting")
@@ -51,9 +128,11 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
     training fell after it (nats) and the share of training steps (0-1) spent after the
     best logged validation step."""
     nan = float("nan")
+    role = val.series.role
     if val.n < MIN_VAL_POINTS or not val.log_space or val.span <= 0:
-        empty = Evidence(series=val.series.role, column=val.series.column)
-        return Overfitting(nan, nan, nan, nan, "", nan, nan, nan, 0, nan, nan, nan, nan, empty)
+        return Overfitting(
+            nan, nan, nan, nan, "", nan, nan, 0, nan, role, train, val, (0, 0), nan, False
+        )
     smooth = rolling_median(val.y, SMOOTH_POINTS) if val.n >= SMOOTH_FROM else val.y
     best = int(np.argmin(smooth))
     smoothed_step = float(val.steps[best])
@@ -79,33 +158,6 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
             f" {val.value_at(end_level):.4g} at the end, {end}; last logged {last_value:.4g})"
         )
     rise = end_level - float(smooth[best])
-    points_after = val.n - 1 - best
-    after_share = float((val.steps[-1] - smoothed_step) / val.span)
-    steadiness = spearman(val.steps[best:], val.y[best:])
-    train_drop = nan
-    wasted = nan
-    if train.n >= MIN_VAL_POINTS and train.log_space and train.span > 0:
-        at_best = train.y[np.searchsorted(train.steps, smoothed_step, side="right") - 1 :]
-        window = max(1, train.n // 20)
-        if at_best.shape[0] > window:
-            train_drop = median(at_best[:window]) - train.end_level
-        wasted = float(np.clip((train.steps[-1] - best_step) / train.span, 0.0, 1.0))
-    evidence = Evidence(
-        series=val.series.role,
-        column=val.series.column,
-        start_step=best_step,
-        end_step=float(val.steps[-1]),
-        line=val.series.line_of(int(val.index[logged])),
-        numbers={
-            "best_value": best_value,
-            "smoothed_best_step": smoothed_step,
-            "smoothed_best_level": smoothed_value,
-            "end_level": val.value_at(end_level),
-            "last_value": last_value,
-            "val_rise_pct": round(100 * (float(np.exp(rise)) - 1), 1),
-            "wasted_pct": round(100 * wasted, 1) if wasted == wasted else nan,
-        },
-    )
     return Overfitting(
         best_step=best_step,
         best_value=best_value,
@@ -114,13 +166,14 @@ def overfitting(train: SeriesView, val: SeriesView) -> Overfitting:
         smoothed_note=note,
         val_rise=rise,
         val_rise_pct=100 * (float(np.exp(rise)) - 1),
-        rise_to_noise=_over_noise(rise, val.noise),
-        points_after=points_after,
-        after_share=after_share,
-        steadiness=steadiness,
-        train_drop_after=train_drop,
-        wasted_share=wasted,
-        evidence=evidence,
+        points_after=val.n - 1 - best,
+        after_share=float((val.steps[-1] - smoothed_step) / val.span),
+        judged=role,
+        _train=train,
+        _val=val,
+        _minima=(best, logged),
+        _end_level=end_level,
+        _measured=True,
     )
 
 

@@ -412,7 +412,10 @@ def evaluate(
                 continue
             # every input the detector cannot do without is in ``views`` (``needed`` above)
             measured = measure(spec, plan, input_roles[: len(spec.inputs)])
-            role = measured.evidence.series or input_roles[0]
+            # a measurement whose evidence is deferred names its series in ``judged``
+            # (reading ``evidence`` would build it on a run where no level holds)
+            judged = getattr(measured, "judged", None)
+            role = (measured.evidence.series if judged is None else judged) or input_roles[0]
             x_kind = views[role].series.x_kind if role in views else "step"
             found = _finding(rule, measured, role, x_kind)
             if found:
