@@ -104,6 +104,8 @@ class Divergence:
 
     @deferred
     def _lr_profile(self) -> LRProfile:
+        """Return the learning rate's profile at the best level (all NaN without one or
+        when not measured)."""
         if self._coarse is None:
             return LRProfile(None)
         return LRProfile(self._lr, self.best_step)

@@ -67,6 +67,7 @@ class Oscillation:
 
     @deferred
     def _lr_profile(self) -> LRProfile:
+        """Return the learning rate's profile (all NaN without one or when not measured)."""
         return LRProfile(self._lr if self._measured else None)
 
     @deferred
@@ -81,6 +82,8 @@ class Oscillation:
 
     @deferred
     def _calm(self) -> ValCalm:
+        """Return how the validation loss behaves beside the training loss (see
+        :func:`val_calm`; all NaN when not measured)."""
         if not self._measured:
             nan = float("nan")
             return ValCalm(nan, nan, nan, nan)
