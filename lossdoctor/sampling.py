@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossdoctor.arrays import unique_ints
 from lossdoctor.model import BoolArray, FloatArray, IntArray
 from lossdoctor.robust import robust_sigma, rolling_median
 
@@ -29,6 +30,10 @@ OUTLIER_FLOOR = 0.01
 SAMPLE_TREND_WINDOW = 201
 #: Buckets handled at a time in the full-resolution pass (bounds temporary memory).
 BLOCK_BUCKETS = 1 << 16
+#: How far (relative to the trend's magnitude and the bar) the bounds a bucket's values are
+#: first compared with are widened: far more than the rounding of the log, the exponential
+#: and the differences, so no bucket past the bar is missed.
+SLACK = 1e-9
 
 
 def sample_stride(n_finite: int, limit: int = JUDGE_MAX_POINTS) -> int:
@@ -87,9 +92,36 @@ def _with_ends(picks: IntArray, n_finite: int, where: IntArray | None) -> IntArr
 def _extremes(values: FloatArray, trend: FloatArray, bar: float, *, log_space: bool) -> IntArray:
     """Return, per bucket of ``values`` (one bucket per trend level), the offset of the point
     furthest from the trend when it is more than ``bar`` away, else 0.  In log space the
-    trend is a log level and only each bucket's lowest and highest values are logged."""
+    trend is a log level.
+
+    A bucket's most extreme points are looked for only in the buckets holding a value past
+    the bar (a comparison of every value with its bucket's bounds, widened by far more than
+    their rounding, finds them: outliers are few); those buckets are then measured as
+    :func:`_bucket_extremes` measures every bucket, so the offsets are the same."""
     rows = trend.shape[0]
-    grid = values.reshape(rows, -1)
+    size = values.shape[0] // rows
+    grid = values.reshape(rows, size)
+    with np.errstate(all="ignore"):
+        slack = SLACK * (np.abs(trend) + bar)
+        high, low = trend + bar - slack, trend - bar + slack
+        if log_space:
+            high, low = np.exp(high), np.exp(low)
+        above = np.flatnonzero(grid > high[:, None])
+        below = np.flatnonzero(grid < low[:, None])
+    offsets = np.zeros(rows, dtype=np.int64)
+    if above.shape[0] or below.shape[0]:
+        near = unique_ints(np.concatenate((above, below)) // size)
+        offsets[near] = _bucket_extremes(grid[near], trend[near], bar, log_space=log_space)
+    return offsets
+
+
+def _bucket_extremes(
+    grid: FloatArray, trend: FloatArray, bar: float, *, log_space: bool
+) -> IntArray:
+    """Return, per row of ``grid`` (a bucket per trend level), the offset of the point
+    furthest from the trend when it is more than ``bar`` away, else 0.  In log space only
+    each bucket's lowest and highest values are logged."""
+    rows = trend.shape[0]
     high, low = grid.argmax(axis=1), grid.argmin(axis=1)
     at = np.arange(rows)
     top, bottom = grid[at, high], grid[at, low]

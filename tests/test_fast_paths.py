@@ -261,6 +261,30 @@ def test_jsonl_bulk_takes_the_common_shape() -> None:
     assert list(bulk.columns.values()) == ["loss", "val_loss"]
     assert bulk.series["train"].n_nonfinite == 2
     assert bulk.series["val"].line_of(0) == 30_001
+    # a line a row: the rows' lines are a range, not an array of 40,000 numbers
+    assert isinstance(bulk.series["train"].lines, ConsecutiveLines)
+    assert bulk.series["train"].line_of(9) == 10
+
+
+def test_jsonl_read_in_bulk_pieces_keeps_its_lines_a_range() -> None:
+    """A JSON Lines log read in bulk a piece at a time (a file too large to read at once,
+    standard input) keeps its rows' lines as one range, and the points and lines are
+    those of the line-by-line reader; a piece the bulk reader leaves to the line-by-line
+    one makes them an array again, with the same lines."""
+    from lossdoctor.ingest.streamed import read_jsonl_blocks
+
+    rows = [json.dumps({"step": i, "loss": 5.0 - i / 1000}) + "\n" for i in range(30)]
+    pieces = ["".join(rows[:10]), "".join(rows[10:25]), "".join(rows[25:])]
+    text = "".join(pieces)
+    slow = read_jsonl(text, source="log.jsonl")
+    bulk = read_jsonl_blocks([p.encode() for p in pieces], source="log.jsonl", hints=None)
+    assert_same_run(bulk, slow)
+    assert isinstance(bulk.series["train"].lines, ConsecutiveLines)
+    assert bulk.series["train"].line_of(29) == 30
+    pieces[1] = pieces[1].replace('"loss": 4.99}', '"loss": "x"}', 1)  # not all numbers
+    mixed = read_jsonl_blocks([p.encode() for p in pieces], source="log.jsonl", hints=None)
+    assert_same_run(mixed, read_jsonl("".join(pieces), source="log.jsonl"))
+    assert not isinstance(mixed.series["train"].lines, ConsecutiveLines)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -918,3 +942,46 @@ def test_measurement_keys_are_never_given_twice(monkeypatch: pytest.MonkeyPatch)
     keys = [engine._key_number(("spikes", ("z", z))) for z in (6.0, 7.0, 8.0, 6.0)]
     assert len(set(keys)) == 4  # the third emptied the kept keys: 6.0 is numbered anew
     assert engine._key_number(("spikes", ("z", 6.0))) == keys[3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    size=st.integers(1, 12),
+    level=st.floats(-50, 50),
+    spread=st.floats(0, 3),
+    bar=st.floats(0, 2),
+    log_space=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+)
+def test_sample_outliers_found_as_every_bucket_measured(
+    rows: int,
+    size: int,
+    level: float,
+    spread: float,
+    bar: float,
+    log_space: bool,
+    seed: int,
+    ties: bool,
+) -> None:
+    """The sample's outlier picks, looked for only in buckets holding a value past the bar,
+    are those of every bucket measured (values on and beside the bounds included)."""
+    from lossdoctor.sampling import _bucket_extremes, _extremes
+
+    rng = np.random.default_rng(seed)
+    trend = level + rng.normal(0, 0.5, rows)
+    offsets = rng.normal(0, spread, (rows, size))
+    if ties:
+        offsets = np.round(offsets * 2) / 2
+    # values exactly on the bar, and one rounding away from it, in some buckets
+    edge = rng.random((rows, size)) < 0.2
+    offsets[edge] = np.sign(offsets[edge] + 0.5) * bar
+    y = trend[:, None] + offsets
+    values = np.exp(y) if log_space else y
+    if log_space and not np.all(values > 0):
+        return
+    nudged = np.nextafter(values, rng.choice([-np.inf, np.inf], values.shape))
+    for grid in (values, nudged):
+        fast = _extremes(grid.ravel(), trend, bar, log_space=log_space)
+        np.testing.assert_array_equal(fast, _bucket_extremes(grid, trend, bar, log_space=log_space))

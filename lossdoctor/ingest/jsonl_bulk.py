@@ -122,7 +122,7 @@ def jsonl_bulk_table(data: bytes, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Tab
         return None
     if fixes and not _set_non_finite(data, fixes, columns):
         return None  # a key whose only values are non-finite: not in the bulk schema
-    return Table(columns=columns, lines=np.arange(1, n_lines + 1, dtype=np.int64))
+    return Table(columns=columns, lines=ConsecutiveLines(1, n_lines))
 
 
 def jsonl_file_table(path: Path, *, schema_rows: int = BULK_SCHEMA_ROWS) -> Table | None:

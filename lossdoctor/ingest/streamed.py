@@ -28,7 +28,7 @@ import numpy as np
 from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.table import Column, Table
-from lossdoctor.model import Run
+from lossdoctor.model import ConsecutiveLines, Lines, Run
 from lossdoctor.safeio import (
     GZIP_MAGIC,
     MAX_WHOLE_BYTES,
@@ -487,9 +487,25 @@ class TableStack:
             order.update(dict.fromkeys(part.columns))
         columns = {name: _stack(name, parts) for name in order}
         lines = [p.lines for p in parts if p.lines is not None]
-        stacked = np.concatenate(lines) if len(lines) == len(parts) else None
+        stacked = _stacked_lines(lines) if len(lines) == len(parts) else None
         notes = [note for part in parts for note in part.notes]
         return Table(columns=columns, lines=stacked, notes=notes)
+
+
+def _stacked_lines(lines: list[Lines]) -> Lines:
+    """Return the source lines of stacked parts' rows: one range when every part's rows
+    are consecutive lines that follow the previous part's (a log read in bulk a piece
+    at a time), else the array of them all."""
+    first = lines[0]
+    if isinstance(first, ConsecutiveLines):
+        count = first.count
+        for part in lines[1:]:
+            if not isinstance(part, ConsecutiveLines) or part.first != first.first + count:
+                break
+            count += part.count
+        else:
+            return ConsecutiveLines(first.first, count)
+    return np.concatenate(lines)
 
 
 def _stack(name: str, parts: list[Table]) -> Column:
