@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from lossdoctor.arrays import all_finite
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Series
 from lossdoctor.robust import (
     bucket_medians,
@@ -101,9 +102,18 @@ class SeriesView:
         return np.isfinite(self.series.values)
 
     @cached_property
+    def all_finite(self) -> bool:
+        """Return True when no point of the whole series is NaN or infinite (told without
+        a mask of every point: the mask of a long series costs more than its sum)."""
+        return all_finite(self.series.values)
+
+    @cached_property
     def index(self) -> IntArray:
         """Return the positions (in the series) of the judged finite points."""
-        return judged_positions(self.series.values, self.max_points, finite=self.finite_mask)
+        values = self.series.values
+        if self.all_finite:
+            return judged_positions(values, self.max_points, all_finite=True)
+        return judged_positions(values, self.max_points, finite=self.finite_mask)
 
     @cached_property
     def steps(self) -> FloatArray:
@@ -123,6 +133,8 @@ class SeriesView:
     @cached_property
     def n_finite(self) -> int:
         """Return the number of finite points in the whole series."""
+        if self.all_finite:
+            return len(self.series)
         return int(np.count_nonzero(self.finite_mask))
 
     @property
@@ -138,10 +150,8 @@ class SeriesView:
         if not self.sampled:
             return np.ones(self.n, dtype=bool)
         stride = sample_stride(self.n_finite, self.max_points)
-        if self.n_finite == self.finite_mask.shape[0]:
-            rank = self.index  # every point finite: a point's rank is its position
-        else:
-            rank = (np.cumsum(self.finite_mask) - 1)[self.index]
+        # every point finite: a point's rank is its position
+        rank = self.index if self.all_finite else (np.cumsum(self.finite_mask) - 1)[self.index]
         return np.asarray(rank % stride == 0)
 
     @cached_property

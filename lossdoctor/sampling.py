@@ -43,20 +43,31 @@ def sample_stride(n_finite: int, limit: int = JUDGE_MAX_POINTS) -> int:
 
 
 def judged_positions(
-    values: FloatArray, limit: int = JUDGE_MAX_POINTS, *, finite: BoolArray | None = None
+    values: FloatArray,
+    limit: int = JUDGE_MAX_POINTS,
+    *,
+    finite: BoolArray | None = None,
+    all_finite: bool = False,
 ) -> IntArray:
     """Return the positions (ascending, in ``values``) of the points a series is judged on:
     every finite point when there are at most ``limit``; otherwise one point per bucket of
     ``ceil(n / limit)`` consecutive finite points (the bucket's first, or its most extreme
     point when that stands more than :data:`OUTLIER_Z` robust deviations off the trend),
-    and the first and last finite points.  ``finite`` is ``np.isfinite(values)`` when known."""
-    finite = np.isfinite(values) if finite is None else finite
-    n_finite = int(np.count_nonzero(finite))
-    if n_finite <= limit:
-        return np.flatnonzero(finite)
-    every = n_finite == values.shape[0]
-    where = None if every else np.flatnonzero(finite)
-    kept = values if every else values[finite]
+    and the first and last finite points.  ``finite`` is ``np.isfinite(values)`` when known;
+    ``all_finite``: every value is known to be finite (no mask is made)."""
+    if all_finite:
+        n_finite = values.shape[0]
+        if n_finite <= limit:
+            return np.arange(n_finite, dtype=np.int64)
+        every = True
+    else:
+        finite = np.isfinite(values) if finite is None else finite
+        n_finite = int(np.count_nonzero(finite))
+        if n_finite <= limit:
+            return np.flatnonzero(finite)
+        every = n_finite == values.shape[0]
+    where = None if every or finite is None else np.flatnonzero(finite)
+    kept = values if every or finite is None else values[finite]
     size = sample_stride(n_finite, limit)
     buckets = n_finite // size
     lowest = np.min(kept)

@@ -985,3 +985,25 @@ def test_sample_outliers_found_as_every_bucket_measured(
     for grid in (values, nudged):
         fast = _extremes(grid.ravel(), trend, bar, log_space=log_space)
         np.testing.assert_array_equal(fast, _bucket_extremes(grid, trend, bar, log_space=log_space))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=400),
+    limit=st.integers(2, 60),
+)
+def test_a_series_known_finite_is_judged_and_drawn_as_with_its_mask(
+    values: list[float], limit: int
+) -> None:
+    """A series known to hold only finite values is sampled and drawn without a mask of
+    every point, to the same positions and the same sparkline."""
+    from lossdoctor.reporters.sparkline import sparkline
+    from lossdoctor.sampling import judged_positions
+
+    array = np.array(values)
+    mask = np.isfinite(array)
+    np.testing.assert_array_equal(
+        judged_positions(array, limit, all_finite=True), judged_positions(array, limit, finite=mask)
+    )
+    for log in (False, True):
+        assert sparkline(array, log=log) == sparkline(array, log=log, finite=mask)

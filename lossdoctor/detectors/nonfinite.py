@@ -47,14 +47,16 @@ def non_finite(series: SeriesView) -> NonFinite:
     its number format (the evidence for an overflow).
     """
     values = series.series.values
-    good = series.finite_mask
     n = values.shape[0]
     count = n - series.n_finite
-    bad = ~good if count else good
+    # the mask of every point only where some is not finite (a long series' costs more)
+    good = series.finite_mask if count else np.ones(0, dtype=bool)
+    bad = ~good
     first = int(np.argmax(bad)) if count else -1
     first_step = float(series.series.steps[first]) if count else float("nan")
     line = series.series.line_of(first) if count else None
-    last_good = n - 1 - int(np.argmax(good[::-1])) if series.n_finite else -1
+    last_good = n - 1 - int(np.argmax(good[::-1])) if count else n - 1
+    last_good = last_good if series.n_finite else -1
     last_good_step = float(series.series.steps[last_good]) if last_good >= 0 else float("nan")
     last_bad = n - 1 - int(np.argmax(bad[::-1])) if count else -1
     last_step = float(series.series.steps[last_bad]) if count else float("nan")

@@ -122,7 +122,7 @@ def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) 
     values = series.values
     peak = peak_step = nan
     if view.n:
-        every = view.n_finite == len(series)
+        every = view.all_finite
         lowest = values if every else np.where(view.finite_mask, values, np.inf)
         highest = values if every else np.where(view.finite_mask, values, -np.inf)
         best_i = int(
@@ -150,7 +150,9 @@ def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) 
         best_step=best_step,
         last=last,
         perplexity=cross_entropy and view.log_space and best < PERPLEXITY_MAX_LOSS,
-        sparkline=sparkline(series.values, log=view.log_space, finite=view.finite_mask),
+        sparkline=sparkline(
+            series.values, log=view.log_space, finite=None if view.all_finite else view.finite_mask
+        ),
         peak=peak,
         peak_step=peak_step,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossdoctor.arrays import all_finite
 from lossdoctor.model import BoolArray, FloatArray
 from lossdoctor.robust import even_edges
 
@@ -16,7 +17,8 @@ def sparkline(
     values: FloatArray, width: int = 48, *, log: bool = False, finite: BoolArray | None = None
 ) -> str:
     """Return ``values`` drawn as at most ``width`` block characters (``finite``: which
-    values are finite, when known).
+    values are finite, when known; None: found here, without a mask of every value when
+    all are).
 
     Each character is one bucket of points, drawn at the bucket's maximum (so a
     one-point spike shows); a bucket holding NaN or Inf is drawn as ``×``.
@@ -26,8 +28,11 @@ def sparkline(
         return ""
     buckets = min(width, n)
     edges = even_edges(n, buckets)
-    finite = np.isfinite(values) if finite is None else finite
-    has_bad = ~np.logical_and.reduceat(finite, edges[:-1])
+    if finite is None and all_finite(values):
+        has_bad = np.zeros(buckets, dtype=bool)
+    else:
+        finite = np.isfinite(values) if finite is None else finite
+        has_bad = ~np.logical_and.reduceat(finite, edges[:-1])
     # fmax skips NaN; a bucket holding +Inf is drawn as a mark whatever its top
     tops = np.fmax.reduceat(values, edges[:-1])
     with np.errstate(all="ignore"):
