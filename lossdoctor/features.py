@@ -108,6 +108,13 @@ class SeriesView:
         return all_finite(self.series.values)
 
     @cached_property
+    def all_positive(self) -> bool:
+        """Return True when every point of the whole series is above zero (one pass: no
+        point then is zero, negative or NaN)."""
+        values = self.series.values
+        return bool(values.shape[0]) and bool(np.min(values) > 0)
+
+    @cached_property
     def index(self) -> IntArray:
         """Return the positions (in the series) of the judged finite points."""
         values = self.series.values

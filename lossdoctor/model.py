@@ -54,6 +54,11 @@ class ConsecutiveLines:
             if picked.shape != self.shape:
                 raise IndexError(f"a mask of {picked.shape[0]} rows for {self.count}")
             return np.flatnonzero(picked).astype(np.int64) + self.first
+        if picked.dtype.kind == "i":  # positions: their lines, without the array of all
+            positions = picked.astype(np.int64)
+            if positions.size and (positions.min() < -self.count or positions.max() >= self.count):
+                raise IndexError(f"a position out of {self.count} rows")
+            return np.where(positions < 0, positions + self.count, positions) + self.first
         return np.arange(self.first, self.first + self.count, dtype=np.int64)[picked]
 
     def __add__(self, offset: int) -> ConsecutiveLines:

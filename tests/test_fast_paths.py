@@ -1007,3 +1007,31 @@ def test_a_series_known_finite_is_judged_and_drawn_as_with_its_mask(
     )
     for log in (False, True):
         assert sparkline(array, log=log) == sparkline(array, log=log, finite=mask)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(-10, 10) | st.sampled_from([0.0, -0.0, -1.0, float("nan"), float("inf")]),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_loss_sign_detectors_answer_as_without_the_one_pass_look(values: list[float]) -> None:
+    """The negative-loss, zero-loss and masked-non-finite detectors give the same answer
+    whether or not the series was first found above zero everywhere in one pass."""
+    from lossdoctor.detectors.masked import masked_non_finite
+    from lossdoctor.detectors.negative import negative
+    from lossdoctor.detectors.zeroloss import zero_loss
+    from lossdoctor.features import SeriesView
+    from lossdoctor.model import Series
+
+    array = np.array(values)
+    steps = np.arange(array.shape[0], dtype=np.float64)
+    series = Series(role=TRAIN, column="loss", steps=steps, values=array)
+    for detector in (negative, zero_loss, masked_non_finite):
+        looked = SeriesView(series)
+        unlooked = SeriesView(series)
+        unlooked.__dict__["all_positive"] = False  # as if the one-pass look found nothing
+        assert repr(detector(looked)) == repr(detector(unlooked))
+    assert SeriesView(series).all_positive == bool((array > 0).all())

@@ -446,6 +446,9 @@ def test_consecutive_lines_index_as_the_array_of_their_lines():
     assert [lines[i] for i in range(-6, 6)] == [int(array[i]) for i in range(-6, 6)]
     np.testing.assert_array_equal(lines[mask], array[mask])
     np.testing.assert_array_equal(lines[positions], array[positions])
+    np.testing.assert_array_equal(lines[positions.reshape(2, 2)], array[positions.reshape(2, 2)])
+    np.testing.assert_array_equal(lines[np.array([], dtype=np.int64)], array[:0])
+    np.testing.assert_array_equal(lines[np.array([-6, 5], dtype=np.int32)], [2, 7])
     np.testing.assert_array_equal(lines[1:5:2], array[1:5:2])
     np.testing.assert_array_equal(np.asarray(lines + 10), array + 10)
     assert lines.tolist() == array.tolist()
@@ -460,6 +463,9 @@ def test_consecutive_lines_index_as_the_array_of_their_lines():
             lines[wrong]
     with pytest.raises(IndexError):
         lines[np.ones(5, dtype=bool)]
+    for outside in ([0, 6], [-7, 0]):
+        with pytest.raises(IndexError):
+            lines[np.array(outside)]
 
 
 def test_a_large_tables_rows_name_their_lines_without_an_array_of_them(tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def _zeros_after_nonzero(train: SeriesView, grad_norm: SeriesView | None) -> tup
     :data:`ROUNDED_BELOW`) and the step of the first of them (NaN: none).  A loss with no
     0.0 at all is found so in one look (a 10,000,000-point loss: a tenth of the work)."""
     losses = train.series.values
-    if not (losses == 0.0).any():
+    if train.all_positive or not (losses == 0.0).any():
         return 0, float("nan")
     nonzero = (losses != 0.0) & ~np.isnan(losses)
     first_nonzero = int(np.argmax(nonzero)) if nonzero.any() else losses.shape[0]

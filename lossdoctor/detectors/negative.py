@@ -26,7 +26,7 @@ def negative(series: SeriesView) -> Negative:
     """Return the count (points) and share (0-1) of values below zero and the minimum, over
     every finite point of the series."""
     values = series.series.values
-    below = values < 0
+    below = np.zeros(0, dtype=bool) if series.all_positive else values < 0
     count = int(np.count_nonzero(below))
     first = int(np.argmax(below)) if count else -1
     first_step = float(series.series.steps[first]) if count else float("nan")

@@ -54,9 +54,10 @@ def zero_loss(train: SeriesView, grad_norm: SeriesView | None = None) -> ZeroLos
     (median of the 5 non-zero points before it; NaN when the run starts at 0.0)."""
     values = train.series.values
     steps = train.series.steps
-    zero = values == 0.0
-    count = int(np.count_nonzero(zero))
     n = values.shape[0]
+    # a loss above zero everywhere (told in one pass) holds no zero to look for
+    zero = np.zeros(0, dtype=bool) if train.all_positive else values == 0.0
+    count = int(np.count_nonzero(zero))
     longest, start = longest_true_run(zero)
     nan = float("nan")
     grad_zero = grad_bad = nan
@@ -87,7 +88,7 @@ def zero_loss(train: SeriesView, grad_norm: SeriesView | None = None) -> ZeroLos
         zero_points=count,
         zero_share=count / n if n else 0.0,
         longest_zero_run=longest,
-        zero_from_start=bool(n and zero[0]),
+        zero_from_start=bool(count and zero[0]),
         grad_logged=logged,
         grad_zero_share=grad_zero,
         grad_nonfinite_share=grad_bad,

@@ -552,12 +552,12 @@ def table_to_run(
                 else f"{garbage} cells that are not numbers were"
             )
             notes.append(f"'{column}': {what} skipped")
-        mask = col.present
+        rows = _kept_rows(col.present)
         meta: dict[str, str] = {}
-        steps = _pick(row_steps, mask)
-        lines = None if table.lines is None else _pick_lines(table.lines, mask)
+        steps = row_steps if rows is None else row_steps[rows]
+        lines = table.lines if table.lines is None or rows is None else table.lines[rows]
         x_kind: XKind = "index" if is_index else choice.x_kind
-        values = _pick(col.values, mask)
+        values = col.values if rows is None else col.values[rows]
         if goes_back:  # (else every series' points are in step order as they are)
             points = order_points(steps, values, lines)
             steps, values, lines, meta = points.steps, points.values, points.lines, points.meta
@@ -622,6 +622,13 @@ def _pick(array: ArrayT, mask: BoolArray) -> ArrayT:
 def _pick_lines(lines: Lines, mask: BoolArray) -> Lines:
     """Return the lines of the rows ``mask`` keeps (``lines`` itself when it keeps all)."""
     return lines if mask.all() else lines[mask]
+
+
+def _kept_rows(mask: BoolArray) -> IntArray | None:
+    """Return the positions of the rows ``mask`` keeps, or None when it keeps every row (a
+    series then takes the table's arrays without a copy); found once for a series' steps,
+    values and lines."""
+    return None if mask.all() else np.flatnonzero(mask)
 
 
 #: TensorBoard's export file name: ``run-<run>-tag-<tag>``.
