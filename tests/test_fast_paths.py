@@ -1035,3 +1035,26 @@ def test_loss_sign_detectors_answer_as_without_the_one_pass_look(values: list[fl
         unlooked.__dict__["all_positive"] = False  # as if the one-pass look found nothing
         assert repr(detector(looked)) == repr(detector(unlooked))
     assert SeriesView(series).all_positive == bool((array > 0).all())
+
+
+def test_a_polars_column_with_nulls_is_a_column_with_nan_where_absent() -> None:
+    """The bulk readers' columns hold NaN under an empty cell (absent) and keep a logged NaN
+    as a point, from polars' own arrays (integers too), writable by a reader."""
+    pl = pytest.importorskip("polars")
+    from lossdoctor.ingest.delimited_bulk import float_column
+
+    for cells in (
+        pl.Series("loss", [1.5, None, float("nan"), None, 2.0]),
+        pl.Series("step", [1, None, 3, None, 5]),
+    ):
+        column = float_column(cells.rechunk())
+        assert column.present.tolist() == [True, False, True, False, True]
+        assert np.isnan(column.values[[1, 3]]).all()
+        assert column.values[0] in (1.5, 1.0)
+        assert column.values.flags.writeable
+        assert column.present.flags.writeable
+    chunked = pl.concat([pl.Series("x", [1.0, None]), pl.Series("x", [None, 4.0])], rechunk=False)
+    column = float_column(chunked)
+    assert column.present.tolist() == [True, False, False, True]
+    assert np.isnan(column.values[1:3]).all()
+    assert column.values[3] == 4.0

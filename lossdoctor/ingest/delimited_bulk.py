@@ -101,8 +101,10 @@ def float_column(cells: pl.Series) -> Column:
         values = values.copy()  # a view of polars' memory: a reader may set values later
     if not cells.null_count():
         return Column(values=values, present=np.ones(values.shape[0], dtype=bool))
-    present = np.array(cells.is_not_null().to_numpy(), dtype=bool)
-    values[~present] = np.nan
+    # polars' own arrays: ``values`` holds NaN under every null already
+    present = np.asarray(cells.is_not_null().to_numpy(), dtype=bool)
+    if not present.flags.writeable:
+        present = present.copy()
     return Column(values=values, present=present)
 
 
