@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lossdoctor.config import Settings
 from lossdoctor.engine.evaluate import evaluate
@@ -12,10 +12,12 @@ from lossdoctor.engine.loader import load_rules
 from lossdoctor.engine.schema import Rule
 from lossdoctor.errors import ConfigError, InputError, NotALogError
 from lossdoctor.ingest import ColumnHints, read_runs, read_source
-from lossdoctor.ingest.streamed import SpooledInput
 from lossdoctor.model import FileNote
 from lossdoctor.report import Report, RunReport
 from lossdoctor.sources import is_url
+
+if TYPE_CHECKING:
+    from lossdoctor.ingest.streamed import SpooledInput
 
 
 def diagnose_source(

@@ -39,6 +39,12 @@ INFLATE_MAX_RATIO = 100
 INFLATE_FLOOR_BYTES = 64 << 20
 #: Bytes sniffed from the start of a file before deciding how to read it.
 SNIFF_BYTES = 1 << 16
+#: Inputs from this size on are streamed (smaller ones are read whole: 8 MiB); see
+#: :mod:`lossdoctor.ingest.streamed`.
+STREAM_MIN_BYTES = 8 << 20
+#: JSON Lines files from this size on take the bulk path (smaller ones do not import
+#: polars); see :mod:`lossdoctor.ingest.jsonl_bulk`.
+BULK_MIN_BYTES = 1 << 20
 #: Digits of an integer field converted at the most (Python refuses beyond 4,300).
 MAX_INT_DIGITS = 18
 GZIP_MAGIC = b"\x1f\x8b"

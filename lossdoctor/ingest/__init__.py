@@ -13,20 +13,19 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lossdoctor.errors import InputError, NotALogError
 from lossdoctor.ingest import delimited
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.delimited import TableLayout, decode_text, read_delimited, table_layout
-from lossdoctor.ingest.jsonl_bulk import BULK_MIN_BYTES, read_jsonl_bulk
-from lossdoctor.ingest.jsonlike import read_json, read_jsonl
-from lossdoctor.ingest.streamed import STREAM_MIN_BYTES, SpooledInput
 from lossdoctor.model import FileNote, Run
 from lossdoctor.safeio import (
+    BULK_MIN_BYTES,
     GZIP_MAGIC,
     SNIFF_BYTES,
     SQLITE_MAGIC,
+    STREAM_MIN_BYTES,
     JSONTooDeep,
     gunzip_capped,
     json_loads,
@@ -34,6 +33,12 @@ from lossdoctor.safeio import (
     read_whole,
     stat_input,
 )
+
+if TYPE_CHECKING:
+    from lossdoctor.ingest.streamed import SpooledInput
+
+# The readers of each format (JSON, JSON Lines, event files, streamed and spooled input)
+# are imported where a format is told, not here: a check of a CSV file imports neither.
 
 __all__ = ["ColumnHints", "read_bytes", "read_run", "read_runs", "read_source"]
 
@@ -72,7 +77,7 @@ def _from_utf16(data: bytes, source: str) -> bytes:
 
 def read_stdin(stream: BinaryIO, source: str = "-") -> bytes | SpooledInput:
     """Return the bytes of a log piped to ``stream``, or, from
-    :data:`~lossdoctor.ingest.streamed.STREAM_MIN_BYTES` on, the temporary file they were
+    :data:`~lossdoctor.safeio.STREAM_MIN_BYTES` on, the temporary file they were
     spooled to (the caller removes it); a binary stream is refused from its first bytes.
 
     Raises :class:`InputError` naming ``source``.
@@ -93,7 +98,7 @@ def _may_be_binary(head: bytes) -> bool:
     """Return True when ``head`` starts a format that holds NUL bytes legitimately (gzip,
     UTF-16, TFRecord, a W&B or SwanLab run file)."""
     from lossdoctor.ingest.leveldblog import log_ident
-    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord
 
     return (
         head.startswith(GZIP_MAGIC)
@@ -133,15 +138,12 @@ def read_bytes(
 
     Raises :class:`InputError` with a one-line reason when it holds no loss log.
     """
-    from lossdoctor.ingest.tfevents import (
-        EventScalars,
-        looks_like_tfrecord,
-        read_event_bytes,
-        scalars_to_run,
-    )
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord
 
     data = _from_utf16(gunzip_capped(data, source), source)
     if looks_like_tfrecord(data):
+        from lossdoctor.ingest.tfevents import EventScalars, read_event_bytes, scalars_to_run
+
         scalars = EventScalars()
         read_event_bytes(data, scalars, source=source)
         return scalars_to_run(scalars, source=source, hints=hints)
@@ -156,6 +158,8 @@ def read_bytes(
     if layout is not None:
         return read_delimited(data, layout, source=source, hints=hints)
     if len(data) >= BULK_MIN_BYTES:
+        from lossdoctor.ingest.jsonl_bulk import read_jsonl_bulk
+
         bulk = read_jsonl_bulk(data, source=source, hints=hints)
         if bulk is not None:
             return bulk
@@ -165,6 +169,8 @@ def read_bytes(
         return read_text_log_bytes(data, source=source, hints=hints, strict=strict)
     text = decode_text(data)
     head = text.lstrip()
+    from lossdoctor.ingest.jsonlike import read_json, read_jsonl
+
     if head[:1] in ("{", "["):
         from lossdoctor.ingest.textforms import opens_json
 
@@ -233,6 +239,8 @@ def _read_text_form(data: bytes, *, source: str, hints: ColumnHints | None) -> R
 
     head = decode_text(data[:HEAD_BYTES])
     if _jsonl_after_text(head):
+        from lossdoctor.ingest.jsonlike import read_jsonl
+
         return read_jsonl(decode_text(data), source=source, hints=hints)
     if head.lstrip()[:1] == "{":
         return None
@@ -353,7 +361,7 @@ def read_runs(
         one = read_bytes(whole, source=source, hints=hints, strict=strict)
     if data is not None:
         return one.runs()  # spooled stdin: no folder to find a config.json in
-    from lossdoctor.ingest.metadata import with_config
+    from lossdoctor.ingest.configs import with_config
 
     return [with_config(each, path) for each in one.runs()]
 
@@ -386,7 +394,7 @@ def written_lines(
     line, and whether an unfinished last line (no newline yet) was left out; ``data`` is
     stdin's bytes, else ``source`` is read.  A folder, a URL, a binary or compressed file,
     and a log large enough to be streamed (spooled stdin, a file from
-    :data:`~lossdoctor.ingest.streamed.STREAM_MIN_BYTES` on) give (``data``, False): they
+    :data:`~lossdoctor.safeio.STREAM_MIN_BYTES` on) give (``data``, False): they
     are read as they are.
 
     Raises :class:`InputError` naming ``source`` for an unreadable file."""

@@ -28,13 +28,11 @@ from lossdoctor.ingest.frameworks import reshapes
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import Column, Table, table_to_run
 from lossdoctor.model import ConsecutiveLines, Run
-from lossdoctor.safeio import json_loads
+from lossdoctor.safeio import BULK_MIN_BYTES, json_loads
 
 if TYPE_CHECKING:
     import polars as pl
 
-#: Files from this size on take the bulk path (smaller ones do not import polars).
-BULK_MIN_BYTES = 1 << 20
 #: Lines polars first infers the columns from (all lines when that misses some).
 BULK_SCHEMA_ROWS = 1000
 #: Files up to this size are read by polars from the file at once (larger ones a piece

@@ -89,19 +89,6 @@ def _config_vocab(config: Path) -> int | None:
     return None
 
 
-def with_config(run: Run, path: Path) -> Run:
-    """Return ``run`` read from ``path`` with what the configuration files beside it say:
-    a Hugging Face trainer state records the vocabulary size of its ``config.json``, and
-    a trainer state or LLaMA-Factory ``trainer_log.jsonl`` the schedule and precision of
-    the ``training_args.yaml`` beside it (the one rule for a file named on the command
-    line and for a run folder found in a walk)."""
-    if run.reader == "hf-trainer-state":
-        run = with_vocab(run, vocab_from_config(path))
-    elif path.name != "trainer_log.jsonl":
-        return run
-    return with_facts(run, facts_beside(path))
-
-
 def with_vocab(run: Run, vocab: int | None) -> Run:
     """Return ``run`` whose training series records ``vocab`` (no-op for None)."""
     if vocab is None:

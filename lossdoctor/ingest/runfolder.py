@@ -98,7 +98,7 @@ def _read_one(unit: RunUnit, *, label: str, hints: ColumnHints | None) -> list[R
     from lossdoctor.ingest.streamed import read_file
 
     path = unit.files[0]
-    from lossdoctor.ingest.metadata import with_config
+    from lossdoctor.ingest.configs import with_config
 
     note = f"read {path.relative_to(unit.root.parent).as_posix()}"
     runs = read_file(path, source=label, hints=hints, named=str(path)).runs()

@@ -33,6 +33,7 @@ from lossdoctor.safeio import (
     GZIP_MAGIC,
     MAX_WHOLE_BYTES,
     READ_CHUNK,
+    STREAM_MIN_BYTES,
     GunzipStream,
     inflate_cap,
     open_regular,
@@ -40,8 +41,6 @@ from lossdoctor.safeio import (
     too_large,
 )
 
-#: Inputs from this size on are streamed (smaller ones are read whole: 8 MiB).
-STREAM_MIN_BYTES = 8 << 20
 #: Bytes of whole lines parsed at a time (4 MiB).
 BLOCK_BYTES = 4 << 20
 #: A line longer than this stops a streamed read with an error (64 MiB).
@@ -303,14 +302,11 @@ def read_large(
     )
     from lossdoctor.ingest.delimited import decode_text
     from lossdoctor.ingest.textforms import is_text_form
-    from lossdoctor.ingest.tfevents import (
-        EventScalars,
-        looks_like_tfrecord,
-        read_event_stream,
-        scalars_to_run,
-    )
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord
 
     if looks_like_tfrecord(head):
+        from lossdoctor.ingest.tfevents import EventScalars, read_event_stream, scalars_to_run
+
         scalars = EventScalars()
         read_event_stream(read, head, scalars, source=source)
         return scalars_to_run(scalars, source=source, hints=hints)

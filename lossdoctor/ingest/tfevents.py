@@ -24,25 +24,21 @@ from lossdoctor.errors import InputError
 from lossdoctor.ingest.columns import ColumnHints
 from lossdoctor.ingest.provenance import mark_smoothing
 from lossdoctor.ingest.table import series_run
+from lossdoctor.ingest.tfrecord import (
+    FOOTER_BYTES,
+    HEADER_BYTES,
+    looks_like_tfrecord,
+    masked_crc,
+)
+from lossdoctor.ingest.tfrecord import mask as _mask
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
 from lossdoctor.safeio import open_regular
 from lossdoctor.wording import counted
 
-#: TFRecord header: uint64 length + uint32 masked CRC of the length.
-HEADER_BYTES = 12
-FOOTER_BYTES = 4
-_MASK_DELTA = 0xA282EAD8
 #: TensorProto dtypes of scalars: float, double, half, bfloat16, int32, int64.
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BFLOAT16, DT_HALF = 1, 2, 3, 9, 14, 19
 _SESSION_START = 1
 _SCALAR_DATA_CLASS = 1
-
-
-def masked_crc(data: bytes) -> int:
-    """Return TensorFlow's masked CRC-32C of ``data``."""
-    import google_crc32c
-
-    return int(_mask(np.array([google_crc32c.value(data)], dtype=np.uint32))[0])
 
 
 @dataclass
@@ -216,11 +212,6 @@ def _masked_crc_at(
         crc = table[(crc ^ raw[starts + offset]) & 0xFF] ^ (crc >> 8)
     crc ^= np.uint32(0xFFFFFFFF)
     return _mask(crc)
-
-
-def _mask(crc: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
-    """Return TensorFlow's mask of CRC-32C values (rotate right by 15, add a constant)."""
-    return np.asarray(((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA), dtype=np.uint32)
 
 
 def _u32_at(raw: npt.NDArray[np.uint8], starts: IntArray) -> npt.NDArray[np.uint32]:
@@ -573,14 +564,6 @@ def read_event_files(paths: list[Path], *, prefixes: list[str] | None = None) ->
         scalars.restarts += part.restarts
         scalars.notes.extend(part.notes)
     return scalars
-
-
-def looks_like_tfrecord(data: bytes) -> bool:
-    """Return True when ``data`` starts with a TFRecord header whose length CRC checks out."""
-    if len(data) < HEADER_BYTES:
-        return False
-    (length_crc,) = struct.unpack_from("<I", data, 8)
-    return bool(masked_crc(data[:8]) == length_crc)
 
 
 def scalars_to_run(scalars: EventScalars, *, source: str, hints: ColumnHints | None) -> Run:

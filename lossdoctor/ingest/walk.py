@@ -98,7 +98,7 @@ def _probe(path: Path) -> str | None:
             head = handle.read(PROBE_BYTES)
     except OSError as exc:
         return os_reason(exc)
-    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord
 
     if b"\x00" in head and not head.startswith(BINARY_LOG_MAGIC) and not looks_like_tfrecord(head):
         return "binary file, not a loss log"

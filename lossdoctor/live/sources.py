@@ -46,7 +46,7 @@ def binary_kind(head: bytes) -> str | None:
     if b"\x00" not in probe or probe[:2] in _UTF16_BOMS:
         return None
     from lossdoctor.ingest.leveldblog import log_ident
-    from lossdoctor.ingest.tfevents import looks_like_tfrecord
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord
     from lossdoctor.safeio import GZIP_MAGIC, SQLITE_MAGIC
 
     writer = log_ident(head)

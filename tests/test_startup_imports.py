@@ -1,0 +1,89 @@
+"""What a command imports at start: most of a small check's time is start-up, so a check
+imports the readers of the format it reads, the detectors of the rules it applies and
+the reporter of the output it writes, not every one (counted without timing: the
+modules a child process imported)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lossdoctor import synth as curves
+
+from conftest import write_csv
+
+#: Modules a JSON report of a CSV log has no use for: the terminal reporter (and rich),
+#: the readers of other formats, the configuration files of other logs' folders.
+NOT_FOR_A_CSV = (
+    "rich",
+    "lossdoctor.reporters.terminal",
+    "lossdoctor.ingest.tfevents",
+    "lossdoctor.ingest.jsonl_bulk",
+    "lossdoctor.ingest.jsonlike",
+    "lossdoctor.ingest.streamed",
+    "lossdoctor.ingest.metadata",
+    "lossdoctor.ingest.textlog",
+)
+
+
+def imported_by(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Return the finished ``lossdoctor ARGS`` run in ``cwd`` and the names of the modules
+    it imported (from ``python -X importtime``)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lossdoctor", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    names = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    return proc, names
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    steps, values = curves.healthy()
+    path = tmp_path / "run.csv"
+    write_csv(path, {"step": steps, "loss": values})
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown", "junit", "github", "summary-csv"])
+def test_a_machine_readable_check_of_a_csv_imports_no_other_reader_nor_rich(
+    tmp_path: Path, small_csv: Path, fmt: str
+) -> None:
+    proc, imported = imported_by(["check", "-f", fmt, str(small_csv)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lossdoctor.ingest.delimited" in imported  # the CSV reader did read it
+    assert sorted(imported & set(NOT_FOR_A_CSV)) == []
+
+
+def test_the_json_report_still_says_the_verdict(tmp_path: Path, small_csv: Path) -> None:
+    proc, _ = imported_by(["check", "-f", "json", str(small_csv)], tmp_path)
+    assert json.loads(proc.stdout)["runs"][0]["verdict"] == "healthy"
+
+
+def test_a_text_report_imports_the_terminal_reporter(tmp_path: Path, small_csv: Path) -> None:
+    # the guard above is no vacuous truth: the names are those of the modules imported
+    proc, imported = imported_by(["check", str(small_csv)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {"rich", "lossdoctor.reporters.terminal"} <= imported
+
+
+def test_a_json_lines_log_imports_its_reader(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    steps, values = curves.healthy()
+    path.write_text(
+        "".join(
+            json.dumps({"step": int(s), "loss": float(v)}) + "\n"
+            for s, v in zip(steps, values, strict=True)
+        )
+    )
+    proc, imported = imported_by(["check", "-f", "json", str(path)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["runs"][0]["reader"] == "jsonl"
+    assert "lossdoctor.ingest.jsonlike" in imported
+    assert "lossdoctor.ingest.tfevents" not in imported
