@@ -162,14 +162,14 @@ def select_rules(settings: Settings) -> list[Rule]:
     Raises :class:`~lossdoctor.errors.LossdoctorError` for bad rule files or settings.
     """
     from lossdoctor.config import apply_settings
-    from lossdoctor.detectors import load_builtin_detectors
+    from lossdoctor.detectors import DETECTORS
     from lossdoctor.engine.loader import builtin_rules_dir
 
     folders = [builtin_rules_dir(), *settings.rule_paths]
     for folder in settings.rule_paths:
         if not folder.is_dir():
             raise ConfigError(f"rule-paths: '{folder}' is not a folder", path=settings.path)
-    return apply_settings(load_rules(folders), settings, load_builtin_detectors())
+    return apply_settings(load_rules(folders), settings, DETECTORS)
 
 
 def make_context(

@@ -120,3 +120,35 @@ def test_conditions_compare_and_never_hold_on_nan():
 def test_every_detector_field_is_numeric_or_bool():
     for spec in load_builtin_detectors().values():
         assert spec.fields, spec.name
+
+
+def test_the_detector_module_table_names_where_each_detector_is_registered():
+    # a detector's module is imported on its first lookup by name (a check imports the
+    # detectors of the rules it applies): the table must say where each one is
+    from lossdoctor.detectors import BUILTIN
+
+    registry = load_builtin_detectors()
+    assert {name: (spec.raw or spec.func).__module__ for name, spec in registry.items()} == {
+        name: f"lossdoctor.detectors.{module}" for name, module in BUILTIN.items()
+    }
+
+
+def test_a_rule_made_without_its_input_kinds_is_judged_as_a_loaded_one():
+    # the engine tells which rules a run lacks the series for from the kinds the loader
+    # noted; a rule built another way (None) asks its detector, with the same result
+    from dataclasses import replace
+
+    from lossdoctor import synth
+    from lossdoctor.engine.evaluate import evaluate
+    from lossdoctor.model import Run, Series
+
+    steps, values = synth.healthy()
+    run = Run("run", "csv", {"train": Series("train", "loss", steps.astype(float), values)})
+    rules = load_rules()
+    assert all(rule.input_kinds is not None for rule in rules)
+    unnoted = [replace(rule, input_kinds=None) for rule in rules]
+    loaded, asked = evaluate(run, rules), evaluate(run, unnoted)
+    assert loaded.skipped == asked.skipped
+    assert ("LD205", "grad-norm-spikes", "no grad_norm series") in loaded.skipped
+    assert loaded.checked == asked.checked
+    assert [f.rule for f in loaded.findings] == [f.rule for f in asked.findings]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import inspect
 import typing
 from collections.abc import Callable
@@ -133,7 +134,56 @@ class DetectorSpec:
         return None
 
 
-DETECTORS: dict[str, DetectorSpec] = {}
+#: The module of this package that registers each built-in detector.  A detector's
+#: module is imported when a rule first measures with it (its measurement classes cost
+#: most of its import): a check imports only the detectors of the rules it applies.
+BUILTIN: dict[str, str] = {
+    "baseline_regression": "external",
+    "coverage": "coverage",
+    "decline": "decline",
+    "divergence": "divergence",
+    "epoch_pattern": "epochs",
+    "flatline": "flatline",
+    "grad_nonfinite": "gradnorm",
+    "grad_norm_spikes": "gradnorm",
+    "initial_loss": "initial",
+    "level_shift": "levelshift",
+    "loss_band": "initial",
+    "loss_reset": "reset",
+    "lr_schedule": "schedule",
+    "masked_non_finite": "masked",
+    "negative": "negative",
+    "non_finite": "nonfinite",
+    "oscillation": "oscillation",
+    "overfitting": "overfitting",
+    "plateau": "plateau",
+    "preference_chance": "objective",
+    "provenance": "provenance",
+    "resume_jump": "resume",
+    "reward_trend": "objective",
+    "spikes": "spikes",
+    "stall": "external",
+    "zero_loss": "zeroloss",
+}
+
+
+class DetectorRegistry(dict[str, DetectorSpec]):
+    """The registered detectors by name.  Looking up a built-in detector that is not
+    registered yet (``registry[name]``) imports its module (:data:`BUILTIN`) first;
+    ``in``, ``get`` and iteration see only the detectors registered so far."""
+
+    def __missing__(self, name: str) -> DetectorSpec:
+        module = BUILTIN.get(name)
+        if module is None:
+            raise KeyError(name)
+        importlib.import_module(f"{__name__}.{module}")
+        spec = self.get(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+
+DETECTORS: dict[str, DetectorSpec] = DetectorRegistry()
 
 #: Keyword parameters filled from the run's context (command-line facts), not by rules:
 #: ``chance_loss`` (nats, ln of the vocabulary or class count), ``profile`` and
@@ -200,30 +250,17 @@ def measure(name: str, views: list[SeriesView], params: dict[str, Any]) -> Any:
 
 
 def load_builtin_detectors() -> dict[str, DetectorSpec]:
-    """Import the built-in detector modules and return the registry."""
-    from lossdoctor.detectors import (  # noqa: F401
-        coverage,
-        decline,
-        divergence,
-        epochs,
-        external,
-        flatline,
-        gradnorm,
-        initial,
-        levelshift,
-        masked,
-        negative,
-        nonfinite,
-        objective,
-        oscillation,
-        overfitting,
-        plateau,
-        provenance,
-        reset,
-        resume,
-        schedule,
-        spikes,
-        zeroloss,
-    )
-
+    """Import every built-in detector module and return the registry (every built-in
+    detector registered)."""
+    for module in sorted(set(BUILTIN.values())):
+        importlib.import_module(f"{__name__}.{module}")
     return DETECTORS
+
+
+def input_kinds(spec: DetectorSpec) -> tuple[str, ...]:
+    """Return what each series input of ``spec``'s detector is, in order: "required",
+    "optional", or "beside" (optional, read only as evidence beside the judged series)."""
+    return tuple(
+        "beside" if name in spec.beside else "optional" if name in spec.optional else "required"
+        for name in spec.inputs
+    )

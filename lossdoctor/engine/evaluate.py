@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lossdoctor.decimate import minmax_decimate
-from lossdoctor.detectors import DETECTORS, DetectorSpec, Evidence, load_builtin_detectors
+from lossdoctor.detectors import DETECTORS, DetectorSpec, Evidence, input_kinds
 from lossdoctor.engine.conditions import Condition
 from lossdoctor.engine.requires import waiting
 from lossdoctor.engine.schema import Cause, Rule
@@ -269,15 +269,11 @@ def _context_with_logged_vocab(
 
 @dataclass(frozen=True)
 class _Plan:
-    """How :func:`evaluate` applies a rule with its detector, worked out once (not on every
-    run): the detector's tunables with the rule's own, the measurement's cache key, and the
-    roles the rule judges and reads, as written (``roles[False]``) and for a log holding
-    only a validation loss (``roles[True]``)."""
+    """How :func:`evaluate` applies a rule, worked out once (not on every run): the roles
+    the rule judges and reads, as written (``roles[False]``) and for a log holding only a
+    validation loss (``roles[True]``).  Made from the rule's ``input_kinds``, without its
+    detector: a rule a run lacks the series for does not import it."""
 
-    params: dict[str, Any]
-    #: The measurement's cache key: one number per detector and tunables (a tuple of the
-    #: tunables would be hashed again on every run).
-    key: int
     roles: tuple[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], tuple[str, ...]]]
     #: The input roles the detector cannot do without, as ``roles``' inputs are.
     required: tuple[tuple[str, ...], tuple[str, ...]]
@@ -285,8 +281,21 @@ class _Plan:
     reads_train: bool
 
 
-#: id(rule) -> (rule, its detector, plan); emptied when it grows past _MAX_PLANS.
-_PLANS: dict[int, tuple[Rule, DetectorSpec, _Plan]] = {}
+@dataclass(frozen=True)
+class _Measuring:
+    """How :func:`evaluate` measures with a rule's detector, worked out once: the
+    detector's tunables with the rule's own and the measurement's cache key."""
+
+    params: dict[str, Any]
+    #: The measurement's cache key: one number per detector and tunables (a tuple of the
+    #: tunables would be hashed again on every run).
+    key: int
+
+
+#: id(rule) -> (rule, its input kinds, plan); emptied when it grows past _MAX_PLANS.
+_PLANS: dict[int, tuple[Rule, tuple[str, ...], _Plan]] = {}
+#: id(rule) -> (rule, its detector, how it measures); emptied as _PLANS is.
+_MEASURING: dict[int, tuple[Rule, DetectorSpec, _Measuring]] = {}
 _MAX_PLANS = 4096
 #: (detector, its tunables' items) -> the number that stands for them in cache keys
 #: (numbers are never given twice, so a key emptied out cannot meet an old plan's).
@@ -304,32 +313,45 @@ def _key_number(key: tuple[Any, ...]) -> int:
     return number
 
 
-def _required(inputs: tuple[str, ...], spec: DetectorSpec) -> tuple[str, ...]:
-    """Return the roles among a rule's ``inputs`` that ``spec``'s detector cannot do without."""
-    return tuple(
-        role for role, name in zip(inputs, spec.inputs, strict=False) if name not in spec.optional
-    )
+def _required(inputs: tuple[str, ...], kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the roles among a rule's ``inputs`` that its detector cannot do without
+    (``kinds``: what each of the detector's inputs is, see ``Rule.input_kinds``)."""
+    return tuple(role for role, kind in zip(inputs, kinds, strict=False) if kind == "required")
 
 
-def _plan(rule: Rule, spec: DetectorSpec) -> _Plan:
-    """Return the plan of ``rule`` measured by ``spec`` (made once, then kept)."""
+def _plan(rule: Rule) -> _Plan:
+    """Return the plan of ``rule`` (made once, then kept)."""
+    kinds = rule.input_kinds
+    if kinds is None:  # a rule made without the loader: its detector says
+        kinds = input_kinds(DETECTORS[rule.detector])
     kept = _PLANS.get(id(rule))
-    if kept is not None and kept[0] is rule and kept[1] is spec:
+    if kept is not None and kept[0] is rule and kept[1] == kinds:
         return kept[2]
-    beside = frozenset(i for i, name in enumerate(spec.inputs) if name in spec.beside)
-    params = {**spec.params, **rule.params}
+    beside = frozenset(i for i, kind in enumerate(kinds) if kind == "beside")
     roles = ((rule.series, rule.inputs), (_lone_val(rule.series), _lone_val(rule.inputs, beside)))
     plan = _Plan(
-        params=params,
-        key=_key_number((spec.name, *params.items())),
         roles=roles,
-        required=(_required(roles[0][1], spec), _required(roles[1][1], spec)),
+        required=(_required(roles[0][1], kinds), _required(roles[1][1], kinds)),
         reads_train=TRAIN in (rule.series or rule.inputs),
     )
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
-    _PLANS[id(rule)] = (rule, spec, plan)
+        _MEASURING.clear()
+    _PLANS[id(rule)] = (rule, kinds, plan)
     return plan
+
+
+def _measuring(rule: Rule, spec: DetectorSpec) -> _Measuring:
+    """Return how ``rule`` measures with ``spec``, its detector (made once, then kept)."""
+    kept = _MEASURING.get(id(rule))
+    if kept is not None and kept[0] is rule and kept[1] is spec:
+        return kept[2]
+    params = {**spec.params, **rule.params}
+    how = _Measuring(params=params, key=_key_number((spec.name, *params.items())))
+    if len(_MEASURING) >= _MAX_PLANS:
+        _MEASURING.clear()
+    _MEASURING[id(rule)] = (rule, spec, how)
+    return how
 
 
 def _lone_val(roles: tuple[str, ...], beside: frozenset[int] = frozenset()) -> tuple[str, ...]:
@@ -356,7 +378,6 @@ def evaluate(
 
     With ``partial`` the run is still in progress: a rule judges only once it has the
     evidence its ``[requires]`` table names, else it is listed in ``skipped`` as waiting."""
-    load_builtin_detectors()
     views = {role: SeriesView(series) for role, series in run.series.items()}
     findings: list[Finding] = []
     checked: list[tuple[str, str]] = []
@@ -366,11 +387,11 @@ def evaluate(
     context, vocab_note = _context_with_logged_vocab(run, context)
     measured_by: dict[tuple[Any, ...], Any] = {}
 
-    def measure(spec: DetectorSpec, plan: _Plan, roles: tuple[str, ...]) -> Any:
+    def measure(spec: DetectorSpec, how: _Measuring, roles: tuple[str, ...]) -> Any:
         # rules that share a detector, its inputs and its tunables share one measurement
         # (a detector is a pure function of them)
-        params = plan.params
-        key: tuple[Any, ...] = (plan.key, roles)
+        params = how.params
+        key: tuple[Any, ...] = (how.key, roles)
         if spec.context and context:
             extra = {k: context[k] for k in spec.context if k in context}
             params, key = {**params, **extra}, (*key, *extra.items())
@@ -385,8 +406,7 @@ def evaluate(
         for rule in rules:
             if rule.emitted_by:
                 continue  # made by a comparison or a live monitor, not by one run alone
-            spec = DETECTORS[rule.detector]
-            plan = _plan(rule, spec)
+            plan = _plan(rule)
             if rl_run and not rule.rl_loss and plan.reads_train:
                 skipped.append((rule.code, rule.name, "RL run: the loss is not a progress signal"))
                 continue
@@ -404,16 +424,18 @@ def evaluate(
                     skipped.append((rule.code, rule.name, next(iter(waits.values())) or ""))
                     continue
             checked.append((rule.code, rule.name))
+            spec = DETECTORS[rule.detector]  # its module imported by the first rule using it
+            how = _measuring(rule, spec)
             if series_roles:
                 for role in ready if partial else series_roles:
                     if role in views:
-                        measured = measure(spec, plan, (role,))
+                        measured = measure(spec, how, (role,))
                         found = _finding(rule, measured, role, views[role].series.x_kind)
                         if found:
                             findings.append(found)
                 continue
             # every input the detector cannot do without is in ``views`` (``needed`` above)
-            measured = measure(spec, plan, input_roles[: len(spec.inputs)])
+            measured = measure(spec, how, input_roles[: len(spec.inputs)])
             # a measurement whose evidence is deferred names its series in ``judged``
             # (reading ``evidence`` would build it on a run where no level holds)
             judged = getattr(measured, "judged", None)

@@ -13,7 +13,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from lossdoctor.detectors import DetectorSpec, load_builtin_detectors
+from lossdoctor.detectors import DetectorSpec, input_kinds, load_builtin_detectors
 from lossdoctor.engine.conditions import Condition, parse_condition
 from lossdoctor.engine.requires import REQUIRES_INTS, REQUIRES_SHARES, Requires
 from lossdoctor.engine.schema import SEVERITIES, Cause, Docs, Fix, Level, Rule
@@ -383,6 +383,7 @@ def parse_rule(data: dict[str, Any], path: Path, detectors: dict[str, DetectorSp
         emitted_by=_emitted_by(data, path),
         positive=_positive(data, path),
         rl_loss=rl_loss,
+        input_kinds=input_kinds(spec),
     )
     _check_placeholders(rule, spec, path)
     titles = {f.title for f in rule.fixes}

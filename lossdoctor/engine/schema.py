@@ -97,6 +97,11 @@ class Rule:
     #: True when the rule is meaningful on the loss of a reinforcement-learning run too
     #: (GRPO/PPO losses are not progress signals: other loss rules skip those runs).
     rl_loss: bool = False
+    #: What each series input of the rule's detector is ("required", "optional" or
+    #: "beside": :func:`~lossdoctor.detectors.input_kinds`), noted when the rule is loaded:
+    #: the engine tells which rules a run lacks the series for without importing their
+    #: detectors.  None: asked of the detector.
+    input_kinds: tuple[str, ...] | None = None
 
     @property
     def default_severity(self) -> str:
