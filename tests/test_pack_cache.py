@@ -163,3 +163,63 @@ def test_a_cache_file_that_cannot_be_put_in_place_leaves_nothing_behind(tmp_path
     assert write_pickles(tmp_path / "entry.pickle", {"key": 1}, [1, 2]) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.pickle"]
     assert write_pickles(tmp_path / "other.pickle", {"key": 1}) is True
+
+
+# The user's cache folder is worked out without importing platformdirs where every
+# platformdirs release agrees, and asked of platformdirs in every other case.
+LINUX_AND_MACOS_ENVIRONMENTS = [
+    {"HOME": "/home/ada"},
+    {"HOME": "/home/ada/"},
+    {"HOME": "/", "XDG_CACHE_HOME": ""},
+    {"HOME": "/home/ada", "XDG_CACHE_HOME": "/tmp/xdg-cache"},
+    {"HOME": "/home/ada", "XDG_CACHE_HOME": "/tmp/xdg cache/"},
+    {"HOME": "/home/ada", "XDG_CACHE_HOME": "   "},
+    {"XDG_CACHE_HOME": "/tmp/xdg-cache"},
+]
+
+
+def _environment(monkeypatch: pytest.MonkeyPatch, platform: str, env: dict[str, str]) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "platform", platform)
+    for name in ("HOME", "XDG_CACHE_HOME", "ANDROID_DATA", "ANDROID_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("env", LINUX_AND_MACOS_ENVIRONMENTS)
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_the_cache_folder_is_platformdirs_one(monkeypatch, platform, env):
+    import platformdirs
+    from platformdirs.macos import MacOS
+    from platformdirs.unix import Unix
+
+    _environment(monkeypatch, platform, env)
+    kind = Unix if platform == "linux" else MacOS
+    dirs = kind("lossdoctor", appauthor=False)
+    # platformdirs picked this machine's class at import: the one of ``platform`` answers
+    monkeypatch.setattr(platformdirs, "PlatformDirs", kind)
+    assert pack_cache.user_cache_dir() == dirs.user_cache_dir
+    assert pack_cache.cache_folder() == Path(dirs.user_cache_dir) / "rule-pack"
+
+
+@pytest.mark.parametrize(
+    ("platform", "env"),
+    [
+        ("win32", {"HOME": "/home/ada"}),
+        ("win32", {}),
+        ("linux", {}),  # no home: platformdirs looks the user up
+        ("linux", {"HOME": "relative/home"}),
+        ("linux", {"HOME": "/home/ada", "XDG_CACHE_HOME": "relative/cache"}),
+        ("linux", {"HOME": "/data", "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system"}),
+        ("darwin", {"HOME": "/Users/ada", "XDG_CACHE_HOME": "/tmp/xdg-cache"}),
+        ("freebsd14", {"HOME": "/home/ada"}),
+    ],
+)
+def test_other_cache_folders_are_asked_of_platformdirs(monkeypatch, platform, env):
+    import platformdirs
+
+    _environment(monkeypatch, platform, env)
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: f"asked {a} {k}")
+    assert pack_cache.user_cache_dir() == "asked ('lossdoctor',) {'appauthor': False}"

@@ -104,6 +104,18 @@ def test_the_json_report_still_says_the_verdict(tmp_path: Path, small_csv: Path)
     assert json.loads(proc.stdout)["runs"][0]["verdict"] == "healthy"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="platformdirs answers elsewhere")
+def test_the_rule_packs_cache_folder_is_found_without_platformdirs(
+    tmp_path: Path, small_csv: Path
+) -> None:
+    # the tests' $XDG_CACHE_HOME is an absolute path (conftest): lossdoctor's cache folder
+    # in it, as platformdirs says, without importing it
+    proc, imported = imported_by(["check", "-f", "json", str(small_csv)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lossdoctor.engine.pack_cache" in imported
+    assert "platformdirs" not in imported
+
+
 def test_a_text_report_imports_the_terminal_reporter(tmp_path: Path, small_csv: Path) -> None:
     # the guard above is no vacuous truth: the names are those of the modules imported
     proc, imported = imported_by(["check", str(small_csv)], tmp_path)
