@@ -8,7 +8,6 @@ file, the key and, where one is close, what was probably meant.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
@@ -195,6 +194,8 @@ def read_config_file(path: Path) -> Settings:
 def _load_toml(path: Path) -> dict[str, Any]:
     """Return the TOML document at ``path``; raise :class:`ConfigError` naming it (and the
     line of a syntax error) when it cannot be read or is not valid TOML."""
+    import tomllib  # here: a check with no configuration file reads no TOML
+
     try:
         text = path.read_bytes()[: 16 << 20].decode("utf-8")
         return tomllib.loads(text)

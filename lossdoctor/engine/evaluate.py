@@ -281,16 +281,11 @@ class _Plan:
     reads_train: bool
 
 
-@dataclass(frozen=True)
-class _Measuring:
-    """How :func:`evaluate` measures with a rule's detector, worked out once: the
-    detector's tunables with the rule's own and the measurement's cache key."""
-
-    params: dict[str, Any]
-    #: The measurement's cache key: one number per detector and tunables (a tuple of the
-    #: tunables would be hashed again on every run).
-    key: int
-
+#: How :func:`evaluate` measures with a rule's detector, worked out once: the detector's
+#: tunables with the rule's own, and the measurement's cache key: one number per detector
+#: and tunables (a tuple of the tunables would be hashed again on every run).  A tuple,
+#: not a class: a class costs more at start-up than a check of a small log saves with it.
+_Measuring = tuple[dict[str, Any], int]
 
 #: id(rule) -> (rule, its input kinds, plan); emptied when it grows past _MAX_PLANS.
 _PLANS: dict[int, tuple[Rule, tuple[str, ...], _Plan]] = {}
@@ -347,7 +342,7 @@ def _measuring(rule: Rule, spec: DetectorSpec) -> _Measuring:
     if kept is not None and kept[0] is rule and kept[1] is spec:
         return kept[2]
     params = {**spec.params, **rule.params}
-    how = _Measuring(params=params, key=_key_number((spec.name, *params.items())))
+    how = (params, _key_number((spec.name, *params.items())))
     if len(_MEASURING) >= _MAX_PLANS:
         _MEASURING.clear()
     _MEASURING[id(rule)] = (rule, spec, how)
@@ -390,8 +385,8 @@ def evaluate(
     def measure(spec: DetectorSpec, how: _Measuring, roles: tuple[str, ...]) -> Any:
         # rules that share a detector, its inputs and its tunables share one measurement
         # (a detector is a pure function of them)
-        params = how.params
-        key: tuple[Any, ...] = (how.key, roles)
+        params, number = how
+        key: tuple[Any, ...] = (number, roles)
         if spec.context and context:
             extra = {k: context[k] for k in spec.context if k in context}
             params, key = {**params, **extra}, (*key, *extra.items())

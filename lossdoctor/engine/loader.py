@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import tomllib
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -414,6 +413,8 @@ def _rule_from_bytes(
 ) -> Rule:
     """Return the rule in ``data``, the bytes of the TOML file at ``path`` (read as text
     the way ``Path.read_text`` reads it: UTF-8, any line end made ``\\n``)."""
+    import tomllib  # here: the checked pack is usually read back from the cache
+
     detectors = detectors if detectors is not None else load_builtin_detectors()
     try:
         table = tomllib.loads(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read())
