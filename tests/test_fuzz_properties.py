@@ -343,3 +343,16 @@ def test_the_atheris_target_lets_a_crash_through(monkeypatch: pytest.MonkeyPatch
 
 def _raises_input_error(data: bytes, **kwargs: Any) -> None:
     raise InputError("not a log", path="fuzz")
+
+
+@FEW
+@given(header=st.binary(min_size=8, max_size=8), tail=st.binary(max_size=20))
+def test_an_event_files_header_is_told_by_the_crc_google_crc32c_computes(header, tail):
+    # every input is sniffed for a TFRecord header without importing google_crc32c: the
+    # header's CRC is computed from a table, and must be the library's
+    from lossdoctor.ingest.tfrecord import looks_like_tfrecord, masked_crc
+
+    right = header + struct.pack("<I", masked_crc(header)) + tail
+    assert looks_like_tfrecord(right)
+    wrong = header + struct.pack("<I", masked_crc(header) ^ 1) + tail
+    assert not looks_like_tfrecord(wrong)

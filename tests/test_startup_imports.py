@@ -27,6 +27,9 @@ NOT_FOR_A_CSV = (
     "lossdoctor.ingest.streamed",
     "lossdoctor.ingest.metadata",
     "lossdoctor.ingest.textlog",
+    "lossdoctor.ingest.mlflow",
+    "lossdoctor.ingest.leveldblog",
+    "google_crc32c",
 )
 #: Detectors a check of a loss alone has no use for: those of rules made by comparisons
 #: and live monitors, and those of the rules that read a gradient norm, a learning rate

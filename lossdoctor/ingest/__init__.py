@@ -97,7 +97,7 @@ def read_stdin(stream: BinaryIO, source: str = "-") -> bytes | SpooledInput:
 def _may_be_binary(head: bytes) -> bool:
     """Return True when ``head`` starts a format that holds NUL bytes legitimately (gzip,
     UTF-16, TFRecord, a W&B or SwanLab run file)."""
-    from lossdoctor.ingest.leveldblog import log_ident
+    from lossdoctor.ingest.sniff import log_ident
     from lossdoctor.ingest.tfrecord import looks_like_tfrecord
 
     return (
@@ -111,7 +111,7 @@ def _may_be_binary(head: bytes) -> bool:
 def _table_layout(head: bytes, *, complete: bool) -> TableLayout | None:
     """Return the table layout of a text starting with ``head``, or None when the text is
     JSON, an MLflow metric file or not a table.  ``complete``: ``head`` is the whole text."""
-    from lossdoctor.ingest.mlflow import looks_like_metric_file
+    from lossdoctor.ingest.sniff import looks_like_metric_file
     from lossdoctor.ingest.textforms import opens_json
 
     text = decode_text(head)
@@ -197,9 +197,11 @@ def read_bytes(
         pass
     else:
         return read_json(scalar, source=source, hints=hints)
-    from lossdoctor.ingest.mlflow import looks_like_metric_file, read_metric_file
+    from lossdoctor.ingest.sniff import looks_like_metric_file
 
     if looks_like_metric_file(text):
+        from lossdoctor.ingest.mlflow import read_metric_file
+
         return read_metric_file(text, source=source, hints=hints)
     layout = table_layout(text, complete=True)
     if layout is not None:
@@ -217,7 +219,7 @@ def _jsonl_after_text(head: str) -> bool:
 
 def _read_binary_log(data: bytes, *, source: str, hints: ColumnHints | None) -> Run | None:
     """Return the run of a W&B or SwanLab run file, or None for other data."""
-    from lossdoctor.ingest.leveldblog import log_ident
+    from lossdoctor.ingest.sniff import log_ident
 
     writer = log_ident(data)
     if writer == "W&B":
@@ -252,7 +254,7 @@ def _plain_text_head(head: str) -> bool:
     it cannot be JSON (a JSON value would fail where the head fails), and its first lines,
     all in the head, make neither an MLflow metric file nor a table (the checks below in
     :func:`read_bytes` look at no more)."""
-    from lossdoctor.ingest.mlflow import looks_like_metric_file
+    from lossdoctor.ingest.sniff import looks_like_metric_file
 
     stripped = head.lstrip()
     if not stripped or stripped[:1] in ("{", "[") or head.count("\n") <= HEAD_LINES_LOOKED_AT:

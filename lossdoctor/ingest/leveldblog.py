@@ -14,12 +14,10 @@ import zlib
 from dataclasses import dataclass, field
 
 from lossdoctor.errors import InputError
+from lossdoctor.ingest.sniff import HEADER_LEN, log_ident
 
-HEADER_LEN = 7
 BLOCK_LEN = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-#: Known file idents: W&B and SwanLab.
-IDENTS = {b":W&B": "W&B", b":SWL": "SwanLab"}
 _TYPE_CRC = {kind: zlib.crc32(bytes([kind])) for kind in (FULL, FIRST, MIDDLE, LAST)}
 _HEAD = struct.Struct("<IHB")
 
@@ -31,11 +29,6 @@ class Records:
     payloads: list[bytes] = field(default_factory=list)
     bad: int = 0
     truncated: bool = False
-
-
-def log_ident(data: bytes) -> str | None:
-    """Return the writer ("W&B", "SwanLab") when ``data`` starts with its file header."""
-    return IDENTS.get(data[:4]) if len(data) >= HEADER_LEN else None
 
 
 def read_records(data: bytes, *, source: str) -> Records:

@@ -12,17 +12,16 @@ import numpy as np
 
 from lossdoctor.errors import InputError, no_matching_run
 from lossdoctor.ingest.columns import ColumnHints
+from lossdoctor.ingest.sniff import METRIC_LINE
 from lossdoctor.ingest.table import series_run
 from lossdoctor.ingest.trackers import tracker_run
 from lossdoctor.model import FloatArray, Run
 from lossdoctor.safeio import is_regular_file, read_whole, sqlite_uri
 
 if TYPE_CHECKING:
-    # imported where a database is read: the sniffing of every log imports this module
+    # imported where a database is read
     import sqlite3
 
-#: A metric file line: ``<timestamp_ms> <value> <step>`` (old files omit the step).
-METRIC_LINE = re.compile(r"^\s*(\d+)\s+(\S+)(?:\s+(-?\d+))?\s*$")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _FLOAT_MAX = sys.float_info.max
 
@@ -50,12 +49,6 @@ def parse_metric_text(text: str, *, source: str) -> tuple[FloatArray, FloatArray
             ) from None
         steps.append(float(match.group(3) or 0))
     return np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
-
-
-def looks_like_metric_file(text: str) -> bool:
-    """Return True when every non-empty line of the first ones is ``ts value [step]``."""
-    lines = [ln for ln in text.split("\n", 50)[:50] if ln.strip()]
-    return bool(lines) and all(METRIC_LINE.match(ln) for ln in lines)
 
 
 def read_metric_file(text: str, *, source: str, hints: ColumnHints | None) -> Run:

@@ -29,6 +29,7 @@ from lossdoctor.ingest.tfrecord import (
     HEADER_BYTES,
     looks_like_tfrecord,
     masked_crc,
+    masked_crc_at,
 )
 from lossdoctor.ingest.tfrecord import mask as _mask
 from lossdoctor.model import BoolArray, FloatArray, IntArray, Run
@@ -152,7 +153,7 @@ def _frame(data: bytes) -> _Frames:
     lengths.append(np.array(walked_lengths, dtype=np.int64))
     head = np.concatenate(heads)
     length_arr = np.concatenate(lengths)
-    good = _masked_crc_at(raw, head, 8) == _u32_at(raw, head + 8)
+    good = masked_crc_at(raw, head, 8) == _u32_at(raw, head + 8)
     if not good.all():
         first = int(np.argmin(good))
         return _Frames(head[:first] + HEADER_BYTES, length_arr[:first], False, int(head[first]))
@@ -191,27 +192,6 @@ def _take_pattern(
             return None
         return heads[:count], expected[:count]
     return None
-
-
-@functools.cache
-def _crc_table() -> npt.NDArray[np.uint32]:
-    """Return the byte table of CRC-32C (Castagnoli, reflected)."""
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1)
-    return table.astype(np.uint32)
-
-
-def _masked_crc_at(
-    raw: npt.NDArray[np.uint8], starts: IntArray, width: int
-) -> npt.NDArray[np.uint32]:
-    """Return TensorFlow's masked CRC-32C of the ``width`` bytes at each of ``starts``."""
-    table = _crc_table()
-    crc = np.full(starts.shape[0], 0xFFFFFFFF, dtype=np.uint32)
-    for offset in range(width):
-        crc = table[(crc ^ raw[starts + offset]) & 0xFF] ^ (crc >> 8)
-    crc ^= np.uint32(0xFFFFFFFF)
-    return _mask(crc)
 
 
 def _u32_at(raw: npt.NDArray[np.uint8], starts: IntArray) -> npt.NDArray[np.uint32]:

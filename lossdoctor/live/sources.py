@@ -45,7 +45,7 @@ def binary_kind(head: bytes) -> str | None:
     probe = head[:BINARY_PROBE_BYTES]
     if b"\x00" not in probe or probe[:2] in _UTF16_BOMS:
         return None
-    from lossdoctor.ingest.leveldblog import log_ident
+    from lossdoctor.ingest.sniff import log_ident
     from lossdoctor.ingest.tfrecord import looks_like_tfrecord
     from lossdoctor.safeio import GZIP_MAGIC, SQLITE_MAGIC
 
