@@ -108,18 +108,26 @@ class SeriesView:
         return all_finite(self.series.values)
 
     @cached_property
+    def lowest(self) -> float:
+        """Return the lowest value of the whole series (NaN when it holds a NaN or no
+        point)."""
+        values = self.series.values
+        return float(np.min(values)) if values.shape[0] else float("nan")
+
+    @cached_property
     def all_positive(self) -> bool:
         """Return True when every point of the whole series is above zero (one pass: no
         point then is zero, negative or NaN)."""
-        values = self.series.values
-        return bool(values.shape[0]) and bool(np.min(values) > 0)
+        return self.lowest > 0
 
     @cached_property
     def index(self) -> IntArray:
         """Return the positions (in the series) of the judged finite points."""
         values = self.series.values
         if self.all_finite:
-            return judged_positions(values, self.max_points, all_finite=True)
+            # a sample's log space is told by the lowest value, shared with all_positive
+            lowest = self.lowest if values.shape[0] > self.max_points else None
+            return judged_positions(values, self.max_points, all_finite=True, lowest=lowest)
         return judged_positions(values, self.max_points, finite=self.finite_mask)
 
     @cached_property

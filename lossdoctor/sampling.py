@@ -48,13 +48,15 @@ def judged_positions(
     *,
     finite: BoolArray | None = None,
     all_finite: bool = False,
+    lowest: float | None = None,
 ) -> IntArray:
     """Return the positions (ascending, in ``values``) of the points a series is judged on:
     every finite point when there are at most ``limit``; otherwise one point per bucket of
     ``ceil(n / limit)`` consecutive finite points (the bucket's first, or its most extreme
     point when that stands more than :data:`OUTLIER_Z` robust deviations off the trend),
     and the first and last finite points.  ``finite`` is ``np.isfinite(values)`` when known;
-    ``all_finite``: every value is known to be finite (no mask is made)."""
+    ``all_finite``: every value is known to be finite (no mask is made), and ``lowest``
+    their lowest, when known."""
     if all_finite:
         n_finite = values.shape[0]
         if n_finite <= limit:
@@ -70,7 +72,7 @@ def judged_positions(
     kept = values if every or finite is None else values[finite]
     size = sample_stride(n_finite, limit)
     buckets = n_finite // size
-    lowest = np.min(kept)
+    lowest = np.min(kept) if lowest is None or not every else lowest
     log_space = bool(lowest > 0)
     regular = kept[: buckets * size : size]
     if regular.max() == lowest and np.max(kept) == lowest:

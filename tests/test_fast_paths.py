@@ -1002,11 +1002,14 @@ def test_a_series_known_finite_is_judged_and_drawn_as_with_its_mask(
 
     array = np.array(values)
     mask = np.isfinite(array)
+    by_mask = judged_positions(array, limit, finite=mask)
+    np.testing.assert_array_equal(judged_positions(array, limit, all_finite=True), by_mask)
+    lowest = float(array.min())
     np.testing.assert_array_equal(
-        judged_positions(array, limit, all_finite=True), judged_positions(array, limit, finite=mask)
+        judged_positions(array, limit, all_finite=True, lowest=lowest), by_mask
     )
     for log in (False, True):
-        assert sparkline(array, log=log) == sparkline(array, log=log, finite=mask)
+        assert sparkline(array, log=log, finite=True) == sparkline(array, log=log, finite=mask)
 
 
 @settings(max_examples=200, deadline=None)

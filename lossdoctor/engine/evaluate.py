@@ -151,7 +151,7 @@ def summarise(series: Series, view: SeriesView, *, cross_entropy: bool = False) 
         last=last,
         perplexity=cross_entropy and view.log_space and best < PERPLEXITY_MAX_LOSS,
         sparkline=sparkline(
-            series.values, log=view.log_space, finite=None if view.all_finite else view.finite_mask
+            series.values, log=view.log_space, finite=view.all_finite or view.finite_mask
         ),
         peak=peak,
         peak_step=peak_step,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossdoctor.arrays import all_finite
 from lossdoctor.model import BoolArray, FloatArray
 from lossdoctor.robust import even_edges
 
@@ -14,11 +13,14 @@ _GLYPHS = BLOCKS + NAN_MARK
 
 
 def sparkline(
-    values: FloatArray, width: int = 48, *, log: bool = False, finite: BoolArray | None = None
+    values: FloatArray,
+    width: int = 48,
+    *,
+    log: bool = False,
+    finite: BoolArray | bool | None = None,
 ) -> str:
     """Return ``values`` drawn as at most ``width`` block characters (``finite``: which
-    values are finite, when known; None: found here, without a mask of every value when
-    all are).
+    values are finite, when known; True: every value is, no mask is needed).
 
     Each character is one bucket of points, drawn at the bucket's maximum (so a
     one-point spike shows); a bucket holding NaN or Inf is drawn as ``×``.
@@ -28,10 +30,10 @@ def sparkline(
         return ""
     buckets = min(width, n)
     edges = even_edges(n, buckets)
-    if finite is None and all_finite(values):
+    if finite is True:
         has_bad = np.zeros(buckets, dtype=bool)
     else:
-        finite = np.isfinite(values) if finite is None else finite
+        finite = np.isfinite(values) if finite is None or finite is False else finite
         has_bad = ~np.logical_and.reduceat(finite, edges[:-1])
     # fmax skips NaN; a bucket holding +Inf is drawn as a mark whatever its top
     tops = np.fmax.reduceat(values, edges[:-1])
