@@ -98,3 +98,14 @@ def test_rolling_median_of_a_series_shorter_than_its_window():
     assert rolling_median(np.array([0.0]), 5).tolist() == [0.0]
     assert rolling_median(np.array([1.0, 3.0]), 7).tolist() == [2.0, 2.0]
     assert rolling_median(np.array([1.0, 9.0, 2.0, 8.0]), 3).tolist() == [5.0, 2.0, 8.0, 5.0]
+
+
+def test_span_evidence_spans_the_whole_series_and_names_its_role():
+    from lossdoctor.detectors import span_evidence
+
+    series = SeriesView(Series("train", "loss", np.array([5.0, 10, 20]), np.array([3.0, 2, 1])))
+    evidence = span_evidence(series, {"first_value": 3.0})
+    assert (evidence.series, evidence.column) == ("train", "loss")
+    assert (evidence.start_step, evidence.end_step) == (5.0, 20.0)
+    assert evidence.numbers == {"first_value": 3.0}
+    assert span_evidence(series, {}, role="val").series == "val"

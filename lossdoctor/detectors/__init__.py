@@ -84,6 +84,20 @@ def measurement_fields(result_type: type) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n not in ("evidence", "judged") and n[0] != "_"))
 
 
+def span_evidence(
+    series: SeriesView, numbers: dict[str, float], *, role: str | None = None
+) -> Evidence:
+    """Return evidence spanning the whole of ``series`` (its first to its last step) with
+    ``numbers``, naming ``role`` (the series' own role when None)."""
+    return Evidence(
+        series=series.series.role if role is None else role,
+        column=series.series.column,
+        start_step=float(series.steps[0]),
+        end_step=float(series.steps[-1]),
+        numbers=numbers,
+    )
+
+
 def known(**numbers: float) -> dict[str, float]:
     """Return the evidence numbers that are known: a context a log may not give (the chance
     loss without a vocabulary size, the peak learning rate without a logged rate) is NaN

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, register_detector
+from lossdoctor.detectors import Evidence, register_detector, span_evidence
 from lossdoctor.features import SeriesView, spearman
 
 MIN_POINTS = 5
@@ -55,12 +55,9 @@ def decline(series: SeriesView) -> Decline:
     top = max(series.start_level, series.early_level)
     progress = max(top - series.best_level, MIN_PROGRESS)
     linear_progress = series.value_at(top) - series.value_at(series.best_level)
-    evidence = Evidence(
-        series=series.series.role,
-        column=series.series.column,
-        start_step=float(series.steps[0]),
-        end_step=float(series.steps[-1]),
-        numbers={
+    evidence = span_evidence(
+        series,
+        {
             "first_value": float(series.values[0]),
             "last_value": float(series.values[-1]),
             "start_level": series.value_at(series.early_level),

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, deferred, known, register_detector
+from lossdoctor.detectors import (
+    Evidence,
+    deferred,
+    known,
+    register_detector,
+    span_evidence,
+)
 from lossdoctor.features import LRProfile, SeriesView, rolling_median, spearman
 from lossdoctor.robust import median
 
@@ -71,20 +77,15 @@ class Flatline:
         series = self._series
         if not self._measured:
             return Evidence(series=self.judged, column=series.series.column)
-        return Evidence(
-            series=self.judged,
-            column=series.series.column,
-            start_step=float(series.steps[0]),
-            end_step=float(series.steps[-1]),
-            numbers={
-                "first_value": float(series.values[0]),
-                "last_value": float(series.values[-1]),
-                "start_level": series.value_at(series.start_level),
-                "best_level": series.value_at(series.best_level),
-                "end_level": series.value_at(series.end_level),
-                **known(chance_loss=self.chance_loss, lr_peak=self.lr_peak),
-            },
-        )
+        numbers = {
+            "first_value": float(series.values[0]),
+            "last_value": float(series.values[-1]),
+            "start_level": series.value_at(series.start_level),
+            "best_level": series.value_at(series.best_level),
+            "end_level": series.value_at(series.end_level),
+            **known(chance_loss=self.chance_loss, lr_peak=self.lr_peak),
+        }
+        return span_evidence(series, numbers, role=self.judged)
 
 
 @register_detector("flatline")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossdoctor.detectors import Evidence, deferred, register_detector
+from lossdoctor.detectors import Evidence, deferred, register_detector, span_evidence
 from lossdoctor.features import LRProfile, SeriesView, spearman
 from lossdoctor.robust import band_passes, median, quantiles, robust_sigma
 
@@ -144,13 +144,7 @@ class Oscillation:
                 val_fall=round(calm.fall, 2),
                 val_best_share=round(calm.best_share, 2),
             )
-        return Evidence(
-            series=self.judged,
-            column=series.series.column,
-            start_step=float(series.steps[0]),
-            end_step=float(series.steps[-1]),
-            numbers=numbers,
-        )
+        return span_evidence(series, numbers, role=self.judged)
 
 
 @dataclass(frozen=True)
