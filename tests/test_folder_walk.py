@@ -319,3 +319,16 @@ def test_a_file_of_several_runs_is_named_as_the_walk_names_its_files(tmp_path, r
         "./runs/a.csv": "a run of its own",
         "./runs/sweep.csv": "3 runs",
     }
+
+
+def test_a_store_is_told_by_its_first_bytes_and_an_unreadable_path_is_not_one(tmp_path):
+    from lossdoctor.ingest.walk import _is_store, _starts_with
+
+    (tmp_path / "runs.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    (tmp_path / "export.parquet").write_bytes(b"PAR1" + bytes(100))
+    (tmp_path / "log.csv").write_text("step,loss\n1,2\n")
+    assert _is_store(tmp_path / "runs.db")
+    assert _is_store(tmp_path / "export.parquet")
+    assert not _is_store(tmp_path / "log.csv")
+    assert not _starts_with(tmp_path / "missing.db", b"SQLite")
+    assert not _starts_with(tmp_path, b"SQLite")  # a folder: not a regular file

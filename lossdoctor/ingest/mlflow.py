@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     # imported where a database is read
     import sqlite3
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 _FLOAT_MAX = sys.float_info.max
 
 

@@ -27,8 +27,9 @@ from lossdoctor.ingest.runnames import (
     no_match_reason,
     relabel,
 )
+from lossdoctor.ingest.sniff import IDENTS
 from lossdoctor.model import FileNote, Run
-from lossdoctor.safeio import SQLITE_MAGIC, os_reason
+from lossdoctor.safeio import GZIP_MAGIC, SQLITE_MAGIC, os_reason, read_head
 
 #: Suffixes of files that are never loss logs (weights, images, code, documents, configs).
 NOT_LOG_SUFFIXES = frozenset(
@@ -53,8 +54,8 @@ NOT_LOG_NAMES = (
 WANDB_DEBUG_LOGS = frozenset({"debug.log", "debug-internal.log", "debug-core.log"})
 #: Bytes read to tell a binary file (skipped unread) from text or a known binary log.
 PROBE_BYTES = 8192
-#: Binary starts of logs lossdoctor reads (gzip, SQLite).
-BINARY_LOG_MAGIC = (b"\x1f\x8b", SQLITE_MAGIC, b":W&B", b":SWL", PARQUET_MAGIC)
+#: Binary starts of logs lossdoctor reads (gzip, SQLite, W&B and SwanLab run files, Parquet).
+BINARY_LOG_MAGIC = (GZIP_MAGIC, SQLITE_MAGIC, *IDENTS, PARQUET_MAGIC)
 
 
 @dataclass
@@ -214,14 +215,8 @@ def _trackio_exports(loose: Sequence[Path]) -> list[tuple[Path, Path]]:
     out = []
     for path in loose:
         db = path.with_suffix(".db")
-        if path.suffix.lower() == ".parquet" and db in present:
-            try:
-                with db.open("rb") as handle:
-                    is_sqlite = handle.read(16).startswith(SQLITE_MAGIC)
-            except OSError:
-                is_sqlite = False
-            if is_sqlite:
-                out.append((path, db))
+        if path.suffix.lower() == ".parquet" and db in present and _starts_with(db, SQLITE_MAGIC):
+            out.append((path, db))
     return out
 
 
@@ -316,9 +311,13 @@ def _pick(
 def _is_store(path: Path) -> bool:
     """Return True when ``path`` is a database that may hold several named runs (SQLite:
     MLflow, trackio; Parquet: a trackio export)."""
+    return _starts_with(path, (SQLITE_MAGIC, PARQUET_MAGIC))
+
+
+def _starts_with(path: Path, magic: bytes | tuple[bytes, ...]) -> bool:
+    """Return True when the regular file ``path`` starts with ``magic`` (one of them, when
+    a tuple); False when it cannot be read."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
-    except OSError:
+        return read_head(path, str(path), size=16).startswith(magic)
+    except InputError:
         return False
-    return head.startswith((SQLITE_MAGIC, PARQUET_MAGIC))
