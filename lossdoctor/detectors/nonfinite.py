@@ -55,8 +55,10 @@ def non_finite(series: SeriesView) -> NonFinite:
     first = int(np.argmax(bad)) if count else -1
     first_step = float(series.series.steps[first]) if count else float("nan")
     line = series.series.line_of(first) if count else None
-    last_good = n - 1 - int(np.argmax(good[::-1])) if count else n - 1
-    last_good = last_good if series.n_finite else -1
+    if not series.n_finite:
+        last_good = -1
+    else:  # with every point finite, the last one
+        last_good = n - 1 - int(np.argmax(good[::-1])) if count else n - 1
     last_good_step = float(series.series.steps[last_good]) if last_good >= 0 else float("nan")
     last_bad = n - 1 - int(np.argmax(bad[::-1])) if count else -1
     last_step = float(series.series.steps[last_bad]) if count else float("nan")
