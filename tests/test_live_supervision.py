@@ -118,41 +118,38 @@ def test_run_keeps_the_command_alive_and_its_exit_code_when_diagnosis_fails(tmp_
     assert "still here" in result.output
 
 
-def test_sigterm_to_watch_prints_the_report_and_exits_143():
+def _no_mask() -> None:
+    return None
+
+
+def _sigint_blocked() -> None:
+    # some CI runners start jobs so; the mask is inherited through exec
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@pytest.mark.parametrize(
+    ("sig", "start", "code"),
+    [(signal.SIGTERM, _no_mask, 143), (signal.SIGINT, _sigint_blocked, 130)],
+    ids=["sigterm", "sigint-started-blocked"],
+)
+def test_a_signal_to_watch_prints_the_report_and_exits_128_plus_it(sig, start, code):
     watch = subprocess.Popen(
         [*LD, "watch", "--tee", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=ENV,
+        stderr=subprocess.PIPE, env=ENV, preexec_fn=start,
     )  # fmt: skip
     assert watch.stdin is not None
     assert watch.stderr is not None
     watch.stdin.write((_healthy_jsonl(200) + '{"step": 200, "loss": NaN}\n').encode())
     watch.stdin.flush()
     read_until(watch.stderr, b"LD101")  # every line read and judged (the NaN's alert)
-    watch.send_signal(signal.SIGTERM)
-    out, err = watch.communicate(timeout=120)
-    assert watch.returncode == 143, err
-    assert b"201 points" in out  # the report so far
-
-
-def test_sigint_to_watch_started_with_it_blocked_prints_the_report_and_exits_130():
-    watch = subprocess.Popen(
-        [*LD, "watch", "--tee", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=ENV,
-        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
-    )  # fmt: skip
-    assert watch.stdin is not None
-    assert watch.stderr is not None
-    watch.stdin.write((_healthy_jsonl(200) + '{"step": 200, "loss": NaN}\n').encode())
-    watch.stdin.flush()
-    read_until(watch.stderr, b"LD101")  # every line read and judged (the NaN's alert)
-    watch.send_signal(signal.SIGINT)
+    watch.send_signal(sig)
     try:
         out, err = watch.communicate(timeout=120)
-    except subprocess.TimeoutExpired:  # SIGINT never seen: end it, leave no pipe open
+    except subprocess.TimeoutExpired:  # the signal never seen: end it, leave no pipe open
         watch.kill()
         watch.communicate()
         raise
-    assert watch.returncode == 130, err
+    assert watch.returncode == code, err
     assert b"201 points" in out  # the report so far
 
 
